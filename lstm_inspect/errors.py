@@ -1,0 +1,35 @@
+"""The exceptions lstm-inspect raises for problems with its input.
+
+The CLI shows any of these as one line on stderr and exits non-zero; anything else
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class LstmInspectError(Exception):
+    """Base class: a problem with the user's input, with a message fit to show as is."""
+
+
+class FileNotFound(LstmInspectError):
+    """A path (checkpoint, shard, state file) does not exist or cannot be opened."""
+
+
+class UnsupportedFormat(LstmInspectError):
+    """The file is not one of the formats lstm-inspect reads."""
+
+
+class CorruptFile(LstmInspectError):
+    """The file is of a known format but truncated, inconsistent or fails its checksum."""
+
+
+class NoLSTMLayers(LstmInspectError):
+    """The file holds no LSTM layer, and the command needs one."""
+
+
+class UnknownName(LstmInspectError):
+    """A layer, gate or part name given by the user does not exist; the message lists valid ones."""
+
+
+class OutputError(LstmInspectError):
+    """The output file cannot be written."""

@@ -1,0 +1,100 @@
+"""Exporters: gate blocks to .npz, written block by block and atomically.
+
+An .npz is a zip of .npy members (numpy/lib/_npyio_impl.py savez). Writing the members one
+at a time, instead of handing np.savez every array at once, keeps at most one layer's
+tensors in memory; writing to a temporary file renamed into place leaves nothing behind
+when anything fails, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO
+
+import numpy as np
+
+from .api import Checkpoint
+from .errors import OutputError
+
+_SUFFIXES = (".weights.h5", ".keras", ".h5", ".hdf5", ".index")
+
+
+def default_output(source_path: str) -> str:
+    """`<checkpoint name>.gates.npz` in the current directory."""
+    name = os.path.basename(os.path.normpath(source_path))
+    if ".data-" in name:
+        name = name[: name.index(".data-")]
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return f"{name or 'checkpoint'}.gates.npz"
+
+
+@contextmanager
+def atomic_output(path: str) -> Iterator[IO[bytes]]:
+    """A file object that becomes `path` only if the block finishes without an exception."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise OutputError(f"{path}: directory {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=directory)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+@dataclass
+class ExportResult:
+    path: str
+    arrays: int = 0
+    bytes: int = 0
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "arrays": self.arrays, "bytes": self.bytes}
+
+
+def gate_arrays(
+    ckpt: Checkpoint, layers: Iterable[str] = (), gates: Iterable[str] = ()
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(key, array) for the default layout: `L/G/part`, `L/projection`, and 0-d `L/forget_bias`."""
+    current = None
+    for layer, block in ckpt.iter_blocks(layers, gates):
+        if layer is not current:
+            if current is not None:
+                yield f"{current.name}/forget_bias", np.array(current.spec.forget_bias, dtype=np.float32)
+                current.release()
+            current = layer
+        yield block.key, layer.read(block)
+    if current is not None:
+        yield f"{current.name}/forget_bias", np.array(current.spec.forget_bias, dtype=np.float32)
+        current.release()
+
+
+def write_npz(
+    path: str,
+    arrays: Iterable[tuple[str, np.ndarray]],
+    progress: Callable[[str, int], None] | None = None,
+) -> ExportResult:
+    """Write (key, array) pairs as an .npz that np.load reads, atomically."""
+    result = ExportResult(path)
+    with atomic_output(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, array in arrays:
+            with archive.open(key + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            result.arrays += 1
+            result.bytes += array.nbytes
+            if progress is not None:
+                progress(key, array.nbytes)
+    return result

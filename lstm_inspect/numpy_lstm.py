@@ -1,0 +1,75 @@
+"""A plain numpy LSTM over the canonical gate blocks: the equations of ../shared/LAYOUTS.md.
+
+It is the yardstick: tests run it over the split blocks and compare with the framework's
+own outputs, so it must follow those equations and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+ACTIVATIONS = {
+    "sigmoid": _sigmoid,
+    "tanh": np.tanh,
+    # Keras 1/2 and tf_keras: clip(0.2 x + 0.5, 0, 1) (tf_keras activations.py hard_sigmoid).
+    "hard_sigmoid": lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0.0),
+}
+
+
+def run_lstm(
+    gates: Mapping[str, Mapping[str, np.ndarray]],
+    x: np.ndarray,
+    forget_bias: float = 0.0,
+    projection: np.ndarray | None = None,
+    activation: str = "tanh",
+    recurrent_activation: str = "sigmoid",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run one LSTM layer over x [time, batch, input] from zero state.
+
+    gates: per canonical gate ("input", "forget", "cell", "output") its blocks "kernel",
+    "recurrent", "bias", and optionally "recurrent_bias" and "peephole".
+    Returns (h for every step [time, batch, out], final cell state [batch, units]), float64.
+    """
+    act, rec_act = ACTIVATIONS[activation], ACTIVATIONS[recurrent_activation]
+    g = {name: {part: np.asarray(v, dtype=np.float64) for part, v in blocks.items()} for name, blocks in gates.items()}
+    units = g["input"]["kernel"].shape[1]
+    batch = x.shape[1]
+    out_size = projection.shape[1] if projection is not None else units
+    h = np.zeros((batch, out_size))
+    c = np.zeros((batch, units))
+    outputs = []
+    peep = {name: g[name].get("peephole") for name in g}
+
+    def pre(name: str, xt: np.ndarray, h: np.ndarray) -> np.ndarray:
+        blocks = g[name]
+        z = xt @ blocks["kernel"] + h @ blocks["recurrent"]
+        if "bias" in blocks:
+            z = z + blocks["bias"]
+        if "recurrent_bias" in blocks:
+            z = z + blocks["recurrent_bias"]
+        return z
+
+    for xt in np.asarray(x, dtype=np.float64):
+        zi, zf, zc, zo = (pre(name, xt, h) for name in ("input", "forget", "cell", "output"))
+        if peep["input"] is not None:
+            zi = zi + peep["input"] * c
+        zf = zf + forget_bias
+        if peep["forget"] is not None:
+            zf = zf + peep["forget"] * c
+        c = rec_act(zf) * c + rec_act(zi) * act(zc)
+        if peep["output"] is not None:
+            zo = zo + peep["output"] * c
+        h = rec_act(zo) * act(c)
+        if projection is not None:
+            h = h @ np.asarray(projection, dtype=np.float64)
+        outputs.append(h)
+    return np.stack(outputs), c

@@ -1,0 +1,63 @@
+"""Open any supported file as a TensorStore: the one place that looks at file formats."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+from ..errors import FileNotFound, UnsupportedFormat
+from .base import LayerConfig, TensorInfo, TensorStore
+
+__all__ = ["LayerConfig", "TensorInfo", "TensorStore", "open_store"]
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def _head(path: str, n: int = 64) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except IsADirectoryError:
+        return b""
+    except OSError as e:
+        raise FileNotFound(f"{path}: cannot open ({e.strerror})") from None
+
+
+def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str = "native") -> TensorStore:
+    """Open a TF checkpoint (prefix, .index, .data-… or directory) or a Keras file.
+
+    verify: check CRC-32C checksums of what is read (TF checkpoints).
+    backend: "native" (default) or "tensorflow" (tf.train.load_checkpoint, for cross-checks).
+    """
+    path = os.fspath(path)
+    if backend == "tensorflow":
+        from .tf_backend import open_with_tensorflow
+
+        return open_with_tensorflow(path)
+    if backend != "native":
+        raise ValueError(f"unknown backend {backend!r}")
+    if not os.path.exists(path) and not os.path.exists(path + ".index"):
+        raise FileNotFound(f"{path}: no such file or checkpoint prefix")
+    if os.path.isfile(path):
+        head = _head(path)
+        if head.startswith(_LFS_POINTER):
+            raise UnsupportedFormat(
+                f"{path}: this is a Git LFS pointer, not the file itself; fetch the content with `git lfs pull`"
+            )
+        if head.startswith(_HDF5_SIGNATURE):
+            from .keras import open_keras_h5
+
+            return open_keras_h5(path)
+        if zipfile.is_zipfile(path) and not _is_tf_file(path):
+            from .keras import open_keras_zip
+
+            return open_keras_zip(path)
+    from .tf_bundle import open_checkpoint
+
+    return open_checkpoint(path, verify=verify)
+
+
+def _is_tf_file(path: str) -> bool:
+    base = os.path.basename(path)
+    return base.endswith(".index") or ".data-" in base

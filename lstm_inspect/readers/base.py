@@ -1,0 +1,75 @@
+"""What every reader returns, whatever the file format.
+
+A reader opens a file and lists its tensors (names, shapes, dtypes) without reading
+their values; `read(name)` reads one tensor's bytes and nothing else. Layer detection
+and everything after it see only this interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One stored tensor, described without reading its values.
+
+    name:   the logical name used by the rest of lstm-inspect ("rnn/basic_lstm_cell/kernel",
+            "enc/kernel" for a Keras layer named "enc").
+    shape:  the full shape (for a partitioned TF variable, the reassembled shape).
+    dtype:  a numpy dtype name: "float32", "float16", "bfloat16", "int64", "bool", "string", ...
+    source: where it sits in the file, for messages ("model_weights/enc/enc/lstm_cell/kernel:0");
+            equal to name when the file's own name is used.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    source: str = ""
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass
+class LayerConfig:
+    """What a model config (Keras) says about one layer, keyed by the layer's logical scope.
+
+    class_name: "LSTM", "CuDNNLSTM", ... ; config: the layer's config dict as stored
+    (units, activation, recurrent_activation, unit_forget_bias, ...).
+    """
+
+    class_name: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+class TensorStore(Protocol):
+    """An open file of tensors. Use as a context manager or call close()."""
+
+    path: str
+    format: str  # "tf-checkpoint", "keras-h5", "keras-v3", "keras-weights-h5"
+
+    def tensors(self) -> dict[str, TensorInfo]:
+        """All tensors, in file order, keyed by logical name. Reads no tensor data."""
+        ...
+
+    def read(self, name: str) -> np.ndarray:
+        """The full value of one tensor. Reads only that tensor's bytes."""
+        ...
+
+    def layer_configs(self) -> dict[str, LayerConfig]:
+        """Per logical layer scope, what the file's model config says; {} when it has none."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> TensorStore: ...
+
+    def __exit__(self, *exc: object) -> None: ...

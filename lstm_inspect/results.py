@@ -1,0 +1,216 @@
+"""Result objects: what `summary` and `split` found, as plain data with to_dict() for --json."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .api import Checkpoint, Layer
+from .detect import LayerSpec
+from .slicer import Block
+
+
+@dataclass
+class TensorLine:
+    name: str
+    shape: list[int]
+    explanation: str
+
+
+@dataclass
+class LayerSummary:
+    name: str
+    cell: str
+    framework: str
+    layout: str
+    gate_order: str  # the framework's own letters, in stored order: "ijfo"
+    gates: list[str]  # the same order in canonical names
+    input_size: int
+    units: int
+    recurrent_size: int
+    projection: int | None
+    peepholes: bool
+    forget_bias: float
+    activation: str
+    recurrent_activation: str
+    activation_source: str
+    params: int
+    dtype: str
+    pair: str | None
+    direction: str | None
+    tensors: list[TensorLine]
+
+
+@dataclass
+class VariableLine:
+    name: str
+    shape: list[int]
+    dtype: str
+    params: int
+    category: str
+
+
+@dataclass
+class Summary:
+    path: str
+    format: str
+    layers: list[LayerSummary]
+    variables: list[VariableLine]  # model variables that are not part of an LSTM layer
+    lstm_params: int
+    total_params: int  # every model variable, LSTM or not; no optimizer state or bookkeeping
+    optimizer_tensors: int
+    optimizer_params: int
+    bookkeeping: list[VariableLine]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def explain(spec: LayerSpec) -> list[TensorLine]:
+    """One line per stored tensor of the layer saying how its shape decomposes."""
+    u, layout = spec.units, spec.layout
+    gates = f"4 gates × {u} units"
+    recurrent = f"{spec.recurrent_size} {'projected ' if spec.projection_size else ''}recurrent"
+    lines = []
+    for role, info in spec.tensors.items():
+        if role == "kernel" and layout.fused_kernel:
+            text = f"[{spec.input_size} input + {recurrent}, {gates}]"
+        elif role == "kernel":
+            text = f"[{spec.input_size} input, {gates}]"
+        elif role == "recurrent_kernel":
+            text = f"[{u} recurrent, {gates}]"
+        elif role == "bias" and layout.biases == 2:
+            text = f"[2 (input-side, recurrent-side) × {gates}]"
+        elif role == "bias":
+            text = f"[{gates}]"
+        elif role.startswith("w_") and role.endswith("_diag"):
+            gate = {"i": "input", "f": "forget", "o": "output"}[role[2]]
+            text = f"[{u} units]: {gate}-gate peephole"
+        elif role == "projection/kernel":
+            text = f"[{u} units, {spec.projection_size} projected]"
+        else:  # Keras 1: one array per gate and part
+            part = {"W": "input kernel", "U": "recurrent kernel", "b": "bias"}[role[0]]
+            gate = {"i": "input", "c": "cell", "f": "forget", "o": "output"}[role[2]]
+            text = f"{gate}-gate {part}"
+        lines.append(TensorLine(info.name, list(info.shape), f"{role} {list(info.shape)} = {text}"))
+    return lines
+
+
+def summarize(ckpt: Checkpoint) -> Summary:
+    layers = [
+        LayerSummary(
+            name=s.name,
+            cell=s.cell,
+            framework=s.layout.framework,
+            layout=s.layout.key,
+            gate_order=s.layout.letters,
+            gates=list(s.layout.order),
+            input_size=s.input_size,
+            units=s.units,
+            recurrent_size=s.recurrent_size,
+            projection=s.projection_size,
+            peepholes=s.peepholes,
+            forget_bias=s.forget_bias,
+            activation=s.activation,
+            recurrent_activation=s.recurrent_activation,
+            activation_source=s.activation_source,
+            params=s.params,
+            dtype=s.dtype,
+            pair=s.pair,
+            direction=s.direction,
+            tensors=explain(s),
+        )
+        for s in (layer.spec for layer in ckpt.layers)
+    ]
+
+    def line(v: object) -> VariableLine:
+        info = v.info
+        return VariableLine(info.name, list(info.shape), info.dtype, info.size, v.category)
+
+    model = [line(v) for v in ckpt.variables if v.category == "model"]
+    optimizer = [v for v in ckpt.variables if v.category == "optimizer"]
+    lstm_params = sum(layer.params for layer in layers)
+    return Summary(
+        path=ckpt.path,
+        format=ckpt.format,
+        layers=layers,
+        variables=model,
+        lstm_params=lstm_params,
+        total_params=lstm_params + sum(v.params for v in model),
+        optimizer_tensors=len(optimizer),
+        optimizer_params=sum(v.info.size for v in optimizer),
+        bookkeeping=[line(v) for v in ckpt.variables if v.category == "bookkeeping"],
+    )
+
+
+@dataclass
+class BlockStats:
+    gate: str | None
+    part: str
+    shape: list[int]
+    source: str
+    dtype: str
+    mean: float
+    std: float
+    min: float
+    max: float
+    l2: float
+    values: list | None = None
+
+
+@dataclass
+class LayerSplit:
+    name: str
+    cell: str
+    gate_order: str
+    forget_bias: float
+    blocks: list[BlockStats] = field(default_factory=list)
+
+
+@dataclass
+class SplitResult:
+    path: str
+    layers: list[LayerSplit]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def block_stats(layer: Layer, block: Block, values: bool = False) -> BlockStats:
+    array = layer.read(block)
+    data = array.astype(np.float64)
+    empty = data.size == 0
+    return BlockStats(
+        gate=block.gate,
+        part=block.part,
+        shape=list(block.shape),
+        source=block.source,
+        dtype=str(array.dtype),
+        mean=float(data.mean()) if not empty else 0.0,
+        std=float(data.std()) if not empty else 0.0,
+        min=float(data.min()) if not empty else 0.0,
+        max=float(data.max()) if not empty else 0.0,
+        l2=float(np.sqrt((data * data).sum())),
+        values=array.tolist() if values else None,
+    )
+
+
+def split(
+    ckpt: Checkpoint,
+    layers: Iterable[str] = (),
+    gates: Iterable[str] = (),
+    parts: Iterable[str] = (),
+    values: bool = False,
+) -> SplitResult:
+    """Per selected layer, gate and part: shape, where it was cut from, statistics (and values)."""
+    out: dict[str, LayerSplit] = {}
+    for layer, block in ckpt.iter_blocks(layers, gates, parts):
+        entry = out.get(layer.name)
+        if entry is None:
+            entry = out[layer.name] = LayerSplit(
+                layer.name, layer.spec.cell, layer.spec.layout.letters, layer.spec.forget_bias
+            )
+        entry.blocks.append(block_stats(layer, block, values))
+    return SplitResult(ckpt.path, list(out.values()))

@@ -1,0 +1,87 @@
+"""Gate slicing on hand-built tensors: each gate block lands where its layout says."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstm_inspect.api import Checkpoint
+from lstm_inspect.readers.base import TensorInfo
+
+
+class MemoryStore:
+    """A TensorStore over a dict of arrays, recording what was read."""
+
+    path = "memory"
+    format = "memory"
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+        self.reads: list[str] = []
+
+    def tensors(self):
+        return {k: TensorInfo(k, v.shape, str(v.dtype), k) for k, v in self.arrays.items()}
+
+    def read(self, name):
+        self.reads.append(name)
+        return self.arrays[name]
+
+    def layer_configs(self):
+        return {}
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+rng = np.random.default_rng(0)
+IN, U, P = 3, 4, 2
+
+
+def blocks(rows: int) -> dict[str, np.ndarray]:
+    return {g: rng.normal(size=(rows, U)).astype(np.float32) for g in ("input", "forget", "cell", "output")}
+
+
+def test_tf1_fused_kernel_ijfo_with_projection_and_peepholes():
+    wx, wh = blocks(IN), blocks(P)
+    b = {g: rng.normal(size=U).astype(np.float32) for g in wx}
+    order = ("input", "cell", "forget", "output")
+    kernel = np.concatenate([np.concatenate([wx[g], wh[g]], axis=0) for g in order], axis=1)
+    store = MemoryStore({
+        "rnn/lstm_cell/kernel": kernel,
+        "rnn/lstm_cell/bias": np.concatenate([b[g] for g in order]),
+        "rnn/lstm_cell/w_i_diag": np.full(U, 1.0, np.float32),
+        "rnn/lstm_cell/w_f_diag": np.full(U, 2.0, np.float32),
+        "rnn/lstm_cell/w_o_diag": np.full(U, 3.0, np.float32),
+        "rnn/lstm_cell/projection/kernel": np.ones((U, P), np.float32),
+        "other/kernel": np.zeros((2, 2), np.float32),
+    })
+    layer = Checkpoint(store).layer("rnn/lstm_cell")
+    for gate in order:
+        got = layer.gate(gate)
+        np.testing.assert_array_equal(got.kernel, wx[gate])
+        np.testing.assert_array_equal(got.recurrent, wh[gate])
+        np.testing.assert_array_equal(got.bias, b[gate])
+    assert layer.gate("f").peephole[0] == 2.0 and layer.gate("cell").peephole is None
+    sources = {(blk.gate, blk.part): blk.source for blk in layer.blocks()}
+    assert sources["forget", "kernel"] == "rnn/lstm_cell/kernel[0:3, 8:12]"
+    assert sources["forget", "recurrent"] == "rnn/lstm_cell/kernel[3:5, 8:12]"
+    assert layer.projection.shape == (U, P)
+    assert "other/kernel" not in store.reads
+
+
+def test_keras_cudnn_bias_halves_and_kernel_conversion():
+    kernel = rng.normal(size=(IN, 4 * U)).astype(np.float32)
+    recurrent = rng.normal(size=(U, 4 * U)).astype(np.float32)
+    bias = np.arange(8 * U, dtype=np.float32)
+    layer = Checkpoint(MemoryStore({"c/kernel": kernel, "c/recurrent_kernel": recurrent, "c/bias": bias})).layer("c")
+    forget = layer.gate("forget")  # second block in i, f, c, o
+    np.testing.assert_array_equal(forget.bias, bias[U : 2 * U])
+    np.testing.assert_array_equal(forget.recurrent_bias, bias[4 * U + U : 4 * U + 2 * U])
+    np.testing.assert_array_equal(forget.recurrent, recurrent[:, U : 2 * U].T)
+    block = kernel[:, U : 2 * U]
+    np.testing.assert_array_equal(forget.kernel, block.T.reshape(block.shape, order="F"))
