@@ -205,7 +205,8 @@ def _tf1(scope: str, roles: dict[str, TensorInfo]) -> LayerSpec | None:
     if cudnn:
         cell = "CudnnCompatibleLSTMCell"
     else:
-        cell = "LSTMCell" if has_peepholes or has_projection else "BasicLSTMCell/LSTMCell"
+        # Without peepholes or a projection the two cells store the same tensors.
+        cell = "LSTMCell" if has_peepholes or has_projection else "(Basic)LSTMCell"
     return LayerSpec(
         name=scope,
         cell=cell,
@@ -307,7 +308,8 @@ def _keras1(scope: str, roles: dict[str, TensorInfo], configs: dict[str, LayerCo
 
 
 _TF_DIRECTION = re.compile(r"^(?:(?P<prefix>.*)/)?(?P<dir>fw|bw)/(?P<rest>.+)$")
-_KERAS_DIRECTION = re.compile(r"^(?P<prefix>.+)/(?P<dir>forward|backward)$")
+# Keras logical names end in /forward, /backward; TF2 object checkpoints in /forward_layer, /backward_layer.
+_KERAS_DIRECTION = re.compile(r"^(?P<prefix>.+)/(?P<dir>forward|backward)(_layer)?$")
 
 
 def _pair_directions(layers: list[LayerSpec]) -> None:

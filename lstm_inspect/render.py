@@ -9,11 +9,29 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .results import SplitResult, Summary
+from .results import LayerSummary, SplitResult, Summary
+from .verify import VerifyResult
 
 
 def to_json(result: Summary | SplitResult) -> str:
     return json.dumps(result.to_dict(), indent=2)
+
+
+_FRAMEWORK = {"tensorflow": "TF", "keras": "Keras"}
+
+
+_ACTIVATION_SOURCE = {
+    "config": "from the model config",
+    "default": "the cell's fixed defaults; a custom activation would be code, not stored",
+    "unknown": "the file has no model config to say",
+}
+
+
+def _extras(layer: LayerSummary) -> str:
+    extras = [f"projection {layer.projection}"] if layer.projection else []
+    if layer.peepholes:
+        extras.append("peepholes")
+    return ", ".join(extras) or "-"
 
 
 def _shape(shape: list[int]) -> str:
@@ -30,39 +48,36 @@ def summary_renderable(summary: Summary) -> Group:
         parts.append(Text("No LSTM layers found."))
     else:
         table = Table(title="LSTM layers", title_justify="left")
+        # Layer names are what users pass to --layer: fold long text, never cut it.
+        table.add_column("layer", overflow="fold", ratio=3)
         for column, justify in (
-            ("layer", "left"),
             ("cell", "left"),
-            ("gate order", "left"),
+            ("gates", "left"),
             ("input", "right"),
             ("units", "right"),
-            ("recurrent", "right"),
-            ("projection", "right"),
-            ("peepholes", "left"),
-            ("forget_bias", "right"),
-            ("activations", "left"),
+            ("extras", "left"),
+            ("forget bias", "right"),
             ("params", "right"),
         ):
-            table.add_column(column, justify=justify)
+            table.add_column(column, justify=justify, overflow="fold", no_wrap=justify == "right")
         for layer in summary.layers:
             table.add_row(
                 layer.name,
-                f"{layer.cell} ({layer.framework})",
-                ", ".join(layer.gate_order),
+                f"{layer.cell} ({_FRAMEWORK[layer.framework]})",
+                "".join(layer.gate_order),
                 str(layer.input_size),
                 str(layer.units),
-                str(layer.recurrent_size),
-                str(layer.projection) if layer.projection else "-",
-                "yes" if layer.peepholes else "no",
+                _extras(layer),
                 f"{layer.forget_bias:g}",
-                f"{layer.recurrent_activation}/{layer.activation}",
                 _num(layer.params),
             )
         parts.append(table)
         for layer in summary.layers:
             order = ", ".join(f"{letter}={gate}" for letter, gate in zip(layer.gate_order, layer.gates))
-            lines = [f"{layer.name}: gates {order}"]
+            lines = [f"{layer.name}: {layer.input_size} inputs, {layer.units} units; gates {order}"]
             lines += [f"  {t.name}  {t.explanation}" for t in layer.tensors]
+            lines.append(f"  activations: {layer.recurrent_activation} (gates), {layer.activation} (cell)"
+                         f" — {_ACTIVATION_SOURCE[layer.activation_source]}")
             if layer.forget_bias and layer.layout.startswith("tf1"):
                 lines.append(f"  forget_bias {layer.forget_bias:g} is added at run time and is not stored")
             parts.append(Text("\n".join(lines)))
@@ -136,3 +151,40 @@ def split_renderable(result: SplitResult) -> Group:
 
 def print_renderable(renderable: object, console: Console | None = None) -> None:
     (console or Console()).print(renderable)
+
+
+def verify_renderable(result: VerifyResult) -> Group:
+    """Per layer and target, the largest |difference| from the numpy LSTM on the split blocks, the
+    tolerance and the verdict (or why the target did not run); then the overall verdict."""
+    table = Table(
+        title=f"{result.path}: max |difference| from the numpy LSTM on the split blocks "
+        f"(seed {result.seed}, {result.steps} steps, batch {result.batch})",
+        title_justify="left",
+    )
+    table.add_column("layer", overflow="fold")
+    table.add_column("target", no_wrap=True)
+    table.add_column("max |diff|", justify="right", no_wrap=True)
+    table.add_column("tolerance", justify="right", no_wrap=True)
+    table.add_column("result", overflow="fold")
+    for layer in result.layers:
+        rows = [(c.target, c.max_abs_diff, c.note) for c in layer.checks] or [("-", None, layer.note)]
+        for index, (target, diff, note) in enumerate(rows):
+            if diff is None:
+                verdict = note or "-"
+            else:
+                verdict = "ok" if diff <= layer.tolerance else "FAIL"
+            table.add_row(
+                layer.name if index == 0 else "",
+                target,
+                "-" if diff is None else f"{diff:.1e}",
+                f"{layer.tolerance:.1e}" if index == 0 else "",
+                verdict,
+                end_section=index == len(rows) - 1,
+            )
+    failures = result.failures()
+    if failures:
+        verdict = f"{len(failures)} check(s) exceed the tolerance."
+    else:
+        ran = sum(c.max_abs_diff is not None for layer in result.layers for c in layer.checks)
+        verdict = f"All {ran} checks within tolerance."
+    return Group(table, Text(verdict))

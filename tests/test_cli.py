@@ -1,0 +1,195 @@
+"""The command line, driven through CliRunner: golden output at a fixed width, JSON contracts,
+and one test per error a user can hit (one line on stderr, non-zero exit, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lstm_inspect.cli import main
+
+from .conftest import FIXTURES
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+REGEN = os.environ.get("LSTM_INSPECT_REGEN") == "1"  # LSTM_INSPECT_REGEN=1 pytest tests/test_cli.py rewrites them
+BASIC = str(FIXTURES / "tf1_basic" / "model.ckpt")
+
+
+def run(*args: str, cwd: Path | None = None):
+    runner = CliRunner()
+    if cwd is None:
+        return runner.invoke(main, list(args), catch_exceptions=False)
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(main, list(args), catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def golden(name: str, text: str) -> None:
+    text = text.replace(str(FIXTURES), "fixtures")
+    path = GOLDEN / name
+    if REGEN:
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def assert_clean_error(result, *fragments: str) -> None:
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("summary_tf1_basic.out", ["summary", BASIC]),
+        ("split_tf1_basic_forget.out", ["split", BASIC, "--gate", "forget"]),
+        ("summary_tf1_peephole_proj.out", ["summary", str(FIXTURES / "tf1_peephole_proj" / "model.ckpt")]),
+        ("summary_keras2_h5.out", ["summary", str(FIXTURES / "keras2_h5" / "model.h5")]),
+    ],
+)
+def test_golden_output(name, args):
+    result = run(*args)
+    assert result.exit_code == 0, result.stderr
+    golden(name, result.stdout)
+
+
+def test_summary_json_contract_for_the_seed_example():
+    result = run("summary", BASIC, "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    (layer,) = data["layers"]
+    assert layer["name"] == "rnn/basic_lstm_cell"
+    assert (layer["input_size"], layer["units"], layer["recurrent_size"]) == (12, 64, 64)
+    assert layer["params"] == 19712 and data["total_params"] == 19842
+    assert layer["gate_order"] == "ijfo" and layer["forget_bias"] == 1.0
+
+
+def test_split_json_values_and_filters():
+    result = run("split", BASIC, "--gate", "f", "--part", "bias", "--values", "--json")
+    assert result.exit_code == 0
+    (layer,) = json.loads(result.stdout)["layers"]
+    (block,) = layer["blocks"]
+    assert (block["gate"], block["part"], block["shape"]) == ("forget", "bias", [64])
+    assert block["source"] == "rnn/basic_lstm_cell/bias[128:192]"
+    assert len(block["values"]) == 64 and block["min"] == min(block["values"])
+
+
+def test_export_default_name_in_current_directory(tmp_path):
+    result = run("export", BASIC, cwd=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    out = tmp_path / "model.ckpt.gates.npz"
+    assert str(out) in result.stdout
+    data = np.load(out)
+    assert data["rnn/basic_lstm_cell/forget/kernel"].shape == (12, 64)
+    assert data["rnn/basic_lstm_cell/forget/recurrent"].shape == (64, 64)
+    assert data["rnn/basic_lstm_cell/forget_bias"].shape == () and float(data["rnn/basic_lstm_cell/forget_bias"]) == 1.0
+
+
+def test_export_one_gate_quietly(tmp_path):
+    out = tmp_path / "g.npz"
+    result = run("export", BASIC, "-o", str(out), "--gate", "forget", "--quiet")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert sorted(np.load(out).files) == sorted(
+        ["rnn/basic_lstm_cell/forget/kernel", "rnn/basic_lstm_cell/forget/recurrent",
+         "rnn/basic_lstm_cell/forget/bias", "rnn/basic_lstm_cell/forget_bias"]
+    )
+
+
+def test_forget_bias_override():
+    data = json.loads(run("summary", BASIC, "--json", "--forget-bias", "0").stdout)
+    assert data["layers"][0]["forget_bias"] == 0.0
+
+
+# ---- errors a user can hit -------------------------------------------------------------------
+
+
+def test_missing_path(tmp_path):
+    assert_clean_error(run("summary", str(tmp_path / "nope.ckpt")), "nope.ckpt")
+
+
+def test_not_a_checkpoint(tmp_path):
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("hello")
+    assert_clean_error(run("summary", str(bogus)), "notes.txt")
+
+
+def test_unknown_layer_lists_valid_ones():
+    assert_clean_error(run("split", BASIC, "--layer", "nope"), "nope", "rnn/basic_lstm_cell")
+
+
+def test_unknown_gate_lists_valid_ones():
+    assert_clean_error(run("split", BASIC, "--gate", "x"), "'x'", "forget")
+
+
+def test_no_lstm_summary_exits_zero_but_split_and_export_fail(tmp_path):
+    gru = str(FIXTURES / "tf1_gru" / "model.ckpt")
+    result = run("summary", gru, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["layers"] == []
+    assert "No LSTM layers found." in run("summary", gru).stdout
+    assert_clean_error(run("split", gru), "no LSTM layer")
+    out = tmp_path / "x.npz"
+    assert_clean_error(run("export", gru, "-o", str(out)), "no LSTM layer")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_into_missing_directory(tmp_path):
+    assert_clean_error(run("export", BASIC, "-o", str(tmp_path / "missing" / "x.npz")), "does not exist")
+
+
+def test_export_failure_leaves_no_file(tmp_path, monkeypatch):
+    import lstm_inspect.export as export
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export.np.lib.format, "write_array", boom)
+    result = CliRunner().invoke(main, ["export", BASIC, "-o", str(tmp_path / "x.npz")])
+    assert result.exit_code == 130
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- help ------------------------------------------------------------------------------------
+
+
+def test_every_command_is_documented_in_readme():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for name, command in main.commands.items():
+        assert f"lstm-inspect {name}" in readme
+        help_text = run(name, "--help").stdout
+        assert "Examples:" in help_text
+        for param in command.params:
+            for opt in getattr(param, "opts", []):
+                if opt.startswith("--") and opt != "--help":
+                    assert opt in readme or opt in ("--version",), f"{name} {opt} not in README"
+
+
+def test_help_does_not_import_heavy_modules():
+    code = (
+        "import sys; from lstm_inspect.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('numpy', 'h5py', 'rich', 'tensorflow') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"HEAVY \[\]", out), out
+
+
+def test_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "lstm_inspect", "--help"], capture_output=True, text=True, check=True)
+    assert "summary" in out.stdout and "Usage: lstm-inspect" in out.stdout

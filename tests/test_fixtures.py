@@ -1,0 +1,92 @@
+"""Every shipped fixture: detection matches what the framework built, and the split blocks,
+run through the numpy LSTM, reproduce the framework's own outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lstm_inspect
+from lstm_inspect.export import gate_arrays, write_npz
+from lstm_inspect.layouts import GATES
+from lstm_inspect.numpy_lstm import run_lstm
+from lstm_inspect.results import summarize
+
+from .conftest import FIXTURES, manifest
+
+# The pre-2017 V1 format is refused with a message saying what it is (see test_v1_checkpoint_is_refused).
+REFUSED = {"tf1_v1_format"}
+ENTRIES = [e for e in manifest() if e["name"] not in REFUSED]
+IDS = [e["name"] for e in ENTRIES]
+WITH_REFERENCE = [e for e in ENTRIES if e.get("reference")]
+
+
+def test_v1_checkpoint_is_refused():
+    (entry,) = [e for e in manifest() if e["name"] in REFUSED]
+    with pytest.raises(lstm_inspect.UnsupportedFormat, match="V1 TensorFlow checkpoint"):
+        lstm_inspect.load(FIXTURES / entry["path"])
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_summary_matches_what_the_framework_built(entry):
+    with lstm_inspect.load(FIXTURES / entry["path"]) as ckpt:
+        summary = summarize(ckpt)
+    got = {layer.name: layer for layer in summary.layers}
+    assert sorted(got) == sorted(layer["name"] for layer in entry["layers"])
+    for expected in entry["layers"]:
+        layer = got[expected["name"]]
+        assert layer.input_size == expected["input_size"]
+        assert layer.units == expected["units"]
+        assert layer.recurrent_size == expected["recurrent_size"]
+        assert layer.projection == expected["projection"]
+        assert layer.peepholes == expected["peepholes"]
+        assert layer.params == expected["params"]
+        assert layer.gate_order == expected["gate_order"]
+        assert layer.forget_bias == expected["forget_bias"]
+    assert summary.total_params == entry["total_params"]
+
+
+def _check_layer(ckpt, expected, reference, gates_of):
+    layer = ckpt.layer(expected["name"])
+    x = reference[f"{layer.name}/x"]
+    h, c = run_lstm(
+        gates_of(layer),
+        x,
+        forget_bias=layer.forget_bias,
+        projection=layer.projection,
+        activation=expected.get("activation", "tanh"),
+        recurrent_activation=expected.get("recurrent_activation", "sigmoid"),
+    )
+    np.testing.assert_allclose(h, reference[f"{layer.name}/h"], atol=2e-5, rtol=1e-4)
+    np.testing.assert_allclose(c, reference[f"{layer.name}/c"], atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("entry", WITH_REFERENCE, ids=[e["name"] for e in WITH_REFERENCE])
+def test_split_blocks_reproduce_framework_outputs(entry):
+    reference = np.load(FIXTURES / entry["reference"])
+    with lstm_inspect.load(FIXTURES / entry["path"]) as ckpt:
+        for expected in entry["layers"]:
+            _check_layer(ckpt, expected, reference, lambda layer: {g: b.parts() for g, b in layer.gates().items()})
+
+
+@pytest.mark.parametrize("entry", WITH_REFERENCE, ids=[e["name"] for e in WITH_REFERENCE])
+def test_exported_npz_reproduces_framework_outputs(entry, tmp_path):
+    reference = np.load(FIXTURES / entry["reference"])
+    out = tmp_path / "gates.npz"
+    with lstm_inspect.load(FIXTURES / entry["path"]) as ckpt:
+        write_npz(str(out), gate_arrays(ckpt))
+        exported = np.load(out)
+
+        def from_npz(layer):
+            assert float(exported[f"{layer.name}/forget_bias"]) == layer.forget_bias
+            return {
+                g: {part: exported[f"{layer.name}/{g}/{part}"] for part in b.parts()}
+                for g, b in layer.gates().items()
+            }
+
+        for expected in entry["layers"]:
+            _check_layer(ckpt, expected, reference, from_npz)
+        keys = set(exported.files)
+        for layer in ckpt.layers:
+            for g in GATES:
+                assert {f"{layer.name}/{g}/kernel", f"{layer.name}/{g}/recurrent"} <= keys
