@@ -49,7 +49,10 @@ def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str =
             from .keras import open_keras_h5
 
             return open_keras_h5(path)
-        if zipfile.is_zipfile(path) and not _is_tf_file(path):
+        if path.endswith((".h5", ".hdf5")):
+            raise UnsupportedFormat(f"{path}: not an HDF5 file, so not a Keras .h5 (it lacks the HDF5 signature)")
+        # A .keras file cut short has lost its zip directory: still send it to the zip reader to say so.
+        if (zipfile.is_zipfile(path) or path.endswith(".keras")) and not _is_tf_file(path):
             from .keras import open_keras_zip
 
             return open_keras_zip(path)

@@ -1,0 +1,855 @@
+"""Keras files, read with h5py and zipfile only (never TensorFlow or Keras).
+
+Three layouts, one store:
+
+- ``keras-h5``: the legacy HDF5 layout of Keras 1, Keras 2 (tf.keras, tf_keras) and Keras 3's
+  own legacy ``.h5``: a full save keeps layers under ``model_weights/`` and the model config in
+  the root attribute ``model_config``; a weights-only save keeps layers at the root. The root (or
+  ``model_weights``) lists its layers in the attribute ``layer_names``, each layer group lists its
+  datasets in ``weight_names`` (tf_keras/src/saving/legacy/hdf5_format.py
+  save_weights_to_hdf5_group; keras/src/legacy/saving/legacy_h5_format.py for Keras 3).
+- ``keras-weights-h5``: a Keras 3 ``.weights.h5``: ``layers/<auto_name>/.../vars/<N>`` with no
+  model config (keras/src/saving/saving_lib.py H5IOStore).
+- ``keras-v3``: a Keras 3 ``.keras`` zip: the same HDF5 layout in the member ``model.weights.h5``
+  plus ``config.json``, which alone knows the user's layer names.
+
+Logical names are ``<layer scope>/<weight>``: ``enc/kernel``, ``bi/forward/recurrent_kernel``,
+``sub/enc/bias``, Keras 1 ``lstm_1/W_i``; optimizer state keeps its prefix
+(``optimizer_weights/...`` for the legacy layout, ``optimizer/vars/N`` for Keras 3).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import re
+import struct
+import weakref
+import zipfile
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import h5py
+import numpy as np
+
+from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
+from .base import LayerConfig, TensorInfo
+
+__all__ = ["KerasStore", "open_keras_h5", "open_keras_zip"]
+
+FORMAT_LEGACY_H5 = "keras-h5"
+FORMAT_WEIGHTS_H5 = "keras-weights-h5"
+FORMAT_KERAS_ZIP = "keras-v3"
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_WEIGHTS_MEMBER = "model.weights.h5"
+_CONFIG_MEMBER = "config.json"
+
+# What h5py raises for a damaged file or a dangling link; caught wherever h5py is called so
+# that a bad file gives a one-line CorruptFile, never a traceback.
+_H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError)
+
+# TF appends the output index to variable names ("kernel:0"); Keras 3 and Theano do not.
+_OUTPUT_INDEX = re.compile(r":\d+$")
+# The cell level of an RNN layer's weights ("lstm_cell", "gru_cell_1", Keras 3's attribute "cell").
+_CELL_LEVEL = re.compile(r"(?:\w+_)?cell(?:_\d+)?")
+# Container attributes whose members Keras 3 names by class ("lstm", "lstm_1"), not by layer name
+# (saving_lib._save_container_state). Keras 2.13–2.15 wrote `_layer_checkpoint_dependencies`
+# where Keras 3 writes `layers` (saving_lib H5IOStore.get keeps a fallback for it).
+_LAYER_CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
+# Root attributes of a Keras 3 file that hold training state, not layers: kept under their path.
+_STATE_GROUPS = ("metrics", "compile_metrics", "_compile_metrics", "loss", "compile_loss", "_compile_loss")
+
+# A zip member may not claim to expand more than deflate can (about 1032:1), and a model config
+# has no business being larger than this.
+_MAX_DEFLATE_RATIO = 1100
+_MAX_CONFIG_BYTES = 256 << 20
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    h5_path: str
+    shape: tuple[int, ...]
+    dtype: str
+    bfloat16: bool = False
+
+
+class KerasStore:
+    """An open Keras file. Names, shapes and dtypes are indexed at open; values are read on demand."""
+
+    def __init__(
+        self,
+        path: str,
+        format: str,
+        h5: h5py.File,
+        entries: list[_Entry],
+        configs: dict[str, LayerConfig],
+        source_prefix: str = "",
+        raw: BinaryIO | None = None,
+    ) -> None:
+        self.path = path
+        self.format = format
+        self._h5 = h5
+        self._entries = {e.name: e for e in entries}
+        self._infos = {e.name: TensorInfo(e.name, e.shape, e.dtype, source_prefix + e.h5_path) for e in entries}
+        self._configs = configs
+        # h5py crashes at interpreter exit when a file opened on a Python file object outlives
+        # that object, so the HDF5 file is always closed first, even if close() is never called.
+        self._finalizer = weakref.finalize(self, _close_all, h5, raw)
+
+    def tensors(self) -> dict[str, TensorInfo]:
+        return dict(self._infos)
+
+    def read(self, name: str) -> np.ndarray:
+        entry = self._entries.get(name)
+        if entry is None:
+            known = ", ".join(list(self._entries)[:8]) or "none"
+            raise UnknownName(f"{self.path}: no tensor named {name!r} (some of those there: {known})")
+        if not self._finalizer.alive:
+            raise ValueError(f"{self.path}: the store is closed")
+        try:
+            value = np.asarray(self._h5[entry.h5_path][()])
+        except _H5_ERRORS as e:
+            raise CorruptFile(
+                f"{self.path}: cannot read tensor {name!r} ({self._infos[name].source}): {e}; "
+                "the file is damaged, re-download or re-save it"
+            ) from None
+        if entry.bfloat16:
+            value = _as_bfloat16(value, self.path, name)
+        return value
+
+    def layer_configs(self) -> dict[str, LayerConfig]:
+        return {scope: copy.deepcopy(cfg) for scope, cfg in self._configs.items()}
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def __enter__(self) -> KerasStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _close_all(h5: h5py.File, raw: BinaryIO | None) -> None:
+    try:
+        h5.close()
+    finally:
+        if raw is not None:
+            raw.close()
+
+
+def _as_bfloat16(value: np.ndarray, path: str, name: str) -> np.ndarray:
+    # Keras 3 stores bfloat16 as raw 2-byte values tagged with attrs["dtype"] = "bfloat16"
+    # (saving_lib H5IOStore.__setitem__); numpy needs ml_dtypes to give them a type.
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise UnsupportedFormat(
+            f"{path}: tensor {name!r} is bfloat16; install ml_dtypes (`pip install ml_dtypes`) to read it"
+        ) from None
+    return value.view(ml_dtypes.bfloat16) if value.dtype.itemsize == 2 else value.astype(ml_dtypes.bfloat16)
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening files
+
+
+def open_keras_h5(path: str | os.PathLike[str]) -> KerasStore:
+    """Open a Keras HDF5 file: a Keras 1/2/3 ``.h5`` (full save or weights-only) or a Keras 3
+    ``.weights.h5``. Raises FileNotFound, UnsupportedFormat (not HDF5, or HDF5 without Keras
+    weights) or CorruptFile."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFound(f"{path}: {'not a file' if os.path.exists(path) else 'no such file'}")
+    h5 = _open_h5(path, path)
+    try:
+        fmt, entries, configs = _index_h5(h5, path)
+    except BaseException:
+        h5.close()
+        raise
+    return KerasStore(path, fmt, h5, entries, configs)
+
+
+def open_keras_zip(path: str | os.PathLike[str]) -> KerasStore:
+    """Open a Keras 3 ``.keras`` zip: weights from its ``model.weights.h5`` (read in place, not
+    extracted), layer names and configs from its ``config.json``."""
+    path = os.fspath(path)
+    try:
+        raw: BinaryIO = open(path, "rb")
+    except FileNotFoundError:
+        raise FileNotFound(f"{path}: no such file") from None
+    except OSError as e:
+        raise FileNotFound(f"{path}: cannot open ({e.strerror})") from None
+    h5: h5py.File | None = None
+    try:
+        file_size = os.fstat(raw.fileno()).st_size
+        archive = _open_zip(raw, path)
+        names = set(archive.namelist())
+        if _WEIGHTS_MEMBER not in names:
+            if "model.weights.npz" in names:
+                raise UnsupportedFormat(
+                    f"{path}: the weights were saved as npz (weights_format='npz'), which lstm-inspect "
+                    "does not read; re-save the model with the default h5 weights format"
+                )
+            raise CorruptFile(
+                f"{path}: this .keras archive has no {_WEIGHTS_MEMBER}; it is incomplete, re-save the model"
+            )
+        if _CONFIG_MEMBER not in names:
+            raise CorruptFile(
+                f"{path}: this .keras archive has no {_CONFIG_MEMBER}, so its layer names are unknown; "
+                f"re-save the model, or extract {_WEIGHTS_MEMBER} and open that as a weights file"
+            )
+        model_config = _read_config_json(archive, raw, file_size, path)
+        member = _member_file(archive, raw, file_size, path)
+        where = f"{path} ({_WEIGHTS_MEMBER})"
+        h5 = _open_h5(member, where)
+        entries = _keras3_entries(h5, model_config, where)
+        configs = _layer_configs(model_config, entries)
+    except BaseException:
+        if h5 is not None:
+            h5.close()
+        raw.close()
+        raise
+    return KerasStore(path, FORMAT_KERAS_ZIP, h5, entries, configs, source_prefix=f"{_WEIGHTS_MEMBER}:", raw=raw)
+
+
+def _open_h5(source: str | BinaryIO, where: str) -> h5py.File:
+    try:
+        return h5py.File(source, "r", locking=False)
+    except _H5_ERRORS as e:
+        if not _starts_with_hdf5_signature(source):
+            raise UnsupportedFormat(f"{where}: not an HDF5 file, so not a Keras .h5 file") from None
+        raise CorruptFile(
+            f"{where}: the HDF5 file cannot be opened ({e}); it is truncated or damaged, re-download or re-save it"
+        ) from None
+
+
+def _starts_with_hdf5_signature(source: str | BinaryIO) -> bool:
+    try:
+        if isinstance(source, str):
+            with open(source, "rb") as f:
+                head = f.read(len(_HDF5_SIGNATURE))
+        else:
+            source.seek(0)
+            head = source.read(len(_HDF5_SIGNATURE))
+    except OSError:
+        return False
+    return head == _HDF5_SIGNATURE
+
+
+def _index_h5(h5: h5py.File, where: str) -> tuple[str, list[_Entry], dict[str, LayerConfig]]:
+    try:
+        if isinstance(h5.get("model_weights"), h5py.Group):
+            model_config = _model_config_attr(h5, where)
+            entries = _legacy_layer_entries(h5["model_weights"], model_config, where)
+            if isinstance(h5.get("optimizer_weights"), h5py.Group):
+                entries += _legacy_optimizer_entries(h5["optimizer_weights"], where)
+            return FORMAT_LEGACY_H5, _unique(entries), _layer_configs(model_config, entries)
+        if _string_list_attr(h5, "layer_names") is not None:
+            model_config = _model_config_attr(h5, where)
+            entries = _legacy_layer_entries(h5, model_config, where)
+            return FORMAT_LEGACY_H5, _unique(entries), _layer_configs(model_config, entries)
+        if any(isinstance(h5.get(k), h5py.Group) for k in (*_LAYER_CONTAINERS, "vars")):
+            return FORMAT_WEIGHTS_H5, _keras3_entries(h5, None, where), {}
+    except _H5_ERRORS as e:
+        raise CorruptFile(f"{where}: cannot read the HDF5 structure ({e}); the file is damaged") from None
+    raise UnsupportedFormat(
+        f"{where}: an HDF5 file without Keras weights (no `layer_names` attribute, no `model_weights` "
+        "group, no Keras 3 `layers` group); lstm-inspect reads Keras .h5, .weights.h5 and .keras files"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Legacy layout: Keras 1, Keras 2, Keras 3's legacy .h5
+
+
+def _legacy_layer_entries(group: h5py.Group, model_config: dict[str, Any] | None, where: str) -> list[_Entry]:
+    layer_names = _string_list_attr(group, "layer_names")
+    if layer_names is None:
+        layer_names = sorted(
+            (k for k, g in group.items() if isinstance(g, h5py.Group) and "weight_names" in g.attrs),
+            key=_natural_key,
+        )
+    nodes = _layer_nodes_by_name(model_config)
+    entries: list[_Entry] = []
+    for layer in layer_names:
+        layer_group = group.get(layer)
+        if not isinstance(layer_group, h5py.Group):
+            raise CorruptFile(
+                f"{where}: layer {layer!r} is listed in `layer_names` but has no group in the file; "
+                "the file is incomplete, re-save it"
+            )
+        weight_names = _string_list_attr(layer_group, "weight_names") or []
+        relative = _legacy_relative_names(layer, weight_names, nodes.get(layer))
+        for weight_name, rel in zip(weight_names, relative):
+            entries.append(_dataset_entry(layer_group, weight_name, f"{layer}/{rel}", where))
+    # tf_keras and Keras 3 add the model's own (non-layer) variables here, usually none.
+    top = group.get("top_level_model_weights")
+    if isinstance(top, h5py.Group):
+        for weight_name in _string_list_attr(top, "weight_names") or []:
+            entries.append(_dataset_entry(top, weight_name, _OUTPUT_INDEX.sub("", weight_name), where))
+    return entries
+
+
+def _legacy_optimizer_entries(group: h5py.Group, where: str) -> list[_Entry]:
+    # Optimizer slots keep their whole path so nothing mistakes them for layer weights.
+    names = _string_list_attr(group, "weight_names")
+    if names is None:
+        names = _dataset_paths(group)
+    return [_dataset_entry(group, n, f"optimizer_weights/{n}", where) for n in names]
+
+
+def _legacy_relative_names(layer: str, weight_names: list[str], node: dict[str, Any] | None) -> list[str]:
+    """A layer's weight names relative to the layer: "kernel", "forward/bias", "enc/kernel" (nested
+    model), Keras 1 "W_i"."""
+    inner = _bidirectional_inner_name(node)
+    split = [_legacy_parts(layer, name, inner) for name in weight_names]
+    _name_directions(split)
+    dropped = [[p for p in parts[:-1] if not _CELL_LEVEL.fullmatch(p)] + parts[-1:] for parts in split]
+    # A StackedRNNCells layer has one cell level per cell; there the cell level is what tells
+    # the weights apart, so it stays.
+    if len({tuple(p) for p in dropped}) == len(dropped):
+        split = dropped
+    return ["/".join(parts) for parts in split]
+
+
+def _legacy_parts(layer: str, weight_name: str, bidirectional_inner: str | None) -> list[str]:
+    base = _OUTPUT_INDEX.sub("", weight_name)
+    parts = [p for p in base.split("/") if p] or [weight_name]
+    if len(parts) == 1:
+        name = parts[0]
+        # Keras 1 names variables "<layer>_<weight>" without a scope: lstm_1_W_i, dense_1_b
+        # (keras/layers/recurrent.py LSTM.build, Keras 1.2). Its Bidirectional renames the two
+        # copies "forward_<inner>" and "backward_<inner>" before they build (keras/layers/wrappers.py).
+        if name.startswith(layer + "_") and len(name) > len(layer) + 1:
+            return [name[len(layer) + 1 :]]
+        if bidirectional_inner:
+            for direction in ("forward", "backward"):
+                prefix = f"{direction}_{bidirectional_inner}_"
+                if name.startswith(prefix) and len(name) > len(prefix):
+                    return [direction, name[len(prefix) :]]
+        return parts
+    # Keras 2 variables live in the layer's name scope ("enc/lstm_cell/kernel:0"); Keras 3's legacy
+    # writer uses variable paths, which may start with the enclosing model's name
+    # ("sequential/head/kernel"); TF1 graphs may uniquify the scope ("enc_1/...").
+    for i, part in enumerate(parts[:-1]):
+        if part == layer:
+            return parts[i + 1 :]
+    if re.fullmatch(re.escape(layer) + r"_\d+", parts[0]):
+        return parts[1:]
+    return parts
+
+
+def _name_directions(split: list[list[str]]) -> None:
+    """Rename Bidirectional halves "forward_lstm"/"backward_lstm_1" to "forward"/"backward".
+
+    Keras names the copies "forward_" + name and "backward_" + name (tf_keras
+    layers/rnn/bidirectional.py); a part is renamed only when the same position holds both
+    directions, so a user layer that happens to be called "forward_x" keeps its name.
+    """
+    seen = {
+        (tuple(parts[:i]), part.split("_", 1)[0])
+        for parts in split
+        for i, part in enumerate(parts[:-1])
+        if part.startswith(("forward_", "backward_"))
+    }
+    for parts in split:
+        original = list(parts)
+        for i, part in enumerate(original[:-1]):
+            if part.startswith(("forward_", "backward_")):
+                direction = part.split("_", 1)[0]
+                other = "backward" if direction == "forward" else "forward"
+                if (tuple(original[:i]), other) in seen:
+                    parts[i] = direction
+
+
+def _dataset_entry(group: h5py.Group, relative_path: str, name: str, where: str) -> _Entry:
+    ds = group.get(relative_path)
+    if not isinstance(ds, h5py.Dataset):
+        raise CorruptFile(
+            f"{where}: {group.name.lstrip('/') or 'the root'} lists weight {relative_path!r} but the file "
+            "has no such dataset; the file is incomplete or damaged, re-save it"
+        )
+    return _entry(name, ds)
+
+
+def _entry(name: str, ds: h5py.Dataset) -> _Entry:
+    bfloat16 = _decode(ds.attrs.get("dtype")) == "bfloat16"
+    shape = tuple(int(d) for d in ds.shape) if ds.shape is not None else ()
+    return _Entry(name, ds.name.lstrip("/"), shape, "bfloat16" if bfloat16 else _dtype_name(ds.dtype), bfloat16)
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    if dtype.kind in "SUO" or h5py.check_string_dtype(dtype) is not None:
+        return "string"
+    return dtype.name
+
+
+def _dataset_paths(group: h5py.Group) -> list[str]:
+    paths: list[str] = []
+    group.visititems(lambda name, obj: paths.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return paths
+
+
+def _string_list_attr(obj: h5py.Group, name: str) -> list[str] | None:
+    """A list-of-strings attribute, reassembled when Keras split it into `name0`, `name1`, ...
+    to stay under HDF5's 64 KiB header limit (hdf5_format.py load_attributes_from_hdf5_group)."""
+    attrs = obj.attrs
+    if name in attrs:
+        chunks = [attrs[name]]
+    elif f"{name}0" in attrs:
+        chunks = []
+        while f"{name}{len(chunks)}" in attrs:
+            chunks.append(attrs[f"{name}{len(chunks)}"])
+    else:
+        return None
+    out: list[str] = []
+    for chunk in chunks:
+        for item in np.atleast_1d(np.asarray(chunk, dtype=object)).ravel():
+            out.append(_decode(item) or "")
+    return out
+
+
+def _decode(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf8", errors="replace")
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return _decode(value.item())
+    return str(value)
+
+
+def _model_config_attr(h5: h5py.File, where: str) -> dict[str, Any] | None:
+    raw = h5.attrs.get("model_config")
+    if raw is None:
+        return None
+    return _parse_config(_decode(raw) or "", f"{where}: the `model_config` attribute")
+
+
+def _parse_config(text: str | bytes, what: str) -> dict[str, Any]:
+    try:
+        config = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CorruptFile(f"{what} is not valid JSON ({e}); the file is damaged, re-save the model") from None
+    if not isinstance(config, dict):
+        raise CorruptFile(f"{what} is not a JSON object; the file is damaged, re-save the model")
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# Keras 3 layout: layers/<auto_name>/.../vars/<N>
+
+
+# The order in which a layer creates (and Keras 3 saves) its variables, per class: Layer's default
+# save_own_variables stores trainable then non-trainable variables, numbered in that order
+# (keras/src/layers/layer.py). A rule only names a group when the count matches.
+def _dense_vars(config: dict[str, Any]) -> list[str]:
+    return ["kernel", "bias"] if config.get("use_bias", True) else ["kernel"]
+
+
+def _rnn_cell_vars(config: dict[str, Any]) -> list[str]:
+    return ["kernel", "recurrent_kernel", "bias"] if config.get("use_bias", True) else ["kernel", "recurrent_kernel"]
+
+
+def _batch_norm_vars(config: dict[str, Any]) -> list[str]:
+    trainable = [n for n, key in (("gamma", "scale"), ("beta", "center")) if config.get(key, True)]
+    return [*trainable, "moving_mean", "moving_variance"]
+
+
+def _layer_norm_vars(config: dict[str, Any]) -> list[str]:
+    rms = bool(config.get("rms_scaling", False))
+    gamma = ["gamma"] if config.get("scale", True) or rms else []
+    beta = ["beta"] if config.get("center", True) and not rms else []
+    return gamma + beta
+
+
+_VAR_NAMES: dict[str, Any] = {
+    "Dense": _dense_vars,
+    "EinsumDense": lambda c: ["kernel", "bias"] if c.get("bias_axes") else ["kernel"],
+    "Conv1D": _dense_vars,
+    "Conv2D": _dense_vars,
+    "Conv3D": _dense_vars,
+    "Conv1DTranspose": _dense_vars,
+    "Conv2DTranspose": _dense_vars,
+    "Conv3DTranspose": _dense_vars,
+    "Embedding": lambda c: ["embeddings"],
+    "BatchNormalization": _batch_norm_vars,
+    "LayerNormalization": _layer_norm_vars,
+    "LSTMCell": _rnn_cell_vars,
+    "GRUCell": _rnn_cell_vars,
+    "SimpleRNNCell": _rnn_cell_vars,
+    "ConvLSTMCell": _rnn_cell_vars,
+}
+# An RNN layer keeps its variables in its `cell` attribute; the layer config is the cell config.
+_RNN_CELL_CLASS = {
+    "LSTM": "LSTMCell",
+    "GRU": "GRUCell",
+    "SimpleRNN": "SimpleRNNCell",
+    "ConvLSTM1D": "ConvLSTMCell",
+    "ConvLSTM2D": "ConvLSTMCell",
+    "ConvLSTM3D": "ConvLSTMCell",
+}
+
+
+def _to_snake_case(name: str) -> str:
+    # keras/src/utils/naming.py to_snake_case: how saving_lib names a container's members.
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# Without a config, the auto name's class word ("dense" in "dense_3") is the only hint of the class.
+_CLASS_BY_WORD = {_to_snake_case(c): c for c in _VAR_NAMES}
+
+
+@dataclass
+class _Node:
+    """What config.json says about the object saved at one group."""
+
+    class_name: str
+    config: dict[str, Any]
+    raw: dict[str, Any]
+
+
+def _keras3_entries(h5: h5py.File, model_config: dict[str, Any] | None, where: str) -> list[_Entry]:
+    try:
+        entries: list[_Entry] = []
+        _walk_saveable(h5, [], _node(model_config), None, "model", entries)
+    except _H5_ERRORS as e:
+        raise CorruptFile(f"{where}: cannot read the HDF5 structure ({e}); the file is damaged") from None
+    return _unique(entries)
+
+
+def _walk_saveable(
+    group: h5py.Group, scope: list[str], node: _Node | None, auto_name: str | None, role: str, out: list[_Entry]
+) -> None:
+    """One saved object: its own `vars`, then its children the way saving_lib._save_state wrote them."""
+    own = group.get("vars")
+    if isinstance(own, h5py.Group):
+        keys = sorted((k for k, v in own.items() if isinstance(v, h5py.Dataset)), key=_natural_key)
+        datasets = [own[k] for k in keys]
+        names = _var_names(node, auto_name, role, [d.shape for d in datasets])
+        for key, ds, name in zip(keys, datasets, names or [None] * len(keys)):
+            out.append(_entry("/".join([*scope, name or f"vars/{key}"]), ds))
+
+    children = {k: v for k, v in group.items() if k != "vars" and isinstance(v, h5py.Group)}
+    # Forward before backward reads better than saving_lib's alphabetical attribute order.
+    order = ["cell", "forward_layer", "backward_layer", *_LAYER_CONTAINERS]
+    for key in sorted(children, key=lambda k: (order.index(k) if k in order else len(order), _natural_key(k))):
+        child = children[key]
+        if role == "model" and not scope and ("optimizer" in key or key in _STATE_GROUPS):
+            for path in _dataset_paths(child):
+                ds = child[path]
+                out.append(_entry(ds.name.lstrip("/"), ds))
+        elif key in _LAYER_CONTAINERS:
+            _walk_layer_container(child, scope, node, out)
+        elif key == "cell":
+            _walk_saveable(child, scope, _cell_node(node), None, "cell", out)
+        elif key in ("forward_layer", "backward_layer"):
+            direction = key.split("_", 1)[0]
+            _walk_saveable(child, [*scope, direction], _bidirectional_half(node, direction), None, "layer", out)
+        else:
+            sub = _node(node.config.get(key)) if node is not None else None
+            _walk_saveable(child, [*scope, key], sub, None, "attr", out)
+
+
+def _walk_layer_container(group: h5py.Group, scope: list[str], node: _Node | None, out: list[_Entry]) -> None:
+    layer_nodes = [n for n in (_sublayers(node.raw) if node else None) or [] if _node(n) is not None]
+    by_auto_name = _auto_names(layer_nodes)
+    by_user_name = {name: n for n in layer_nodes if (name := _node_name(n))}
+    position = {id(n): i for i, n in enumerate(layer_nodes)}
+
+    resolved = []
+    for key, child in group.items():
+        if not isinstance(child, h5py.Group):
+            continue
+        # Keras >= 3.? writes the object's own name next to its variables; the config mapping
+        # below covers the files written before that.
+        user_name = _decode(child["vars"].attrs.get("name")) if isinstance(child.get("vars"), h5py.Group) else None
+        sub = by_user_name.get(user_name) if user_name else None
+        if sub is None:
+            sub = by_auto_name.get(key)
+            if sub is not None and user_name is None:
+                user_name = _node_name(sub)
+        rank = position.get(id(sub), len(layer_nodes)) if sub is not None else len(layer_nodes)
+        resolved.append((rank, _natural_key(key), key, child, user_name or key, sub))
+    for _, _, key, child, user_name, sub in sorted(resolved, key=lambda r: (r[0], r[1])):
+        _walk_saveable(child, [*scope, user_name], _node(sub), key, "layer", out)
+
+
+def _auto_names(layer_nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Keras 3's container names: class in snake case, numbered from the second of a class on
+    (saving_lib._save_container_state), in the order of the model's layers."""
+    names: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    for raw in layer_nodes:
+        base = _to_snake_case(raw["class_name"])
+        if base in counts:
+            counts[base] += 1
+            names[f"{base}_{counts[base]}"] = raw
+        else:
+            counts[base] = 0
+            names[base] = raw
+    return names
+
+
+def _var_names(node: _Node | None, auto_name: str | None, role: str, shapes: list[Any]) -> list[str] | None:
+    if node is not None:
+        rule = _VAR_NAMES.get(node.class_name)
+        if rule is not None:
+            names = rule(node.config)
+            return names if len(names) == len(shapes) else None
+    elif auto_name is not None:
+        cls = _CLASS_BY_WORD.get(re.sub(r"_\d+$", "", auto_name))
+        if cls is not None:
+            names = _VAR_NAMES[cls]({})
+            return names if len(names) == len(shapes) else None
+    if role == "cell":
+        return _rnn_names_by_shape(shapes)
+    return None
+
+
+def _rnn_names_by_shape(shapes: list[Any]) -> list[str] | None:
+    """An RNN cell's variables without a config: kernel (in, g*u), recurrent_kernel (u, g*u) and
+    bias (g*u,), or (2, g*u) for GRU(reset_after=True)."""
+    if len(shapes) not in (2, 3) or any(s is None for s in shapes):
+        return None
+    kernel, recurrent = shapes[0], shapes[1]
+    if len(kernel) != 2 or len(recurrent) != 2 or kernel[1] != recurrent[1] or recurrent[0] == 0:
+        return None
+    if recurrent[1] % recurrent[0] != 0:
+        return None
+    if len(shapes) == 2:
+        return ["kernel", "recurrent_kernel"]
+    if tuple(shapes[2]) in ((recurrent[1],), (2, recurrent[1])):
+        return ["kernel", "recurrent_kernel", "bias"]
+    return None
+
+
+def _cell_node(node: _Node | None) -> _Node | None:
+    if node is None:
+        return None
+    explicit = _node(node.config.get("cell"))
+    if explicit is not None:
+        return explicit
+    cell_class = _RNN_CELL_CLASS.get(node.class_name)
+    return _Node(cell_class, node.config, node.raw) if cell_class else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Model configs (Keras 1/2/3, Sequential and Functional, nested)
+
+
+def _node(raw: Any) -> _Node | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("class_name"), str):
+        return None
+    config = raw.get("config")
+    # Keras 1 and Keras 2.0–2.2.2 Sequential configs are the bare list of layers.
+    return _Node(raw["class_name"], config if isinstance(config, dict) else {}, raw)
+
+
+def _node_name(raw: dict[str, Any]) -> str | None:
+    config = raw.get("config")
+    if isinstance(config, dict) and isinstance(config.get("name"), str):
+        return config["name"]
+    return raw["name"] if isinstance(raw.get("name"), str) else None
+
+
+def _sublayers(raw: dict[str, Any] | None) -> list[Any] | None:
+    if raw is None:
+        return None
+    config = raw.get("config")
+    if isinstance(config, list):
+        return config
+    if isinstance(config, dict) and isinstance(config.get("layers"), list):
+        return config["layers"]
+    return None
+
+
+def _layer_nodes_by_name(model_config: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    layers = _sublayers(model_config) or []
+    return {name: n for n in layers if _node(n) is not None and (name := _node_name(n))}
+
+
+def _bidirectional_inner_name(raw: dict[str, Any] | None) -> str | None:
+    node = _node(raw)
+    if node is None or node.class_name != "Bidirectional":
+        return None
+    inner = node.config.get("layer")
+    return _node_name(inner) if isinstance(inner, dict) else None
+
+
+def _bidirectional_half(node: _Node | None, direction: str) -> _Node | None:
+    if node is None or node.class_name != "Bidirectional":
+        return None
+    forward = _node(node.config.get("layer"))
+    if direction == "forward" or forward is None:
+        return forward
+    backward = _node(node.config.get("backward_layer"))
+    if backward is not None:
+        return backward
+    # Without an explicit backward_layer, Keras builds it from the forward config with
+    # go_backwards flipped and the name prefixed (tf_keras layers/rnn/bidirectional.py).
+    config = dict(forward.config)
+    config["go_backwards"] = not config.get("go_backwards", False)
+    if isinstance(config.get("name"), str):
+        config["name"] = "backward_" + config["name"]
+    return _Node(forward.class_name, config, {**forward.raw, "config": config})
+
+
+def _layer_configs(model_config: dict[str, Any] | None, entries: list[_Entry]) -> dict[str, LayerConfig]:
+    """LayerConfig per logical scope, for the scopes that hold weights."""
+    found: dict[str, LayerConfig] = {}
+
+    def visit(layers: list[Any], prefix: str) -> None:
+        for raw in layers:
+            node = _node(raw)
+            name = _node_name(raw) if node is not None else None
+            if node is None or not name:
+                continue
+            scope = prefix + name
+            nested = _sublayers(raw)
+            if nested is not None:
+                visit(nested, scope + "/")
+            elif node.class_name == "Bidirectional":
+                for direction in ("forward", "backward"):
+                    half = _bidirectional_half(node, direction)
+                    if half is not None:
+                        found[f"{scope}/{direction}"] = _layer_config(half)
+            else:
+                found[scope] = _layer_config(node)
+
+    visit(_sublayers(model_config) or [], "")
+    names = [e.name for e in entries]
+    return {scope: cfg for scope, cfg in found.items() if any(n.startswith(scope + "/") for n in names)}
+
+
+def _layer_config(node: _Node) -> LayerConfig:
+    # As stored: Keras 1's output_dim / inner_activation keep their names (detect.py reads them).
+    return LayerConfig(node.class_name, copy.deepcopy(node.config))
+
+
+# ---------------------------------------------------------------------------------------------
+# Zip access
+
+
+def _open_zip(raw: BinaryIO, path: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(raw)
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raw.seek(0)
+        if raw.read(2) != b"PK":
+            raise UnsupportedFormat(f"{path}: not a zip archive, so not a .keras file") from None
+        raise CorruptFile(f"{path}: the .keras zip archive is damaged or truncated ({e}); re-save the model") from None
+
+
+def _check_member(info: zipfile.ZipInfo, file_size: int, path: str) -> None:
+    """Refuse member sizes the archive cannot hold before anything is allocated or read."""
+    if info.flag_bits & 0x1:
+        raise UnsupportedFormat(f"{path}: {info.filename} is encrypted")
+    fits = info.header_offset + info.compress_size <= file_size
+    if info.compress_type == zipfile.ZIP_STORED:
+        plausible = info.file_size == info.compress_size
+    else:
+        plausible = info.file_size <= max(info.compress_size, 1) * _MAX_DEFLATE_RATIO
+    if not (fits and plausible):
+        raise CorruptFile(
+            f"{path}: the zip entry {info.filename} declares {info.file_size} bytes "
+            f"({info.compress_size} stored) but the archive is {file_size} bytes; the file is damaged"
+        )
+
+
+def _read_config_json(archive: zipfile.ZipFile, raw: BinaryIO, file_size: int, path: str) -> dict[str, Any]:
+    info = archive.getinfo(_CONFIG_MEMBER)
+    _check_member(info, file_size, path)
+    if info.file_size > _MAX_CONFIG_BYTES:
+        raise CorruptFile(f"{path}: {_CONFIG_MEMBER} claims {info.file_size} bytes, more than a model config can be")
+    try:
+        data = archive.read(info)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise CorruptFile(f"{path}: cannot read {_CONFIG_MEMBER} ({e}); the file is damaged") from None
+    return _parse_config(data, f"{path}: {_CONFIG_MEMBER}")
+
+
+def _member_file(archive: zipfile.ZipFile, raw: BinaryIO, file_size: int, path: str) -> BinaryIO:
+    info = archive.getinfo(_WEIGHTS_MEMBER)
+    _check_member(info, file_size, path)
+    if info.compress_type != zipfile.ZIP_STORED:
+        # Keras writes it stored; a re-zipped archive is read through zipfile (seekable, slower).
+        try:
+            return archive.open(info)  # type: ignore[return-value]
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as e:
+            raise CorruptFile(f"{path}: cannot open {_WEIGHTS_MEMBER} ({e}); the file is damaged") from None
+    # A stored member is a plain byte range after its local header (APPNOTE 4.3.7: 30 fixed
+    # bytes, then the name and extra field, whose lengths may differ from the central directory's).
+    raw.seek(info.header_offset)
+    header = raw.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise CorruptFile(f"{path}: the local header of {_WEIGHTS_MEMBER} is damaged")
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    start = info.header_offset + 30 + name_length + extra_length
+    if start + info.file_size > file_size:
+        raise CorruptFile(f"{path}: {_WEIGHTS_MEMBER} runs past the end of the archive; the file is truncated")
+    return _ByteRange(raw, start, info.file_size)  # type: ignore[return-value]
+
+
+class _ByteRange(io.RawIOBase):
+    """A read-only, seekable view of bytes [start, start + size) of an open file, for h5py."""
+
+    def __init__(self, raw: BinaryIO, start: int, size: int) -> None:
+        super().__init__()
+        self._raw, self._start, self._size, self._pos = raw, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = max(0, min(len(buffer), self._size - self._pos))
+        if n == 0:
+            return 0
+        self._raw.seek(self._start + self._pos)
+        got = self._raw.readinto(memoryview(buffer)[:n]) or 0
+        self._pos += got
+        return got
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _natural_key(name: str) -> tuple[Any, ...]:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def _unique(entries: list[_Entry]) -> list[_Entry]:
+    """Two weights may map to one logical name only in odd files; the later one keeps its HDF5 path."""
+    seen: set[str] = set()
+    out = []
+    for e in entries:
+        if e.name in seen:
+            e = _Entry(e.h5_path, e.h5_path, e.shape, e.dtype, e.bfloat16)
+        seen.add(e.name)
+        out.append(e)
+    return out

@@ -1,0 +1,73 @@
+"""Open a TF checkpoint through TensorFlow's own reader (tf.train.load_checkpoint).
+
+For cross-checking the native reader (`open_store(..., backend="tensorflow")`); TensorFlow
+is imported only when this backend is used.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import CorruptFile, FileNotFound, UnknownName
+from .base import LayerConfig, TensorInfo
+from .tf_bundle import dtype_name, resolve_prefix
+
+__all__ = ["TFBackendCheckpoint", "open_with_tensorflow"]
+
+
+class TFBackendCheckpoint:
+    """A TensorStore over tf.train.load_checkpoint; same names, shapes and dtypes as the native reader."""
+
+    format = "tf-checkpoint"
+
+    def __init__(self, prefix: str) -> None:
+        import tensorflow as tf
+
+        self.path = prefix
+        self._errors = tf.errors
+        try:
+            self._reader = tf.train.load_checkpoint(prefix)
+        except tf.errors.OpError as e:
+            raise CorruptFile(f"{prefix}: TensorFlow cannot read this checkpoint: {e.message}") from None
+        shapes = self._reader.get_variable_to_shape_map()
+        dtypes = self._reader.get_variable_to_dtype_map()
+        # The native reader lists tensors in file order: the index sorts keys by their bytes.
+        self._infos = {
+            name: TensorInfo(name, tuple(shapes[name]), dtype_name(dtypes[name].as_datatype_enum), name)
+            for name in sorted(shapes, key=lambda name: name.encode("utf-8", "surrogateescape"))
+        }
+
+    def tensors(self) -> dict[str, TensorInfo]:
+        return dict(self._infos)
+
+    def read(self, name: str) -> np.ndarray:
+        info = self._infos.get(name)
+        if info is None:
+            raise UnknownName(f"{self.path}: no tensor named {name!r} in this checkpoint")
+        try:
+            value = self._reader.get_tensor(name)
+        except self._errors.NotFoundError as e:
+            raise FileNotFound(f"{self.path}: tensor {name!r}: {e.message}") from None
+        except self._errors.OpError as e:
+            raise CorruptFile(f"{self.path}: tensor {name!r}: {e.message}") from None
+        # TF returns a scalar string tensor as bare bytes.
+        return np.asarray(value, dtype=object if info.dtype == "string" else None)
+
+    def layer_configs(self) -> dict[str, LayerConfig]:
+        return {}
+
+    def close(self) -> None:
+        self._reader = None
+
+    def __enter__(self) -> TFBackendCheckpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_with_tensorflow(path: str | os.PathLike[str]) -> TFBackendCheckpoint:
+    """Open a TF checkpoint (prefix, .index or .data-… file, or directory) with TensorFlow itself."""
+    return TFBackendCheckpoint(resolve_prefix(path))

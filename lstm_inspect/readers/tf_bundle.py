@@ -1,0 +1,552 @@
+"""Read TensorFlow V2 checkpoints ("tensor bundles") without importing TensorFlow.
+
+A checkpoint is `prefix.index`, a LevelDB-style table mapping tensor names to
+BundleEntryProto records, and `prefix.data-NNNNN-of-MMMMM` shards holding the raw
+little-endian bytes (tensorflow/core/util/tensor_bundle/tensor_bundle.cc). Opening reads
+only the index; `read(name)` reads that tensor's bytes and checks their CRC-32C.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import struct
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+from crc32c import crc32c
+
+from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
+from .base import LayerConfig, TensorInfo
+
+__all__ = ["TFCheckpoint", "dtype_name", "open_checkpoint", "resolve_prefix"]
+
+_TABLE_MAGIC = 0xDB4775248B80FB57  # tensorflow/core/lib/io/format.h kTableMagicNumber
+_FOOTER_SIZE = 48  # two BlockHandles padded to 40 bytes, then the 8-byte magic (format.cc)
+_TRAILER_SIZE = 5  # compression byte + masked CRC-32C after every block (format.cc ReadBlock)
+_DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")  # naming.cc DataFilename
+
+# DataType enum (tensorflow/core/framework/types.proto) -> numpy dtype name. Quantized
+# types are stored as their plain integers, and TF's own reader returns them as such.
+_DTYPE_NAMES = {
+    1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8", 7: "string",
+    8: "complex64", 9: "int64", 10: "bool", 11: "int8", 12: "uint8", 13: "int32",
+    14: "bfloat16", 15: "int16", 16: "uint16", 17: "uint16", 18: "complex128", 19: "float16",
+    20: "resource", 21: "variant", 22: "uint32", 23: "uint64", 24: "float8_e5m2",
+    25: "float8_e4m3fn", 26: "float8_e4m3fnuz", 27: "float8_e4m3b11fnuz", 28: "float8_e5m2fnuz",
+    29: "int4", 30: "uint4", 31: "int2", 32: "uint2", 33: "float4_e2m1fn",
+}  # fmt: skip
+_ML_DTYPES = {"bfloat16", "int4", "uint4", "int2", "uint2", "float4_e2m1fn"} | {
+    name for name in _DTYPE_NAMES.values() if name.startswith("float8")
+}
+
+
+class _Malformed(Exception):
+    """A structural problem; the caller adds the file name and turns it into CorruptFile."""
+
+
+def _mask(crc: int) -> int:
+    # Checksums are stored masked so that a CRC of data containing CRCs stays well mixed
+    # (tensorflow/core/lib/hash/crc32c.h Mask).
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while shift < 64:
+        if pos >= len(buf):
+            raise _Malformed("a varint runs past the end of its record")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+    raise _Malformed("a varint is longer than 10 bytes")
+
+
+# --- protobuf wire format, just enough for the bundle's three messages ---------------------
+
+
+def _proto_fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
+    pos = 0
+    while pos < len(buf):
+        tag, pos = _varint(buf, pos)
+        wire = tag & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            value, pos = int.from_bytes(buf[pos : pos + width], "little"), pos + width
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            value, pos = buf[pos : pos + length], pos + length
+        else:
+            raise _Malformed(f"unexpected protobuf wire type {wire}")
+        if pos > len(buf):
+            raise _Malformed("a protobuf field runs past the end of its record")
+        yield tag >> 3, value
+
+
+def _int(value: int | bytes, signed: bool = False) -> int:
+    if not isinstance(value, int):
+        raise _Malformed("a number field holds bytes")
+    return value - (1 << 64) if signed and value >= 1 << 63 else value
+
+
+def _msg(value: int | bytes) -> bytes:
+    if not isinstance(value, bytes):
+        raise _Malformed("a message field holds a number")
+    return value
+
+
+@dataclass
+class _Entry:
+    """A BundleEntryProto (tensor_bundle.proto); slices hold (start, length) per dimension,
+    length -1 meaning the whole dimension (tensor_slice.proto)."""
+
+    dtype: int = 0
+    shape: tuple[int, ...] = ()
+    shard_id: int = 0
+    offset: int = 0
+    size: int = 0
+    crc32c: int = 0
+    slices: list[tuple[tuple[int, int], ...]] = field(default_factory=list)
+
+
+def _parse_entry(buf: bytes) -> _Entry:
+    entry = _Entry()
+    for number, value in _proto_fields(buf):
+        if number == 1:
+            entry.dtype = _int(value)
+        elif number == 2:
+            entry.shape = _parse_shape(_msg(value))
+        elif number in (3, 4, 5):
+            setattr(entry, ("shard_id", "offset", "size")[number - 3], _int(value, signed=True))
+        elif number == 6:
+            entry.crc32c = _int(value)
+        elif number == 7:
+            entry.slices.append(tuple(_parse_extent(_msg(v)) for n, v in _proto_fields(_msg(value)) if n == 1))
+    if min(entry.shard_id, entry.offset, entry.size) < 0:
+        raise _Malformed("negative shard, offset or size")
+    return entry
+
+
+def _parse_shape(buf: bytes) -> tuple[int, ...]:
+    dims = []
+    for number, value in _proto_fields(buf):
+        if number == 2:
+            size = sum(_int(v, signed=True) for n, v in _proto_fields(_msg(value)) if n == 1)
+            if size < 0:
+                raise _Malformed("a dimension of unknown (negative) size")
+            dims.append(size)
+        elif number == 3 and value:
+            raise _Malformed("a stored tensor of unknown rank")
+    if len(dims) > 64:  # numpy's limit (NPY_MAXDIMS); TF never saves such ranks
+        raise _Malformed(f"a tensor of rank {len(dims)}")
+    return tuple(dims)
+
+
+def _parse_extent(buf: bytes) -> tuple[int, int]:
+    # `length` is in a oneof: absent means the whole dimension, not length 0.
+    start, length = 0, -1
+    for number, value in _proto_fields(buf):
+        if number == 1:
+            start = _int(value, signed=True)
+        elif number == 2:
+            length = _int(value, signed=True)
+    return start, length
+
+
+# --- the slice key of one piece of a partitioned variable -----------------------------------
+
+
+def _slice_key(name: bytes, extents: tuple[tuple[int, int], ...]) -> bytes:
+    # EncodeTensorNameSlice (saved_tensor_slice_util.cc) with OrderedCode
+    # (tensorflow/core/lib/strings/ordered_code.cc): number 0, the escaped name and its
+    # separator, the rank, then per dimension start and length (-1 for a full extent).
+    escaped = re.sub(rb"[\x00\xff]", lambda m: b"\x00\xff" if m[0] == b"\x00" else b"\xff\x00", name)
+    key = bytearray(b"\x00" + escaped + b"\x00\x01")
+    rank = len(extents).to_bytes((len(extents).bit_length() + 7) // 8, "big")
+    key += bytes([len(rank)]) + rank
+    for number in (n for extent in extents for n in extent):
+        # Signed numbers: the sign bit, then as many length bits as bytes follow.
+        size = (~number if number < 0 else number).bit_length() // 7 + 1
+        header = ((1 << size) - 1) << (7 * size)
+        body = int.from_bytes(number.to_bytes(size, "big", signed=True), "big")
+        key += (body ^ header).to_bytes(size, "big")
+    return bytes(key)
+
+
+# --- the table (tensorflow/core/lib/io/format.cc, block.cc, table.cc) -----------------------
+
+
+def _read_block(data: bytes, handle: bytes, where: str, verify: bool) -> bytes:
+    offset, pos = _varint(handle, 0)
+    size, _ = _varint(handle, pos)
+    end = offset + size
+    if end + _TRAILER_SIZE > len(data) - _FOOTER_SIZE:
+        raise _Malformed(f"a block at byte {offset} runs past the end of the file")
+    if verify and _mask(crc32c(data[offset : end + 1])) != int.from_bytes(data[end + 1 : end + 5], "little"):
+        raise _Malformed(f"the block at byte {offset} fails its CRC-32C check")
+    if data[end] == 1:
+        raise UnsupportedFormat(
+            f"{where}: the block at byte {offset} is Snappy-compressed, which TensorFlow 2 never "
+            "writes and lstm-inspect does not read; re-save the checkpoint with TensorFlow 2"
+        )
+    if data[end] != 0:
+        raise _Malformed(f"the block at byte {offset} has unknown compression type {data[end]}")
+    return data[offset:end]
+
+
+def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
+    # Entries are (shared key prefix length, rest of key length, value length, rest of key,
+    # value); a uint32 array of restart offsets and its count end the block (block.cc).
+    if len(block) < 4:
+        raise _Malformed("a block is too short to hold its restart count")
+    restarts_at = len(block) - 4 - 4 * int.from_bytes(block[-4:], "little")
+    if restarts_at < 0:
+        raise _Malformed("a block's restart array is larger than the block")
+    pos, key = 0, b""
+    while pos < restarts_at:
+        shared, pos = _varint(block, pos)
+        unshared, pos = _varint(block, pos)
+        value_size, pos = _varint(block, pos)
+        if shared > len(key) or pos + unshared + value_size > restarts_at:
+            raise _Malformed("a block entry runs past its block")
+        key = key[:shared] + block[pos : pos + unshared]
+        pos += unshared
+        yield key, block[pos : pos + value_size]
+        pos += value_size
+
+
+def _table_entries(data: bytes, where: str, verify: bool) -> Iterator[tuple[bytes, bytes]]:
+    if len(data) < _FOOTER_SIZE or int.from_bytes(data[-8:], "little") != _TABLE_MAGIC:
+        raise _Malformed("no table footer (bad magic number at the end): the file is truncated or not a .index file")
+    footer = data[-_FOOTER_SIZE:]
+    _, pos = _varint(footer, 0)  # the metaindex handle: the bundle keeps nothing there
+    _, pos = _varint(footer, pos)
+    previous = None
+    # The index block's keys are only separators between data blocks, never tensor names.
+    for _, handle in _block_entries(_read_block(data, footer[pos:], where, verify)):
+        for key, value in _block_entries(_read_block(data, handle, where, verify)):
+            if previous is not None and key <= previous:
+                raise _Malformed("the table's keys are out of order")
+            previous = key
+            yield key, value
+
+
+def _check_header(buf: bytes, where: str) -> int:
+    """Parses BundleHeaderProto (tensor_bundle.proto); returns num_shards."""
+    num_shards, endianness, min_consumer, bad_consumers = 0, 0, 0, []
+    for number, value in _proto_fields(buf):
+        if number == 1:
+            num_shards = _int(value, signed=True)
+        elif number == 2:
+            endianness = _int(value)
+        elif number == 3:
+            for n, v in _proto_fields(_msg(value)):
+                if n == 2:
+                    min_consumer = _int(v)
+                elif n == 3 and isinstance(v, bytes):  # packed repeated int32
+                    pos = 0
+                    while pos < len(v):
+                        consumer, pos = _varint(v, pos)
+                        bad_consumers.append(consumer)
+                elif n == 3:
+                    bad_consumers.append(v)
+    if endianness != 0:
+        raise UnsupportedFormat(f"{where}: written on a big-endian machine, which lstm-inspect does not read")
+    # tensor_bundle.cc kTensorBundleVersion = 1, checked by CheckVersions (versions.cc).
+    if min_consumer > 1 or 1 in bad_consumers:
+        raise UnsupportedFormat(f"{where}: needs a newer tensor-bundle reader (format version > 1)")
+    if num_shards < 1:
+        raise _Malformed(f"the header declares {num_shards} data shards")
+    return num_shards
+
+
+# --- finding the checkpoint -----------------------------------------------------------------
+
+
+def _unescape(text: bytes) -> bytes:
+    # The state file is a text-format proto: strings use C escapes, octal for non-ASCII bytes.
+    simple = {b"n": b"\n", b"t": b"\t", b"r": b"\r"}
+
+    def one(m: re.Match[bytes]) -> bytes:
+        code = m[1]
+        if code[:1] == b"x":
+            return bytes([int(code[1:], 16)])
+        if code[:1].isdigit():
+            return bytes([int(code, 8) & 0xFF])
+        return simple.get(code, code)
+
+    return re.sub(rb"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", one, text, flags=re.S)
+
+
+def _named_by_state_file(directory: str) -> str:
+    """The checkpoint path a directory's `checkpoint` state file names (tf.train.latest_checkpoint)."""
+    state = os.path.join(directory, "checkpoint")
+    try:
+        with open(state, "rb") as f:
+            text = f.read()
+    except FileNotFoundError:
+        found = sorted(
+            os.path.join(directory, sub, name[: -len(".index")])
+            for sub in ("", "variables")  # a SavedModel keeps its checkpoint in variables/
+            if os.path.isdir(os.path.join(directory, sub))
+            for name in os.listdir(os.path.join(directory, sub))
+            if name.endswith(".index")
+        )
+        hint = f"; give one of these checkpoint prefixes instead: {', '.join(found[:5])}" if found else ""
+        raise FileNotFound(f"{directory}: this directory has no `checkpoint` state file{hint}") from None
+    match = re.search(rb'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', text, re.M)
+    if match is None:
+        raise CorruptFile(f"{state}: no model_checkpoint_path line; give the checkpoint prefix itself")
+    named = os.fsdecode(_unescape(match[1]))
+    # A copied checkpoint directory still names the absolute path it was written to.
+    for path in (os.path.join(directory, named), os.path.join(directory, os.path.basename(named))):
+        if os.path.isfile(path + ".index") or os.path.isfile(path):
+            return path
+    raise FileNotFound(
+        f"{state}: names checkpoint {named!r}, but there is no {os.path.join(directory, named)}.index; "
+        "give the checkpoint prefix itself or fix the state file"
+    )
+
+
+def resolve_prefix(path: str | os.PathLike[str]) -> str:
+    """The checkpoint prefix for a prefix, its .index or .data-… file, or a checkpoint directory."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = _named_by_state_file(path)
+    data_suffix = _DATA_SUFFIX.search(path)
+    if path.endswith(".index"):
+        prefix = path[: -len(".index")]
+    elif data_suffix:
+        prefix = path[: data_suffix.start()]
+    else:
+        prefix = path
+    if os.path.isfile(prefix + ".index"):
+        return prefix
+    if not os.path.isfile(path):
+        raise FileNotFound(f"{path}: no such file or checkpoint prefix (there is no {prefix}.index)")
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - 8))
+        if int.from_bytes(f.read(), "little") == _TABLE_MAGIC:
+            raise UnsupportedFormat(
+                f"{path}: this is a V1 TensorFlow checkpoint (before 2017), which lstm-inspect does not "
+                "read; load it in TensorFlow and save it again with tf.compat.v1.train.Saver()"
+            )
+    raise UnsupportedFormat(
+        f"{path}: not a TensorFlow checkpoint (no {prefix}.index next to it); give a checkpoint "
+        "prefix, its .index or .data-… file, or a directory holding a `checkpoint` file"
+    )
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+def dtype_name(code: int) -> str:
+    """The numpy dtype name of a TF DataType enum value (types.proto); "unknown-N" when there is none."""
+    # Reference types are the base type + 100 (DT_FLOAT_REF = 101).
+    return _DTYPE_NAMES.get(code - 100 if code > 100 else code, f"unknown-{code}")
+
+
+def _numpy_dtype(name: str) -> np.dtype | None:
+    """The numpy dtype of a TensorInfo.dtype name; None for resource, variant and unknown types."""
+    if name == "string":
+        return np.dtype(object)
+    if name in _ML_DTYPES:
+        import ml_dtypes
+
+        return np.dtype(getattr(ml_dtypes, name))
+    try:
+        return np.dtype(name)
+    except TypeError:
+        return None
+
+
+class TFCheckpoint:
+    """An open V2 checkpoint; a TensorStore. Opening reads the .index file only."""
+
+    format = "tf-checkpoint"
+
+    def __init__(self, prefix: str, verify: bool = True) -> None:
+        self.path = prefix
+        self._verify = verify
+        self._index_path = prefix + ".index"
+        self._shards: dict[int, tuple[BinaryIO, int]] = {}
+        try:
+            with open(self._index_path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise FileNotFound(f"{self._index_path}: cannot open ({e.strerror})") from None
+        try:
+            entries = _table_entries(data, self._index_path, verify)
+            key, header = next(entries, (None, b""))
+            if key != b"":
+                raise _Malformed("the first entry is not the bundle header")
+            self._num_shards = _check_header(header, self._index_path)
+            self._entries = {key: _parse_entry(value) for key, value in entries}
+        except _Malformed as e:
+            raise self._corrupt(self._index_path, str(e)) from None
+        # Piece keys are hidden the way TF's CheckpointReader::BuildV2VarMaps hides them.
+        pieces = {_slice_key(key, extents) for key, entry in self._entries.items() for extents in entry.slices}
+        self._infos = {}
+        for key, entry in self._entries.items():
+            if key not in pieces:
+                name = key.decode("utf-8", "surrogateescape")
+                self._infos[name] = TensorInfo(name, entry.shape, dtype_name(entry.dtype), name)
+
+    @staticmethod
+    def _corrupt(path: str, problem: str) -> CorruptFile:
+        return CorruptFile(f"{path}: {problem}; the file is damaged or incomplete: copy it again or re-save it")
+
+    def tensors(self) -> dict[str, TensorInfo]:
+        return dict(self._infos)
+
+    def layer_configs(self) -> dict[str, LayerConfig]:
+        return {}
+
+    def read(self, name: str) -> np.ndarray:
+        info = self._infos.get(name)
+        if info is None:
+            raise UnknownName(f"{self.path}: no tensor named {name!r} in this checkpoint")
+        dtype = _numpy_dtype(info.dtype)
+        if dtype is None:
+            raise UnsupportedFormat(f"{self.path}: tensor {name!r} has dtype {info.dtype}, which has no numpy value")
+        entry = self._entries[name.encode("utf-8", "surrogateescape")]
+        if not entry.slices:
+            return self._read_entry(name, entry, dtype)
+        return self._assemble(name, entry, dtype)
+
+    def _assemble(self, name: str, entry: _Entry, dtype: np.dtype) -> np.ndarray:
+        # A partitioned variable: the full entry lists the slices, each stored under its
+        # own slice key (BundleWriter::AddSlice in tensor_bundle.cc).
+        pieces = []
+        for extents in entry.slices:
+            spec = ":".join("-" if length < 0 else f"{start},{length}" for start, length in extents)
+            piece_name = f"{name} [{spec}]"
+            piece = self._entries.get(_slice_key(name.encode("utf-8", "surrogateescape"), extents))
+            if piece is None:
+                raise self._corrupt(self._index_path, f"piece {piece_name!r} of a partitioned tensor is missing")
+            bounds = [
+                (0, dim) if length < 0 else (start, start + length)
+                for (start, length), dim in zip(extents, entry.shape)
+            ]
+            if (
+                len(extents) != len(entry.shape)
+                or any(low < 0 or high > dim for (low, high), dim in zip(bounds, entry.shape))
+                or piece.shape != tuple(high - low for low, high in bounds)
+                or piece.dtype != entry.dtype
+            ):
+                raise self._corrupt(self._index_path, f"piece {piece_name!r} does not fit the full tensor")
+            self._locate(piece_name, piece, dtype)  # checks sizes against the files before allocating
+            pieces.append((tuple(slice(low, high) for low, high in bounds), piece_name, piece))
+        if sum(math.prod(piece.shape) for *_, piece in pieces) != math.prod(entry.shape):
+            raise self._corrupt(self._index_path, f"the pieces of partitioned tensor {name!r} do not cover it")
+        full = np.empty(entry.shape, dtype)
+        covered = np.zeros(entry.shape, bool)
+        for where, piece_name, piece in pieces:
+            if covered[where].any():
+                raise self._corrupt(self._index_path, f"the pieces of partitioned tensor {name!r} overlap")
+            full[where] = self._read_entry(piece_name, piece, dtype)
+            covered[where] = True
+        return full
+
+    def _locate(self, name: str, entry: _Entry, dtype: np.dtype) -> tuple[BinaryIO, str]:
+        """The open data shard holding a tensor, once its size is checked against dtype, shape and file."""
+        count, strings = math.prod(entry.shape), dtype.hasobject
+        # A string tensor is varint lengths, their masked CRC, then the bytes, so at least
+        # one byte per element (WriteStringTensor in tensor_bundle.cc).
+        needed = count + 4 if strings else count * dtype.itemsize
+        if entry.size < needed or (entry.size > needed and not strings):
+            raise self._corrupt(
+                self._index_path,
+                f"tensor {name!r} is stored as {entry.size} bytes, but {dtype} {list(entry.shape)} needs {needed}",
+            )
+        if entry.shard_id >= self._num_shards:
+            raise self._corrupt(self._index_path, f"tensor {name!r} is in shard {entry.shard_id}, past the last one")
+        path = f"{self.path}.data-{entry.shard_id:05d}-of-{self._num_shards:05d}"
+        if entry.shard_id not in self._shards:
+            try:
+                f = open(path, "rb")  # kept open until close()
+            except OSError as e:
+                raise FileNotFound(
+                    f"{path}: cannot open data shard {entry.shard_id + 1} of {self._num_shards}, which holds "
+                    f"tensor {name!r} ({e.strerror}); copy every .data-*-of-{self._num_shards:05d} file "
+                    "next to the .index file"
+                ) from None
+            self._shards[entry.shard_id] = (f, os.fstat(f.fileno()).st_size)
+        f, file_size = self._shards[entry.shard_id]
+        if entry.offset + entry.size > file_size:
+            raise self._corrupt(
+                path,
+                f"tensor {name!r} needs bytes {entry.offset}..{entry.offset + entry.size} of a {file_size}-byte file",
+            )
+        return f, path
+
+    def _read_entry(self, name: str, entry: _Entry, dtype: np.dtype) -> np.ndarray:
+        f, path = self._locate(name, entry, dtype)
+        raw = bytearray(entry.size)
+        f.seek(entry.offset)
+        if f.readinto(raw) != entry.size:
+            raise self._corrupt(path, f"tensor {name!r} is cut short")
+        try:
+            if dtype.hasobject:
+                value, crc = _decode_strings(raw, math.prod(entry.shape), self._verify)
+            else:
+                # Bundles are little-endian (the header says so, checked on open).
+                value = np.frombuffer(raw, dtype)
+                value = value.byteswap() if sys.byteorder == "big" else value
+                crc = crc32c(raw) if self._verify else 0
+        except _Malformed as e:
+            raise self._corrupt(path, f"tensor {name!r}: {e}") from None
+        if self._verify and _mask(crc) != entry.crc32c:
+            raise self._corrupt(path, f"tensor {name!r} fails its CRC-32C check")
+        return value.reshape(entry.shape)
+
+    def close(self) -> None:
+        for f, _ in self._shards.values():
+            f.close()
+        self._shards.clear()
+
+    def __enter__(self) -> TFCheckpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _decode_strings(raw: bytearray, count: int, verify: bool) -> tuple[np.ndarray, int]:
+    """The strings, and the unmasked CRC that BundleEntryProto.crc32c covers: each length as
+    uint32 (uint64 past 4 GiB), the stored lengths checksum, then the bytes (WriteStringTensor)."""
+    lengths, pos = [], 0
+    for _ in range(count):
+        length, pos = _varint(raw, pos)
+        lengths.append(length)
+    if pos + 4 + sum(lengths) != len(raw):
+        raise _Malformed("the string lengths do not add up to the stored size")
+    crc = 0
+    if verify:
+        crc = crc32c(b"".join(struct.pack("<I" if n <= 0xFFFFFFFF else "<Q", n) for n in lengths))
+        if _mask(crc) != int.from_bytes(raw[pos : pos + 4], "little"):
+            raise _Malformed("the string lengths fail their CRC-32C check")
+        crc = crc32c(raw[pos:], crc)
+    pos += 4
+    values = np.empty(count, dtype=object)
+    for i, length in enumerate(lengths):
+        values[i] = bytes(raw[pos : pos + length])
+        pos += length
+    return values, crc
+
+
+def open_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> TFCheckpoint:
+    """Open a TF V2 checkpoint given as its prefix, .index or .data-… file, or directory.
+
+    verify: check the CRC-32C of every index block on open and of every tensor read.
+    """
+    return TFCheckpoint(resolve_prefix(path), verify=verify)
