@@ -181,17 +181,18 @@ class SplitResult:
 def block_stats(layer: Layer, block: Block, values: bool = False) -> BlockStats:
     array = layer.read(block)
     data = array.astype(np.float64)
-    empty = data.size == 0
+    # A zero-sized block (a layer with no inputs) has no statistics; report zeros, not NaN.
+    mean, std, low, high = (data.mean(), data.std(), data.min(), data.max()) if data.size else (0.0,) * 4
     return BlockStats(
         gate=block.gate,
         part=block.part,
         shape=list(block.shape),
         source=block.source,
         dtype=str(array.dtype),
-        mean=float(data.mean()) if not empty else 0.0,
-        std=float(data.std()) if not empty else 0.0,
-        min=float(data.min()) if not empty else 0.0,
-        max=float(data.max()) if not empty else 0.0,
+        mean=float(mean),
+        std=float(std),
+        min=float(low),
+        max=float(high),
         l2=float(np.sqrt((data * data).sum())),
         values=array.tolist() if values else None,
     )

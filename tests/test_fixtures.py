@@ -88,5 +88,31 @@ def test_exported_npz_reproduces_framework_outputs(entry, tmp_path):
             _check_layer(ckpt, expected, reference, from_npz)
         keys = set(exported.files)
         for layer in ckpt.layers:
+            if layer.projection is not None:
+                np.testing.assert_array_equal(exported[f"{layer.name}/projection"], layer.projection)
+            else:
+                assert f"{layer.name}/projection" not in keys
             for g in GATES:
                 assert {f"{layer.name}/{g}/kernel", f"{layer.name}/{g}/recurrent"} <= keys
+
+
+TF_CHECKPOINTS = [e for e in ENTRIES if e["format"] == "tf-checkpoint"]
+
+
+@pytest.mark.parametrize("entry", TF_CHECKPOINTS, ids=[e["name"] for e in TF_CHECKPOINTS])
+def test_native_reader_matches_tensorflow_bit_for_bit(entry):
+    pytest.importorskip("tensorflow")
+    from lstm_inspect.readers import open_store
+
+    path = FIXTURES / entry["path"]
+    with open_store(path) as native, open_store(path, backend="tensorflow") as reference:
+        ours, theirs = native.tensors(), reference.tensors()
+        assert list(ours) == list(theirs)
+        for name, info in ours.items():
+            assert (info.shape, info.dtype) == (theirs[name].shape, theirs[name].dtype), name
+            a, b = native.read(name), reference.read(name)
+            assert a.dtype == b.dtype and a.shape == b.shape, name
+            if a.dtype == object:
+                assert a.tolist() == b.tolist(), name
+            else:
+                assert a.tobytes() == b.tobytes(), name
