@@ -33,8 +33,19 @@ _EPILOG_EXPORT = """\b
 Examples:
   lstm-inspect export model.ckpt                      (writes ./model.ckpt.gates.npz)
   lstm-inspect export model.ckpt -o gates.npz --layer rnn/lstm_cell --gate forget
-Keys: LAYER/GATE/kernel, LAYER/GATE/recurrent, LAYER/GATE/bias [, recurrent_bias, peephole],
-LAYER/projection and the 0-d LAYER/forget_bias.
+  lstm-inspect export model.ckpt --layout pytorch -o lstm.npz
+  lstm-inspect export model.keras --layout onnx --layer enc -o enc.onnx
+  lstm-inspect export model.h5 --layout tensorflow --target-forget-bias 0 -o cell.npz
+Keys (--layout gates): LAYER/GATE/kernel, LAYER/GATE/recurrent, LAYER/GATE/bias [, recurrent_bias,
+peephole], LAYER/projection and the 0-d LAYER/forget_bias. Other layouts: see README.md.
+"""
+
+_EPILOG_VERIFY = """\b
+Examples:
+  lstm-inspect verify model.ckpt
+  lstm-inspect verify model.keras --layer enc --json
+Targets: numpy on each export layout written and read back, then torch.nn.LSTM (PyTorch export),
+onnxruntime (.onnx model), Keras 3 (Keras export) and, for a Keras model file, Keras' own loader.
 """
 
 
@@ -158,10 +169,26 @@ def split(
     "--output",
     type=click.Path(dir_okay=False, path_type=str),
     default=None,
-    help="Output .npz (default: <checkpoint name>.gates.npz in the current directory).",
+    help="Output .npz (default: <checkpoint name>.<layout>.npz in the current directory); "
+    "with --layout onnx, a name ending in .onnx writes a runnable ONNX model instead.",
 )
 @_layer_option
 @_gate_option
+@click.option(
+    "--layout",
+    default="gates",
+    show_default=True,
+    metavar="LAYOUT",
+    help="gates|pytorch|onnx|keras|tensorflow: the canonical gate blocks, or ready for that framework.",
+)
+@click.option(
+    "--target-forget-bias",
+    type=float,
+    default=None,
+    metavar="FLOAT",
+    help="With --layout tensorflow: the forget_bias the TF1 cell will add at run time "
+    "(default 1.0, its own); the exported bias is adjusted for it.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 def export(
     path: str,
@@ -170,20 +197,77 @@ def export(
     output: str | None,
     layers: tuple[str, ...],
     gates: tuple[str, ...],
+    layout: str,
+    target_forget_bias: float | None,
     quiet: bool,
 ) -> None:
-    """Write the gate blocks of the LSTM layers to an .npz file (atomically)."""
+    """Write the LSTM layers' weights to an .npz file (atomically): the gate blocks, or in the
+    layout of PyTorch, ONNX, Keras or TensorFlow; or one layer as an .onnx model."""
     with _errors():
-        from .export import default_output, gate_arrays, write_npz
+        if gates and layout != "gates":
+            raise click.ClickException("--gate applies to --layout gates only")
+        if target_forget_bias is not None and layout != "tensorflow":
+            raise click.ClickException("--target-forget-bias applies to --layout tensorflow only")
+        from .convert import export_units, layout_arrays, select_layers
+        from .export import default_output, write_npz
 
         with _open(path, forget_bias, no_verify) as ckpt:
-            selected = ckpt.select(layers)
-            target = output or default_output(ckpt.path)
-            result = write_npz(target, gate_arrays(ckpt, layers, gates))
+            if layout == "onnx" and output is not None and output.endswith(".onnx"):
+                from .onnx_model import export_onnx
+
+                written = export_onnx(ckpt, output, layers)
+                if not quiet:
+                    kind = "bidirectional LSTM node" if written.directions == 2 else "LSTM node"
+                    click.echo(f"Wrote an ONNX model of {written.layer} (one {kind}) to {os.path.abspath(output)}")
+                return
+            if layout == "gates":
+                names = [layer.name for layer in select_layers(ckpt, layers)]
+            else:
+                names = [unit.name for unit in export_units(ckpt, layout, layers)]
+            arrays = layout_arrays(ckpt, layout, layers, target_forget_bias, gates)
+            # export.default_output names the gates layout; other layouts swap in their own name.
+            target = output or default_output(ckpt.path).replace(".gates.npz", f".{layout}.npz")
+            result = write_npz(target, arrays)
         if not quiet:
-            names = ", ".join(layer.name for layer in selected)
             size = result.bytes / 2**20
-            click.echo(f"Wrote {result.arrays} arrays ({size:.2f} MiB) for {names} to {os.path.abspath(target)}")
+            click.echo(
+                f"Wrote {result.arrays} arrays ({size:.2f} MiB) for {', '.join(names)} to {os.path.abspath(target)}"
+            )
+
+
+@main.command(name="verify", epilog=_EPILOG_VERIFY)
+@_common
+@_layer_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random input sequence.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+def verify_command(
+    path: str,
+    forget_bias: float | None,
+    no_verify: bool,
+    layers: tuple[str, ...],
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Run each layer over a seeded random input with the numpy LSTM on its split blocks, on every
+    export layout read back, and with PyTorch, onnxruntime and Keras where installed; print the
+    largest differences and exit 1 if any exceeds the tolerance for the weights' dtype."""
+    with _errors():
+        from .render import print_renderable, to_json, verify_renderable
+        from .verify import verify
+
+        with _open(path, forget_bias, no_verify) as ckpt:
+            result = verify(ckpt, layers, seed=seed)
+        if as_json:
+            click.echo(to_json(result))
+        else:
+            print_renderable(verify_renderable(result))
+        failures = result.failures()
+        if failures:
+            worst = "; ".join(
+                f"{layer.name} {check.target} " + (check.error or f"{check.max_abs_diff:.1e} > {layer.tolerance:.1e}")
+                for layer, check in failures[:3]
+            )
+            raise click.ClickException(f"{len(failures)} check(s) exceed the tolerance: {worst}")
 
 
 if __name__ == "__main__":

@@ -167,9 +167,11 @@ def verify_renderable(result: VerifyResult) -> Group:
     table.add_column("tolerance", justify="right", no_wrap=True)
     table.add_column("result", overflow="fold")
     for layer in result.layers:
-        rows = [(c.target, c.max_abs_diff, c.note) for c in layer.checks] or [("-", None, layer.note)]
-        for index, (target, diff, note) in enumerate(rows):
-            if diff is None:
+        rows = [(c.target, c.max_abs_diff, c.note, c.error) for c in layer.checks] or [("-", None, layer.note, None)]
+        for index, (target, diff, note, error) in enumerate(rows):
+            if error is not None:
+                verdict = f"FAIL: {error}"
+            elif diff is None:
                 verdict = note or "-"
             else:
                 verdict = "ok" if diff <= layer.tolerance else "FAIL"

@@ -12,17 +12,15 @@ from lstm_inspect.layouts import GATES
 from lstm_inspect.numpy_lstm import run_lstm
 from lstm_inspect.results import summarize
 
-from .conftest import FIXTURES, manifest
+from .conftest import FIXTURES, UNREADABLE, manifest
 
-# The pre-2017 V1 format is refused with a message saying what it is (see test_v1_checkpoint_is_refused).
-REFUSED = {"tf1_v1_format"}
-ENTRIES = [e for e in manifest() if e["name"] not in REFUSED]
+ENTRIES = manifest()
 IDS = [e["name"] for e in ENTRIES]
 WITH_REFERENCE = [e for e in ENTRIES if e.get("reference")]
 
 
 def test_v1_checkpoint_is_refused():
-    (entry,) = [e for e in manifest() if e["name"] in REFUSED]
+    (entry,) = [e for e in manifest(readable_only=False) if e["name"] in UNREADABLE]
     with pytest.raises(lstm_inspect.UnsupportedFormat, match="V1 TensorFlow checkpoint"):
         lstm_inspect.load(FIXTURES / entry["path"])
 

@@ -1,0 +1,137 @@
+"""A runnable ONNX model of one LSTM layer or bidirectional pair: one LSTM node, weights as initializers.
+
+Needs the optional `onnx` package (`pip install 'lstm-inspect[onnx]'`), imported only in here.
+The model has a single required input `X` [seq_length, batch_size, input_size] (the operator's
+default layout, onnx/defs/rnn/defs.cc) and the outputs `Y` [seq_length, num_directions,
+batch_size, hidden_size], `Y_h` and `Y_c` [num_directions, batch_size, hidden_size].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .api import Checkpoint
+from .convert import ONNX_ACTIVATIONS, Weights, export_units, to_onnx, weights_of
+from .errors import OutputError, UnsupportedFormat
+from .export import atomic_output
+
+# LSTM-14 is the version that onnxruntime and most converters have run longest; IR 7 is the IR
+# version that introduced opset 14 (onnx/docs/Versioning.md), so older runtimes load the file too.
+OPSET = 14
+IR_VERSION = 7
+
+
+@dataclass
+class OnnxExportResult:
+    path: str
+    layer: str
+    directions: int
+    bytes: int
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "layer": self.layer, "directions": self.directions, "bytes": self.bytes}
+
+
+def _import_onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise OutputError(
+            "writing an .onnx model needs the onnx package: pip install 'lstm-inspect[onnx]' "
+            "(or write the W, R, B, P arrays with -o OUT.npz)"
+        ) from None
+    return onnx
+
+
+def build_model(directions: Sequence[Weights], name: str) -> Any:
+    """The onnx.ModelProto of one LSTM node: forward, or bidirectional for a (forward, backward) pair."""
+    onnx = _import_onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    arrays = to_onnx(directions)
+    # float32 whatever the weights: half-precision ones widen to it exactly, and onnxruntime's LSTM
+    # runs float only ("LSTM operator does not support double yet"), so float64 ones are rounded.
+    dtype, elem_type = np.float32, TensorProto.FLOAT
+    first = directions[0]
+    hidden, input_size, dirs = first.units, first.input_size, len(directions)
+
+    activations, alphas, betas = [], [], []
+    for _ in directions:
+        # The operator's f (gates), g (cell input) and h (cell output); numpy_lstm uses `activation` for both g and h.
+        for activation in (first.recurrent_activation, first.activation, first.activation):
+            op, alpha, beta = ONNX_ACTIVATIONS[activation]
+            activations.append(op)
+            alphas += [] if alpha is None else [alpha]
+            betas += [] if beta is None else [beta]
+    attributes: dict[str, Any] = {
+        "hidden_size": hidden,
+        "direction": "bidirectional" if dirs == 2 else "forward",
+        "activations": activations,
+    }
+    if alphas:
+        attributes["activation_alpha"] = alphas
+    if betas:
+        attributes["activation_beta"] = betas
+
+    initializers = [numpy_helper.from_array(np.asarray(arrays[k], dtype=dtype), name=k) for k in ("W", "R")]
+    # Inputs in operator order X, W, R, B, sequence_lens, initial_h, initial_c, P; "" skips one.
+    inputs = ["X", "W", "R", "B" if "B" in arrays else ""]
+    if "B" in arrays:
+        initializers.append(numpy_helper.from_array(np.asarray(arrays["B"], dtype=dtype), name="B"))
+    if "P" in arrays:
+        inputs += ["", "", "", "P"]
+        initializers.append(numpy_helper.from_array(np.asarray(arrays["P"], dtype=dtype), name="P"))
+    while inputs[-1] == "":
+        inputs.pop()
+
+    node = helper.make_node("LSTM", inputs, ["Y", "Y_h", "Y_c"], name=name, **attributes)
+    graph = helper.make_graph(
+        [node],
+        name,
+        [helper.make_tensor_value_info("X", elem_type, ["seq_length", "batch_size", input_size])],
+        [
+            helper.make_tensor_value_info("Y", elem_type, ["seq_length", dirs, "batch_size", hidden]),
+            helper.make_tensor_value_info("Y_h", elem_type, [dirs, "batch_size", hidden]),
+            helper.make_tensor_value_info("Y_c", elem_type, [dirs, "batch_size", hidden]),
+        ],
+        initializer=initializers,
+    )
+    model = helper.make_model(
+        graph,
+        producer_name="lstm-inspect",
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        doc_string=f"LSTM layer {name} exported by lstm-inspect",
+    )
+    onnx.checker.check_model(model)
+    return model
+
+
+def write_onnx(path: str, directions: Sequence[Weights], name: str) -> OnnxExportResult:
+    """Write the model of one layer or pair to `path`, atomically."""
+    data = build_model(directions, name).SerializeToString()
+    with atomic_output(path) as f:
+        f.write(data)
+    return OnnxExportResult(path, name, len(directions), len(data))
+
+
+def export_onnx(ckpt: Checkpoint, path: str, names: Iterable[str] = ()) -> OnnxExportResult:
+    """Write the .onnx model of the one layer or bidirectional pair selected by `names`."""
+    units = export_units(ckpt, "onnx", names)
+    if len(units) != 1:
+        listed = ", ".join(unit.name for unit in units)
+        raise UnsupportedFormat(
+            f"{ckpt.path}: an .onnx model holds one LSTM layer or bidirectional pair, and {len(units)} are "
+            f"selected ({listed}); choose one with --layer, or write all of them as arrays with -o OUT.npz"
+        )
+    _import_onnx()
+    (unit,) = units
+    try:
+        return write_onnx(path, [weights_of(layer) for layer in unit.layers], unit.name)
+    finally:
+        for layer in unit.layers:
+            layer.release()
