@@ -91,6 +91,21 @@ _gate_option = click.option(
 )
 
 
+@contextmanager
+def _progress_bar(total: int, enabled: bool) -> Iterator[Callable[[str, int], None] | None]:
+    """A progress bar on stderr while an export runs, only when stderr is a terminal."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("exporting"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("export", total=max(total, 1))
+        yield lambda key, elements: bar.advance(task, elements)
+
+
 def _open(path: str, forget_bias: float | None, no_verify: bool) -> Any:
     from .api import load
 
@@ -225,9 +240,11 @@ def export(
             else:
                 names = [unit.name for unit in export_units(ckpt, layout, layers)]
             arrays = layout_arrays(ckpt, layout, layers, target_forget_bias, gates)
-            # export.default_output names the gates layout; other layouts swap in their own name.
-            target = output or default_output(ckpt.path).replace(".gates.npz", f".{layout}.npz")
-            result = write_npz(target, arrays)
+            target = output or default_output(ckpt.path, layout)
+            # Every layout holds about as many elements as the selected layers store.
+            total = sum(info.size for layer in select_layers(ckpt, layers) for info in layer.spec.tensors.values())
+            with _progress_bar(total, not quiet) as progress:
+                result = write_npz(target, arrays, progress)
         if not quiet:
             size = result.bytes / 2**20
             click.echo(

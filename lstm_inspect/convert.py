@@ -558,13 +558,6 @@ def unit_arrays(
             layer.release()
 
 
-def storable(array: np.ndarray) -> np.ndarray:
-    """`array` as .npy can hold it: bfloat16 and float8 (ml_dtypes, numpy kind "V") would be saved
-    as raw void bytes that np.load cannot read back as numbers (numpy/lib/format.py stores only
-    builtin dtypes), so they are widened to float32, which holds every value exactly."""
-    return array.astype(np.float32) if array.dtype.kind == "V" else array
-
-
 def layout_arrays(
     ckpt: Checkpoint,
     target: str,
@@ -584,7 +577,7 @@ def layout_arrays(
     if target == "gates":
         from .export import gate_arrays
 
-        return ((key, storable(array)) for key, array in gate_arrays(ckpt, names, gates))
+        return gate_arrays(ckpt, names, gates)
     units = export_units(ckpt, target, names)
     prefixed = not (target == "pytorch" and len(units) == 1)
 
@@ -592,7 +585,7 @@ def layout_arrays(
         for unit in units:
             for name, arrays in unit_arrays(unit, target, tensorflow_forget_bias):
                 for key, array in arrays.items():
-                    yield (f"{name}/{key}" if prefixed else key), storable(array)
+                    yield (f"{name}/{key}" if prefixed else key), array
 
     return generate()
 

@@ -24,8 +24,8 @@ from .errors import OutputError
 _SUFFIXES = (".weights.h5", ".keras", ".h5", ".hdf5", ".index")
 
 
-def default_output(source_path: str) -> str:
-    """`<checkpoint name>.gates.npz` in the current directory."""
+def default_output(source_path: str, layout: str = "gates") -> str:
+    """`<checkpoint name>.<layout>.npz` in the current directory."""
     name = os.path.basename(os.path.normpath(source_path))
     if ".data-" in name:
         name = name[: name.index(".data-")]
@@ -33,7 +33,7 @@ def default_output(source_path: str) -> str:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
             break
-    return f"{name or 'checkpoint'}.gates.npz"
+    return f"{name or 'checkpoint'}.{layout}.npz"
 
 
 @contextmanager
@@ -82,19 +82,30 @@ def gate_arrays(
         current.release()
 
 
+def storable(array: np.ndarray) -> np.ndarray:
+    """`array` as .npy can hold it: bfloat16 and float8 (ml_dtypes, numpy kind "V") would be saved
+    as raw void bytes that np.load cannot read back as numbers (numpy/lib/format.py stores only
+    builtin dtypes), so they are widened to float32, which holds every value exactly."""
+    array = np.asanyarray(array)
+    return array.astype(np.float32) if array.dtype.kind == "V" else array
+
+
 def write_npz(
     path: str,
     arrays: Iterable[tuple[str, np.ndarray]],
     progress: Callable[[str, int], None] | None = None,
 ) -> ExportResult:
-    """Write (key, array) pairs as an .npz that np.load reads, atomically."""
+    """Write (key, array) pairs as an .npz that np.load reads, atomically.
+
+    progress: called with (key, elements written) after each array."""
     result = ExportResult(path)
     with atomic_output(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         for key, array in arrays:
+            array = storable(array)
             with archive.open(key + ".npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+                np.lib.format.write_array(member, array, allow_pickle=False)
             result.arrays += 1
             result.bytes += array.nbytes
             if progress is not None:
-                progress(key, array.nbytes)
+                progress(key, array.size)
     return result

@@ -193,3 +193,24 @@ def test_help_does_not_import_heavy_modules():
 def test_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "lstm_inspect", "--help"], capture_output=True, text=True, check=True)
     assert "summary" in out.stdout and "Usage: lstm-inspect" in out.stdout
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    import io
+
+    from lstm_inspect import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    with cli._progress_bar(10, enabled=False) as progress:
+        assert progress is None
+    with cli._progress_bar(10, enabled=True) as progress:
+        progress("a", 4)
+        progress("b", 6)
+    assert "exporting" in sys.stderr.getvalue() and "100%" in sys.stderr.getvalue()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with cli._progress_bar(10, enabled=True) as progress:
+        assert progress is None

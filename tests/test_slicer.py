@@ -85,3 +85,17 @@ def test_keras_cudnn_bias_halves_and_kernel_conversion():
     np.testing.assert_array_equal(forget.recurrent, recurrent[:, U : 2 * U].T)
     block = kernel[:, U : 2 * U]
     np.testing.assert_array_equal(forget.kernel, block.T.reshape(block.shape, order="F"))
+
+
+def test_bfloat16_blocks_export_as_exact_float32(tmp_path):
+    import ml_dtypes
+
+    from lstm_inspect.export import gate_arrays, write_npz
+
+    kernel = rng.normal(size=(IN + U, 4 * U)).astype(ml_dtypes.bfloat16)
+    store = MemoryStore({"rnn/lstm_cell/kernel": kernel, "rnn/lstm_cell/bias": np.zeros(4 * U, ml_dtypes.bfloat16)})
+    out = tmp_path / "g.npz"
+    write_npz(str(out), gate_arrays(Checkpoint(store)))
+    forget = np.load(out)["rnn/lstm_cell/forget/kernel"]
+    assert forget.dtype == np.float32
+    np.testing.assert_array_equal(forget, kernel[:IN, 2 * U : 3 * U].astype(np.float32))
