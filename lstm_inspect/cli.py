@@ -130,15 +130,12 @@ def summary(path: str, forget_bias: float | None, no_verify: bool, as_json: bool
     """Every LSTM layer: sizes, gate order, how its fused tensors decompose, parameter counts;
     then the other variables, optimizer state and totals."""
     with _errors():
-        from .render import print_renderable, summary_renderable, to_json
+        from .render import show
         from .results import summarize
 
         with _open(path, forget_bias, no_verify) as ckpt:
             result = summarize(ckpt)
-        if as_json:
-            click.echo(to_json(result))
-        else:
-            print_renderable(summary_renderable(result))
+        show(result, as_json)
 
 
 @main.command(epilog=_EPILOG_SPLIT)
@@ -166,15 +163,12 @@ def split(
 ) -> None:
     """Gate tables: for each gate and part its shape, where it was cut from, mean, std, min, max, L2 norm."""
     with _errors():
-        from .render import print_renderable, split_renderable, to_json
+        from .render import show
         from .results import split as split_blocks
 
         with _open(path, forget_bias, no_verify) as ckpt:
             result = split_blocks(ckpt, layers, gates, parts, values)
-        if as_json:
-            click.echo(to_json(result))
-        else:
-            print_renderable(split_renderable(result))
+        show(result, as_json)
 
 
 @main.command(epilog=_EPILOG_EXPORT)
@@ -269,15 +263,12 @@ def verify_command(
     export layout read back, and with PyTorch, onnxruntime and Keras where installed; print the
     largest differences and exit 1 if any exceeds the tolerance for the weights' dtype."""
     with _errors():
-        from .render import print_renderable, to_json, verify_renderable
+        from .render import show
         from .verify import verify
 
         with _open(path, forget_bias, no_verify) as ckpt:
             result = verify(ckpt, layers, seed=seed)
-        if as_json:
-            click.echo(to_json(result))
-        else:
-            print_renderable(verify_renderable(result))
+        show(result, as_json)
         failures = result.failures()
         if failures:
             worst = "; ".join(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 from rich.console import Console, Group
@@ -13,7 +14,7 @@ from .results import LayerSummary, SplitResult, Summary
 from .verify import VerifyResult
 
 
-def to_json(result: Summary | SplitResult) -> str:
+def to_json(result: Summary | SplitResult | VerifyResult) -> str:
     return json.dumps(result.to_dict(), indent=2)
 
 
@@ -149,8 +150,6 @@ def split_renderable(result: SplitResult) -> Group:
     return Group(*parts)
 
 
-def print_renderable(renderable: object, console: Console | None = None) -> None:
-    (console or Console()).print(renderable)
 
 
 def verify_renderable(result: VerifyResult) -> Group:
@@ -190,3 +189,14 @@ def verify_renderable(result: VerifyResult) -> Group:
         ran = sum(c.max_abs_diff is not None for layer in result.layers for c in layer.checks)
         verdict = f"All {ran} checks within tolerance."
     return Group(table, Text(verdict))
+
+
+_RENDERERS = {Summary: summary_renderable, SplitResult: split_renderable, VerifyResult: verify_renderable}
+
+
+def show(result: Summary | SplitResult | VerifyResult, as_json: bool = False, console: Console | None = None) -> None:
+    """Print a result: one JSON object (its to_dict()) for scripts, rich tables for people."""
+    if as_json:
+        sys.stdout.write(to_json(result) + "\n")
+    else:
+        (console or Console()).print(_RENDERERS[type(result)](result))
