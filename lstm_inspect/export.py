@@ -101,9 +101,12 @@ def write_npz(
     result = ExportResult(path)
     with atomic_output(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         for key, array in arrays:
-            array = storable(array)
+            array = np.require(storable(array), requirements="C")  # keeps 0-d arrays 0-d
             with archive.open(key + ".npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, array, allow_pickle=False)
+                # The header, then the array's own buffer: np.lib.format.write_array would copy the
+                # data once more through tobytes() for a zip member, which is not a real file.
+                np.lib.format.write_array_header_2_0(member, np.lib.format.header_data_from_array_1_0(array))
+                member.write(memoryview(array.reshape(-1)).cast("B"))
             result.arrays += 1
             result.bytes += array.nbytes
             if progress is not None:

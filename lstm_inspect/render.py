@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .results import LayerSummary, SplitResult, Summary
-from .verify import VerifyResult
+from .results import LayerSummary, SplitResult, Summary, VariableLine
+
+if TYPE_CHECKING:  # verify pulls in the converters; summary and split need none of it
+    from .verify import VerifyResult
 
 
 def to_json(result: Summary | SplitResult | VerifyResult) -> str:
@@ -72,19 +75,26 @@ def summary_renderable(summary: Summary) -> Group:
                 f"{layer.forget_bias:g}",
                 _num(layer.params),
             )
-        parts.append(table)
-        for layer in summary.layers:
+        parts.append(table if len(summary.layers) <= MAX_TABLE_ROWS else _plain(table))
+        # One Text for all explanations: rich lays out each renderable apart, and a file with
+        # thousands of layers would spend seconds on that.
+        lines = []
+        for layer in summary.layers[:MAX_EXPLAINED_LAYERS]:
             order = ", ".join(f"{letter}={gate}" for letter, gate in zip(layer.gate_order, layer.gates))
-            lines = [f"{layer.name}: {layer.input_size} inputs, {layer.units} units; gates {order}"]
+            lines.append(f"{layer.name}: {layer.input_size} inputs, {layer.units} units; gates {order}")
             lines += [f"  {t.name}  {t.explanation}" for t in layer.tensors]
             lines.append(f"  activations: {layer.recurrent_activation} (gates), {layer.activation} (cell)"
                          f" — {_ACTIVATION_SOURCE[layer.activation_source]}")
             if layer.forget_bias and layer.layout.startswith("tf1"):
                 lines.append(f"  forget_bias {layer.forget_bias:g} is added at run time and is not stored")
-            parts.append(Text("\n".join(lines)))
-    if summary.variables:
+        if len(summary.layers) > MAX_EXPLAINED_LAYERS:
+            lines.append(f"(the first {MAX_EXPLAINED_LAYERS} layers explained; --json decomposes every tensor)")
+        parts.append(Text("\n".join(lines)))
+    if len(summary.variables) > MAX_VARIABLE_ROWS:
+        parts.append(_variables_by_scope(summary.variables))
+    elif summary.variables:
         table = Table(title="Other model variables", title_justify="left")
-        table.add_column("name")
+        table.add_column("name", overflow="fold")
         table.add_column("shape")
         table.add_column("dtype")
         table.add_column("params", justify="right")
@@ -103,6 +113,43 @@ def summary_renderable(summary: Summary) -> Group:
         totals.append("Bookkeeping (not counted): " + ", ".join(v.name for v in summary.bookkeeping))
     parts.append(Text("\n".join(totals)))
     return Group(*parts)
+
+
+# Rich lays out a table cell by cell, about 1 ms a row: past these sizes the summary stays fast
+# by printing plain columns, explaining the first layers only and grouping other variables by
+# top-level scope. --json always lists everything.
+MAX_TABLE_ROWS = 200
+MAX_EXPLAINED_LAYERS = 50
+MAX_VARIABLE_ROWS = 100
+
+
+def _plain(table: Table) -> Text:
+    """The table's title, header and rows as plain aligned columns."""
+    columns = [[str(column.header)] + [str(cell) for cell in column.cells] for column in table.columns]
+    widths = [max(len(cell) for cell in column) for column in columns]
+    lines = [str(table.title)] if table.title else []
+    for row in zip(*columns):
+        cells = [
+            cell.rjust(width) if column.justify == "right" else cell.ljust(width)
+            for cell, width, column in zip(row, widths, table.columns)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return Text("\n".join(lines), no_wrap=True, overflow="ignore")
+
+
+def _variables_by_scope(variables: list[VariableLine]) -> Table:
+    groups: dict[str, list[VariableLine]] = {}
+    for v in variables:
+        groups.setdefault(v.name.split("/", 1)[0], []).append(v)
+    table = Table(
+        title=f"Other model variables: {len(variables)}, by top-level scope (--json lists each)", title_justify="left"
+    )
+    table.add_column("scope", overflow="fold")
+    table.add_column("tensors", justify="right")
+    table.add_column("params", justify="right")
+    for scope, members in groups.items():
+        table.add_row(scope, _num(len(members)), _num(sum(v.params for v in members)))
+    return table
 
 
 def _stat(x: float) -> str:
@@ -191,7 +238,7 @@ def verify_renderable(result: VerifyResult) -> Group:
     return Group(table, Text(verdict))
 
 
-_RENDERERS = {Summary: summary_renderable, SplitResult: split_renderable, VerifyResult: verify_renderable}
+_RENDERERS = {"Summary": summary_renderable, "SplitResult": split_renderable, "VerifyResult": verify_renderable}
 
 
 def show(result: Summary | SplitResult | VerifyResult, as_json: bool = False, console: Console | None = None) -> None:
@@ -199,4 +246,4 @@ def show(result: Summary | SplitResult | VerifyResult, as_json: bool = False, co
     if as_json:
         sys.stdout.write(to_json(result) + "\n")
     else:
-        (console or Console()).print(_RENDERERS[type(result)](result))
+        (console or Console()).print(_RENDERERS[type(result).__name__](result))

@@ -155,10 +155,15 @@ def test_export_into_missing_directory(tmp_path):
 def test_export_failure_leaves_no_file(tmp_path, monkeypatch):
     import lstm_inspect.export as export
 
-    def boom(*args, **kwargs):
-        raise KeyboardInterrupt
+    calls = []
 
-    monkeypatch.setattr(export.np.lib.format, "write_array", boom)
+    def interrupt_on_third_array(array):
+        calls.append(array)
+        if len(calls) == 3:  # after two members are written
+            raise KeyboardInterrupt
+        return array
+
+    monkeypatch.setattr(export, "storable", interrupt_on_third_array)
     result = CliRunner().invoke(main, ["export", BASIC, "-o", str(tmp_path / "x.npz")])
     assert result.exit_code == 130
     assert list(tmp_path.iterdir()) == []
