@@ -99,3 +99,26 @@ def test_bfloat16_blocks_export_as_exact_float32(tmp_path):
     forget = np.load(out)["rnn/lstm_cell/forget/kernel"]
     assert forget.dtype == np.float32
     np.testing.assert_array_equal(forget, kernel[:IN, 2 * U : 3 * U].astype(np.float32))
+
+
+def test_summary_of_many_layers_stays_plain_and_complete():
+    import io
+
+    from rich.console import Console
+
+    from lstm_inspect.render import show
+    from lstm_inspect.results import summarize
+
+    arrays = {}
+    for n in range(250):
+        arrays[f"enc/cell_{n}/lstm_cell/kernel"] = np.zeros((IN + U, 4 * U), np.float32)
+        arrays[f"enc/cell_{n}/lstm_cell/bias"] = np.zeros(4 * U, np.float32)
+    for n in range(150):
+        arrays[f"heads/h{n}/kernel"] = np.zeros((2, 3), np.float32)
+    console = Console(file=io.StringIO(), width=100)
+    show(summarize(Checkpoint(MemoryStore(arrays))), console=console)
+    text = console.file.getvalue()
+    assert all(f"enc/cell_{n}/lstm_cell " in text for n in range(250))
+    assert "(the first 50 layers explained" in text
+    assert "heads" in text and "150" in text and "heads/h7/kernel" not in text
+    assert "Total model parameters: " + f"{250 * ((IN + U) * 4 * U + 4 * U) + 150 * 6:,}" in text
