@@ -99,10 +99,17 @@ def write_npz(
 
     progress: called with (key, elements written) after each array."""
     result = ExportResult(path)
+    written: set[str] = set()
     with atomic_output(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         for key, array in arrays:
+            name = key + ".npy"
+            # zipfile cuts a member name at a NUL (ZipInfo.__init__): two arrays stored under one
+            # name would leave only one of them readable.
+            if zipfile.ZipInfo(name).filename != name or name in written:
+                raise OutputError(f"{path}: the array {key!r} cannot be stored under its own name in an .npz")
+            written.add(name)
             array = np.require(storable(array), requirements="C")  # keeps 0-d arrays 0-d
-            with archive.open(key + ".npy", "w", force_zip64=True) as member:
+            with archive.open(name, "w", force_zip64=True) as member:
                 # The header, then the array's own buffer: np.lib.format.write_array would copy the
                 # data once more through tobytes() for a zip member, which is not a real file.
                 np.lib.format.write_array_header_2_0(member, np.lib.format.header_data_from_array_1_0(array))

@@ -8,10 +8,20 @@ import zipfile
 from ..errors import FileNotFound, UnsupportedFormat
 from .base import LayerConfig, TensorInfo, TensorStore
 
-__all__ = ["LayerConfig", "TensorInfo", "TensorStore", "open_store"]
+__all__ = ["LayerConfig", "TensorInfo", "TensorStore", "check_lfs_pointer", "open_store"]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# A file not fetched from Git LFS is a small text file that starts with this line
+# (git-lfs docs/spec.md: pointer files are under 1024 bytes).
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def check_lfs_pointer(path: str, head: bytes) -> None:
+    """Refuse a Git LFS pointer file (given its first bytes), saying how to get the real content."""
+    if head.startswith(_LFS_POINTER):
+        raise UnsupportedFormat(
+            f"{path}: this is a Git LFS pointer, not the file itself; fetch the content with `git lfs pull`"
+        )
 
 
 def _head(path: str, n: int = 64) -> bytes:
@@ -41,10 +51,7 @@ def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str =
         raise FileNotFound(f"{path}: no such file or checkpoint prefix")
     if os.path.isfile(path):
         head = _head(path)
-        if head.startswith(_LFS_POINTER):
-            raise UnsupportedFormat(
-                f"{path}: this is a Git LFS pointer, not the file itself; fetch the content with `git lfs pull`"
-            )
+        check_lfs_pointer(path, head)
         if head.startswith(_HDF5_SIGNATURE):
             from .keras import open_keras_h5
 

@@ -20,6 +20,7 @@ Logical names are ``<layer scope>/<weight>``: ``enc/kernel``, ``bi/forward/recur
 
 from __future__ import annotations
 
+import bisect
 import copy
 import io
 import json
@@ -28,7 +29,7 @@ import re
 import struct
 import weakref
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import h5py
@@ -66,6 +67,9 @@ _STATE_GROUPS = ("metrics", "compile_metrics", "_compile_metrics", "loss", "comp
 # has no business being larger than this.
 _MAX_DEFLATE_RATIO = 1100
 _MAX_CONFIG_BYTES = 256 << 20
+# Keras configs nest a few levels per nested model; a config nested deeper than this was made to
+# overflow the stack of whatever walks or copies it.
+_MAX_CONFIG_DEPTH = 200
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,11 +118,21 @@ class KerasStore:
             raise UnknownName(f"{self.path}: no tensor named {name!r} (some of those there: {known})")
         if not self._finalizer.alive:
             raise ValueError(f"{self.path}: the store is closed")
+        source = self._infos[name].source
         try:
-            value = np.asarray(self._h5[entry.h5_path][()])
+            dataset = self._h5[entry.h5_path]
+            declared, stored = dataset.nbytes, dataset.id.get_storage_size()
+            # HDF5 lets a dataset declare any shape and store nothing (unwritten chunks read as
+            # the fill value): refuse what no stored, or compressed, bytes could hold.
+            if declared > max(stored, 1) * _MAX_DEFLATE_RATIO:
+                raise CorruptFile(
+                    f"{self.path}: tensor {name!r} ({source}) declares {declared} bytes but the file stores "
+                    f"{stored} for it; the file is damaged, re-download or re-save it"
+                )
+            value = np.asarray(dataset[()])
         except _H5_ERRORS as e:
             raise CorruptFile(
-                f"{self.path}: cannot read tensor {name!r} ({self._infos[name].source}): {e}; "
+                f"{self.path}: cannot read tensor {name!r} ({source}): {e}; "
                 "the file is damaged, re-download or re-save it"
             ) from None
         if entry.bfloat16:
@@ -275,7 +289,7 @@ def _legacy_layer_entries(group: h5py.Group, model_config: dict[str, Any] | None
     layer_names = _string_list_attr(group, "layer_names")
     if layer_names is None:
         layer_names = sorted(
-            (k for k, g in group.items() if isinstance(g, h5py.Group) and "weight_names" in g.attrs),
+            (k for k, g in _members(group) if isinstance(g, h5py.Group) and "weight_names" in g.attrs),
             key=_natural_key,
         )
     nodes = _layer_nodes_by_name(model_config)
@@ -395,8 +409,20 @@ def _dtype_name(dtype: np.dtype) -> str:
 
 def _dataset_paths(group: h5py.Group) -> list[str]:
     paths: list[str] = []
-    group.visititems(lambda name, obj: paths.append(name) if isinstance(obj, h5py.Dataset) else None)
+    group.visititems(lambda name, obj: paths.append(_utf8(name)) if isinstance(obj, h5py.Dataset) else None)
     return paths
+
+
+def _members(group: h5py.Group) -> list[tuple[str, Any]]:
+    return [(_utf8(name), member) for name, member in group.items()]
+
+
+def _utf8(name: str | bytes) -> str:
+    # h5py gives a name that is not UTF-8 as bytes; Keras never writes one. ValueError is one of
+    # _H5_ERRORS, which the callers turn into CorruptFile.
+    if isinstance(name, bytes):
+        raise ValueError(f"the HDF5 name {name!r} is not UTF-8")
+    return name
 
 
 def _string_list_attr(obj: h5py.Group, name: str) -> list[str] | None:
@@ -438,10 +464,16 @@ def _model_config_attr(h5: h5py.File, where: str) -> dict[str, Any] | None:
 def _parse_config(text: str | bytes, what: str) -> dict[str, Any]:
     try:
         config = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise CorruptFile(f"{what} is not valid JSON ({e}); the file is damaged, re-save the model") from None
     if not isinstance(config, dict):
         raise CorruptFile(f"{what} is not a JSON object; the file is damaged, re-save the model")
+    level, depth = [config], 0
+    while level:
+        depth += 1
+        if depth > _MAX_CONFIG_DEPTH:
+            raise CorruptFile(f"{what} nests deeper than {_MAX_CONFIG_DEPTH} levels; the file is damaged")
+        level = [v for c in level if isinstance(c, (dict, list)) for v in (c.values() if isinstance(c, dict) else c)]
     return config
 
 
@@ -520,28 +552,59 @@ class _Node:
     raw: dict[str, Any]
 
 
+@dataclass
+class _LayerMaps:
+    """The sublayers of a model's config, by Keras 3 auto name, by user name, and their order."""
+
+    count: int
+    by_auto_name: dict[str, dict[str, Any]]
+    by_user_name: dict[str, dict[str, Any]]
+    position: dict[int, int]
+
+
+@dataclass
+class _Walk:
+    """What one walk over a Keras 3 file collects, and what it remembers so as to do each thing once."""
+
+    entries: list[_Entry] = field(default_factory=list)
+    # Keras saves each object once, but HDF5 lets a group be linked from many places, or from
+    # inside itself: each group is walked once, so that a small file cannot make the walk endless.
+    seen: set[h5py.h5g.GroupID] = field(default_factory=set)
+    # The layer maps of a config node, made once however many containers refer to that node.
+    layer_maps: dict[int, tuple[dict[str, Any], _LayerMaps]] = field(default_factory=dict)
+
+    def first_visit(self, group: h5py.Group) -> bool:
+        if group.id in self.seen:
+            return False
+        self.seen.add(group.id)
+        return True
+
+
 def _keras3_entries(h5: h5py.File, model_config: dict[str, Any] | None, where: str) -> list[_Entry]:
     try:
-        entries: list[_Entry] = []
-        _walk_saveable(h5, [], _node(model_config), None, "model", entries)
+        walk = _Walk()
+        _walk_saveable(h5, [], _node(model_config), None, "model", walk)
     except _H5_ERRORS as e:
         raise CorruptFile(f"{where}: cannot read the HDF5 structure ({e}); the file is damaged") from None
-    return _unique(entries)
+    return _unique(walk.entries)
 
 
 def _walk_saveable(
-    group: h5py.Group, scope: list[str], node: _Node | None, auto_name: str | None, role: str, out: list[_Entry]
+    group: h5py.Group, scope: list[str], node: _Node | None, auto_name: str | None, role: str, walk: _Walk
 ) -> None:
     """One saved object: its own `vars`, then its children the way saving_lib._save_state wrote them."""
+    if not walk.first_visit(group):
+        return
+    out = walk.entries
     own = group.get("vars")
     if isinstance(own, h5py.Group):
-        keys = sorted((k for k, v in own.items() if isinstance(v, h5py.Dataset)), key=_natural_key)
+        keys = sorted((k for k, v in _members(own) if isinstance(v, h5py.Dataset)), key=_natural_key)
         datasets = [own[k] for k in keys]
         names = _var_names(node, auto_name, role, [d.shape for d in datasets])
         for key, ds, name in zip(keys, datasets, names or [None] * len(keys)):
             out.append(_entry("/".join([*scope, name or f"vars/{key}"]), ds))
 
-    children = {k: v for k, v in group.items() if k != "vars" and isinstance(v, h5py.Group)}
+    children = {k: v for k, v in _members(group) if k != "vars" and isinstance(v, h5py.Group)}
     # Forward before backward reads better than saving_lib's alphabetical attribute order.
     order = ["cell", "forward_layer", "backward_layer", *_LAYER_CONTAINERS]
     for key in sorted(children, key=lambda k: (order.index(k) if k in order else len(order), _natural_key(k))):
@@ -551,25 +614,40 @@ def _walk_saveable(
                 ds = child[path]
                 out.append(_entry(ds.name.lstrip("/"), ds))
         elif key in _LAYER_CONTAINERS:
-            _walk_layer_container(child, scope, node, out)
+            _walk_layer_container(child, scope, node, walk)
         elif key == "cell":
-            _walk_saveable(child, scope, _cell_node(node), None, "cell", out)
+            _walk_saveable(child, scope, _cell_node(node), None, "cell", walk)
         elif key in ("forward_layer", "backward_layer"):
             direction = key.split("_", 1)[0]
-            _walk_saveable(child, [*scope, direction], _bidirectional_half(node, direction), None, "layer", out)
+            _walk_saveable(child, [*scope, direction], _bidirectional_half(node, direction), None, "layer", walk)
         else:
             sub = _node(node.config.get(key)) if node is not None else None
-            _walk_saveable(child, [*scope, key], sub, None, "attr", out)
+            _walk_saveable(child, [*scope, key], sub, None, "attr", walk)
 
 
-def _walk_layer_container(group: h5py.Group, scope: list[str], node: _Node | None, out: list[_Entry]) -> None:
-    layer_nodes = [n for n in (_sublayers(node.raw) if node else None) or [] if _node(n) is not None]
-    by_auto_name = _auto_names(layer_nodes)
-    by_user_name = {name: n for n in layer_nodes if (name := _node_name(n))}
-    position = {id(n): i for i, n in enumerate(layer_nodes)}
+def _layer_maps(node: _Node | None, walk: _Walk) -> _LayerMaps:
+    raw = node.raw if node else {}
+    cached = walk.layer_maps.get(id(raw))
+    if cached is not None and cached[0] is raw:
+        return cached[1]
+    layer_nodes = [n for n in (_sublayers(raw) if node else None) or [] if _node(n) is not None]
+    maps = _LayerMaps(
+        len(layer_nodes),
+        _auto_names(layer_nodes),
+        {name: n for n in layer_nodes if (name := _node_name(n))},
+        {id(n): i for i, n in enumerate(layer_nodes)},
+    )
+    walk.layer_maps[id(raw)] = (raw, maps)
+    return maps
 
+
+def _walk_layer_container(group: h5py.Group, scope: list[str], node: _Node | None, walk: _Walk) -> None:
+    if not walk.first_visit(group):
+        return
+    maps = _layer_maps(node, walk)
+    by_auto_name, by_user_name, position = maps.by_auto_name, maps.by_user_name, maps.position
     resolved = []
-    for key, child in group.items():
+    for key, child in _members(group):
         if not isinstance(child, h5py.Group):
             continue
         # Keras >= 3.? writes the object's own name next to its variables; the config mapping
@@ -580,10 +658,10 @@ def _walk_layer_container(group: h5py.Group, scope: list[str], node: _Node | Non
             sub = by_auto_name.get(key)
             if sub is not None and user_name is None:
                 user_name = _node_name(sub)
-        rank = position.get(id(sub), len(layer_nodes)) if sub is not None else len(layer_nodes)
+        rank = position.get(id(sub), maps.count) if sub is not None else maps.count
         resolved.append((rank, _natural_key(key), key, child, user_name or key, sub))
     for _, _, key, child, user_name, sub in sorted(resolved, key=lambda r: (r[0], r[1])):
-        _walk_saveable(child, [*scope, user_name], _node(sub), key, "layer", out)
+        _walk_saveable(child, [*scope, user_name], _node(sub), key, "layer", walk)
 
 
 def _auto_names(layer_nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -729,8 +807,15 @@ def _layer_configs(model_config: dict[str, Any] | None, entries: list[_Entry]) -
                 found[scope] = _layer_config(node)
 
     visit(_sublayers(model_config) or [], "")
-    names = [e.name for e in entries]
-    return {scope: cfg for scope, cfg in found.items() if any(n.startswith(scope + "/") for n in names)}
+    names = sorted(e.name for e in entries)
+
+    def holds_weights(scope: str) -> bool:
+        # The first name at or after "scope/" starts with it if any does (a sorted search, so that
+        # many layers times many weights stays cheap).
+        i = bisect.bisect_left(names, scope + "/")
+        return i < len(names) and names[i].startswith(scope + "/")
+
+    return {scope: cfg for scope, cfg in found.items() if holds_weights(scope)}
 
 
 def _layer_config(node: _Node) -> LayerConfig:

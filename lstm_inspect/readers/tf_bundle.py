@@ -21,6 +21,7 @@ import numpy as np
 from crc32c import crc32c
 
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
+from . import check_lfs_pointer
 from .base import LayerConfig, TensorInfo
 
 __all__ = ["TFCheckpoint", "dtype_name", "open_checkpoint", "resolve_prefix"]
@@ -29,6 +30,13 @@ _TABLE_MAGIC = 0xDB4775248B80FB57  # tensorflow/core/lib/io/format.h kTableMagic
 _FOOTER_SIZE = 48  # two BlockHandles padded to 40 bytes, then the 8-byte magic (format.cc)
 _TRAILER_SIZE = 5  # compression byte + masked CRC-32C after every block (format.cc ReadBlock)
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")  # naming.cc DataFilename
+# TF restarts prefix compression every 16 keys (table_options.h block_restart_interval), so the
+# keys of a block add up to at most 16 times its size; a block whose keys expand further was
+# made to exhaust memory.
+_MAX_KEY_EXPANSION = 16
+# numpy cannot make an array, not even an empty one, whose non-zero dimensions multiply past
+# 2**63 bytes; 16 bytes is the widest element (complex128).
+_MAX_ELEMENTS = 2**63 // 16
 
 # DataType enum (tensorflow/core/framework/types.proto) -> numpy dtype name. Quantized
 # types are stored as their plain integers, and TF's own reader returns them as such.
@@ -148,6 +156,8 @@ def _parse_shape(buf: bytes) -> tuple[int, ...]:
             raise _Malformed("a stored tensor of unknown rank")
     if len(dims) > 64:  # numpy's limit (NPY_MAXDIMS); TF never saves such ranks
         raise _Malformed(f"a tensor of rank {len(dims)}")
+    if math.prod(d for d in dims if d) > _MAX_ELEMENTS:
+        raise _Malformed(f"a tensor of shape {dims}, too large for any array")
     return tuple(dims)
 
 
@@ -185,9 +195,13 @@ def _slice_key(name: bytes, extents: tuple[tuple[int, int], ...]) -> bytes:
 # --- the table (tensorflow/core/lib/io/format.cc, block.cc, table.cc) -----------------------
 
 
-def _read_block(data: bytes, handle: bytes, where: str, verify: bool) -> bytes:
+def _block_handle(handle: bytes) -> tuple[int, int]:
     offset, pos = _varint(handle, 0)
     size, _ = _varint(handle, pos)
+    return offset, size
+
+
+def _read_block(data: bytes, offset: int, size: int, where: str, verify: bool) -> bytes:
     end = offset + size
     if end + _TRAILER_SIZE > len(data) - _FOOTER_SIZE:
         raise _Malformed(f"a block at byte {offset} runs past the end of the file")
@@ -212,12 +226,16 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
     if restarts_at < 0:
         raise _Malformed("a block's restart array is larger than the block")
     pos, key = 0, b""
+    key_budget = _MAX_KEY_EXPANSION * len(block)
     while pos < restarts_at:
         shared, pos = _varint(block, pos)
         unshared, pos = _varint(block, pos)
         value_size, pos = _varint(block, pos)
         if shared > len(key) or pos + unshared + value_size > restarts_at:
             raise _Malformed("a block entry runs past its block")
+        key_budget -= shared + unshared
+        if key_budget < 0:
+            raise _Malformed(f"the keys of a block expand to more than {_MAX_KEY_EXPANSION} times its size")
         key = key[:shared] + block[pos : pos + unshared]
         pos += unshared
         yield key, block[pos : pos + value_size]
@@ -230,10 +248,15 @@ def _table_entries(data: bytes, where: str, verify: bool) -> Iterator[tuple[byte
     footer = data[-_FOOTER_SIZE:]
     _, pos = _varint(footer, 0)  # the metaindex handle: the bundle keeps nothing there
     _, pos = _varint(footer, pos)
-    previous = None
+    previous, read_up_to = None, 0
     # The index block's keys are only separators between data blocks, never tensor names.
-    for _, handle in _block_entries(_read_block(data, footer[pos:], where, verify)):
-        for key, value in _block_entries(_read_block(data, handle, where, verify)):
+    for _, handle in _block_entries(_read_block(data, *_block_handle(footer[pos:]), where, verify)):
+        offset, size = _block_handle(handle)
+        # Data blocks follow one another (table_builder.cc), so no byte is read twice.
+        if offset < read_up_to:
+            raise _Malformed(f"the block at byte {offset} overlaps the block before it")
+        read_up_to = offset + size + _TRAILER_SIZE
+        for key, value in _block_entries(_read_block(data, offset, size, where, verify)):
             if previous is not None and key <= previous:
                 raise _Malformed("the table's keys are out of order")
             previous = key
@@ -303,6 +326,9 @@ def _named_by_state_file(directory: str) -> str:
         )
         hint = f"; give one of these checkpoint prefixes instead: {', '.join(found[:5])}" if found else ""
         raise FileNotFound(f"{directory}: this directory has no `checkpoint` state file{hint}") from None
+    except OSError as e:
+        raise FileNotFound(f"{state}: cannot open ({e.strerror})") from None
+    check_lfs_pointer(state, text)
     match = re.search(rb'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', text, re.M)
     if match is None:
         raise CorruptFile(f"{state}: no model_checkpoint_path line; give the checkpoint prefix itself")
@@ -333,13 +359,17 @@ def resolve_prefix(path: str | os.PathLike[str]) -> str:
         return prefix
     if not os.path.isfile(path):
         raise FileNotFound(f"{path}: no such file or checkpoint prefix (there is no {prefix}.index)")
-    with open(path, "rb") as f:
-        f.seek(max(0, os.path.getsize(path) - 8))
-        if int.from_bytes(f.read(), "little") == _TABLE_MAGIC:
-            raise UnsupportedFormat(
-                f"{path}: this is a V1 TensorFlow checkpoint (before 2017), which lstm-inspect does not "
-                "read; load it in TensorFlow and save it again with tf.compat.v1.train.Saver()"
-            )
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 8))
+            magic = int.from_bytes(f.read(), "little")
+    except OSError as e:
+        raise FileNotFound(f"{path}: cannot open ({e.strerror})") from None
+    if magic == _TABLE_MAGIC:
+        raise UnsupportedFormat(
+            f"{path}: this is a V1 TensorFlow checkpoint (before 2017), which lstm-inspect does not "
+            "read; load it in TensorFlow and save it again with tf.compat.v1.train.Saver()"
+        )
     raise UnsupportedFormat(
         f"{path}: not a TensorFlow checkpoint (no {prefix}.index next to it); give a checkpoint "
         "prefix, its .index or .data-… file, or a directory holding a `checkpoint` file"
@@ -384,6 +414,7 @@ class TFCheckpoint:
                 data = f.read()
         except OSError as e:
             raise FileNotFound(f"{self._index_path}: cannot open ({e.strerror})") from None
+        check_lfs_pointer(self._index_path, data)
         try:
             entries = _table_entries(data, self._index_path, verify)
             key, header = next(entries, (None, b""))
@@ -393,12 +424,24 @@ class TFCheckpoint:
             self._entries = {key: _parse_entry(value) for key, value in entries}
         except _Malformed as e:
             raise self._corrupt(self._index_path, str(e)) from None
-        # Piece keys are hidden the way TF's CheckpointReader::BuildV2VarMaps hides them.
-        pieces = {_slice_key(key, extents) for key, entry in self._entries.items() for extents in entry.slices}
-        self._infos = {}
+        # Piece keys are hidden the way TF's CheckpointReader::BuildV2VarMaps hides them. A tensor
+        # whose pieces are missing fails when read; looking no further than its first missing
+        # piece keeps the keys built here within those the index holds.
+        pieces = set()
+        for key, entry in self._entries.items():
+            for extents in dict.fromkeys(entry.slices):
+                piece = _slice_key(key, extents)
+                if piece not in self._entries:
+                    break
+                pieces.add(piece)
+        self._infos, self._keys = {}, {}
         for key, entry in self._entries.items():
             if key not in pieces:
-                name = key.decode("utf-8", "surrogateescape")
+                # Names are UTF-8; a stray byte shows as \xNN, so that names print and export as text.
+                name = key.decode("utf-8", "backslashreplace")
+                if name in self._keys:
+                    raise self._corrupt(self._index_path, f"two tensors are both named {name!r}")
+                self._keys[name] = key
                 self._infos[name] = TensorInfo(name, entry.shape, dtype_name(entry.dtype), name)
 
     @staticmethod
@@ -418,19 +461,22 @@ class TFCheckpoint:
         dtype = _numpy_dtype(info.dtype)
         if dtype is None:
             raise UnsupportedFormat(f"{self.path}: tensor {name!r} has dtype {info.dtype}, which has no numpy value")
-        entry = self._entries[name.encode("utf-8", "surrogateescape")]
+        key = self._keys[name]
+        entry = self._entries[key]
         if not entry.slices:
             return self._read_entry(name, entry, dtype)
-        return self._assemble(name, entry, dtype)
+        return self._assemble(name, key, entry, dtype)
 
-    def _assemble(self, name: str, entry: _Entry, dtype: np.dtype) -> np.ndarray:
+    def _assemble(self, name: str, key: bytes, entry: _Entry, dtype: np.dtype) -> np.ndarray:
         # A partitioned variable: the full entry lists the slices, each stored under its
         # own slice key (BundleWriter::AddSlice in tensor_bundle.cc).
+        if len(set(entry.slices)) != len(entry.slices):
+            raise self._corrupt(self._index_path, f"partitioned tensor {name!r} lists a piece twice")
         pieces = []
         for extents in entry.slices:
             spec = ":".join("-" if length < 0 else f"{start},{length}" for start, length in extents)
             piece_name = f"{name} [{spec}]"
-            piece = self._entries.get(_slice_key(name.encode("utf-8", "surrogateescape"), extents))
+            piece = self._entries.get(_slice_key(key, extents))
             if piece is None:
                 raise self._corrupt(self._index_path, f"piece {piece_name!r} of a partitioned tensor is missing")
             bounds = [
@@ -448,6 +494,10 @@ class TFCheckpoint:
             pieces.append((tuple(slice(low, high) for low, high in bounds), piece_name, piece))
         if sum(math.prod(piece.shape) for *_, piece in pieces) != math.prod(entry.shape):
             raise self._corrupt(self._index_path, f"the pieces of partitioned tensor {name!r} do not cover it")
+        # Each piece has bytes of its own; pieces sharing bytes would make a tensor larger than the data.
+        spans = sorted((piece.shard_id, piece.offset, piece.offset + piece.size) for *_, piece in pieces)
+        if any(a[0] == b[0] and b[1] < a[2] for a, b in zip(spans, spans[1:])):
+            raise self._corrupt(self._index_path, f"the pieces of partitioned tensor {name!r} share bytes")
         full = np.empty(entry.shape, dtype)
         covered = np.zeros(entry.shape, bool)
         for where, piece_name, piece in pieces:
@@ -475,12 +525,17 @@ class TFCheckpoint:
             try:
                 f = open(path, "rb")  # kept open until close()
             except OSError as e:
+                hint = ""
+                if isinstance(e, FileNotFoundError):
+                    hint = f"; copy every .data-*-of-{self._num_shards:05d} file next to the .index file"
                 raise FileNotFound(
                     f"{path}: cannot open data shard {entry.shard_id + 1} of {self._num_shards}, which holds "
-                    f"tensor {name!r} ({e.strerror}); copy every .data-*-of-{self._num_shards:05d} file "
-                    "next to the .index file"
+                    f"tensor {name!r} ({e.strerror}){hint}"
                 ) from None
-            self._shards[entry.shard_id] = (f, os.fstat(f.fileno()).st_size)
+            size = os.fstat(f.fileno()).st_size
+            self._shards[entry.shard_id] = (f, size)
+            if size < 1024:  # as small as a Git LFS pointer
+                check_lfs_pointer(path, f.read(64))
         f, file_size = self._shards[entry.shard_id]
         if entry.offset + entry.size > file_size:
             raise self._corrupt(
