@@ -13,11 +13,13 @@ allocation or an endless loop is reported as a finding instead of taking pytest 
 - Keras `.h5` / `.weights.h5` files and `.keras` zips, byte by byte, and `.keras` configs, value by
   value.
 
-CI runs a fixed number of examples per target (about 40 s in all on 2 CPUs).
+CI runs a fixed number of examples per target, about 2,000 inputs in 45 s on 2 CPUs.
 LSTM_INSPECT_FUZZ_EXAMPLES=N runs N per target instead; LSTM_INSPECT_FUZZ_REPORT=FILE writes the
-number of inputs run per target to FILE as JSON.
+number of inputs run per target, and any libhdf5 findings, to FILE as JSON.
 
-Every crash the fuzzer found is a named regression test at the end of this file.
+A crash or hang inside libhdf5 itself is not this project's to fix: it is reported as a warning
+(and in the report), not a failure. Every other crash the fuzzer found, and every unbounded cost
+found by reading the readers, is a named regression test at the end of this file.
 """
 
 from __future__ import annotations
@@ -154,9 +156,12 @@ def _serve() -> None:
     channel = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, not into the answers
     faulthandler.enable()  # a crash in native code prints the Python stack to stderr
-    with open("/proc/self/status") as f:
-        vm_size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
-    resource.setrlimit(resource.RLIMIT_AS, (vm_size + _MEMORY_HEADROOM, resource.RLIM_INFINITY))
+    try:  # Linux: the worker's own address space, plus what a case may allocate
+        with open("/proc/self/status") as f:
+            vm_size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
+        resource.setrlimit(resource.RLIMIT_AS, (vm_size + _MEMORY_HEADROOM, resource.RLIM_INFINITY))
+    except (OSError, StopIteration, ValueError):
+        pass
 
     def hang(signum: int, frame: Any) -> None:
         raise _Hang(f"the case ran for more than {_CASE_SECONDS} s")
