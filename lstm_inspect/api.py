@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .detect import LayerSpec, Variable, detect
 from .errors import NoLSTMLayers, UnknownName
 from .layouts import GATES, PARTS, canonical_gate
 from .readers import TensorStore, open_store
 from .slicer import Block, cut, plan
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass

@@ -6,7 +6,6 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-import numpy as np
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -192,6 +191,8 @@ def split_renderable(result: SplitResult) -> Group:
         for b in layer.blocks:
             if b.values is not None:
                 title = f"{layer.name} {b.gate or ''} {b.part} {_shape(b.shape)}".replace("  ", " ")
+                import numpy as np
+
                 body = np.array2string(np.asarray(b.values), precision=6, threshold=1_000_000, max_line_width=100)
                 parts.append(Text(f"{title}\n{body}"))
     return Group(*parts)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from .api import Checkpoint, Layer
 from .detect import LayerSpec
 from .slicer import Block
@@ -179,6 +177,8 @@ class SplitResult:
 
 
 def block_stats(layer: Layer, block: Block, values: bool = False) -> BlockStats:
+    import numpy as np
+
     array = layer.read(block)
     data = array.astype(np.float64)
     # A zero-sized block (a layer with no inputs) has no statistics; report zeros, not NaN.

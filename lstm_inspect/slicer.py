@@ -10,11 +10,13 @@ stored `recurrent_bias` and `peephole`; per layer `projection` (units, proj).
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .detect import LayerSpec
 from .layouts import GATES, PEEPHOLE_GATES
+
+if TYPE_CHECKING:  # numpy loads when a block is cut, not when blocks are listed
+    import numpy as np
 
 # tf_keras saving/legacy/hdf5_format.py _convert_rnn_weights: a Keras 2 CuDNNLSTM stores each
 # input-kernel gate block in cuDNN memory order; Keras turns it into an LSTM block with
@@ -127,6 +129,8 @@ def _gate_blocks(layer: LayerSpec, gate: str) -> list[Block]:
 
 def cut(block: Block, value: np.ndarray) -> np.ndarray:
     """The block's values, taken from the whole stored tensor `value` (a new, contiguous array)."""
+    import numpy as np
+
     if block.region is not None:
         value = value[tuple(slice(a, b) for a, b in block.region)]
     if block.transform is not None:

@@ -219,3 +219,13 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     with cli._progress_bar(10, enabled=True) as progress:
         assert progress is None
+
+
+def test_summary_of_a_tf_checkpoint_does_not_import_numpy():
+    code = (
+        "import sys\nfrom lstm_inspect.cli import main\n"
+        f"try:\n    main(['summary', {BASIC!r}])\nexcept SystemExit:\n    pass\n"
+        "print('NUMPY', 'numpy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "rnn/basic_lstm_cell" in out and "NUMPY False" in out

@@ -8,9 +8,10 @@ and everything after it see only this interface.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,13 @@ class LayerConfig:
 
     class_name: "LSTM", "CuDNNLSTM", ... ; config: the layer's config dict as stored
     (units, activation, recurrent_activation, unit_forget_bias, ...).
+    keras_version: the version of Keras that wrote the file ("2.15.0", "3.15.1"), None when the
+    file does not say: the same activation name may mean another function in another version.
     """
 
     class_name: str
     config: dict[str, Any] = field(default_factory=dict)
+    keras_version: str | None = None
 
 
 class TensorStore(Protocol):

@@ -15,14 +15,16 @@ import struct
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import numpy as np
 from crc32c import crc32c
 
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
 from . import check_lfs_pointer
 from .base import LayerConfig, TensorInfo
+
+if TYPE_CHECKING:  # numpy loads only when a value is read: listing a checkpoint needs none of it
+    import numpy as np
 
 __all__ = ["TFCheckpoint", "dtype_name", "open_checkpoint", "resolve_prefix"]
 
@@ -387,6 +389,8 @@ def dtype_name(code: int) -> str:
 
 def _numpy_dtype(name: str) -> np.dtype | None:
     """The numpy dtype of a TensorInfo.dtype name; None for resource, variant and unknown types."""
+    import numpy as np
+
     if name == "string":
         return np.dtype(object)
     if name in _ML_DTYPES:
@@ -468,6 +472,8 @@ class TFCheckpoint:
         return self._assemble(name, key, entry, dtype)
 
     def _assemble(self, name: str, key: bytes, entry: _Entry, dtype: np.dtype) -> np.ndarray:
+        import numpy as np
+
         # A partitioned variable: the full entry lists the slices, each stored under its
         # own slice key (BundleWriter::AddSlice in tensor_bundle.cc).
         if len(set(entry.slices)) != len(entry.slices):
@@ -545,6 +551,8 @@ class TFCheckpoint:
         return f, path
 
     def _read_entry(self, name: str, entry: _Entry, dtype: np.dtype) -> np.ndarray:
+        import numpy as np
+
         f, path = self._locate(name, entry, dtype)
         raw = bytearray(entry.size)
         f.seek(entry.offset)
@@ -579,6 +587,8 @@ class TFCheckpoint:
 def _decode_strings(raw: bytearray, count: int, verify: bool) -> tuple[np.ndarray, int]:
     """The strings, and the unmasked CRC that BundleEntryProto.crc32c covers: each length as
     uint32 (uint64 past 4 GiB), the stored lengths checksum, then the bytes (WriteStringTensor)."""
+    import numpy as np
+
     lengths, pos = [], 0
     for _ in range(count):
         length, pos = _varint(raw, pos)
