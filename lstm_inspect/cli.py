@@ -176,7 +176,7 @@ def split(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=str),
+    type=click.Path(path_type=str),
     default=None,
     help="Output .npz (default: <checkpoint name>.<layout>.npz in the current directory); "
     "with --layout onnx, a name ending in .onnx writes a runnable ONNX model instead.",

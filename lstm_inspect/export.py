@@ -39,6 +39,8 @@ def default_output(source_path: str, layout: str = "gates") -> str:
 @contextmanager
 def atomic_output(path: str) -> Iterator[IO[bytes]]:
     """A file object that becomes `path` only if the block finishes without an exception."""
+    if os.path.isdir(path):
+        raise OutputError(f"{path}: is a directory; give a file name, e.g. {os.path.join(path, 'gates.npz')}")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise OutputError(f"{path}: directory {directory} does not exist")
@@ -99,6 +101,21 @@ def write_npz(
 
     progress: called with (key, elements written) after each array."""
     result = ExportResult(path)
+    try:
+        _write_members(path, arrays, result, progress)
+    except OSError as e:
+        # A full disk or a failing device while writing, closing or renaming: atomic_output has
+        # already removed the temporary file.
+        raise OutputError(f"{path}: cannot write ({e.strerror or e}); nothing was written") from None
+    return result
+
+
+def _write_members(
+    path: str,
+    arrays: Iterable[tuple[str, np.ndarray]],
+    result: ExportResult,
+    progress: Callable[[str, int], None] | None,
+) -> None:
     written: set[str] = set()
     with atomic_output(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         for key, array in arrays:
@@ -118,4 +135,3 @@ def write_npz(
             result.bytes += array.nbytes
             if progress is not None:
                 progress(key, array.size)
-    return result

@@ -537,6 +537,11 @@ def test_output_in_a_missing_directory(tmp_path):
     assert not (tmp_path / "missing").exists()
 
 
+def test_output_that_is_a_directory(tmp_path):
+    assert_clean_error(cli("export", str(BASIC), "-o", str(tmp_path)), str(tmp_path), "is a directory")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_output_in_an_unwritable_directory(tmp_path, deny):
     out_dir = tmp_path / "readonly"
     out_dir.mkdir()
@@ -615,8 +620,8 @@ def test_failed_export_leaves_an_existing_output_untouched(tmp_path, monkeypatch
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(zipfile._ZipWriteFile, "write", disk_full)
-    result = CliRunner().invoke(main, ["export", str(BASIC), "-o", str(out)])
-    assert result.exit_code != 0
+    result = cli("export", str(BASIC), "-o", str(out))
+    assert_clean_error(result, "gates.npz", "cannot write", "No space left on device", "nothing was written")
     assert out.read_bytes() == b"previous export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gates.npz"]
 
