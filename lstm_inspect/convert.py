@@ -31,16 +31,25 @@ DEFAULT_ACTIVATION, DEFAULT_RECURRENT_ACTIVATION = "tanh", "sigmoid"
 
 # onnx/defs/rnn/defs.cc LSTM `activations` (f for the gates, g and h for the cell), each with the
 # alpha and beta it takes (consumed in order from activation_alpha/activation_beta). Keys are the
-# names numpy_lstm.ACTIVATIONS computes; hard_sigmoid is Keras 2's clip(0.2x + 0.5, 0, 1), which
-# is ONNX HardSigmoid with alpha 0.2, beta 0.5.
+# names numpy_lstm.ACTIVATIONS computes. ONNX HardSigmoid is clip(alpha x + beta, 0, 1): Keras 2's
+# hard_sigmoid with alpha 0.2, Keras 3's (hard_sigmoid_keras3) with alpha 1/6, both with beta 0.5.
 ONNX_ACTIVATIONS: dict[str, tuple[str, float | None, float | None]] = {
     "sigmoid": ("Sigmoid", None, None),
     "tanh": ("Tanh", None, None),
     "hard_sigmoid": ("HardSigmoid", 0.2, 0.5),
+    "hard_sigmoid_keras3": ("HardSigmoid", 1 / 6, 0.5),
     "relu": ("Relu", None, None),
     "linear": ("Affine", 1.0, 0.0),
 }
-_KERAS2_HARD_SIGMOID = "hard_sigmoid (Keras 2: clip(0.2x + 0.5, 0, 1))"
+# How messages name the activations that one name means two different functions for.
+_SHOWN_ACTIVATIONS = {
+    "hard_sigmoid": "hard_sigmoid (Keras 2: clip(0.2x + 0.5, 0, 1))",
+    "hard_sigmoid_keras3": "hard_sigmoid (Keras 3: clip(x/6 + 0.5, 0, 1))",
+}
+
+
+def _shown(activation: str) -> str:
+    return _SHOWN_ACTIVATIONS.get(activation, activation)
 
 
 def target_layout(target: str) -> Layout:
@@ -133,10 +142,9 @@ def refusal(
         if projection_size is not None and projection_size >= units:
             return f"torch.nn.LSTM needs proj_size < hidden_size (projection {projection_size}, units {units})"
         if recurrent_activation != "sigmoid":
-            shown = _KERAS2_HARD_SIGMOID if recurrent_activation == "hard_sigmoid" else recurrent_activation
-            return f"torch.nn.LSTM computes its gates with sigmoid only; this layer uses {shown}"
+            return f"torch.nn.LSTM computes its gates with sigmoid only; this layer uses {_shown(recurrent_activation)}"
         if activation != "tanh":
-            return f"torch.nn.LSTM computes its cell with tanh only; this layer uses {activation}"
+            return f"torch.nn.LSTM computes its cell with tanh only; this layer uses {_shown(activation)}"
     elif target == "onnx":
         if projection_size is not None:
             return "the ONNX LSTM operator has no projection"
@@ -144,7 +152,9 @@ def refusal(
             if name not in ONNX_ACTIVATIONS:
                 return f"the ONNX LSTM operator has no {role} {name!r}"
     elif target == "keras":
-        # keras/src/layers/rnn/lstm.py: no peepholes, no projection; any activation by name.
+        # keras/src/layers/rnn/lstm.py: no peepholes, no projection; any activation, since the
+        # arrays carry none: Keras 3 computes hard_sigmoid_keras3 by the name hard_sigmoid, and
+        # Keras 2's hard_sigmoid by tf_keras or a clip(0.2x + 0.5, 0, 1) (verify.keras_activation).
         if peepholes:
             return "keras.layers.LSTM has no peephole connections"
         if projection_size is not None:
@@ -152,8 +162,7 @@ def refusal(
     elif target == "tensorflow":
         # rnn_cell_impl.py LSTMCell.call hard-codes sigmoid for the gates; `activation` is an argument.
         if recurrent_activation != "sigmoid":
-            shown = _KERAS2_HARD_SIGMOID if recurrent_activation == "hard_sigmoid" else recurrent_activation
-            return f"TF1 LSTMCell computes its gates with sigmoid only; this layer uses {shown}"
+            return f"TF1 LSTMCell computes its gates with sigmoid only; this layer uses {_shown(recurrent_activation)}"
     return None
 
 

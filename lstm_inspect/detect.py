@@ -49,6 +49,11 @@ _KERAS1_ROLES = tuple(f"{p}_{g}" for g in "icfo" for p in "WUb")
 _NOT_LSTM_SCOPE = re.compile(r"(gru|(^|/)(gates|candidate)$)", re.IGNORECASE)
 _LSTM_WORD = re.compile(r"lstm", re.IGNORECASE)
 
+# Activation names Keras 3 gave another function, and the name numpy_lstm.ACTIVATIONS computes it
+# under: Keras 3's hard_sigmoid is relu6(x + 3) / 6 (keras/src/backend/*/nn.py hard_sigmoid), Keras 1
+# and 2's clip(0.2x + 0.5, 0, 1) (tf_keras/src/backend.py hard_sigmoid).
+_KERAS3_ACTIVATIONS = {"hard_sigmoid": "hard_sigmoid_keras3"}
+
 
 @dataclass
 class LayerSpec:
@@ -234,7 +239,15 @@ def _activations(config: LayerConfig | None) -> tuple[str, str, str]:
         return "unknown", "unknown", "unknown"
     activation = config.config.get("activation", "tanh")
     recurrent = config.config.get("recurrent_activation", "sigmoid")
-    return str(activation), str(recurrent), "config"
+    return _activation_name(activation, config), _activation_name(recurrent, config), "config"
+
+
+def _activation_name(name: object, config: LayerConfig) -> str:
+    """What numpy_lstm.ACTIVATIONS calls the function Keras means by `name` in the version that wrote the file."""
+    name = str(name)
+    if config.keras_version is not None and config.keras_version.startswith("3"):
+        return _KERAS3_ACTIVATIONS.get(name, name)
+    return name
 
 
 def _keras(scope: str, roles: dict[str, TensorInfo], configs: dict[str, LayerConfig]) -> LayerSpec | None:
@@ -290,7 +303,7 @@ def _keras1(scope: str, roles: dict[str, TensorInfo], configs: dict[str, LayerCo
     activation, recurrent_activation, source = _activations(config)
     if config is not None and "recurrent_activation" not in config.config:
         # Keras 1 called it inner_activation and defaulted it to hard_sigmoid (keras 1.2 recurrent.py).
-        recurrent_activation = str(config.config.get("inner_activation", "hard_sigmoid"))
+        recurrent_activation = _activation_name(config.config.get("inner_activation", "hard_sigmoid"), config)
     return LayerSpec(
         name=scope,
         cell="LSTM (Keras 1)",

@@ -20,6 +20,9 @@ ACTIVATIONS = {
     "tanh": np.tanh,
     # Keras 1/2 and tf_keras: clip(0.2 x + 0.5, 0, 1) (tf_keras activations.py hard_sigmoid).
     "hard_sigmoid": lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
+    # Keras 3 kept the name for relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1) (keras/src/backend/*/nn.py
+    # hard_sigmoid); detect.py gives it this name when the file was written by Keras 3.
+    "hard_sigmoid_keras3": lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0),
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, 0.0),
 }

@@ -177,6 +177,8 @@ def keras_activation(name: str) -> Any:
         # numpy_lstm's hard_sigmoid is Keras 2's clip(0.2x + 0.5, 0, 1); Keras 3's own
         # (keras/src/activations/activations.py) is relu6(x + 3) / 6, a different function.
         return lambda z: ops.clip(0.2 * z + 0.5, 0.0, 1.0)
+    if name == "hard_sigmoid_keras3":
+        return "hard_sigmoid"
     return name
 
 
@@ -209,15 +211,19 @@ def keras_outputs(
     return run_keras_layer(keras.layers.LSTM, config, [np.asarray(w, dtype=dtype) for w in weights], x)
 
 
-def load_keras_model(path: str) -> Any:
-    """The model as Keras loads it: Keras 3 first; a Keras 2 file that Keras 3 rejects by tf_keras."""
-    import keras
+def load_keras_model(path: str, keras_version: str | None = None) -> Any:
+    """The model as the Keras that wrote it loads it: tf_keras for a file that says Keras 1 or 2
+    (the same activation name can mean another function in Keras 3: hard_sigmoid); otherwise
+    Keras 3 first, and tf_keras for a file Keras 3 rejects."""
+    written_by_keras2 = keras_version is not None and not keras_version.startswith("3")
+    if not (written_by_keras2 and installed("tf_keras")):
+        import keras
 
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception:
-        if not installed("tf_keras"):
-            raise
+        try:
+            return keras.saving.load_model(path, compile=False)
+        except Exception:
+            if not installed("tf_keras"):
+                raise
     import tf_keras
 
     return tf_keras.models.load_model(path, compile=False)
@@ -269,7 +275,8 @@ class _Run:
                 path = os.path.join(self.scratch, "model.h5")
                 shutil.copyfile(self.ckpt.path, path)
             try:
-                self._keras_model = load_keras_model(path)
+                versions = {c.keras_version for c in self.ckpt.store.layer_configs().values()}
+                self._keras_model = load_keras_model(path, versions.pop() if len(versions) == 1 else None)
             except Exception as e:  # any loader failure is a fact to report, not a crash of verify
                 self._keras_model_error = f"Keras could not load the file: {type(e).__name__}: {e}".splitlines()[0]
         if self._keras_model is None:

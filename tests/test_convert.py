@@ -28,6 +28,7 @@ from lstm_inspect.convert import (
 )
 from lstm_inspect.errors import UnsupportedFormat
 from lstm_inspect.export import write_npz
+from lstm_inspect.numpy_lstm import ACTIVATIONS
 
 from .conftest import FIXTURES, manifest
 from .test_slicer import MemoryStore
@@ -287,6 +288,40 @@ def test_hard_sigmoid_is_refused_by_pytorch_and_tensorflow_but_not_onnx_or_keras
                 layout_arrays(ckpt, target)
         for target in ("onnx", "keras"):
             assert dict(layout_arrays(ckpt, target))
+
+
+def test_keras3_hard_sigmoid_is_refused_by_pytorch_and_tensorflow_but_not_onnx_or_keras():
+    path = FIXTURES / "keras3_hard_sigmoid" / "model.keras"
+    with lstm_inspect.load(path) as ckpt:
+        for target in ("pytorch", "tensorflow"):
+            with pytest.raises(UnsupportedFormat, match=r"enc: .*hard_sigmoid \(Keras 3: clip\(x/6 \+ 0.5, 0, 1\)\)"):
+                layout_arrays(ckpt, target)
+        for target in ("onnx", "keras"):
+            assert dict(layout_arrays(ckpt, target))
+
+
+@pytest.mark.parametrize("name", ["hard_sigmoid", "hard_sigmoid_keras3"])
+def test_onnx_hard_sigmoid_computes_what_numpy_lstm_computes(name):
+    # onnx/defs/math/defs.cc HardSigmoid: max(0, min(1, alpha * x + beta)).
+    op, alpha, beta = convert.ONNX_ACTIVATIONS[name]
+    x = np.linspace(-8.0, 8.0, 1601)
+    assert op == "HardSigmoid"
+    np.testing.assert_allclose(np.clip(alpha * x + beta, 0.0, 1.0), ACTIVATIONS[name](x), rtol=0, atol=1e-12)
+
+
+def test_hard_sigmoid_keras3_is_keras3_own_and_keras_runs_both():
+    pytest.importorskip("keras")
+    import keras
+
+    from lstm_inspect.verify import keras_activation
+
+    x = np.linspace(-8.0, 8.0, 1601).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(keras.ops.hard_sigmoid(x)), ACTIVATIONS["hard_sigmoid_keras3"](x), atol=1e-6)
+    # The two differ by up to 1/12 (at |x| = 2.5, where Keras 2's saturates).
+    assert np.abs(ACTIVATIONS["hard_sigmoid"](x) - ACTIVATIONS["hard_sigmoid_keras3"](x)).max() > 0.08
+    for name in ("hard_sigmoid", "hard_sigmoid_keras3"):
+        function = keras.activations.get(keras_activation(name))
+        np.testing.assert_allclose(np.asarray(function(x)), ACTIVATIONS[name](x), atol=1e-6, err_msg=name)
 
 
 def test_bidirectional_halves_that_differ_are_refused_as_one_layer():

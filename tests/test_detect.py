@@ -128,3 +128,39 @@ def test_bidirectional_pairs():
 def test_forget_bias_override():
     tensors = infos(("rnn/lstm_cell/kernel", (20, 32)), ("rnn/lstm_cell/bias", (32,)))
     assert detect(tensors, forget_bias=0.5).layers[0].forget_bias == 0.5
+
+
+KERAS_LSTM = (("enc/kernel", (12, 32)), ("enc/recurrent_kernel", (8, 32)), ("enc/bias", (32,)))
+
+
+@pytest.mark.parametrize(
+    ("keras_version", "expected"),
+    [
+        # Keras 1/2 and tf_keras: clip(0.2x + 0.5, 0, 1); a file that names no version is taken for one.
+        ("2.15.0", "hard_sigmoid"),
+        ("2.2.4-tf", "hard_sigmoid"),
+        (None, "hard_sigmoid"),
+        # Keras 3: relu6(x + 3) / 6, another function under the same name.
+        ("3.15.1", "hard_sigmoid_keras3"),
+    ],
+)
+def test_hard_sigmoid_means_what_the_writing_keras_version_meant(keras_version, expected):
+    config = {"activation": "hard_sigmoid", "recurrent_activation": "hard_sigmoid"}
+    (layer,) = detect(infos(*KERAS_LSTM), {"enc": LayerConfig("LSTM", config, keras_version)}).layers
+    assert (layer.activation, layer.recurrent_activation, layer.activation_source) == (expected, expected, "config")
+
+
+def test_keras3_keeps_the_names_it_did_not_redefine():
+    config = {"activation": "tanh", "recurrent_activation": "sigmoid"}
+    (layer,) = detect(infos(*KERAS_LSTM), {"enc": LayerConfig("LSTM", config, "3.15.1")}).layers
+    assert (layer.activation, layer.recurrent_activation) == ("tanh", "sigmoid")
+    (layer,) = detect(infos(*KERAS_LSTM), {"enc": LayerConfig("LSTM", {}, "3.15.1")}).layers
+    assert (layer.activation, layer.recurrent_activation) == ("tanh", "sigmoid")
+
+
+def test_keras1_inner_activation_defaults_to_keras1_hard_sigmoid():
+    items = []
+    for g in "icfo":
+        items += [(f"lstm_1/W_{g}", (12, 8)), (f"lstm_1/U_{g}", (8, 8)), (f"lstm_1/b_{g}", (8,))]
+    (layer,) = detect(infos(*items), {"lstm_1": LayerConfig("LSTM", {"output_dim": 8}, "1.2.2")}).layers
+    assert layer.recurrent_activation == "hard_sigmoid"

@@ -887,3 +887,46 @@ def test_bfloat16_tensor(tmp_path):
         assert store.tensors()["embedding/embeddings"].dtype == "bfloat16"
         got = store.read("embedding/embeddings")
         assert got.dtype == value.dtype and np.array_equal(got, value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Which Keras wrote the file: Keras 3 redefined hard_sigmoid, so detection needs to know
+
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.mark.parametrize(
+    ("path", "version"),
+    [
+        ("keras3_hard_sigmoid/model.keras", "3.15.1"),  # metadata.json
+        ("keras3_hard_sigmoid/model.h5", "3.15.1"),  # root attribute keras_version
+        ("keras3/model.h5", "3.15.1"),
+        ("keras2_old_hard_sigmoid/model.h5", "2.21.0"),
+        ("keras2_h5/model.h5", "2.21.0"),
+    ],
+)
+def test_layer_configs_carry_the_keras_version_that_wrote_the_file(path, version):
+    with open_store(FIXTURES / path) as store:
+        configs = store.layer_configs()
+    assert configs and {config.keras_version for config in configs.values()} == {version}
+
+
+def test_a_dot_keras_without_metadata_names_no_version(tmp_path):
+    source, stripped = FIXTURES / "keras3_hard_sigmoid" / "model.keras", tmp_path / "model.keras"
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(stripped, "w") as copy:
+        for info in original.infolist():
+            if info.filename != "metadata.json":
+                copy.writestr(info, original.read(info))
+    with open_keras_zip(stripped) as store:
+        assert store.layer_configs()["enc"].keras_version is None
+
+
+def test_an_h5_without_a_root_version_takes_the_weights_group_one(tmp_path):
+    path = tmp_path / "model.h5"
+    shutil.copyfile(FIXTURES / "keras3_hard_sigmoid" / "model.h5", path)
+    with h5py.File(path, "r+") as f:
+        del f.attrs["keras_version"]
+        assert f["model_weights"].attrs["keras_version"] == "3.15.1"
+    with open_keras_h5(path) as store:
+        assert store.layer_configs()["enc"].keras_version == "3.15.1"

@@ -87,7 +87,13 @@ def test_a_projection_runs_through_torch_and_is_refused_by_onnx():
 
 @pytest.mark.parametrize(
     ("path", "expected_keras_model"),
-    [("keras3/model.keras", True), ("keras2_old_hard_sigmoid/model.h5", True), ("keras3/model.weights.h5", False)],
+    [
+        ("keras3/model.keras", True),
+        ("keras2_old_hard_sigmoid/model.h5", True),
+        ("keras3_hard_sigmoid/model.keras", True),
+        ("keras3_hard_sigmoid/model.h5", True),
+        ("keras3/model.weights.h5", False),
+    ],
 )
 def test_keras_files_are_also_run_by_keras_own_loader(path, expected_keras_model):
     pytest.importorskip("keras")

@@ -13,6 +13,10 @@ Three layouts, one store:
 - ``keras-v3``: a Keras 3 ``.keras`` zip: the same HDF5 layout in the member ``model.weights.h5``
   plus ``config.json``, which alone knows the user's layer names.
 
+Every layer config carries the version of Keras that wrote the file, where the file says it (root
+attribute ``keras_version`` of a ``.h5``, ``metadata.json`` of a ``.keras``): Keras 3 gave some
+activation names another function (``hard_sigmoid``), so a config alone does not say what it computes.
+
 Logical names are ``<layer scope>/<weight>``: ``enc/kernel``, ``bi/forward/recurrent_kernel``,
 ``sub/enc/bias``, Keras 1 ``lstm_1/W_i``; optimizer state keeps its prefix
 (``optimizer_weights/...`` for the legacy layout, ``optimizer/vars/N`` for Keras 3).
@@ -47,6 +51,9 @@ FORMAT_KERAS_ZIP = "keras-v3"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _WEIGHTS_MEMBER = "model.weights.h5"
 _CONFIG_MEMBER = "config.json"
+# {"keras_version": ..., "date_saved": ...} (keras/src/saving/saving_lib.py _serialize_model_as_json);
+# Keras 2.13–2.15 wrote .keras zips too, so the version, not the format, says which Keras it was.
+_METADATA_MEMBER = "metadata.json"
 
 # What h5py raises for a damaged file or a dangling link; caught wherever h5py is called so
 # that a bad file gives a one-line CorruptFile, never a traceback.
@@ -221,12 +228,15 @@ def open_keras_zip(path: str | os.PathLike[str]) -> KerasStore:
                 f"{path}: this .keras archive has no {_CONFIG_MEMBER}, so its layer names are unknown; "
                 f"re-save the model, or extract {_WEIGHTS_MEMBER} and open that as a weights file"
             )
-        model_config = _read_config_json(archive, raw, file_size, path)
+        model_config = _read_json_member(archive, _CONFIG_MEMBER, file_size, path)
+        keras_version = None
+        if _METADATA_MEMBER in names:
+            keras_version = _version(_read_json_member(archive, _METADATA_MEMBER, file_size, path).get("keras_version"))
         member = _member_file(archive, raw, file_size, path)
         where = f"{path} ({_WEIGHTS_MEMBER})"
         h5 = _open_h5(member, where)
         entries = _keras3_entries(h5, model_config, where)
-        configs = _layer_configs(model_config, entries)
+        configs = _layer_configs(model_config, entries, keras_version)
     except BaseException:
         if h5 is not None:
             h5.close()
@@ -261,16 +271,21 @@ def _starts_with_hdf5_signature(source: str | BinaryIO) -> bool:
 
 def _index_h5(h5: h5py.File, where: str) -> tuple[str, list[_Entry], dict[str, LayerConfig]]:
     try:
-        if isinstance(h5.get("model_weights"), h5py.Group):
+        # Keras 1, 2 and 3 all write their version beside the config (tf_keras hdf5_format.py
+        # save_model_to_hdf5, keras/src/legacy/saving/legacy_h5_format.py), and on the weights group.
+        model_weights = h5.get("model_weights")
+        keras_version = _version(h5.attrs.get("keras_version"))
+        if isinstance(model_weights, h5py.Group):
             model_config = _model_config_attr(h5, where)
-            entries = _legacy_layer_entries(h5["model_weights"], model_config, where)
+            entries = _legacy_layer_entries(model_weights, model_config, where)
             if isinstance(h5.get("optimizer_weights"), h5py.Group):
                 entries += _legacy_optimizer_entries(h5["optimizer_weights"], where)
-            return FORMAT_LEGACY_H5, _unique(entries), _layer_configs(model_config, entries)
+            keras_version = keras_version or _version(model_weights.attrs.get("keras_version"))
+            return FORMAT_LEGACY_H5, _unique(entries), _layer_configs(model_config, entries, keras_version)
         if _string_list_attr(h5, "layer_names") is not None:
             model_config = _model_config_attr(h5, where)
             entries = _legacy_layer_entries(h5, model_config, where)
-            return FORMAT_LEGACY_H5, _unique(entries), _layer_configs(model_config, entries)
+            return FORMAT_LEGACY_H5, _unique(entries), _layer_configs(model_config, entries, keras_version)
         if any(isinstance(h5.get(k), h5py.Group) for k in (*_LAYER_CONTAINERS, "vars")):
             return FORMAT_WEIGHTS_H5, _keras3_entries(h5, None, where), {}
     except _H5_ERRORS as e:
@@ -784,7 +799,9 @@ def _bidirectional_half(node: _Node | None, direction: str) -> _Node | None:
     return _Node(forward.class_name, config, {**forward.raw, "config": config})
 
 
-def _layer_configs(model_config: dict[str, Any] | None, entries: list[_Entry]) -> dict[str, LayerConfig]:
+def _layer_configs(
+    model_config: dict[str, Any] | None, entries: list[_Entry], keras_version: str | None
+) -> dict[str, LayerConfig]:
     """LayerConfig per logical scope, for the scopes that hold weights."""
     found: dict[str, LayerConfig] = {}
 
@@ -802,9 +819,9 @@ def _layer_configs(model_config: dict[str, Any] | None, entries: list[_Entry]) -
                 for direction in ("forward", "backward"):
                     half = _bidirectional_half(node, direction)
                     if half is not None:
-                        found[f"{scope}/{direction}"] = _layer_config(half)
+                        found[f"{scope}/{direction}"] = _layer_config(half, keras_version)
             else:
-                found[scope] = _layer_config(node)
+                found[scope] = _layer_config(node, keras_version)
 
     visit(_sublayers(model_config) or [], "")
     names = sorted(e.name for e in entries)
@@ -818,9 +835,15 @@ def _layer_configs(model_config: dict[str, Any] | None, entries: list[_Entry]) -
     return {scope: cfg for scope, cfg in found.items() if holds_weights(scope)}
 
 
-def _layer_config(node: _Node) -> LayerConfig:
+def _layer_config(node: _Node, keras_version: str | None) -> LayerConfig:
     # As stored: Keras 1's output_dim / inner_activation keep their names (detect.py reads them).
-    return LayerConfig(node.class_name, copy.deepcopy(node.config))
+    return LayerConfig(node.class_name, copy.deepcopy(node.config), keras_version)
+
+
+def _version(value: Any) -> str | None:
+    """A stored `keras_version` ("2.15.0", b"3.15.1"), or None for anything else."""
+    text = _decode(value) if isinstance(value, (str, bytes)) else None
+    return (text or "").strip() or None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -853,16 +876,17 @@ def _check_member(info: zipfile.ZipInfo, file_size: int, path: str) -> None:
         )
 
 
-def _read_config_json(archive: zipfile.ZipFile, raw: BinaryIO, file_size: int, path: str) -> dict[str, Any]:
-    info = archive.getinfo(_CONFIG_MEMBER)
+def _read_json_member(archive: zipfile.ZipFile, member: str, file_size: int, path: str) -> dict[str, Any]:
+    """config.json or metadata.json, checked before it is read."""
+    info = archive.getinfo(member)
     _check_member(info, file_size, path)
     if info.file_size > _MAX_CONFIG_BYTES:
-        raise CorruptFile(f"{path}: {_CONFIG_MEMBER} claims {info.file_size} bytes, more than a model config can be")
+        raise CorruptFile(f"{path}: {member} claims {info.file_size} bytes, more than a model config can be")
     try:
         data = archive.read(info)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise CorruptFile(f"{path}: cannot read {_CONFIG_MEMBER} ({e}); the file is damaged") from None
-    return _parse_config(data, f"{path}: {_CONFIG_MEMBER}")
+        raise CorruptFile(f"{path}: cannot read {member} ({e}); the file is damaged") from None
+    return _parse_config(data, f"{path}: {member}")
 
 
 def _member_file(archive: zipfile.ZipFile, raw: BinaryIO, file_size: int, path: str) -> BinaryIO:
