@@ -28,6 +28,12 @@ ACTIVATIONS = {
 }
 
 
+def _parts(blocks: object) -> Mapping[str, np.ndarray]:
+    # Layer.gates() gives GateBlocks, which list their parts through parts(); plain dicts pass as they are.
+    parts = getattr(blocks, "parts", None)
+    return parts() if callable(parts) else blocks
+
+
 def run_lstm(
     gates: Mapping[str, Mapping[str, np.ndarray]],
     x: np.ndarray,
@@ -39,11 +45,15 @@ def run_lstm(
     """Run one LSTM layer over x [time, batch, input] from zero state.
 
     gates: per canonical gate ("input", "forget", "cell", "output") its blocks "kernel",
-    "recurrent", "bias", and optionally "recurrent_bias" and "peephole".
+    "recurrent", "bias", and optionally "recurrent_bias" and "peephole" (a dict, or the
+    GateBlocks of Layer.gates()).
     Returns (h for every step [time, batch, out], final cell state [batch, units]), float64.
     """
     act, rec_act = ACTIVATIONS[activation], ACTIVATIONS[recurrent_activation]
-    g = {name: {part: np.asarray(v, dtype=np.float64) for part, v in blocks.items()} for name, blocks in gates.items()}
+    g = {
+        name: {part: np.asarray(v, dtype=np.float64) for part, v in _parts(blocks).items()}
+        for name, blocks in gates.items()
+    }
     units = g["input"]["kernel"].shape[1]
     batch = x.shape[1]
     out_size = projection.shape[1] if projection is not None else units

@@ -82,8 +82,10 @@ def summary_renderable(summary: Summary) -> Group:
             order = ", ".join(f"{letter}={gate}" for letter, gate in zip(layer.gate_order, layer.gates))
             lines.append(f"{layer.name}: {layer.input_size} inputs, {layer.units} units; gates {order}")
             lines += [f"  {t.name}  {t.explanation}" for t in layer.tensors]
-            lines.append(f"  activations: {layer.recurrent_activation} (gates), {layer.activation} (cell)"
-                         f" — {_ACTIVATION_SOURCE[layer.activation_source]}")
+            lines.append(
+                f"  activations: {layer.recurrent_activation} (gates), {layer.activation} (cell)"
+                f" — {_ACTIVATION_SOURCE[layer.activation_source]}"
+            )
             if layer.forget_bias and layer.layout.startswith("tf1"):
                 lines.append(f"  forget_bias {layer.forget_bias:g} is added at run time and is not stored")
         if len(summary.layers) > MAX_EXPLAINED_LAYERS:
@@ -196,8 +198,6 @@ def split_renderable(result: SplitResult) -> Group:
                 body = np.array2string(np.asarray(b.values), precision=6, threshold=1_000_000, max_line_width=100)
                 parts.append(Text(f"{title}\n{body}"))
     return Group(*parts)
-
-
 
 
 def verify_renderable(result: VerifyResult) -> Group:

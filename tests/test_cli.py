@@ -106,8 +106,12 @@ def test_export_one_gate_quietly(tmp_path):
     result = run("export", BASIC, "-o", str(out), "--gate", "forget", "--quiet")
     assert result.exit_code == 0 and result.stdout == ""
     assert sorted(np.load(out).files) == sorted(
-        ["rnn/basic_lstm_cell/forget/kernel", "rnn/basic_lstm_cell/forget/recurrent",
-         "rnn/basic_lstm_cell/forget/bias", "rnn/basic_lstm_cell/forget_bias"]
+        [
+            "rnn/basic_lstm_cell/forget/kernel",
+            "rnn/basic_lstm_cell/forget/recurrent",
+            "rnn/basic_lstm_cell/forget/bias",
+            "rnn/basic_lstm_cell/forget_bias",
+        ]
     )
 
 

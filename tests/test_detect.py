@@ -13,8 +13,14 @@ def infos(*items: tuple[str, tuple[int, ...]]) -> dict[str, TensorInfo]:
 
 
 def test_tf1_basic_cell_and_dense_variables():
-    d = detect(infos(("rnn/basic_lstm_cell/kernel", (76, 256)), ("rnn/basic_lstm_cell/bias", (256,)),
-                     ("Variable", (64, 2)), ("Variable_1", (2,))))
+    d = detect(
+        infos(
+            ("rnn/basic_lstm_cell/kernel", (76, 256)),
+            ("rnn/basic_lstm_cell/bias", (256,)),
+            ("Variable", (64, 2)),
+            ("Variable_1", (2,)),
+        )
+    )
     (layer,) = d.layers
     assert (layer.name, layer.input_size, layer.units, layer.recurrent_size) == ("rnn/basic_lstm_cell", 12, 64, 64)
     assert layer.layout.letters == "ijfo" and layer.forget_bias == 1.0 and layer.params == 19712
@@ -35,9 +41,16 @@ def test_legacy_names(kernel, bias, scope):
 
 
 def test_peepholes_and_projection():
-    d = detect(infos(("enc/lstm_cell/kernel", (10 + 4, 32)), ("enc/lstm_cell/bias", (32,)),
-                     ("enc/lstm_cell/w_i_diag", (8,)), ("enc/lstm_cell/w_f_diag", (8,)),
-                     ("enc/lstm_cell/w_o_diag", (8,)), ("enc/lstm_cell/projection/kernel", (8, 4))))
+    d = detect(
+        infos(
+            ("enc/lstm_cell/kernel", (10 + 4, 32)),
+            ("enc/lstm_cell/bias", (32,)),
+            ("enc/lstm_cell/w_i_diag", (8,)),
+            ("enc/lstm_cell/w_f_diag", (8,)),
+            ("enc/lstm_cell/w_o_diag", (8,)),
+            ("enc/lstm_cell/projection/kernel", (8, 4)),
+        )
+    )
     (layer,) = d.layers
     assert (layer.input_size, layer.units, layer.recurrent_size, layer.projection_size) == (10, 8, 4, 4)
     assert layer.peepholes and layer.cell == "LSTMCell" and not d.variables
@@ -49,15 +62,31 @@ def test_dense_layer_shaped_like_a_cell_is_not_an_lstm():
 
 
 def test_gru_is_not_an_lstm():
-    d = detect(infos(("rnn/gru_cell/gates/kernel", (20, 16)), ("rnn/gru_cell/gates/bias", (16,)),
-                     ("rnn/gru_cell/candidate/kernel", (20, 8)), ("rnn/gru_cell/candidate/bias", (8,))))
+    d = detect(
+        infos(
+            ("rnn/gru_cell/gates/kernel", (20, 16)),
+            ("rnn/gru_cell/gates/bias", (16,)),
+            ("rnn/gru_cell/candidate/kernel", (20, 8)),
+            ("rnn/gru_cell/candidate/bias", (8,)),
+        )
+    )
     assert d.layers == []
 
 
 def test_keras_lstm_cudnn_and_gru_by_shape():
-    d = detect(infos(("enc/kernel", (12, 32)), ("enc/recurrent_kernel", (8, 32)), ("enc/bias", (32,)),
-                     ("cud/kernel", (12, 32)), ("cud/recurrent_kernel", (8, 32)), ("cud/bias", (64,)),
-                     ("gru/kernel", (12, 24)), ("gru/recurrent_kernel", (8, 24)), ("gru/bias", (2, 24))))
+    d = detect(
+        infos(
+            ("enc/kernel", (12, 32)),
+            ("enc/recurrent_kernel", (8, 32)),
+            ("enc/bias", (32,)),
+            ("cud/kernel", (12, 32)),
+            ("cud/recurrent_kernel", (8, 32)),
+            ("cud/bias", (64,)),
+            ("gru/kernel", (12, 24)),
+            ("gru/recurrent_kernel", (8, 24)),
+            ("gru/bias", (2, 24)),
+        )
+    )
     names = {layer.name: layer for layer in d.layers}
     assert set(names) == {"enc", "cud"}
     assert names["enc"].layout.key == "keras" and names["enc"].activation == "unknown"
@@ -74,13 +103,15 @@ def test_keras_config_gives_activations_and_excludes_other_classes():
 
 def test_tf2_object_keys_and_optimizer_slots():
     suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
-    d = detect(infos(
-        ("model/layer_with_weights-0/cell/kernel" + suffix, (5, 16)),
-        ("model/layer_with_weights-0/cell/recurrent_kernel" + suffix, (4, 16)),
-        ("model/layer_with_weights-0/cell/bias" + suffix, (16,)),
-        ("model/layer_with_weights-0/cell/kernel/.OPTIMIZER_SLOT/optimizer/m" + suffix, (5, 16)),
-        ("save_counter" + suffix, ()),
-    ))
+    d = detect(
+        infos(
+            ("model/layer_with_weights-0/cell/kernel" + suffix, (5, 16)),
+            ("model/layer_with_weights-0/cell/recurrent_kernel" + suffix, (4, 16)),
+            ("model/layer_with_weights-0/cell/bias" + suffix, (16,)),
+            ("model/layer_with_weights-0/cell/kernel/.OPTIMIZER_SLOT/optimizer/m" + suffix, (5, 16)),
+            ("save_counter" + suffix, ()),
+        )
+    )
     (layer,) = d.layers
     assert layer.name == "model/layer_with_weights-0"
     assert [v.category for v in d.variables] == ["optimizer", "bookkeeping"]
@@ -110,12 +141,18 @@ def test_keras1_per_gate_arrays():
 
 
 def test_bidirectional_pairs():
-    d = detect(infos(
-        ("bidirectional_rnn/fw/basic_lstm_cell/kernel", (20, 32)), ("bidirectional_rnn/fw/basic_lstm_cell/bias", (32,)),
-        ("bidirectional_rnn/bw/basic_lstm_cell/kernel", (20, 32)), ("bidirectional_rnn/bw/basic_lstm_cell/bias", (32,)),
-        ("bi/forward/kernel", (3, 8)), ("bi/forward/recurrent_kernel", (2, 8)),
-        ("bi/backward/kernel", (3, 8)), ("bi/backward/recurrent_kernel", (2, 8)),
-    ))
+    d = detect(
+        infos(
+            ("bidirectional_rnn/fw/basic_lstm_cell/kernel", (20, 32)),
+            ("bidirectional_rnn/fw/basic_lstm_cell/bias", (32,)),
+            ("bidirectional_rnn/bw/basic_lstm_cell/kernel", (20, 32)),
+            ("bidirectional_rnn/bw/basic_lstm_cell/bias", (32,)),
+            ("bi/forward/kernel", (3, 8)),
+            ("bi/forward/recurrent_kernel", (2, 8)),
+            ("bi/backward/kernel", (3, 8)),
+            ("bi/backward/recurrent_kernel", (2, 8)),
+        )
+    )
     pairs = {layer.name: (layer.pair, layer.direction) for layer in d.layers}
     assert pairs == {
         "bidirectional_rnn/fw/basic_lstm_cell": ("bidirectional_rnn", "forward"),

@@ -78,8 +78,7 @@ def test_exported_npz_reproduces_framework_outputs(entry, tmp_path):
         def from_npz(layer):
             assert float(exported[f"{layer.name}/forget_bias"]) == layer.forget_bias
             return {
-                g: {part: exported[f"{layer.name}/{g}/{part}"] for part in b.parts()}
-                for g, b in layer.gates().items()
+                g: {part: exported[f"{layer.name}/{g}/{part}"] for part in b.parts()} for g, b in layer.gates().items()
             }
 
         for expected in entry["layers"]:
@@ -114,3 +113,17 @@ def test_native_reader_matches_tensorflow_bit_for_bit(entry):
                 assert a.tolist() == b.tolist(), name
             else:
                 assert a.tobytes() == b.tobytes(), name
+
+
+def test_readme_library_example_runs_as_written():
+    readme = (FIXTURES.parent / "README.md").read_text()
+    snippet = readme.split("## As a library", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(snippet, namespace)  # noqa: S102 - the README's own example
+    forget = namespace["forget"]
+    assert (forget.kernel.shape, forget.recurrent.shape, forget.bias.shape) == ((12, 64), (64, 64), (64,))
+    # The README's next sentence: run_lstm takes layer.gates() as it is.
+    layer = namespace["ckpt"].layer("rnn/basic_lstm_cell")
+    reference = np.load(FIXTURES / "tf1_basic" / "reference.npz")
+    h, _ = run_lstm(layer.gates(), reference["rnn/basic_lstm_cell/x"], forget_bias=layer.forget_bias)
+    np.testing.assert_allclose(h, reference["rnn/basic_lstm_cell/h"], atol=2e-5, rtol=1e-4)

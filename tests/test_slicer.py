@@ -51,15 +51,17 @@ def test_tf1_fused_kernel_ijfo_with_projection_and_peepholes():
     b = {g: rng.normal(size=U).astype(np.float32) for g in wx}
     order = ("input", "cell", "forget", "output")
     kernel = np.concatenate([np.concatenate([wx[g], wh[g]], axis=0) for g in order], axis=1)
-    store = MemoryStore({
-        "rnn/lstm_cell/kernel": kernel,
-        "rnn/lstm_cell/bias": np.concatenate([b[g] for g in order]),
-        "rnn/lstm_cell/w_i_diag": np.full(U, 1.0, np.float32),
-        "rnn/lstm_cell/w_f_diag": np.full(U, 2.0, np.float32),
-        "rnn/lstm_cell/w_o_diag": np.full(U, 3.0, np.float32),
-        "rnn/lstm_cell/projection/kernel": np.ones((U, P), np.float32),
-        "other/kernel": np.zeros((2, 2), np.float32),
-    })
+    store = MemoryStore(
+        {
+            "rnn/lstm_cell/kernel": kernel,
+            "rnn/lstm_cell/bias": np.concatenate([b[g] for g in order]),
+            "rnn/lstm_cell/w_i_diag": np.full(U, 1.0, np.float32),
+            "rnn/lstm_cell/w_f_diag": np.full(U, 2.0, np.float32),
+            "rnn/lstm_cell/w_o_diag": np.full(U, 3.0, np.float32),
+            "rnn/lstm_cell/projection/kernel": np.ones((U, P), np.float32),
+            "other/kernel": np.zeros((2, 2), np.float32),
+        }
+    )
     layer = Checkpoint(store).layer("rnn/lstm_cell")
     for gate in order:
         got = layer.gate(gate)
