@@ -42,7 +42,6 @@ _LEGACY_LEAVES = {
     "W_P_0": "projection/kernel",
     "projection/weights": "projection/kernel",
 }
-_TF1_ROLES = ("kernel", "bias", "w_i_diag", "w_f_diag", "w_o_diag", "projection/kernel")
 _KERAS1_ROLES = tuple(f"{p}_{g}" for g in "icfo" for p in "WUb")
 
 # A scope whose own name says GRU (or a GRU's inner scope) never holds an LSTM, whatever the shapes.
