@@ -157,11 +157,22 @@ def _parse_entry(buf: bytes) -> _Entry:
     return entry
 
 
+def _dim_size(buf: bytes) -> int:
+    # TensorShapeProto.Dim: nearly always just `size` (field 1) as one varint, or nothing for 0.
+    if not buf:
+        return 0
+    if buf[0] == 0x08:
+        size, pos = _varint(buf, 1)
+        if pos == len(buf):
+            return _int(size, signed=True)
+    return sum(_int(v, signed=True) for n, v in _proto_fields(buf) if n == 1)
+
+
 def _parse_shape(buf: bytes) -> tuple[int, ...]:
     dims = []
     for number, value in _proto_fields(buf):
         if number == 2:
-            size = sum(_int(v, signed=True) for n, v in _proto_fields(_msg(value)) if n == 1)
+            size = _dim_size(_msg(value))
             if size < 0:
                 raise _Malformed("a dimension of unknown (negative) size")
             dims.append(size)
