@@ -643,3 +643,26 @@ def test_names_an_npz_cannot_hold_are_refused(tmp_path):
     out = tmp_path / "out"
     assert_clean_error(run_command("export", prefix, out), "out.npz", "cannot be stored under its own name")
     assert list(out.iterdir()) == []
+
+
+def test_flipped_byte_in_dot_keras_weights(tmp_path):
+    # HDF5 keeps no checksums: the zip's CRC-32 of model.weights.h5 is the only one there is.
+    path = tmp_path / "model.keras"
+    shutil.copy(FIXTURES / "keras3" / "model.keras", path)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("model.weights.h5")
+    with open(path, "r+b") as f:
+        f.seek(info.header_offset + 26)
+        name_length, extra_length = int.from_bytes(f.read(2), "little"), int.from_bytes(f.read(2), "little")
+        position = info.header_offset + 30 + name_length + extra_length + info.file_size // 2
+        f.seek(position)
+        byte = f.read(1)[0]
+        f.seek(position)
+        f.write(bytes([byte ^ 0xFF]))
+    assert cli("summary", str(path)).exit_code == 0  # listing reads no values
+    out = tmp_path / "out"
+    out.mkdir()
+    for command in (("split", str(path)), ("export", str(path), "-o", str(out / "g.npz"))):
+        assert_clean_error(cli(*command), "model.keras", "CRC-32", "--no-verify")
+    assert list(out.iterdir()) == []
+    assert cli("split", str(path), "--no-verify").exit_code == 0

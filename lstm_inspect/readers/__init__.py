@@ -62,7 +62,7 @@ def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str =
         if (zipfile.is_zipfile(path) or path.endswith(".keras")) and not _is_tf_file(path):
             from .keras import open_keras_zip
 
-            return open_keras_zip(path)
+            return open_keras_zip(path, verify=verify)
     from .tf_bundle import open_checkpoint
 
     return open_checkpoint(path, verify=verify)

@@ -33,6 +33,8 @@ import re
 import struct
 import weakref
 import zipfile
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -104,6 +106,7 @@ class KerasStore:
         configs: dict[str, LayerConfig],
         source_prefix: str = "",
         raw: BinaryIO | None = None,
+        check: Callable[[], None] | None = None,
     ) -> None:
         self.path = path
         self.format = format
@@ -111,6 +114,9 @@ class KerasStore:
         self._entries = {e.name: e for e in entries}
         self._infos = {e.name: TensorInfo(e.name, e.shape, e.dtype, source_prefix + e.h5_path) for e in entries}
         self._configs = configs
+        # Run once, before the first value is read: a whole-member checksum costs a pass over
+        # the file, which listing names and shapes must not pay.
+        self._check = check
         # h5py crashes at interpreter exit when a file opened on a Python file object outlives
         # that object, so the HDF5 file is always closed first, even if close() is never called.
         self._finalizer = weakref.finalize(self, _close_all, h5, raw)
@@ -125,6 +131,9 @@ class KerasStore:
             raise UnknownName(f"{self.path}: no tensor named {name!r} (some of those there: {known})")
         if not self._finalizer.alive:
             raise ValueError(f"{self.path}: the store is closed")
+        if self._check is not None:
+            self._check()
+            self._check = None
         source = self._infos[name].source
         try:
             dataset = self._h5[entry.h5_path]
@@ -199,9 +208,12 @@ def open_keras_h5(path: str | os.PathLike[str]) -> KerasStore:
     return KerasStore(path, fmt, h5, entries, configs)
 
 
-def open_keras_zip(path: str | os.PathLike[str]) -> KerasStore:
+def open_keras_zip(path: str | os.PathLike[str], verify: bool = True) -> KerasStore:
     """Open a Keras 3 ``.keras`` zip: weights from its ``model.weights.h5`` (read in place, not
-    extracted), layer names and configs from its ``config.json``."""
+    extracted), layer names and configs from its ``config.json``.
+
+    verify: before the first value is read, check the weights member against the CRC-32 that
+    the zip directory holds for it (HDF5 itself keeps no checksums)."""
     path = os.fspath(path)
     try:
         raw: BinaryIO = open(path, "rb")
@@ -233,6 +245,7 @@ def open_keras_zip(path: str | os.PathLike[str]) -> KerasStore:
         if _METADATA_MEMBER in names:
             keras_version = _version(_read_json_member(archive, _METADATA_MEMBER, file_size, path).get("keras_version"))
         member = _member_file(archive, raw, file_size, path)
+        check = _crc_check(member, archive.getinfo(_WEIGHTS_MEMBER).CRC, path) if verify else None
         where = f"{path} ({_WEIGHTS_MEMBER})"
         h5 = _open_h5(member, where)
         entries = _keras3_entries(h5, model_config, where)
@@ -242,7 +255,31 @@ def open_keras_zip(path: str | os.PathLike[str]) -> KerasStore:
             h5.close()
         raw.close()
         raise
-    return KerasStore(path, FORMAT_KERAS_ZIP, h5, entries, configs, source_prefix=f"{_WEIGHTS_MEMBER}:", raw=raw)
+    return KerasStore(
+        path, FORMAT_KERAS_ZIP, h5, entries, configs, source_prefix=f"{_WEIGHTS_MEMBER}:", raw=raw, check=check
+    )
+
+
+def _crc_check(member: BinaryIO, expected: int, path: str) -> Callable[[], None] | None:
+    if not isinstance(member, _ByteRange):
+        return None  # a deflated member: zipfile checks its CRC-32 itself when it reads to the end
+
+    def check() -> None:
+        crc = 0
+        position = member.tell()
+        member.seek(0)
+        try:
+            while chunk := member.read(1 << 20):
+                crc = zlib.crc32(chunk, crc)
+        finally:
+            member.seek(position)
+        if crc != expected:
+            raise CorruptFile(
+                f"{path}: {_WEIGHTS_MEMBER} fails its CRC-32 check; the file is damaged, re-download or "
+                "re-save it (--no-verify reads it anyway)"
+            )
+
+    return check
 
 
 def _open_h5(source: str | BinaryIO, where: str) -> h5py.File:
