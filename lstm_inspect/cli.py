@@ -70,7 +70,9 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
         help="Runtime forget bias to assume for every layer (default: the framework's own; "
         "1.0 for TF1 cells, 0.0 for Keras).",
     )(f)
-    f = click.option("--no-verify", is_flag=True, help="Do not check checksums (a TF checkpoint's CRC-32C, a .keras file's CRC-32).")(f)
+    f = click.option(
+        "--no-verify", is_flag=True, help="Do not check checksums (a TF checkpoint's CRC-32C, a .keras file's CRC-32)."
+    )(f)
     f = click.argument("path", type=click.Path(path_type=str))(f)
     return f
 
