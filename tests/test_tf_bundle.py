@@ -519,3 +519,17 @@ def test_unknown_rank_is_corrupt(tmp_path):
     write_bundle(str(tmp_path / "h"), {b"w": pb(1, 1) + pb(2, pb(3, 1))})
     with pytest.raises(CorruptFile, match="unknown rank"):
         open_checkpoint(tmp_path / "h")
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 4096, 32 * 1024, 32 * 1024 + 1, 100_000])
+def test_python_and_c_crc32c_agree(size):
+    # Small index blocks are checked by the Python CRC-32C, everything else by the C package.
+    from lstm_inspect.readers.tf_bundle import _crc32c
+
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    for small_index in (True, False):
+        assert _crc32c(data, small_index=small_index) == crc32c(data)
+        half = size // 2
+        assert _crc32c(data[half:], _crc32c(data[:half], small_index=small_index), small_index=small_index) == crc32c(
+            data
+        )

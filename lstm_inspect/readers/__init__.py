@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import zipfile
 
 from ..errors import FileNotFound, UnsupportedFormat
 from .base import LayerConfig, TensorInfo, TensorStore
@@ -59,6 +58,8 @@ def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str =
         if path.endswith((".h5", ".hdf5")):
             raise UnsupportedFormat(f"{path}: not an HDF5 file, so not a Keras .h5 (it lacks the HDF5 signature)")
         # A .keras file cut short has lost its zip directory: still send it to the zip reader to say so.
+        import zipfile  # only for files: a TF prefix names none, and zipfile costs ~10 ms to import
+
         if (zipfile.is_zipfile(path) or path.endswith(".keras")) and not _is_tf_file(path):
             from .keras import open_keras_zip
 

@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
-from crc32c import crc32c
-
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
 from . import check_lfs_pointer
 from .base import LayerConfig, TensorInfo
@@ -57,6 +55,32 @@ _ML_DTYPES = {"bfloat16", "int4", "uint4", "int2", "uint2", "float4_e2m1fn"} | {
 
 class _Malformed(Exception):
     """A structural problem; the caller adds the file name and turns it into CorruptFile."""
+
+
+# The blocks of an index file up to this size are checked in Python: a small checkpoint's whole
+# index is a few KiB, and the C package costs more to import (~35 ms, through importlib.metadata)
+# than that takes, which a summary would pay on every run. Larger indexes and all tensor data go
+# through C.
+_PYTHON_CRC_LIMIT = 32 * 1024
+_CRC32C_TABLE: list[int] = []
+
+
+def _crc32c(data: bytes | bytearray | memoryview, crc: int = 0, small_index: bool = False) -> int:
+    """CRC-32C (Castagnoli) of data, continuing from crc; small_index: a block of a small index file."""
+    if not (small_index and len(data) <= _PYTHON_CRC_LIMIT):
+        from crc32c import crc32c
+
+        return crc32c(data, crc)
+    if not _CRC32C_TABLE:
+        for byte in range(256):
+            value = byte
+            for _ in range(8):
+                value = (value >> 1) ^ (0x82F63B78 if value & 1 else 0)  # the reflected polynomial
+            _CRC32C_TABLE.append(value)
+    table, crc = _CRC32C_TABLE, crc ^ 0xFFFFFFFF
+    for byte in bytes(data):
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
 
 
 def _mask(crc: int) -> int:
@@ -229,7 +253,9 @@ def _read_block(data: bytes, offset: int, size: int, where: str, verify: bool) -
     end = offset + size
     if end + _TRAILER_SIZE > len(data) - _FOOTER_SIZE:
         raise _Malformed(f"a block at byte {offset} runs past the end of the file")
-    if verify and _mask(crc32c(data[offset : end + 1])) != int.from_bytes(data[end + 1 : end + 5], "little"):
+    stored_crc = int.from_bytes(data[end + 1 : end + 5], "little")
+    small_index = len(data) <= _PYTHON_CRC_LIMIT  # data is the whole index file
+    if verify and _mask(_crc32c(data[offset : end + 1], small_index=small_index)) != stored_crc:
         raise _Malformed(f"the block at byte {offset} fails its CRC-32C check")
     if data[end] == 1:
         raise UnsupportedFormat(
@@ -587,7 +613,7 @@ class TFCheckpoint:
                 # Bundles are little-endian (the header says so, checked on open).
                 value = np.frombuffer(raw, dtype)
                 value = value.byteswap() if sys.byteorder == "big" else value
-                crc = crc32c(raw) if self._verify else 0
+                crc = _crc32c(raw) if self._verify else 0
         except _Malformed as e:
             raise self._corrupt(path, f"tensor {name!r}: {e}") from None
         if self._verify and _mask(crc) != entry.crc32c:
@@ -619,10 +645,10 @@ def _decode_strings(raw: bytearray, count: int, verify: bool) -> tuple[np.ndarra
         raise _Malformed("the string lengths do not add up to the stored size")
     crc = 0
     if verify:
-        crc = crc32c(b"".join(struct.pack("<I" if n <= 0xFFFFFFFF else "<Q", n) for n in lengths))
+        crc = _crc32c(b"".join(struct.pack("<I" if n <= 0xFFFFFFFF else "<Q", n) for n in lengths))
         if _mask(crc) != int.from_bytes(raw[pos : pos + 4], "little"):
             raise _Malformed("the string lengths fail their CRC-32C check")
-        crc = crc32c(raw[pos:], crc)
+        crc = _crc32c(raw[pos:], crc)
     pos += 4
     values = np.empty(count, dtype=object)
     for i, length in enumerate(lengths):
