@@ -1,6 +1,11 @@
 """Benchmark lstm-inspect against TensorFlow's own checkpoint tools (GitHub issue #5).
 
-    python bench/run.py [--scale 0.1] [--runs 5] [--work bench/work]
+    python bench/run.py [--scale 0.1] [--runs 5] [--work bench/work] [--lstm-inspect PATH]
+
+--lstm-inspect times another install than the one beside this Python, e.g. a plain
+`pip install .` in a clean venv, whose start-up carries none of this environment's .pth hooks
+(an editable install's finder, certifi's patch); `python -c pass` is then timed with that
+install's Python too.
 
 Makes its inputs under --work on first use and reuses them afterwards (--scale shrinks the big
 checkpoint and the Keras files; each scale gets its own folder): a small TF1 checkpoint, a ~2 GB
@@ -259,8 +264,8 @@ def benchmark(work: Path, scale: float, runs: int) -> list[str]:
 
     print(f"measuring (median of {runs} runs after one untimed run):", file=sys.stderr)
     m, on_big, copied = Bench(runs, scratch), names[big], f"{largest_shard.stat().st_size / 1e6:.0f} MB shard"
-    m("python", "python -c pass", "-", [sys.executable, "-c", "pass"])
-    m("python -S", "python -S -c pass", "-", [sys.executable, "-S", "-c", "pass"])
+    m("python", "python -c pass", "-", [floor_python(), "-c", "pass"])
+    m("python -S", "python -S -c pass", "-", [floor_python(), "-S", "-c", "pass"])
     m("help", "lstm-inspect --help", "-", [*LSTM_INSPECT, "--help"])
     for path in (small, big, many, h5, keras_v3):
         m(("summary", path), "lstm-inspect summary", names[path], [*LSTM_INSPECT, "summary", str(path)])
@@ -322,6 +327,12 @@ def benchmark(work: Path, scale: float, runs: int) -> list[str]:
     return rows
 
 
+def floor_python() -> str:
+    """The Python that runs the timed lstm-inspect, for the start-up floor."""
+    beside = os.path.join(os.path.dirname(LSTM_INSPECT[0]), "python")
+    return beside if os.access(beside, os.X_OK) else sys.executable
+
+
 def report(work: Path, scale: float, runs: int) -> str:
     load_before = os.getloadavg()[0]
     rows = benchmark(work, scale, runs)
@@ -330,7 +341,8 @@ def report(work: Path, scale: float, runs: int) -> str:
     setup = (
         f"`python bench/run.py --scale {scale:g} --runs {runs}` at {time.strftime('%Y-%m-%d %H:%M')}, commit "
         f"{revision.stdout.strip()}; Python {platform.python_version()}, {os.cpu_count()} CPUs, {memory:.0f} GiB "
-        f"RAM; 1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after."
+        f"RAM; 1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after. "
+        f"lstm-inspect timed: `{LSTM_INSPECT[0]}`."
     )
     method = (
         f"Each command ran as a whole process, once untimed and then {runs} times; the table gives the "
@@ -352,11 +364,14 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="size of the big inputs (1: a ~2 GB checkpoint)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (the median is reported)")
     parser.add_argument("--work", type=Path, default=BENCH / "work", help="where inputs are made and kept")
+    parser.add_argument("--lstm-inspect", help="the lstm-inspect to time (default: the one beside this Python)")
     parser.add_argument("--make", nargs=2, metavar=("KIND", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make:
         MAKERS[args.make[0]](Path(args.make[1]), args.scale)
         return
+    if args.lstm_inspect:
+        LSTM_INSPECT[:] = [os.path.abspath(args.lstm_inspect)]
     args.work.mkdir(parents=True, exist_ok=True)
     LSTM_ENV["PYTHONPYCACHEPREFIX"] = str(args.work.resolve() / "pycache")
     table = report(args.work.resolve(), args.scale, args.runs)
