@@ -136,9 +136,10 @@ def detect(
     forget_bias: overrides the runtime forget bias of every layer (None: each layout's default).
     """
     configs = configs or {}
+    categories = {name: categorize(name, info.dtype) for name, info in tensors.items()}
     scopes: dict[str, dict[str, TensorInfo]] = {}
     for info in tensors.values():
-        if categorize(info.name, info.dtype) != "model":
+        if categories[info.name] != "model":
             continue
         scope, role = _split_role(info.name)
         scopes.setdefault(scope, {})[role] = info
@@ -155,7 +156,7 @@ def detect(
         used.update(t.name for t in spec.tensors.values())
     _pair_directions(result.layers)
     result.variables = [
-        Variable(info, categorize(info.name, info.dtype)) for info in tensors.values() if info.name not in used
+        Variable(info, categories[name]) for name, info in tensors.items() if name not in used
     ]
     return result
 
