@@ -113,11 +113,17 @@ class Checkpoint:
         raise UnknownName(f"{self.path}: no LSTM layer named {name!r}; layers: {valid}")
 
     def select(self, names: Iterable[str] = ()) -> list[Layer]:
-        """The named layers (all when none are named); raises when the file has no LSTM layer."""
+        """The named layers in file order (all when none are named); a bidirectional pair's name
+        selects both halves. Raises when the file has no LSTM layer or a name matches none."""
         if not self.layers:
             raise NoLSTMLayers(f"{self.path}: no LSTM layer found (see `lstm-inspect summary` for what it holds)")
-        names = list(names)
-        return [self.layer(n) for n in names] if names else list(self.layers)
+        wanted: set[str] = set()
+        for name in names:
+            halves = [layer.name for layer in self.layers if name in (layer.name, layer.spec.pair)]
+            if not halves:
+                self.layer(name)  # raises UnknownName listing the layers
+            wanted.update(halves)
+        return [layer for layer in self.layers if layer.name in wanted] if wanted else list(self.layers)
 
     def iter_blocks(
         self, layers: Iterable[str] = (), gates: Iterable[str] = (), parts: Iterable[str] = ()

@@ -219,7 +219,7 @@ def export(
             raise click.ClickException("--gate applies to --layout gates only")
         if target_forget_bias is not None and layout != "tensorflow":
             raise click.ClickException("--target-forget-bias applies to --layout tensorflow only")
-        from .convert import export_units, layout_arrays, select_layers
+        from .convert import export_units, layout_arrays
         from .export import default_output, write_npz
 
         with _open(path, forget_bias, no_verify) as ckpt:
@@ -232,13 +232,13 @@ def export(
                     click.echo(f"Wrote an ONNX model of {written.layer} (one {kind}) to {os.path.abspath(output)}")
                 return
             if layout == "gates":
-                names = [layer.name for layer in select_layers(ckpt, layers)]
+                names = [layer.name for layer in ckpt.select(layers)]
             else:
                 names = [unit.name for unit in export_units(ckpt, layout, layers)]
             arrays = layout_arrays(ckpt, layout, layers, target_forget_bias, gates)
             target = output or default_output(ckpt.path, layout)
             # Every layout holds about as many elements as the selected layers store.
-            total = sum(info.size for layer in select_layers(ckpt, layers) for info in layer.spec.tensors.values())
+            total = sum(info.size for layer in ckpt.select(layers) for info in layer.spec.tensors.values())
             with _progress_bar(total, not quiet) as progress:
                 result = write_npz(target, arrays, progress)
         if not quiet:

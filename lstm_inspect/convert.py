@@ -475,24 +475,6 @@ class ExportUnit:
         return len(self.layers) == 2
 
 
-def select_layers(ckpt: Checkpoint, names: Iterable[str] = ()) -> list[Layer]:
-    """The named layers in file order (all when none is named); a pair's name selects both halves."""
-    names = list(names)
-    if not names:
-        return ckpt.select()
-    wanted: set[str] = set()
-    layer_names = {layer.name for layer in ckpt.layers}
-    for name in names:
-        if name in layer_names:
-            wanted.add(name)
-            continue
-        halves = [layer.name for layer in ckpt.layers if layer.spec.pair == name]
-        if not halves:
-            ckpt.layer(name)  # raises UnknownName listing the layers
-        wanted.update(halves)
-    return [layer for layer in ckpt.layers if layer.name in wanted]
-
-
 def pair_units(layers: Sequence[Layer], paired: bool = True) -> list[ExportUnit]:
     """`layers` as export units, in file order: with `paired`, the two halves of a bidirectional
     pair that are both among `layers` become one unit (forward first), named after the pair."""
@@ -533,7 +515,7 @@ def pair_mismatch(unit: ExportUnit) -> str | None:
 def export_units(ckpt: Checkpoint, target: str, names: Iterable[str] = ()) -> list[ExportUnit]:
     """The layers `target` will export, pairs joined where it holds both directions in one layer;
     each checked (no tensor data read) so that a refusal comes before anything is written."""
-    units = pair_units(select_layers(ckpt, names), paired=target in PAIRED_TARGETS)
+    units = pair_units(ckpt.select(names), paired=target in PAIRED_TARGETS)
     for unit in units:
         mismatch = pair_mismatch(unit)
         if mismatch is not None:
@@ -582,7 +564,7 @@ def layout_arrays(
     """
     if target not in TARGETS:
         raise UnsupportedFormat(f"unknown layout {target!r}; layouts: {', '.join(TARGETS)}")
-    names = [layer.name for layer in select_layers(ckpt, names)]
+    names = [layer.name for layer in ckpt.select(names)]
     if target == "gates":
         from .export import gate_arrays
 

@@ -155,9 +155,7 @@ def detect(
         result.layers.append(spec)
         used.update(t.name for t in spec.tensors.values())
     _pair_directions(result.layers)
-    result.variables = [
-        Variable(info, categories[name]) for name, info in tensors.items() if name not in used
-    ]
+    result.variables = [Variable(info, categories[name]) for name, info in tensors.items() if name not in used]
     return result
 
 
@@ -170,7 +168,7 @@ def _vector(info: TensorInfo | None, length: int) -> bool:
 
 
 def _detect_scope(scope: str, roles: dict[str, TensorInfo], configs: dict[str, LayerConfig]) -> LayerSpec | None:
-    if _NOT_LSTM_SCOPE.search(scope.rsplit("/", 1)[-1]) or _NOT_LSTM_SCOPE.search(scope):
+    if _NOT_LSTM_SCOPE.search(scope):
         return None
     if "recurrent_kernel" in roles:
         return _keras(scope, roles, configs)

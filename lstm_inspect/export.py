@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import groupby
 from typing import IO
 
 import numpy as np
@@ -70,18 +71,13 @@ class ExportResult:
 def gate_arrays(
     ckpt: Checkpoint, layers: Iterable[str] = (), gates: Iterable[str] = ()
 ) -> Iterator[tuple[str, np.ndarray]]:
-    """(key, array) for the default layout: `L/G/part`, `L/projection`, and 0-d `L/forget_bias`."""
-    current = None
-    for layer, block in ckpt.iter_blocks(layers, gates):
-        if layer is not current:
-            if current is not None:
-                yield f"{current.name}/forget_bias", np.array(current.spec.forget_bias, dtype=np.float32)
-                current.release()
-            current = layer
-        yield block.key, layer.read(block)
-    if current is not None:
-        yield f"{current.name}/forget_bias", np.array(current.spec.forget_bias, dtype=np.float32)
-        current.release()
+    """(key, array) for the default layout: `L/G/part`, `L/projection`, and 0-d `L/forget_bias`.
+    One layer at a time: its tensors are released before the next layer is read."""
+    for layer, blocks in groupby(ckpt.iter_blocks(layers, gates), key=lambda pair: pair[0]):
+        for _, block in blocks:
+            yield block.key, layer.read(block)
+        yield f"{layer.name}/forget_bias", np.array(layer.spec.forget_bias, dtype=np.float32)
+        layer.release()
 
 
 def storable(array: np.ndarray) -> np.ndarray:

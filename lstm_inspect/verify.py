@@ -32,7 +32,6 @@ from .convert import (
     pair_mismatch,
     pair_units,
     read_layout,
-    select_layers,
     weights_of,
 )
 from .errors import LstmInspectError
@@ -298,7 +297,7 @@ def verify(
         # TensorFlow, Keras' default backend, logs to stderr at import time unless told not to.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     units = []
-    for unit in pair_units(select_layers(ckpt, layers), paired=True):
+    for unit in pair_units(ckpt.select(layers), paired=True):
         # Halves that differ cannot be one bidirectional layer: check them one by one.
         units += [ExportUnit(layer.name, [layer]) for layer in unit.layers] if pair_mismatch(unit) else [unit]
     result = VerifyResult(ckpt.path, seed, steps, batch, [*(f"numpy:{t}" for t in TARGETS), *frameworks], [])

@@ -202,3 +202,10 @@ def test_summary_of_a_tf_checkpoint_does_not_import_numpy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "rnn/basic_lstm_cell" in out and "NUMPY False" in out
+
+
+def test_a_pair_name_selects_both_halves():
+    model = str(FIXTURES / "keras2_h5" / "model.h5")
+    result = run("split", model, "--layer", "bi", "--gate", "f", "--part", "bias", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [layer["name"] for layer in json.loads(result.stdout)["layers"]] == ["bi/forward", "bi/backward"]
