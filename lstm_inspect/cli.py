@@ -82,7 +82,7 @@ _layer_option = click.option(
     "layers",
     multiple=True,
     metavar="NAME",
-    help="Only this layer (repeatable); names as `summary` shows them.",
+    help="Only this layer (repeatable); names as `summary` shows them, or a bidirectional pair's name.",
 )
 _gate_option = click.option(
     "--gate",
