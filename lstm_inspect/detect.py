@@ -42,6 +42,7 @@ _LEGACY_LEAVES = {
     "W_P_0": "projection/kernel",
     "projection/weights": "projection/kernel",
 }
+_LEGACY_LAST_PARTS = {legacy.rpartition("/")[2] for legacy in _LEGACY_LEAVES}
 _KERAS1_ROLES = tuple(f"{p}_{g}" for g in "icfo" for p in "WUb")
 
 # A scope whose own name says GRU (or a GRU's inner scope) never holds an LSTM, whatever the shapes.
@@ -116,12 +117,15 @@ def _split_role(name: str) -> tuple[str, str]:
     """(scope, role) for a model tensor name, undoing TF2 suffixes and legacy names."""
     if name.endswith(_TF2_VALUE_SUFFIX):
         name = name[: -len(_TF2_VALUE_SUFFIX)]
-    for legacy, role in _LEGACY_LEAVES.items():
-        if name == legacy or name.endswith("/" + legacy):
-            return name[: -len(legacy)].rstrip("/"), role
+    scope, _, leaf = name.rpartition("/")
+    # Most leaves are no legacy name: one set look-up spares them the loop, which a summary
+    # would otherwise run for each of a large checkpoint's tensors.
+    if leaf in _LEGACY_LAST_PARTS:
+        for legacy, role in _LEGACY_LEAVES.items():
+            if name == legacy or name.endswith("/" + legacy):
+                return name[: -len(legacy)].rstrip("/"), role
     if name.endswith("/projection/kernel"):
         return name[: -len("/projection/kernel")], "projection/kernel"
-    scope, _, leaf = name.rpartition("/")
     return scope, leaf
 
 

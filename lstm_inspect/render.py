@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -51,8 +52,10 @@ def summary_renderable(summary: Summary) -> Group:
         parts.append(Text("No LSTM layers found."))
     else:
         table = Table(title="LSTM layers", title_justify="left")
-        # Layer names are what users pass to --layer: fold long text, never cut it.
-        table.add_column("layer", overflow="fold", ratio=3)
+        # Layer names are what users pass to --layer: fold long text, never cut it, and on a
+        # narrow terminal let the other columns fold first.
+        longest = max(len(layer.name) for layer in summary.layers)
+        table.add_column("layer", overflow="fold", min_width=min(longest, 32))
         for column, justify in (
             ("cell", "left"),
             ("gates", "left"),
@@ -247,4 +250,17 @@ def show(result: Summary | SplitResult | VerifyResult, as_json: bool = False, co
     if as_json:
         sys.stdout.write(to_json(result) + "\n")
     else:
-        (console or Console()).print(_RENDERERS[type(result).__name__](result))
+        # crop=False: the plain columns of a large summary are as wide as their rows and must
+        # reach a pipe whole, where rich would cut them at its 80-column default.
+        (console or _console()).print(_RENDERERS[type(result).__name__](result), crop=False)
+
+
+# Into a pipe or a file, rich would lay tables out for 80 columns and fold layer names into
+# pieces; there is no screen to fit, so the text gets room for rows as wide as they are.
+_PIPE_WIDTH = 160
+
+
+def _console() -> Console:
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console()
+    return Console(width=_PIPE_WIDTH)

@@ -69,6 +69,15 @@ def test_golden_output(name, args):
     golden(name, result.stdout)
 
 
+def test_summary_into_a_pipe_keeps_rows_whole(monkeypatch):
+    # No terminal and no COLUMNS: rich's 80-column default would fold these names into pieces.
+    monkeypatch.delenv("COLUMNS")
+    out = run("summary", str(FIXTURES / "tf2_object")).stdout
+    for name in ("model/layer_with_weights-0", "model/layer_with_weights-1/backward_layer"):
+        row = next(line for line in out.splitlines() if f" {name} " in line)
+        assert row.rstrip().endswith("│") and "LSTM (Keras)" in row
+
+
 def test_summary_json_contract_for_the_seed_example():
     result = run("summary", BASIC, "--json")
     assert result.exit_code == 0

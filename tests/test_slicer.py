@@ -117,10 +117,13 @@ def test_summary_of_many_layers_stays_plain_and_complete():
         arrays[f"enc/cell_{n}/lstm_cell/bias"] = np.zeros(4 * U, np.float32)
     for n in range(150):
         arrays[f"heads/h{n}/kernel"] = np.zeros((2, 3), np.float32)
-    console = Console(file=io.StringIO(), width=100)
+    # Narrower than a row: each row still reaches the output whole, its last column included.
+    console = Console(file=io.StringIO(), width=60)
     show(summarize(Checkpoint(MemoryStore(arrays))), console=console)
     text = console.file.getvalue()
-    assert all(f"enc/cell_{n}/lstm_cell " in text for n in range(250))
+    rows = [line for line in text.splitlines() if line.startswith("enc/cell_") and "LSTMCell" in line]
+    assert [row.split()[0] for row in rows] == [f"enc/cell_{n}/lstm_cell" for n in range(250)]
+    assert all(row.endswith(f"{(IN + U) * 4 * U + 4 * U:,}") for row in rows)
     assert "(the first 50 layers explained" in text
     assert "heads" in text and "150" in text and "heads/h7/kernel" not in text
     assert "Total model parameters: " + f"{250 * ((IN + U) * 4 * U + 4 * U) + 150 * 6:,}" in text

@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, which made building
+# the infos of a 20,000-tensor index cost 4 times as much.
+@dataclass(slots=True)
 class TensorInfo:
     """One stored tensor, described without reading its values.
 
