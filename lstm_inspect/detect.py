@@ -87,7 +87,7 @@ class LayerSpec:
         return "w_f_diag" in self.tensors
 
 
-@dataclass
+@dataclass(slots=True)
 class Variable:
     """A stored tensor that is not part of an LSTM layer, with what it is."""
 

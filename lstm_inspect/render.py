@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -51,12 +53,7 @@ def summary_renderable(summary: Summary) -> Group:
     if not summary.layers:
         parts.append(Text("No LSTM layers found."))
     else:
-        table = Table(title="LSTM layers", title_justify="left")
-        # Layer names are what users pass to --layer: fold long text, never cut it, and on a
-        # narrow terminal let the other columns fold first.
-        longest = max(len(layer.name) for layer in summary.layers)
-        table.add_column("layer", overflow="fold", min_width=min(longest, 32))
-        for column, justify in (
+        columns = (
             ("cell", "left"),
             ("gates", "left"),
             ("input", "right"),
@@ -64,10 +61,9 @@ def summary_renderable(summary: Summary) -> Group:
             ("extras", "left"),
             ("forget bias", "right"),
             ("params", "right"),
-        ):
-            table.add_column(column, justify=justify, overflow="fold", no_wrap=justify == "right")
-        for layer in summary.layers:
-            table.add_row(
+        )
+        rows = [
+            (
                 layer.name,
                 f"{layer.cell} ({_FRAMEWORK[layer.framework]})",
                 "".join(layer.gate_order),
@@ -77,7 +73,21 @@ def summary_renderable(summary: Summary) -> Group:
                 f"{layer.forget_bias:g}",
                 _num(layer.params),
             )
-        parts.append(table if len(summary.layers) <= MAX_TABLE_ROWS else _plain(table))
+            for layer in summary.layers
+        ]
+        if len(rows) > MAX_TABLE_ROWS:
+            parts.append(_plain("LSTM layers", (("layer", "left"), *columns), rows))
+        else:
+            table = Table(title="LSTM layers", title_justify="left")
+            # Layer names are what users pass to --layer: fold long text, never cut it, and on a
+            # narrow terminal let the other columns fold first.
+            longest = max(len(row[0]) for row in rows)
+            table.add_column("layer", overflow="fold", min_width=min(longest, 32))
+            for column, justify in columns:
+                table.add_column(column, justify=justify, overflow="fold", no_wrap=justify == "right")
+            for row in rows:
+                table.add_row(*row)
+            parts.append(table)
         # One Text for all explanations: rich lays out each renderable apart, and a file with
         # thousands of layers would spend seconds on that.
         lines = []
@@ -127,18 +137,30 @@ MAX_EXPLAINED_LAYERS = 50
 MAX_VARIABLE_ROWS = 100
 
 
-def _plain(table: Table) -> Text:
-    """The table's title, header and rows as plain aligned columns."""
-    columns = [[str(column.header)] + [str(cell) for cell in column.cells] for column in table.columns]
-    widths = [max(len(cell) for cell in column) for column in columns]
-    lines = [str(table.title)] if table.title else []
-    for row in zip(*columns):
+def _plain(title: str, columns: tuple[tuple[str, str], ...], rows: list[tuple[str, ...]]) -> _Lines:
+    """A title, then the header and rows as plain aligned columns; columns: (header, justify)."""
+    widths = [max(len(cell) for cell in column) for column in zip((header for header, _ in columns), *rows)]
+    lines = [title]
+    for row in [tuple(header for header, _ in columns), *rows]:
         cells = [
-            cell.rjust(width) if column.justify == "right" else cell.ljust(width)
-            for cell, width, column in zip(row, widths, table.columns)
+            cell.rjust(width) if justify == "right" else cell.ljust(width)
+            for cell, width, (_, justify) in zip(row, widths, columns)
         ]
         lines.append("  ".join(cells).rstrip())
-    return Text("\n".join(lines), no_wrap=True, overflow="ignore")
+    return _Lines(lines)
+
+
+class _Lines:
+    """Lines printed as they are, never wrapped or cut: a Text of a thousand lines would be
+    measured and wrapped word by word, which costs more than making them."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        for line in self.lines:
+            yield Segment(line)
+            yield Segment.line()
 
 
 def _variables_by_scope(variables: list[VariableLine]) -> Table:

@@ -457,7 +457,8 @@ def resolve_prefix(path: str | os.PathLike[str]) -> str:
 def dtype_name(code: int) -> str:
     """The numpy dtype name of a TF DataType enum value (types.proto); "unknown-N" when there is none."""
     # Reference types are the base type + 100 (DT_FLOAT_REF = 101).
-    return _DTYPE_NAMES.get(code - 100 if code > 100 else code, f"unknown-{code}")
+    name = _DTYPE_NAMES.get(code - 100 if code > 100 else code)
+    return f"unknown-{code}" if name is None else name
 
 
 def _numpy_dtype(name: str) -> np.dtype | None:
@@ -506,6 +507,8 @@ class TFCheckpoint:
         # piece keeps the keys built here within those the index holds.
         pieces = set()
         for key, entry in self._entries.items():
+            if not entry.slices:
+                continue
             for extents in dict.fromkeys(entry.slices):
                 piece = _slice_key(key, extents)
                 if piece not in self._entries:
