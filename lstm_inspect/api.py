@@ -16,7 +16,7 @@ from .detect import LayerSpec, Variable, detect
 from .errors import NoLSTMLayers, UnknownName
 from .layouts import GATES, PARTS, canonical_gate
 from .readers import TensorStore, open_store
-from .slicer import Block, cut, plan
+from .slicer import Block, cut, plan, view
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,10 +60,19 @@ class Layer:
         return plan(self.spec)
 
     def read(self, block: Block) -> np.ndarray:
-        value = self._values.get(block.tensor)
+        """The block's values, a new contiguous array."""
+        return cut(block, self._tensor(block.tensor))
+
+    def view(self, block: Block) -> np.ndarray:
+        """The block as a view of its stored tensor where numpy can make one (what an export streams
+        from); it keeps the whole tensor in memory while it lives, release() or not."""
+        return view(block, self._tensor(block.tensor))
+
+    def _tensor(self, name: str) -> np.ndarray:
+        value = self._values.get(name)
         if value is None:
-            value = self._values[block.tensor] = self._store.read(block.tensor)
-        return cut(block, value)
+            value = self._values[name] = self._store.read(name)
+        return value
 
     def gate(self, gate: str) -> GateBlocks:
         """The blocks of one gate; `gate` is a canonical name or an alias (i, f, c, j, g, o, candidate)."""

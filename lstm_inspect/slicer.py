@@ -2,9 +2,10 @@
 
 `plan(layer)` describes every block (gate, part, shape, the tensor and region it is cut
 from) without reading anything; `cut(block, value)` takes the block out of the stored
-tensor's value. The canonical blocks are those of ../shared/LAYOUTS.md: per gate `kernel`
-(input_size, units), `recurrent` (recurrent_size, units), `bias` (units,), and where
-stored `recurrent_bias` and `peephole`; per layer `projection` (units, proj).
+tensor's value, `view(block, value)` shows it there without a copy. The canonical blocks
+are those of ../shared/LAYOUTS.md: per gate `kernel` (input_size, units), `recurrent`
+(recurrent_size, units), `bias` (units,), and where stored `recurrent_bias` and
+`peephole`; per layer `projection` (units, proj).
 """
 
 from __future__ import annotations
@@ -131,8 +132,13 @@ def cut(block: Block, value: np.ndarray) -> np.ndarray:
     """The block's values, taken from the whole stored tensor `value` (a new, contiguous array)."""
     import numpy as np
 
+    return np.ascontiguousarray(view(block, value))
+
+
+def view(block: Block, value: np.ndarray) -> np.ndarray:
+    """The block inside the whole stored tensor `value`, without a copy where numpy can make a view."""
     if block.region is not None:
         value = value[tuple(slice(a, b) for a, b in block.region)]
     if block.transform is not None:
         value = _TRANSFORMS[block.transform](value)
-    return np.ascontiguousarray(value)
+    return value

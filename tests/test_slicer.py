@@ -89,6 +89,17 @@ def test_keras_cudnn_bias_halves_and_kernel_conversion():
     np.testing.assert_array_equal(forget.kernel, block.T.reshape(block.shape, order="F"))
 
 
+def test_a_view_is_the_block_read_without_a_copy():
+    kernel = rng.normal(size=(IN + U, 4 * U)).astype(np.float32)
+    store = MemoryStore({"rnn/lstm_cell/kernel": kernel, "rnn/lstm_cell/bias": np.arange(4 * U, dtype=np.float32)})
+    layer = Checkpoint(store).layer("rnn/lstm_cell")
+    for block in layer.blocks():
+        view = layer.view(block)
+        np.testing.assert_array_equal(view, layer.read(block))
+        assert np.shares_memory(view, store.arrays[block.tensor]), block.key
+    assert store.reads == ["rnn/lstm_cell/kernel", "rnn/lstm_cell/bias"]  # each tensor read once
+
+
 def test_bfloat16_blocks_export_as_exact_float32(tmp_path):
     import ml_dtypes
 
