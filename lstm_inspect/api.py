@@ -60,7 +60,7 @@ class Layer:
         return plan(self.spec)
 
     def read(self, block: Block) -> np.ndarray:
-        """The block's values, a new contiguous array."""
+        """The block's values as a contiguous array; its tensor is read on first use."""
         return cut(block, self._tensor(block.tensor))
 
     def view(self, block: Block) -> np.ndarray:

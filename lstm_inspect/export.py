@@ -129,26 +129,23 @@ def _write_members(
     progress: Callable[[str, int], None] | None,
 ) -> None:
     written: set[str] = set()
-    with (
-        atomic_output(path) as f,
-        zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive,
-        _in_background(_pieces(arrays), _PIECES_AHEAD) as pieces,
-    ):
-        for member in pieces:  # each _Member is followed by its pieces
-            name = member.key + ".npy"
-            # zipfile cuts a member name at a NUL (ZipInfo.__init__): two arrays stored under one
-            # name would leave only one of them readable.
-            if zipfile.ZipInfo(name).filename != name or name in written:
-                raise OutputError(f"{path}: the array {member.key!r} cannot be stored under its own name in an .npz")
-            written.add(name)
-            with archive.open(name, "w", force_zip64=True) as out:
-                np.lib.format.write_array_header_2_0(out, member.header)
-                for piece in islice(pieces, member.pieces):
-                    out.write(piece)
-            result.arrays += 1
-            result.bytes += member.nbytes
-            if progress is not None:
-                progress(member.key, member.elements)
+    with atomic_output(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        with _in_background(_pieces(arrays), _PIECES_AHEAD) as pieces:
+            for member in pieces:  # each _Member is followed by its pieces
+                key, name = member.key, member.key + ".npy"
+                # zipfile cuts a member name at a NUL (ZipInfo.__init__): two arrays stored under one
+                # name would leave only one of them readable.
+                if zipfile.ZipInfo(name).filename != name or name in written:
+                    raise OutputError(f"{path}: the array {key!r} cannot be stored under its own name in an .npz")
+                written.add(name)
+                with archive.open(name, "w", force_zip64=True) as out:
+                    np.lib.format.write_array_header_2_0(out, member.header)
+                    for piece in islice(pieces, member.pieces):
+                        out.write(piece)
+                result.arrays += 1
+                result.bytes += member.nbytes
+                if progress is not None:
+                    progress(key, member.elements)
 
 
 @dataclass

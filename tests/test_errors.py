@@ -573,24 +573,36 @@ def test_ctrl_c_in_the_middle_of_writing_a_member_leaves_nothing(tmp_path, monke
 
 SLOW_EXPORT = """
 import sys, time, zipfile
-real_write = zipfile._ZipWriteFile.write
-def slow_write(member, data):
-    time.sleep(0.03)
-    return real_write(member, data)
-zipfile._ZipWriteFile.write = slow_write
+from lstm_inspect.readers.tf_bundle import TFCheckpoint
+slowed = {slowed}
+real = slowed.{method}
+def slow(*args):
+    time.sleep({seconds})
+    return real(*args)
+slowed.{method} = slow
 from lstm_inspect.cli import main
 sys.argv[0] = "lstm-inspect"
 main()
 """
 
 
-def test_sigint_to_a_running_export_leaves_nothing(tmp_path):
-    # A real SIGINT to a real process. The export is slowed (30 ms before each write) so that the
-    # signal surely lands while the temporary file is being written, after some members.
+@pytest.mark.parametrize(
+    "slowed",
+    [
+        # 30 ms before each write: the signal lands while the temporary file is being written.
+        dict(slowed="zipfile._ZipWriteFile", method="write", seconds=0.03),
+        # 0.5 s before each tensor is read: it lands while the writing (main) thread waits for the
+        # reading one, after the kernel's blocks are written and before the bias is read.
+        dict(slowed="TFCheckpoint", method="_read_entry", seconds=0.5),
+    ],
+    ids=["writing", "reading"],
+)
+def test_sigint_to_a_running_export_leaves_nothing(tmp_path, slowed):
+    # A real SIGINT to a real process, after some members are in the temporary file.
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_EXPORT, "export", str(BASIC), "-o", str(out_dir / "gates.npz")],
+        [sys.executable, "-c", SLOW_EXPORT.format(**slowed), "export", str(BASIC), "-o", str(out_dir / "gates.npz")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
