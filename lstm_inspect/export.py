@@ -7,10 +7,10 @@ when anything fails, Ctrl-C included.
 
 Two threads share the work, as their halves cost about the same (for the benchmark's 682 MB
 of LSTM weights, 0.55 s of CPU each): one reads the arrays (the tensors' bytes and CRC-32C,
-the gate blocks copied out of them) and hands each over in pieces; the caller's writes them
-(zipfile's CRC-32 of each member, then write()). The pieces are copies, so the writing side
-never holds a tensor the reading side has released: memory stays one layer's tensors plus
-_PIECES_AHEAD pieces.
+the gate blocks copied out of them) and hands each over in pieces; the caller's thread
+writes them (zipfile's CRC-32 of each member, then write()). The pieces are copies, so the
+writing side never holds a tensor the reading side has released: memory stays one layer's
+tensors plus _PIECES_AHEAD pieces.
 """
 
 from __future__ import annotations
