@@ -34,15 +34,17 @@ import struct
 import weakref
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
-
-import h5py
-import numpy as np
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
 from .base import LayerConfig, TensorInfo
+from .hdf5 import Dataset, Group, NotUnderstood, h5py_tree, read_tree
+
+if TYPE_CHECKING:  # h5py and numpy load only when a value is read (or the HDF5 parser gives up)
+    import h5py
+    import numpy as np
 
 __all__ = ["KerasStore", "open_keras_h5", "open_keras_zip"]
 
@@ -95,22 +97,25 @@ class _Entry:
 
 
 class KerasStore:
-    """An open Keras file. Names, shapes and dtypes are indexed at open; values are read on demand."""
+    """An open Keras file. Names, shapes and dtypes are indexed at open; values are read on demand,
+    with h5py, opened on `source` at the first read unless the listing already needed it."""
 
     def __init__(
         self,
         path: str,
         format: str,
-        h5: h5py.File,
         entries: list[_Entry],
         configs: dict[str, LayerConfig],
+        source: str | BinaryIO,
+        where: str,
+        h5: h5py.File | None = None,
         source_prefix: str = "",
         raw: BinaryIO | None = None,
         check: Callable[[], None] | None = None,
     ) -> None:
         self.path = path
         self.format = format
-        self._h5 = h5
+        self._source, self._where = source, where
         self._entries = {e.name: e for e in entries}
         self._infos = {e.name: TensorInfo(e.name, e.shape, e.dtype, source_prefix + e.h5_path) for e in entries}
         self._configs = configs
@@ -119,7 +124,8 @@ class KerasStore:
         self._check = check
         # h5py crashes at interpreter exit when a file opened on a Python file object outlives
         # that object, so the HDF5 file is always closed first, even if close() is never called.
-        self._finalizer = weakref.finalize(self, _close_all, h5, raw)
+        self._handles = [h5, raw]
+        self._finalizer = weakref.finalize(self, _close_all, self._handles)
 
     def tensors(self) -> dict[str, TensorInfo]:
         return dict(self._infos)
@@ -135,8 +141,21 @@ class KerasStore:
             self._check()
             self._check = None
         source = self._infos[name].source
+        if self._handles[0] is None:
+            self._handles[0] = _open_h5(self._source, self._where)
+        import numpy as np
+
         try:
-            dataset = self._h5[entry.h5_path]
+            dataset = self._handles[0].get(entry.h5_path)
+            # The listing may come from hdf5.py's parser: a damaged file can read otherwise to h5py.
+            listed = h5py_tree(dataset) if dataset is not None else None
+            if not isinstance(listed, Dataset) or (
+                (listed.shape or ()) != entry.shape or (listed.dtype != entry.dtype and not entry.bfloat16)
+            ):
+                raise CorruptFile(
+                    f"{self.path}: tensor {name!r} ({source}) reads otherwise than it lists; the file is "
+                    "damaged, re-download or re-save it"
+                )
             declared, stored = dataset.nbytes, dataset.id.get_storage_size()
             # HDF5 lets a dataset declare any shape and store nothing (unwritten chunks read as
             # the fill value): refuse what no stored, or compressed, bytes could hold.
@@ -168,9 +187,11 @@ class KerasStore:
         self.close()
 
 
-def _close_all(h5: h5py.File, raw: BinaryIO | None) -> None:
+def _close_all(handles: list[Any]) -> None:
+    h5, raw = handles
     try:
-        h5.close()
+        if h5 is not None:
+            h5.close()
     finally:
         if raw is not None:
             raw.close()
@@ -199,13 +220,13 @@ def open_keras_h5(path: str | os.PathLike[str]) -> KerasStore:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFound(f"{path}: {'not a file' if os.path.exists(path) else 'no such file'}")
-    h5 = _open_h5(path, path)
     try:
-        fmt, entries, configs = _index_h5(h5, path)
-    except BaseException:
-        h5.close()
-        raise
-    return KerasStore(path, fmt, h5, entries, configs)
+        raw = open(path, "rb")
+    except OSError as e:
+        raise FileNotFound(f"{path}: cannot open ({e.strerror})") from None
+    with raw:
+        (fmt, entries, configs), h5 = _listed(raw, path, path, lambda root: _index_h5(root, path))
+    return KerasStore(path, fmt, entries, configs, path, path, h5=h5)
 
 
 def open_keras_zip(path: str | os.PathLike[str], verify: bool = True) -> KerasStore:
@@ -247,8 +268,7 @@ def open_keras_zip(path: str | os.PathLike[str], verify: bool = True) -> KerasSt
         member = _member_file(archive, raw, file_size, path)
         check = _crc_check(member, archive.getinfo(_WEIGHTS_MEMBER).CRC, path) if verify else None
         where = f"{path} ({_WEIGHTS_MEMBER})"
-        h5 = _open_h5(member, where)
-        entries = _keras3_entries(h5, model_config, where)
+        entries, h5 = _listed(member, member, where, lambda root: _keras3_entries(root, model_config, where))
         configs = _layer_configs(model_config, entries, keras_version)
     except BaseException:
         if h5 is not None:
@@ -256,7 +276,16 @@ def open_keras_zip(path: str | os.PathLike[str], verify: bool = True) -> KerasSt
         raw.close()
         raise
     return KerasStore(
-        path, FORMAT_KERAS_ZIP, h5, entries, configs, source_prefix=f"{_WEIGHTS_MEMBER}:", raw=raw, check=check
+        path,
+        FORMAT_KERAS_ZIP,
+        entries,
+        configs,
+        member,
+        where,
+        h5=h5,
+        source_prefix=f"{_WEIGHTS_MEMBER}:",
+        raw=raw,
+        check=check,
     )
 
 
@@ -282,7 +311,29 @@ def _crc_check(member: BinaryIO, expected: int, path: str) -> Callable[[], None]
     return check
 
 
+_T = TypeVar("_T")
+
+
+def _listed(
+    raw: BinaryIO, source: str | BinaryIO, where: str, index: Callable[[Group], _T]
+) -> tuple[_T, h5py.File | None]:
+    """index(root group), over hdf5.py's parser of `raw`, or over h5py's view of `source` (returned
+    open for reading values) for the files that parser does not read."""
+    try:
+        return index(read_tree(raw)), None
+    except NotUnderstood:
+        pass
+    h5 = _open_h5(source, where)
+    try:
+        return index(h5py_tree(h5)), h5  # type: ignore[arg-type]  # an h5py File is a Group
+    except BaseException:
+        h5.close()
+        raise
+
+
 def _open_h5(source: str | BinaryIO, where: str) -> h5py.File:
+    import h5py
+
     try:
         return h5py.File(source, "r", locking=False)
     except _H5_ERRORS as e:
@@ -306,16 +357,16 @@ def _starts_with_hdf5_signature(source: str | BinaryIO) -> bool:
     return head == _HDF5_SIGNATURE
 
 
-def _index_h5(h5: h5py.File, where: str) -> tuple[str, list[_Entry], dict[str, LayerConfig]]:
+def _index_h5(h5: Group, where: str) -> tuple[str, list[_Entry], dict[str, LayerConfig]]:
     try:
         # Keras 1, 2 and 3 all write their version beside the config (tf_keras hdf5_format.py
         # save_model_to_hdf5, keras/src/legacy/saving/legacy_h5_format.py), and on the weights group.
         model_weights = h5.get("model_weights")
         keras_version = _version(h5.attrs.get("keras_version"))
-        if isinstance(model_weights, h5py.Group):
+        if isinstance(model_weights, Group):
             model_config = _model_config_attr(h5, where)
             entries = _legacy_layer_entries(model_weights, model_config, where)
-            if isinstance(h5.get("optimizer_weights"), h5py.Group):
+            if isinstance(h5.get("optimizer_weights"), Group):
                 entries += _legacy_optimizer_entries(h5["optimizer_weights"], where)
             keras_version = keras_version or _version(model_weights.attrs.get("keras_version"))
             return FORMAT_LEGACY_H5, _unique(entries), _layer_configs(model_config, entries, keras_version)
@@ -323,7 +374,7 @@ def _index_h5(h5: h5py.File, where: str) -> tuple[str, list[_Entry], dict[str, L
             model_config = _model_config_attr(h5, where)
             entries = _legacy_layer_entries(h5, model_config, where)
             return FORMAT_LEGACY_H5, _unique(entries), _layer_configs(model_config, entries, keras_version)
-        if any(isinstance(h5.get(k), h5py.Group) for k in (*_LAYER_CONTAINERS, "vars")):
+        if any(isinstance(h5.get(k), Group) for k in (*_LAYER_CONTAINERS, "vars")):
             return FORMAT_WEIGHTS_H5, _keras3_entries(h5, None, where), {}
     except _H5_ERRORS as e:
         raise CorruptFile(f"{where}: cannot read the HDF5 structure ({e}); the file is damaged") from None
@@ -337,18 +388,18 @@ def _index_h5(h5: h5py.File, where: str) -> tuple[str, list[_Entry], dict[str, L
 # Legacy layout: Keras 1, Keras 2, Keras 3's legacy .h5
 
 
-def _legacy_layer_entries(group: h5py.Group, model_config: dict[str, Any] | None, where: str) -> list[_Entry]:
+def _legacy_layer_entries(group: Group, model_config: dict[str, Any] | None, where: str) -> list[_Entry]:
     layer_names = _string_list_attr(group, "layer_names")
     if layer_names is None:
         layer_names = sorted(
-            (k for k, g in _members(group) if isinstance(g, h5py.Group) and "weight_names" in g.attrs),
+            (k for k, g in group.items() if isinstance(g, Group) and "weight_names" in g.attrs),
             key=_natural_key,
         )
     nodes = _layer_nodes_by_name(model_config)
     entries: list[_Entry] = []
     for layer in layer_names:
         layer_group = group.get(layer)
-        if not isinstance(layer_group, h5py.Group):
+        if not isinstance(layer_group, Group):
             raise CorruptFile(
                 f"{where}: layer {layer!r} is listed in `layer_names` but has no group in the file; "
                 "the file is incomplete, re-save it"
@@ -359,13 +410,13 @@ def _legacy_layer_entries(group: h5py.Group, model_config: dict[str, Any] | None
             entries.append(_dataset_entry(layer_group, weight_name, f"{layer}/{rel}", where))
     # tf_keras and Keras 3 add the model's own (non-layer) variables here, usually none.
     top = group.get("top_level_model_weights")
-    if isinstance(top, h5py.Group):
+    if isinstance(top, Group):
         for weight_name in _string_list_attr(top, "weight_names") or []:
             entries.append(_dataset_entry(top, weight_name, _OUTPUT_INDEX.sub("", weight_name), where))
     return entries
 
 
-def _legacy_optimizer_entries(group: h5py.Group, where: str) -> list[_Entry]:
+def _legacy_optimizer_entries(group: Group, where: str) -> list[_Entry]:
     # Optimizer slots keep their whole path so nothing mistakes them for layer weights.
     names = _string_list_attr(group, "weight_names")
     if names is None:
@@ -437,9 +488,9 @@ def _name_directions(split: list[list[str]]) -> None:
                     parts[i] = direction
 
 
-def _dataset_entry(group: h5py.Group, relative_path: str, name: str, where: str) -> _Entry:
+def _dataset_entry(group: Group, relative_path: str, name: str, where: str) -> _Entry:
     ds = group.get(relative_path)
-    if not isinstance(ds, h5py.Dataset):
+    if not isinstance(ds, Dataset):
         raise CorruptFile(
             f"{where}: {group.name.lstrip('/') or 'the root'} lists weight {relative_path!r} but the file "
             "has no such dataset; the file is incomplete or damaged, re-save it"
@@ -447,37 +498,36 @@ def _dataset_entry(group: h5py.Group, relative_path: str, name: str, where: str)
     return _entry(name, ds)
 
 
-def _entry(name: str, ds: h5py.Dataset) -> _Entry:
+def _entry(name: str, ds: Dataset) -> _Entry:
     bfloat16 = _decode(ds.attrs.get("dtype")) == "bfloat16"
-    shape = tuple(int(d) for d in ds.shape) if ds.shape is not None else ()
-    return _Entry(name, ds.name.lstrip("/"), shape, "bfloat16" if bfloat16 else _dtype_name(ds.dtype), bfloat16)
+    shape = ds.shape if ds.shape is not None else ()
+    return _Entry(name, ds.name.lstrip("/"), shape, "bfloat16" if bfloat16 else ds.dtype, bfloat16)
 
 
-def _dtype_name(dtype: np.dtype) -> str:
-    if dtype.kind in "SUO" or h5py.check_string_dtype(dtype) is not None:
-        return "string"
-    return dtype.name
-
-
-def _dataset_paths(group: h5py.Group) -> list[str]:
+def _dataset_paths(group: Group) -> list[str]:
+    """The datasets under a group, depth first in name order, each object once, under the first
+    path that reaches it: h5py's visititems (H5Ovisit) over either HDF5 tree."""
     paths: list[str] = []
-    group.visititems(lambda name, obj: paths.append(_utf8(name)) if isinstance(obj, h5py.Dataset) else None)
+    seen: set[Hashable] = {group.key}
+    stack = [("", iter(group.items()))]
+    while stack:
+        prefix, members = stack[-1]
+        member = next(members, None)
+        if member is None:
+            stack.pop()
+            continue
+        name, child = member
+        if child.key in seen:
+            continue
+        seen.add(child.key)
+        if isinstance(child, Dataset):
+            paths.append(prefix + name)
+        elif isinstance(child, Group):
+            stack.append((f"{prefix}{name}/", iter(child.items())))
     return paths
 
 
-def _members(group: h5py.Group) -> list[tuple[str, Any]]:
-    return [(_utf8(name), member) for name, member in group.items()]
-
-
-def _utf8(name: str | bytes) -> str:
-    # h5py gives a name that is not UTF-8 as bytes; Keras never writes one. ValueError is one of
-    # _H5_ERRORS, which the callers turn into CorruptFile.
-    if isinstance(name, bytes):
-        raise ValueError(f"the HDF5 name {name!r} is not UTF-8")
-    return name
-
-
-def _string_list_attr(obj: h5py.Group, name: str) -> list[str] | None:
+def _string_list_attr(obj: Group, name: str) -> list[str] | None:
     """A list-of-strings attribute, reassembled when Keras split it into `name0`, `name1`, ...
     to stay under HDF5's 64 KiB header limit (hdf5_format.py load_attributes_from_hdf5_group)."""
     attrs = obj.attrs
@@ -489,11 +539,8 @@ def _string_list_attr(obj: h5py.Group, name: str) -> list[str] | None:
             chunks.append(attrs[f"{name}{len(chunks)}"])
     else:
         return None
-    out: list[str] = []
-    for chunk in chunks:
-        for item in np.atleast_1d(np.asarray(chunk, dtype=object)).ravel():
-            out.append(_decode(item) or "")
-    return out
+    # A value is a scalar or a flat list (hdf5.py Node.attrs).
+    return [_decode(item) or "" for chunk in chunks for item in (chunk if isinstance(chunk, list) else [chunk])]
 
 
 def _decode(value: Any) -> str | None:
@@ -501,12 +548,10 @@ def _decode(value: Any) -> str | None:
         return None
     if isinstance(value, bytes):
         return value.decode("utf8", errors="replace")
-    if isinstance(value, np.ndarray) and value.shape == ():
-        return _decode(value.item())
     return str(value)
 
 
-def _model_config_attr(h5: h5py.File, where: str) -> dict[str, Any] | None:
+def _model_config_attr(h5: Group, where: str) -> dict[str, Any] | None:
     raw = h5.attrs.get("model_config")
     if raw is None:
         return None
@@ -621,18 +666,18 @@ class _Walk:
     entries: list[_Entry] = field(default_factory=list)
     # Keras saves each object once, but HDF5 lets a group be linked from many places, or from
     # inside itself: each group is walked once, so that a small file cannot make the walk endless.
-    seen: set[h5py.h5g.GroupID] = field(default_factory=set)
+    seen: set[Hashable] = field(default_factory=set)
     # The layer maps of a config node, made once however many containers refer to that node.
     layer_maps: dict[int, tuple[dict[str, Any], _LayerMaps]] = field(default_factory=dict)
 
-    def first_visit(self, group: h5py.Group) -> bool:
-        if group.id in self.seen:
+    def first_visit(self, group: Group) -> bool:
+        if group.key in self.seen:
             return False
-        self.seen.add(group.id)
+        self.seen.add(group.key)
         return True
 
 
-def _keras3_entries(h5: h5py.File, model_config: dict[str, Any] | None, where: str) -> list[_Entry]:
+def _keras3_entries(h5: Group, model_config: dict[str, Any] | None, where: str) -> list[_Entry]:
     try:
         walk = _Walk()
         _walk_saveable(h5, [], _node(model_config), None, "model", walk)
@@ -642,21 +687,22 @@ def _keras3_entries(h5: h5py.File, model_config: dict[str, Any] | None, where: s
 
 
 def _walk_saveable(
-    group: h5py.Group, scope: list[str], node: _Node | None, auto_name: str | None, role: str, walk: _Walk
+    group: Group, scope: list[str], node: _Node | None, auto_name: str | None, role: str, walk: _Walk
 ) -> None:
     """One saved object: its own `vars`, then its children the way saving_lib._save_state wrote them."""
     if not walk.first_visit(group):
         return
     out = walk.entries
     own = group.get("vars")
-    if isinstance(own, h5py.Group):
-        keys = sorted((k for k, v in _members(own) if isinstance(v, h5py.Dataset)), key=_natural_key)
-        datasets = [own[k] for k in keys]
+    if isinstance(own, Group):
+        members = {k: v for k, v in own.items() if isinstance(v, Dataset)}
+        keys = sorted(members, key=_natural_key)
+        datasets = [members[k] for k in keys]
         names = _var_names(node, auto_name, role, [d.shape for d in datasets])
         for key, ds, name in zip(keys, datasets, names or [None] * len(keys)):
             out.append(_entry("/".join([*scope, name or f"vars/{key}"]), ds))
 
-    children = {k: v for k, v in _members(group) if k != "vars" and isinstance(v, h5py.Group)}
+    children = {k: v for k, v in group.items() if k != "vars" and isinstance(v, Group)}
     # Forward before backward reads better than saving_lib's alphabetical attribute order.
     order = ["cell", "forward_layer", "backward_layer", *_LAYER_CONTAINERS]
     for key in sorted(children, key=lambda k: (order.index(k) if k in order else len(order), _natural_key(k))):
@@ -693,18 +739,19 @@ def _layer_maps(node: _Node | None, walk: _Walk) -> _LayerMaps:
     return maps
 
 
-def _walk_layer_container(group: h5py.Group, scope: list[str], node: _Node | None, walk: _Walk) -> None:
+def _walk_layer_container(group: Group, scope: list[str], node: _Node | None, walk: _Walk) -> None:
     if not walk.first_visit(group):
         return
     maps = _layer_maps(node, walk)
     by_auto_name, by_user_name, position = maps.by_auto_name, maps.by_user_name, maps.position
     resolved = []
-    for key, child in _members(group):
-        if not isinstance(child, h5py.Group):
+    for key, child in group.items():
+        if not isinstance(child, Group):
             continue
         # Keras >= 3.? writes the object's own name next to its variables; the config mapping
         # below covers the files written before that.
-        user_name = _decode(child["vars"].attrs.get("name")) if isinstance(child.get("vars"), h5py.Group) else None
+        own = child.get("vars")
+        user_name = _decode(own.attrs.get("name")) if isinstance(own, Group) else None
         sub = by_user_name.get(user_name) if user_name else None
         if sub is None:
             sub = by_auto_name.get(key)
