@@ -11,7 +11,8 @@ allocation or an endless loop is reported as a finding instead of taking pytest 
 - TF index entries, field by field (dtypes, shapes, offsets, sizes, slices, shard counts), written
   back as a well-formed table with valid checksums;
 - Keras `.h5` / `.weights.h5` files and `.keras` zips, byte by byte, and `.keras` configs, value by
-  value.
+  value. readers/hdf5.py's parser lists them (h5py where it gives up) and h5py reads the values;
+  a mutated `.h5` is also walked whole by the parser: every object, shape, dtype and attribute.
 
 CI runs a fixed number of examples per target, about 2,000 inputs in 45 s on 2 CPUs.
 LSTM_INSPECT_FUZZ_EXAMPLES=N runs N per target instead; LSTM_INSPECT_FUZZ_REPORT=FILE writes the
@@ -100,6 +101,8 @@ def _exercise(path: str, verify: bool, out_dir: str) -> dict[str, Any]:
     from lstm_inspect.results import split, summarize
 
     found: dict[str, Any] = {"errors": [], "values": {}}
+    if path.endswith(".h5"):
+        found["tree"] = _walk_tree(path)
     with load(path, verify=verify) as ckpt:
         found["listing"] = {n: (i.shape, i.dtype) for n, i in ckpt.store.tensors().items()}
         for name in found["listing"]:
@@ -120,6 +123,27 @@ def _exercise(path: str, verify: bool, out_dir: str) -> dict[str, Any]:
             with np.load(out_dir + "/out.npz") as exported:
                 assert len(exported.files) == written.arrays, "the .npz holds fewer arrays than were written"
     return found
+
+
+def _walk_tree(path: str) -> int | str:
+    """How many things (objects, attributes, shapes, dtypes) hdf5.py's parser reads from the whole
+    file; or why it gives up."""
+    from lstm_inspect.readers.hdf5 import Dataset, Group, NotUnderstood, read_tree
+
+    try:
+        with open(path, "rb") as raw:
+            stack, seen, count = [read_tree(raw)], set(), 0
+            while stack:
+                node = stack.pop()
+                count += 1 + len([node.attrs[name] for name in node.attrs])
+                if isinstance(node, Dataset):
+                    count += len([node.shape, node.dtype])
+                elif isinstance(node, Group) and node.key not in seen:
+                    seen.add(node.key)
+                    stack.extend(child for _, child in node.items())
+    except NotUnderstood as e:
+        return str(e)
+    return count
 
 
 def _run_case(case: dict[str, Any], work: str) -> dict[str, Any]:

@@ -47,7 +47,7 @@ class Node:
 
 class Group(Node):
     def items(self) -> list[tuple[str, Node]]:
-        """The members, in name order (h5py's default order)."""
+        """The members that lead to an object, in name order (h5py's default order)."""
         raise NotImplementedError
 
     def get(self, path: str) -> Node | None:
@@ -74,7 +74,7 @@ class NotUnderstood(Exception):
 # The parser
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_MSG_DATASPACE, _MSG_LINK_INFO, _MSG_DATATYPE, _MSG_ATTRIBUTE = 0x01, 0x02, 0x03, 0x0C
+_MSG_DATASPACE, _MSG_LINK_INFO, _MSG_DATATYPE, _MSG_LINK, _MSG_ATTRIBUTE = 0x01, 0x02, 0x03, 0x06, 0x0C
 _MSG_CONTINUATION, _MSG_SYMBOL_TABLE, _MSG_ATTRIBUTE_INFO = 0x10, 0x11, 0x15
 _MSG_FLAG_SHARED = 0x02  # the message lives elsewhere (H5Oprivate.h H5O_MSG_FLAG_SHARED)
 _MSG_FLAG_FAIL_IF_UNKNOWN_ALWAYS = 0x80
@@ -94,6 +94,13 @@ def read_tree(raw: BinaryIO) -> Group:
     """The root group of the HDF5 file in `raw` (seekable, read from offset 0), parsed lazily:
     groups, headers and attribute values are read when first asked for. Raises NotUnderstood."""
     return _File(raw).root
+
+
+def _heap_name(heap: bytes, at: int) -> bytes:
+    end = heap.find(b"\0", at, at + _MAX_NAME)
+    if end < 0:
+        raise NotUnderstood("a name in a local heap is not terminated")
+    return heap[at:end]
 
 
 def _uint(data: bytes, at: int, size: int) -> int:
@@ -116,6 +123,8 @@ class _File:
         if head[:8] != _SIGNATURE or head[8] not in (0, 1):
             raise NotUnderstood("not an HDF5 file with a version 0 or 1 superblock")
         self.offset_size, self.length_size = o, n = head[13], head[14]
+        # symbol table nodes hold up to 2 * leaf K entries, B-tree nodes 2 * internal K children
+        self.leaf_k, self.internal_k = _uint(head, 16, 2), _uint(head, 18, 2)
         if o not in (2, 4, 8) or n not in (2, 4, 8):
             raise NotUnderstood("unusual sizes of offsets or lengths")
         fields = self.read(28 if head[8] == 1 else 24, 5 * o + n)
@@ -197,7 +206,8 @@ class _File:
             return cached
         # libhdf5 takes a group with link info for a new-style one (H5Gobj.c H5G__obj_get_linfo)
         if any(kind == _MSG_LINK_INFO for kind, _ in self.messages(address)):
-            raise NotUnderstood("a new-style group (link messages)")
+            self._members[address] = members = self._links(address)
+            return members
         o, n = self.offset_size, self.length_size
         table = self.message(address, _MSG_SYMBOL_TABLE)
         heap = self.read(_uint(table, o, o), 8 + 2 * n + o)
@@ -205,43 +215,82 @@ class _File:
             raise NotUnderstood("a damaged local heap")
         names = self.read(_uint(heap, 8 + 2 * n, o), _uint(heap, 8, n))
         members: dict[str, int] = {}
-        nodes, seen = [(_uint(table, 0, o), -1)], set()
+        # libhdf5 finds a name by binary search over the keys (H5B.c H5B_find, H5Gnode.c
+        # H5G__node_cmp3: child i holds the names in (key i, key i+1]) and then over the sorted
+        # entries of a node: every name is checked to lie where that search looks for it, so that
+        # what is listed here is what h5py finds.
+        nodes, seen = [(_uint(table, 0, o), -1, b"", None)], set()
         while nodes:
-            at, level = nodes.pop()
+            at, level, low, high = nodes.pop()
             if at in seen:
                 raise NotUnderstood("a B-tree node is linked twice")
             seen.add(at)
             node = self.read(at, 8 + 2 * o)
             # "TREE", node type 0 (group nodes), level, entries used, then siblings (H5Bcache.c)
-            if node[:5] != b"TREE\0" or level not in (-1, node[5]):
-                raise NotUnderstood("a damaged B-tree node")
             used = _uint(node, 6, 2)
+            if node[:5] != b"TREE\0" or level not in (-1, node[5]) or used > 2 * self.internal_k:
+                raise NotUnderstood("a damaged B-tree node")
             # keys (lengths: offsets into the local heap) and children alternate, key first
             body = self.read(at + 8 + 2 * o, used * (n + o) + n)
-            children = [_uint(body, n + i * (n + o), o) for i in range(used)]
-            if node[5]:
-                nodes.extend((child, node[5] - 1) for child in children)
-            else:
-                for child in children:
-                    self._symbol_node(child, names, members)
+            keys = [_heap_name(names, _uint(body, i * (n + o), n)) for i in range(used + 1)]
+            for i in range(used):
+                child = _uint(body, n + i * (n + o), o)
+                bounds = max(low, keys[i]), keys[i + 1] if high is None else min(high, keys[i + 1])
+                if node[5]:
+                    nodes.append((child, node[5] - 1, *bounds))
+                else:
+                    self._symbol_node(child, names, bounds, members)
         self._members[address] = members
         return members
 
-    def _symbol_node(self, address: int, names: bytes, members: dict[str, int]) -> None:
+    def _links(self, address: int) -> dict[str, int]:
+        """A new-style group's links, stored compactly as link messages in its header; h5py writes
+        one for a group with a link name that is not ASCII (FMT3 IV.A.2.c, IV.A.2.g)."""
+        o, members = self.offset_size, {}
+        for kind, body in self.messages(address):
+            if kind == _MSG_LINK_INFO:
+                # version, flags, [max creation index], fractal heap address: defined when the
+                # links are stored densely, in that heap
+                if _uint(body, 2 + (8 if _uint(body, 1, 1) & 1 else 0), o) != (1 << 8 * o) - 1:
+                    raise NotUnderstood("dense link storage")
+            if kind != _MSG_LINK:
+                continue
+            # version 1, flags, [link type], [creation order], [name character set], name length
+            # (1, 2, 4 or 8 bytes as flags bits 0-1 say), name, then a hard link's address
+            flags, at = _uint(body, 1, 1), 2
+            link_type = _uint(body, at, 1) if flags & 8 else 0
+            at += (1 if flags & 8 else 0) + (8 if flags & 4 else 0) + (1 if flags & 16 else 0)
+            width = 1 << (flags & 3)
+            length = _uint(body, at, width)
+            raw = body[at + width : at + width + length]
+            if body[:1] != b"\1" or link_type != 0 or len(raw) != length:
+                raise NotUnderstood("a soft or external link, or a damaged link message")
+            try:
+                name = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise NotUnderstood("a link name that is not UTF-8") from None
+            if name in members:
+                raise NotUnderstood("two links of one group have the same name")
+            members[name] = _uint(body, at + width + length, o)
+        return members
+
+    def _symbol_node(self, address: int, names: bytes, bounds: tuple[bytes, bytes], members: dict[str, int]) -> None:
         o, n = self.offset_size, self.length_size
         head = self.read(address, 8)
-        if head[:5] != b"SNOD\1":
+        count = _uint(head, 6, 2)
+        if head[:5] != b"SNOD\1" or count > 2 * self.leaf_k:
             raise NotUnderstood("a damaged symbol table node")
         size = n + o + 24  # name offset, header address, cache type, reserved, scratch pad (H5Gent.c)
-        entries = self.read(address + 8, _uint(head, 6, 2) * size)
+        entries = self.read(address + 8, count * size)
+        previous = bounds[0]
         for at in range(0, len(entries), size):
-            start = _uint(entries, at, n)
-            end = names.find(b"\0", start, start + _MAX_NAME)
+            raw = _heap_name(names, _uint(entries, at, n))
             # cache type 2 is a soft link: its target is a path, not an object header
-            if end < 0 or _uint(entries, at + n + o, 4) == 2:
-                raise NotUnderstood("a soft link, or a damaged link name")
+            if _uint(entries, at + n + o, 4) == 2 or not previous < raw <= bounds[1]:
+                raise NotUnderstood("a soft link, or a name out of order")
+            previous = raw
             try:
-                name = names[start:end].decode("utf-8")
+                name = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise NotUnderstood("a link name that is not UTF-8") from None
             if name in members:
@@ -351,7 +400,10 @@ class _File:
             o = self.offset_size
             ids = [(_uint(b, 0, 4), _uint(b, 4, o), _uint(b, 4 + o, 4)) for b in items]
             try:
-                values = [self.heap_object(at, i, n).decode("utf-8") if n else "" for n, at, i in ids]
+                # libhdf5 hands a variable-length string over as a C string: it ends at a NUL
+                values = [
+                    self.heap_object(at, i, n).split(b"\0", 1)[0].decode("utf-8") if n else "" for n, at, i in ids
+                ]
             except UnicodeDecodeError:
                 raise NotUnderstood("a string attribute that is not UTF-8") from None
         else:
@@ -491,7 +543,8 @@ class _H5pyAttributes(Mapping[str, Any]):
 
 class _H5pyGroup(_H5pyNode, Group):
     def items(self) -> list[tuple[str, Node]]:
-        return [(_utf8(name), h5py_tree(obj)) for name, obj in self._obj.items()]
+        # h5py gives None for a link that leads nowhere (a dangling soft link): no member.
+        return [(_utf8(name), h5py_tree(obj)) for name, obj in self._obj.items() if obj is not None]
 
     def get(self, path: str) -> Node | None:
         obj = self._obj.get(path)
