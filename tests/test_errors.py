@@ -30,6 +30,7 @@ from lstm_inspect.cli import main
 
 from .conftest import FIXTURES
 from .test_cli import assert_clean_error
+from .test_hdf5 import damage_layout, keras3_weights
 from .test_keras_reader import TINY_CONFIG, _keras_zip, _set_declared_size, _tiny_weights_h5
 from .test_tf_bundle import entry, pb, write_bundle
 
@@ -337,6 +338,15 @@ def keras_dataset_of_huge_declared_size(tmp_path):
         cell.create_dataset("1", shape=(2**18, 2**20), dtype="f4", chunks=(1, 1024))
         cell.create_dataset("2", shape=(2**20,), dtype="f4", chunks=(1024,))
     return path, ("huge.weights.h5", "lstm/kernel", "4398046511104 bytes")
+
+
+@case(READ)
+def keras_tensor_that_h5py_cannot_open(tmp_path):
+    # Listed by readers/hdf5.py, read by h5py: what h5py finds must be what was listed.
+    path = tmp_path / "model.weights.h5"
+    keras3_weights(path)
+    damage_layout(path, "layers/lstm/cell/vars/2")
+    return path, ("model.weights.h5", "'lstm/bias'", "reads otherwise than it lists")
 
 
 @case(OPEN)

@@ -103,6 +103,19 @@ def _heap_name(heap: bytes, at: int) -> bytes:
     return heap[at:end]
 
 
+def _utf8(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotUnderstood(f"{what} that is not UTF-8") from None
+
+
+def _add(members: dict[str, int], name: str, address: int) -> None:
+    if name in members:
+        raise NotUnderstood("two links of one group have the same name")
+    members[name] = address
+
+
 def _uint(data: bytes, at: int, size: int) -> int:
     if at < 0 or at + size > len(data):
         raise NotUnderstood("a structure ends early")
@@ -127,6 +140,7 @@ class _File:
         self.leaf_k, self.internal_k = _uint(head, 16, 2), _uint(head, 18, 2)
         if o not in (2, 4, 8) or n not in (2, 4, 8):
             raise NotUnderstood("unusual sizes of offsets or lengths")
+        self.undefined = (1 << 8 * o) - 1  # the undefined address: all bits set
         fields = self.read(28 if head[8] == 1 else 24, 5 * o + n)
         base, end_of_file = _uint(fields, 0, o), _uint(fields, 2 * o, o)
         # libhdf5 refuses a file shorter than the end address its superblock records (H5Fsuper.c
@@ -140,7 +154,7 @@ class _File:
 
     def read(self, address: int, size: int) -> bytes:
         if address + size > self.size or size > self._budget:
-            raise NotUnderstood("an address or size points past the end of the file")
+            raise NotUnderstood("an address or size points past the end of the file, or bytes are read over and over")
         self._budget -= size
         self._raw.seek(address)
         data = self._raw.read(size)
@@ -157,7 +171,7 @@ class _File:
         if _MSG_DATATYPE in kinds and _MSG_DATASPACE in kinds:
             return _Dataset(self, name, address)
         if _MSG_DATATYPE in kinds:
-            return _Other(self, name, address)  # a committed datatype
+            return _NamedDatatype(self, name, address)
         raise NotUnderstood(f"{name} is neither a group, a dataset nor a datatype")
 
     def messages(self, address: int) -> list[tuple[int, bytes]]:
@@ -251,7 +265,7 @@ class _File:
             if kind == _MSG_LINK_INFO:
                 # version, flags, [max creation index], fractal heap address: defined when the
                 # links are stored densely, in that heap
-                if _uint(body, 2 + (8 if _uint(body, 1, 1) & 1 else 0), o) != (1 << 8 * o) - 1:
+                if _uint(body, 2 + (8 if _uint(body, 1, 1) & 1 else 0), o) != self.undefined:
                     raise NotUnderstood("dense link storage")
             if kind != _MSG_LINK:
                 continue
@@ -265,13 +279,7 @@ class _File:
             raw = body[at + width : at + width + length]
             if body[:1] != b"\1" or link_type != 0 or len(raw) != length:
                 raise NotUnderstood("a soft or external link, or a damaged link message")
-            try:
-                name = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise NotUnderstood("a link name that is not UTF-8") from None
-            if name in members:
-                raise NotUnderstood("two links of one group have the same name")
-            members[name] = _uint(body, at + width + length, o)
+            _add(members, _utf8(raw, "a link name"), _uint(body, at + width + length, o))
         return members
 
     def _symbol_node(self, address: int, names: bytes, bounds: tuple[bytes, bytes], members: dict[str, int]) -> None:
@@ -289,13 +297,7 @@ class _File:
             if _uint(entries, at + n + o, 4) == 2 or not previous < raw <= bounds[1]:
                 raise NotUnderstood("a soft link, or a name out of order")
             previous = raw
-            try:
-                name = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise NotUnderstood("a link name that is not UTF-8") from None
-            if name in members:
-                raise NotUnderstood("two links of one group have the same name")
-            members[name] = _uint(entries, at + n, o)
+            _add(members, _utf8(raw, "a link name"), _uint(entries, at + n, o))
 
     def heap_object(self, address: int, index: int, length: int) -> bytes:
         """`length` bytes of object `index` of the global heap collection at `address` (FMT3 III.E)."""
@@ -331,8 +333,7 @@ class _File:
             # An attribute info message with a fractal heap address means dense attribute
             # storage (FMT3 IV.A.2.v), which this parser does not read.
             if kind == _MSG_ATTRIBUTE_INFO:
-                heap_at = 2 + (2 if body[1:2] and body[1] & 1 else 0)
-                if _uint(body, heap_at, o) != (1 << 8 * o) - 1:
+                if _uint(body, 2 + (2 if _uint(body, 1, 1) & 1 else 0), o) != self.undefined:
                     raise NotUnderstood("dense attribute storage")
             if kind != _MSG_ATTRIBUTE:
                 continue
@@ -349,17 +350,14 @@ class _File:
             name, datatype, dataspace = parts
             if pos > len(body) or name[-1:] != b"\0":
                 raise NotUnderstood("a damaged attribute message")
-            try:
-                key = name[:-1].decode("utf-8")
-            except UnicodeDecodeError:
-                raise NotUnderstood("an attribute name that is not UTF-8") from None
+            key = _utf8(name[:-1], "an attribute name")
             if key in found:
                 raise NotUnderstood("two attributes of one object have the same name")
-            found[key] = (datatype, self.shape(dataspace), body[pos:])
+            found[key] = (datatype, self.dataspace(dataspace), body[pos:])
         self._attributes[address] = found
         return found
 
-    def shape(self, body: bytes) -> tuple[int, ...] | None:
+    def dataspace(self, body: bytes) -> tuple[int, ...] | None:
         """A dataspace message (FMT3 IV.A.2.b): version 1 has no type byte and 4 reserved bytes."""
         version, rank = (body[0], body[1]) if len(body) >= 4 else (0, 0)
         if version == 1:
@@ -375,7 +373,7 @@ class _File:
         n = self.length_size
         return tuple(_uint(body, at + i * n, n) for i in range(rank)) if kind == 1 else ()
 
-    def value(self, datatype: bytes, shape: tuple[int, ...] | None, data: bytes) -> Any:
+    def attribute_value(self, datatype: bytes, shape: tuple[int, ...] | None, data: bytes) -> Any:
         """An attribute's value, as h5py reads it, in plain Python."""
         if shape is None:
             return None
@@ -388,7 +386,8 @@ class _File:
         items = [data[i : i + size] for i in range(0, count * size, size)]
         name = dtype_name(datatype)
         if name.startswith(("int", "uint")):
-            values: list[Any] = [int.from_bytes(b, "big" if bits & 1 else "little", signed=bits & 8 > 0) for b in items]
+            order = "big" if bits & 1 else "little"
+            values: list[Any] = [int.from_bytes(b, order, signed=bool(bits & 8)) for b in items]
         elif name.startswith("float"):
             values = list(struct.unpack(f"{'>' if bits & 1 else '<'}{count}{'efd'[size // 4]}", data[: count * size]))
         elif cls == 3 and bits & 15 < 2:
@@ -399,13 +398,9 @@ class _File:
             # length (4 bytes), then a global heap ID: collection address, object index (FMT3 IV.A.2.d)
             o = self.offset_size
             ids = [(_uint(b, 0, 4), _uint(b, 4, o), _uint(b, 4 + o, 4)) for b in items]
-            try:
-                # libhdf5 hands a variable-length string over as a C string: it ends at a NUL
-                values = [
-                    self.heap_object(at, i, n).split(b"\0", 1)[0].decode("utf-8") if n else "" for n, at, i in ids
-                ]
-            except UnicodeDecodeError:
-                raise NotUnderstood("a string attribute that is not UTF-8") from None
+            # libhdf5 hands a variable-length string over as a C string: it ends at a NUL
+            strings = [self.heap_object(at, i, n).split(b"\0", 1)[0] if n else b"" for n, at, i in ids]
+            values = [_utf8(b, "a string attribute") for b in strings]
         else:
             raise NotUnderstood("an attribute of a datatype this parser does not read")
         return values[0] if shape == () else values
@@ -447,7 +442,7 @@ class _Attributes(Mapping[str, Any]):
         self._file, self._stored = file, stored
 
     def __getitem__(self, name: str) -> Any:
-        return self._file.value(*self._stored[name])
+        return self._file.attribute_value(*self._stored[name])
 
     def __contains__(self, name: object) -> bool:
         return name in self._stored  # without decoding the value
@@ -472,7 +467,7 @@ class _Group(_Object, Group):
             address = self._file.members(node.key).get(part) if isinstance(node, _Group) else None
             if address is None:
                 return None
-            node = self._file.node(node._child(part), address)
+            node = self._file.node(node._child(part), address)  # type: ignore[attr-defined]
         return node
 
     def _child(self, name: str) -> str:
@@ -482,15 +477,15 @@ class _Group(_Object, Group):
 class _Dataset(_Object, Dataset):
     @property
     def shape(self) -> tuple[int, ...] | None:  # type: ignore[override]
-        return self._file.shape(self._file.message(self.key, _MSG_DATASPACE))
+        return self._file.dataspace(self._file.message(self.key, _MSG_DATASPACE))
 
     @property
     def dtype(self) -> str:  # type: ignore[override]
         return dtype_name(self._file.message(self.key, _MSG_DATATYPE))
 
 
-class _Other(_Object, Node):
-    pass
+class _NamedDatatype(_Object, Node):
+    """A committed datatype: neither group nor dataset."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,7 +539,7 @@ class _H5pyAttributes(Mapping[str, Any]):
 class _H5pyGroup(_H5pyNode, Group):
     def items(self) -> list[tuple[str, Node]]:
         # h5py gives None for a link that leads nowhere (a dangling soft link): no member.
-        return [(_utf8(name), h5py_tree(obj)) for name, obj in self._obj.items() if obj is not None]
+        return [(_h5py_name(name), h5py_tree(obj)) for name, obj in self._obj.items() if obj is not None]
 
     def get(self, path: str) -> Node | None:
         obj = self._obj.get(path)
@@ -565,7 +560,7 @@ class _H5pyDataset(_H5pyNode, Dataset):
         return "string" if dtype.kind in "SUO" or h5py.check_string_dtype(dtype) is not None else dtype.name
 
 
-def _utf8(name: str | bytes) -> str:
+def _h5py_name(name: str | bytes) -> str:
     # h5py gives a name that is not UTF-8 as bytes; Keras never writes one. ValueError is one of
     # the h5py errors the Keras reader turns into CorruptFile.
     if isinstance(name, bytes):

@@ -1,4 +1,9 @@
-"""Keras files, read with h5py and zipfile only (never TensorFlow or Keras).
+"""Keras files, read with zipfile, hdf5.py and h5py only (never TensorFlow or Keras).
+
+Opening lists names, shapes, dtypes and configs from the HDF5 metadata through hdf5.py's small
+interface, parsed in pure Python where hdf5.py reads the file (so that listing imports neither
+h5py nor numpy) and by h5py where it does not; the logic below is written once, over either.
+Values are always read by h5py, opened at the first read.
 
 Three layouts, one store:
 
