@@ -79,10 +79,8 @@ def summary_renderable(summary: Summary) -> Group:
             parts.append(_plain("LSTM layers", (("layer", "left"), *columns), rows))
         else:
             table = Table(title="LSTM layers", title_justify="left")
-            # Layer names are what users pass to --layer: fold long text, never cut it, and on a
-            # narrow terminal let the other columns fold first.
-            longest = max(len(row[0]) for row in rows)
-            table.add_column("layer", overflow="fold", min_width=min(longest, 32))
+            # Layer names are what users pass to --layer: fold long text, never cut it.
+            table.add_column("layer", overflow="fold", ratio=3)
             for column, justify in columns:
                 table.add_column(column, justify=justify, overflow="fold", no_wrap=justify == "right")
             for row in rows:
