@@ -14,10 +14,11 @@ slots (and the same at 1/1000 of its bytes), a Keras .h5 and .keras of a few hun
 index of 20,000 small variables. Making them needs TensorFlow and Keras 3; that runs in child
 processes so that this one stays small.
 
-Then runs every command as a whole process, once untimed (which warms the page cache: nothing is
-ever dropped from it) and --runs times timed, and prints a markdown table of the median wall
-time and peak RSS (GNU time's %M, else os.wait4), the ratios against the TensorFlow tools and
-PASS/FAIL against the issue's targets; the table is also written to bench/results.md.
+Then runs every command as a whole process, in rounds of one run each (the first untimed, which
+warms the page cache: nothing is ever dropped from it; then --runs timed), and prints a markdown
+table of the median wall time and peak RSS (GNU time's %M, else os.wait4), the ratios against
+the TensorFlow tools and PASS/FAIL against the issue's targets; the table is also written to
+bench/results.md.
 """
 
 from __future__ import annotations
@@ -210,22 +211,33 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 class Bench:
-    """Runs commands (once untimed, then `runs` times) and keeps their medians by key."""
+    """Commands registered by key, then run in rounds: each round runs every command once, so that
+    a machine that speeds up or slows down while the benchmark runs (a shared virtual machine
+    does) weighs on every command alike. The first round warms the page cache and the bytecode
+    cache and is not timed; the medians of the other `runs` are kept."""
 
     def __init__(self, runs: int, scratch: Path) -> None:
-        self.runs, self.scratch, self.results = runs, scratch, {}
+        self.runs, self.scratch = runs, scratch
+        self.commands: dict[object, tuple[str, str, list[str], dict[str, str]]] = {}
+        self.results: dict[object, Measure] = {}
 
     def __call__(self, key: object, label: str, source: str, argv: list[str], env: dict[str, str] = LSTM_ENV):
-        samples = []
-        for i in range(self.runs + 1):  # the first run warms the page cache and the bytecode cache
-            sample = run_once(argv, env)
-            if i:
-                samples.append(sample)
-            for leftover in self.scratch.iterdir():  # outputs of export and cp
-                leftover.unlink()
-        wall, rss = (statistics.median(s[i] for s in samples) for i in (0, 1))
-        self.results[key] = Measure(label, source, wall, rss)
-        print(f"  {wall:7.3f} s {rss:7.1f} MiB  {label} [{source}]", file=sys.stderr, flush=True)
+        self.commands[key] = (label, source, argv, env)
+
+    def run(self) -> None:
+        samples: dict[object, list[tuple[float, float]]] = {key: [] for key in self.commands}
+        for round_ in range(self.runs + 1):
+            print(f"  round {round_ + 1} of {self.runs + 1}{' (untimed)' if not round_ else ''}", file=sys.stderr)
+            for key, (_, _, argv, env) in self.commands.items():
+                sample = run_once(argv, env)
+                if round_:
+                    samples[key].append(sample)
+                for leftover in self.scratch.iterdir():  # outputs of export and cp
+                    leftover.unlink()
+        for key, (label, source, _, _) in self.commands.items():
+            wall, rss = (statistics.median(s[i] for s in samples[key]) for i in (0, 1))
+            self.results[key] = Measure(label, source, wall, rss)
+            print(f"  {wall:7.3f} s {rss:7.1f} MiB  {label} [{source}]", file=sys.stderr, flush=True)
 
     def __getitem__(self, key: object) -> Measure:
         return self.results[key]
@@ -267,7 +279,7 @@ def benchmark(work: Path, scale: float, runs: int) -> list[str]:
     kernel = f"{SPLIT_LAYER}/kernel"
     export = [*LSTM_INSPECT, "export", str(big), "-o", str(scratch / "out.npz"), "--quiet"]
 
-    print(f"measuring (median of {runs} runs after one untimed run):", file=sys.stderr)
+    print(f"measuring (median of {runs} rounds after one untimed round):", file=sys.stderr)
     m, on_big, copied = Bench(runs, scratch), names[big], f"{largest_shard.stat().st_size / 1e6:.0f} MB shard"
     m("python", "python -c pass", "-", [floor_python(), "-c", "pass"])
     m("python -S", "python -S -c pass", "-", [floor_python(), "-S", "-c", "pass"])
@@ -286,6 +298,7 @@ def benchmark(work: Path, scale: float, runs: int) -> list[str]:
     m("export-all", "lstm-inspect export (all layers)", on_big, export)
     m("cat", f"cat {len(shards)} data shards > /dev/null", on_big, ["cat", *map(str, shards)])
     m("cp", f"cp {largest_shard.name}", copied, ["cp", str(largest_shard), str(scratch)])
+    m.run()
 
     rows = []
 
@@ -358,8 +371,9 @@ def report(work: Path, scale: float, runs: int) -> str:
         f"lstm-inspect timed: `{LSTM_INSPECT[0]}`."
     )
     method = (
-        f"Each command ran as a whole process, once untimed and then {runs} times; the table gives the "
-        "medians. **Warm caches**: nothing is dropped from the page cache, so `cat` measures memory bandwidth "
+        f"Each command ran as a whole process, in {runs + 1} rounds that run every command once (the first "
+        "untimed), so that the machine's drift weighs on all alike; the table gives the medians. "
+        "**Warm caches**: nothing is dropped from the page cache, so `cat` measures memory bandwidth "
         "more than the disk, and Python's bytecode cache is warm (lstm-inspect's in work/pycache). Peak RSS: "
         f"{'/usr/bin/time -f %M' if GNU_TIME else 'os.wait4 ru_maxrss'}. TensorFlow ran with "
         "TF_CPP_MIN_LOG_LEVEL=3. Export and cp write into work/scratch (page cache); their outputs are "
