@@ -281,6 +281,7 @@ _PIPE_WIDTH = 160
 
 
 def _console() -> Console:
-    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
-        return Console()
-    return Console(width=_PIPE_WIDTH)
+    # Names print as stored: without markup and emoji codes, a layer named "x[b]y:fire:" would
+    # print as a bold "y" and an emoji.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else _PIPE_WIDTH
+    return Console(width=width, markup=False, emoji=False)

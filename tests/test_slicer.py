@@ -138,3 +138,16 @@ def test_summary_of_many_layers_stays_plain_and_complete():
     assert "(the first 50 layers explained" in text
     assert "heads" in text and "150" in text and "heads/h7/kernel" not in text
     assert "Total model parameters: " + f"{250 * ((IN + U) * 4 * U + 4 * U) + 150 * 6:,}" in text
+
+
+def test_names_print_as_stored(capsys, monkeypatch):
+    from lstm_inspect.render import show
+    from lstm_inspect.results import summarize
+
+    monkeypatch.delenv("COLUMNS")
+    scope = "enc[bold]x:fire:/lstm_cell"  # rich markup and an emoji code, in a name
+    arrays = {f"{scope}/kernel": np.zeros((IN + U, 4 * U), np.float32), f"{scope}/bias": np.zeros(4 * U, np.float32)}
+    arrays["head[red]/kernel"] = np.zeros((2, 3), np.float32)
+    show(summarize(Checkpoint(MemoryStore(arrays))))
+    out = capsys.readouterr().out
+    assert f"│ {scope} " in out and "head[red]/kernel" in out
