@@ -8,7 +8,9 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group
+from rich.padding import Padding
 from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
@@ -54,6 +56,7 @@ def summary_renderable(summary: Summary) -> Group:
         parts.append(Text("No LSTM layers found."))
     else:
         columns = (
+            ("layer", "left"),
             ("cell", "left"),
             ("gates", "left"),
             ("input", "right"),
@@ -76,16 +79,9 @@ def summary_renderable(summary: Summary) -> Group:
             for layer in summary.layers
         ]
         if len(rows) > MAX_TABLE_ROWS:
-            parts.append(_plain("LSTM layers", (("layer", "left"), *columns), rows))
+            parts.append(_plain("LSTM layers", columns, rows))
         else:
-            table = Table(title="LSTM layers", title_justify="left")
-            # Layer names are what users pass to --layer: fold long text, never cut it.
-            table.add_column("layer", overflow="fold", ratio=3)
-            for column, justify in columns:
-                table.add_column(column, justify=justify, overflow="fold", no_wrap=justify == "right")
-            for row in rows:
-                table.add_row(*row)
-            parts.append(table)
+            parts.append(_LayerTable(columns, rows))
         # One Text for all explanations: rich lays out each renderable apart, and a file with
         # thousands of layers would spend seconds on that.
         lines = []
@@ -133,6 +129,39 @@ def summary_renderable(summary: Summary) -> Group:
 MAX_TABLE_ROWS = 200
 MAX_EXPLAINED_LAYERS = 50
 MAX_VARIABLE_ROWS = 100
+
+
+class _LayerTable:
+    """The LSTM layers as a table where one fits the screen, else one block per layer. A table
+    narrower than its rows (an 80-column terminal and TF1 scope names) folds each layer name
+    into pieces, and layer names are what users pass to --layer."""
+
+    def __init__(self, columns: tuple[tuple[str, str], ...], rows: list[tuple[str, ...]]) -> None:
+        self.columns, self.rows = columns, rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Table | Text | Padding]:
+        widths = [
+            max(cell_len(header), *(cell_len(row[i]) for row in self.rows))
+            for i, (header, _) in enumerate(self.columns)
+        ]
+        # A heavy-box table: a border before each column and after the last, a space each side of a cell.
+        if sum(widths) + 3 * len(widths) + 1 <= options.max_width:
+            table = Table(title="LSTM layers", title_justify="left")
+            for column, justify in self.columns:
+                table.add_column(column, justify=justify, no_wrap=True)
+            for row in self.rows:
+                table.add_row(*row)
+            yield table
+            return
+        yield Text("LSTM layers")
+        for name, cell, *fields in self.rows:
+            # "gates ijfo", "units 64", ...; extras ("projection 8, peepholes") say what they are.
+            named = [
+                value if header == "extras" else f"{header} {value}"
+                for (header, _), value in zip(self.columns[2:], fields)
+            ]
+            yield Text(name, overflow="fold")
+            yield Padding(Text(", ".join(part for part in [cell, *named] if part != "-")), (0, 0, 0, 2), expand=False)
 
 
 def _plain(title: str, columns: tuple[tuple[str, str], ...], rows: list[tuple[str, ...]]) -> _Lines:

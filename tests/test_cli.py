@@ -78,6 +78,27 @@ def test_summary_into_a_pipe_keeps_rows_whole(monkeypatch):
         assert row.rstrip().endswith("│") and "LSTM (Keras)" in row
 
 
+def test_summary_on_a_narrow_terminal_keeps_layer_names_whole(monkeypatch):
+    bidi = str(FIXTURES / "tf1_bidi" / "model.ckpt")
+    names = ["bidirectional_rnn/bw/basic_lstm_cell", "bidirectional_rnn/fw/basic_lstm_cell"]
+    # The table's natural width: it is shown from there up, and never wider than the screen.
+    monkeypatch.setenv("COLUMNS", "200")
+    natural = max(len(line) for line in run("summary", bidi).stdout.splitlines() if line.startswith(("┏", "│")))
+    monkeypatch.setenv("COLUMNS", str(natural))
+    lines = run("summary", bidi).stdout.splitlines()
+    assert any(line.startswith(f"│ {names[0]} ") for line in lines)
+    # One column narrower, a table would fold the names: one block per layer instead.
+    for width in (natural - 1, 80, 40):
+        monkeypatch.setenv("COLUMNS", str(width))
+        lines = run("summary", bidi).stdout.splitlines()
+        assert not any(line.startswith("┏") for line in lines)
+        for name in names:
+            details = lines[lines.index(name) + 1 : lines.index(name) + 4]
+            assert details[0].startswith("  (Basic)LSTMCell (TF), ")
+            text = " ".join(line.strip() for line in details)
+            assert "gates ijfo, input 12, units 8, forget bias 1, params 672" in text
+
+
 def test_summary_json_contract_for_the_seed_example():
     result = run("summary", BASIC, "--json")
     assert result.exit_code == 0
