@@ -300,17 +300,17 @@ def show(result: Summary | SplitResult | VerifyResult, as_json: bool = False, co
         sys.stdout.write(to_json(result) + "\n")
     else:
         # crop=False: the plain columns of a large summary are as wide as their rows and must
-        # reach a pipe whole, where rich would cut them at its 80-column default.
+        # reach the output whole, where rich would cut them at the console's width.
         (console or _console()).print(_RENDERERS[type(result).__name__](result), crop=False)
 
 
-# Into a pipe or a file, rich would lay tables out for 80 columns and fold layer names into
-# pieces; there is no screen to fit, so the text gets room for rows as wide as they are.
+# Into a pipe or a file rich assumes 80 columns; there is no screen to fit there, so tables get
+# room for rows as wide as they are.
 _PIPE_WIDTH = 160
 
 
 def _console() -> Console:
-    # Names print as stored: without markup and emoji codes, a layer named "x[b]y:fire:" would
-    # print as a bold "y" and an emoji.
+    # Names print as stored: with rich's markup and emoji codes on, a layer named "x[b]y:fire:"
+    # would print as a bold "y" and an emoji.
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else _PIPE_WIDTH
     return Console(width=width, markup=False, emoji=False)

@@ -298,7 +298,7 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
     pos, key = 0, b""
     key_budget = _MAX_KEY_EXPANSION * len(block)
     while pos < restarts_at:
-        # The three lengths nearly always fit one byte each: read so, they cost a third as much.
+        # The three lengths nearly always fit one byte each: read so, they need no _varint calls.
         shared, unshared, value_size = block[pos : pos + 3]
         if shared < 0x80 and unshared < 0x80 and value_size < 0x80:
             pos += 3
