@@ -37,7 +37,6 @@ import os
 import re
 import struct
 import weakref
-import zipfile
 import zlib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -47,7 +46,9 @@ from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
 from .base import LayerConfig, TensorInfo
 from .hdf5 import Dataset, Group, NotUnderstood, h5py_tree, read_tree
 
-if TYPE_CHECKING:  # h5py and numpy load only when a value is read (or the HDF5 parser gives up)
+if TYPE_CHECKING:  # h5py and numpy load only when a value is read (or the HDF5 parser gives up),
+    import zipfile  # zipfile only for a .keras file
+
     import h5py
     import numpy as np
 
@@ -940,6 +941,8 @@ def _version(value: Any) -> str | None:
 
 
 def _open_zip(raw: BinaryIO, path: str) -> zipfile.ZipFile:
+    import zipfile
+
     try:
         return zipfile.ZipFile(raw)
     except (zipfile.BadZipFile, OSError, ValueError) as e:
@@ -951,6 +954,8 @@ def _open_zip(raw: BinaryIO, path: str) -> zipfile.ZipFile:
 
 def _check_member(info: zipfile.ZipInfo, file_size: int, path: str) -> None:
     """Refuse member sizes the archive cannot hold before anything is allocated or read."""
+    import zipfile
+
     if info.flag_bits & 0x1:
         raise UnsupportedFormat(f"{path}: {info.filename} is encrypted")
     fits = info.header_offset + info.compress_size <= file_size
@@ -967,6 +972,8 @@ def _check_member(info: zipfile.ZipInfo, file_size: int, path: str) -> None:
 
 def _read_json_member(archive: zipfile.ZipFile, member: str, file_size: int, path: str) -> dict[str, Any]:
     """config.json or metadata.json, checked before it is read."""
+    import zipfile
+
     info = archive.getinfo(member)
     _check_member(info, file_size, path)
     if info.file_size > _MAX_CONFIG_BYTES:
@@ -979,6 +986,8 @@ def _read_json_member(archive: zipfile.ZipFile, member: str, file_size: int, pat
 
 
 def _member_file(archive: zipfile.ZipFile, raw: BinaryIO, file_size: int, path: str) -> BinaryIO:
+    import zipfile
+
     info = archive.getinfo(_WEIGHTS_MEMBER)
     _check_member(info, file_size, path)
     if info.compress_type != zipfile.ZIP_STORED:
