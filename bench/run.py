@@ -14,11 +14,11 @@ slots (and the same at 1/1000 of its bytes), a Keras .h5 and .keras of a few hun
 index of 20,000 small variables. Making them needs TensorFlow and Keras 3; that runs in child
 processes so that this one stays small.
 
-Then runs every command as a whole process, in rounds of one run each (the first untimed, which
-warms the page cache: nothing is ever dropped from it; then --runs timed), and prints a markdown
-table of the median wall time and peak RSS (GNU time's %M, else os.wait4), the ratios against
-the TensorFlow tools and PASS/FAIL against the issue's targets; the table is also written to
-bench/results.md.
+Then runs every command as a whole process, in rounds of one run each (the first untimed, then
+--runs timed; each run after an untimed read of its input files, so that they are in the page
+cache), and prints a markdown table of the median wall time and peak RSS (GNU time's %M, else
+os.wait4), the ratios against the TensorFlow tools and PASS/FAIL against the issue's targets; the
+table is also written to bench/results.md.
 """
 
 from __future__ import annotations
@@ -213,34 +213,52 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 class Bench:
     """Commands registered by key, then run in rounds: each round runs every command once, so that
     a machine that speeds up or slows down while the benchmark runs (a shared virtual machine
-    does) weighs on every command alike. The first round warms the page cache and the bytecode
-    cache and is not timed; the medians of the other `runs` are kept."""
+    does) weighs on every command alike. The first round warms the bytecode cache and is not
+    timed; the medians of the other `runs` are kept. Before each run the command's input files
+    are read through, untimed: a kernel may page out what was not read for a while (this
+    machine's DAMON pageout scheme takes page-cache pages idle for 60 s), and a round lasts
+    about that long."""
 
     def __init__(self, runs: int, scratch: Path) -> None:
         self.runs, self.scratch = runs, scratch
-        self.commands: dict[object, tuple[str, str, list[str], dict[str, str]]] = {}
+        self.commands: dict[object, tuple[str, str, list[str], dict[str, str], list[Path]]] = {}
         self.results: dict[object, Measure] = {}
 
-    def __call__(self, key: object, label: str, source: str, argv: list[str], env: dict[str, str] = LSTM_ENV):
-        self.commands[key] = (label, source, argv, env)
+    def __call__(
+        self, key: object, label: str, source: str, argv: list[str], env: dict[str, str] = LSTM_ENV, warm: object = None
+    ):
+        """warm: the input (a file, or a checkpoint prefix) whose files are read before each run."""
+        self.commands[key] = (label, source, argv, env, input_files(warm))
 
     def run(self) -> None:
         samples: dict[object, list[tuple[float, float]]] = {key: [] for key in self.commands}
         for round_ in range(self.runs + 1):
             print(f"  round {round_ + 1} of {self.runs + 1}{' (untimed)' if not round_ else ''}", file=sys.stderr)
-            for key, (_, _, argv, env) in self.commands.items():
+            for key, (_, _, argv, env, warm) in self.commands.items():
+                for path in warm:
+                    with path.open("rb") as f:
+                        while f.read(16 * MiB):
+                            pass
                 sample = run_once(argv, env)
                 if round_:
                     samples[key].append(sample)
                 for leftover in self.scratch.iterdir():  # outputs of export and cp
                     leftover.unlink()
-        for key, (label, source, _, _) in self.commands.items():
+        for key, (label, source, *_) in self.commands.items():
             wall, rss = (statistics.median(s[i] for s in samples[key]) for i in (0, 1))
             self.results[key] = Measure(label, source, wall, rss)
             print(f"  {wall:7.3f} s {rss:7.1f} MiB  {label} [{source}]", file=sys.stderr, flush=True)
 
     def __getitem__(self, key: object) -> Measure:
         return self.results[key]
+
+
+def input_files(path: object) -> list[Path]:
+    """A checkpoint prefix's .index and data shards, or the file itself; [] for None."""
+    if path is None:
+        return []
+    path = Path(str(path))
+    return [path] if path.is_file() else sorted(path.parent.glob(path.name + ".*"))
 
 
 def lstm_bytes(prefix: Path) -> tuple[dict[str, int], int]:
@@ -285,19 +303,19 @@ def benchmark(work: Path, scale: float, runs: int) -> list[str]:
     m("python -S", "python -S -c pass", "-", [floor_python(), "-S", "-c", "pass"])
     m("help", "lstm-inspect --help", "-", [*LSTM_INSPECT, "--help"])
     for path in (small, big, tiny, many, h5, keras_v3):
-        m(("summary", path), "lstm-inspect summary", names[path], [*LSTM_INSPECT, "summary", str(path)])
+        m(("summary", path), "lstm-inspect summary", names[path], [*LSTM_INSPECT, "summary", str(path)], warm=path)
     for path in (small, big, many):
-        m(("list", path), "inspect_checkpoint (list)", names[path], [*tf_inspect, str(path)], TF_ENV)
+        m(("list", path), "inspect_checkpoint (list)", names[path], [*tf_inspect, str(path)], TF_ENV, path)
     split = [*LSTM_INSPECT, "split", str(big), "--layer", SPLIT_LAYER, "--gate", "forget"]
-    m("split", f"lstm-inspect split --layer {SPLIT_LAYER} --gate forget", on_big, split)
+    m("split", f"lstm-inspect split --layer {SPLIT_LAYER} --gate forget", on_big, split, warm=big)
     label = f"inspect_checkpoint --tensor_name {kernel}"
-    m("tensor", label, on_big, [*tf_inspect, str(big), "--tensor_name", kernel], TF_ENV)
+    m("tensor", label, on_big, [*tf_inspect, str(big), "--tensor_name", kernel], TF_ENV, big)
     label = f"load_checkpoint().get_tensor({kernel})"
-    m("get", label, on_big, [sys.executable, "-c", get_tensor, str(big), kernel], TF_ENV)
-    m("export-one", f"lstm-inspect export --layer {SPLIT_LAYER}", on_big, [*export, "--layer", SPLIT_LAYER])
-    m("export-all", "lstm-inspect export (all layers)", on_big, export)
-    m("cat", f"cat {len(shards)} data shards > /dev/null", on_big, ["cat", *map(str, shards)])
-    m("cp", f"cp {largest_shard.name}", copied, ["cp", str(largest_shard), str(scratch)])
+    m("get", label, on_big, [sys.executable, "-c", get_tensor, str(big), kernel], TF_ENV, big)
+    m("export-one", f"lstm-inspect export --layer {SPLIT_LAYER}", on_big, [*export, "--layer", SPLIT_LAYER], warm=big)
+    m("export-all", "lstm-inspect export (all layers)", on_big, export, warm=big)
+    m("cat", f"cat {len(shards)} data shards > /dev/null", on_big, ["cat", *map(str, shards)], warm=big)
+    m("cp", f"cp {largest_shard.name}", copied, ["cp", str(largest_shard), str(scratch)], warm=largest_shard)
     m.run()
 
     rows = []
@@ -373,8 +391,9 @@ def report(work: Path, scale: float, runs: int) -> str:
     method = (
         f"Each command ran as a whole process, in {runs + 1} rounds that run every command once (the first "
         "untimed), so that the machine's drift weighs on all alike; the table gives the medians. "
-        "**Warm caches**: nothing is dropped from the page cache, so `cat` measures memory bandwidth "
-        "more than the disk, and Python's bytecode cache is warm (lstm-inspect's in work/pycache). Peak RSS: "
+        "**Warm caches**: each command's input files are read through, untimed, right before each run, so "
+        "`cat` measures memory bandwidth more than the disk, and Python's bytecode cache is warm "
+        "(lstm-inspect's in work/pycache). Peak RSS: "
         f"{'/usr/bin/time -f %M' if GNU_TIME else 'os.wait4 ru_maxrss'}. TensorFlow ran with "
         "TF_CPP_MIN_LOG_LEVEL=3. Export and cp write into work/scratch (page cache); their outputs are "
         "deleted after each run."
