@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 __all__ = ["Dataset", "Group", "Node", "NotUnderstood", "h5py_tree", "read_tree"]
@@ -434,15 +434,18 @@ class _Object:
 
     @property
     def attrs(self) -> Mapping[str, Any]:
-        return _Attributes(self._file, self._file.attributes(self.key))
+        return _Attributes(self._file.attributes(self.key), lambda stored: self._file.attribute_value(*stored))
 
 
 class _Attributes(Mapping[str, Any]):
-    def __init__(self, file: _File, stored: dict[str, tuple[bytes, tuple[int, ...] | None, bytes]]) -> None:
-        self._file, self._stored = file, stored
+    """Attributes as Node.attrs gives them, from either source: `stored` maps each name to what
+    `decode` turns into its plain Python value, which happens only when that value is asked for."""
+
+    def __init__(self, stored: Mapping[str, Any], decode: Callable[[Any], Any]) -> None:
+        self._stored, self._decode = stored, decode
 
     def __getitem__(self, name: str) -> Any:
-        return self._file.attribute_value(*self._stored[name])
+        return self._decode(self._stored[name])
 
     def __contains__(self, name: object) -> bool:
         return name in self._stored  # without decoding the value
@@ -509,31 +512,18 @@ class _H5pyNode(Node):
 
     @property
     def attrs(self) -> Mapping[str, Any]:
-        return _H5pyAttributes(self._obj.attrs)
+        return _Attributes(self._obj.attrs, _h5py_value)
 
 
-class _H5pyAttributes(Mapping[str, Any]):
-    def __init__(self, attrs: Any) -> None:
-        self._attrs = attrs
+def _h5py_value(value: Any) -> Any:
+    """An h5py attribute value as plain Python, as the parser gives it (Node.attrs)."""
+    import h5py
 
-    def __getitem__(self, name: str) -> Any:
-        import h5py
-
-        value = self._attrs[name]
-        if isinstance(value, h5py.Empty):
-            return None
-        if getattr(value, "ndim", 0):  # an array; numpy scalars and 0-d arrays have ndim 0
-            return value.ravel().tolist()
-        return value.tolist() if hasattr(value, "tolist") else value
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._attrs
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._attrs)
-
-    def __len__(self) -> int:
-        return len(self._attrs)
+    if isinstance(value, h5py.Empty):
+        return None
+    if getattr(value, "ndim", 0):  # an array; numpy scalars and 0-d arrays have ndim 0
+        return value.ravel().tolist()
+    return value.tolist() if hasattr(value, "tolist") else value
 
 
 class _H5pyGroup(_H5pyNode, Group):
