@@ -6,21 +6,11 @@ import os
 
 from ..errors import FileNotFound, UnsupportedFormat
 from .base import LayerConfig, TensorInfo, TensorStore
+from .files import check_lfs_pointer
 
 __all__ = ["LayerConfig", "TensorInfo", "TensorStore", "check_lfs_pointer", "open_store"]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-# A file not fetched from Git LFS is a small text file that starts with this line
-# (git-lfs docs/spec.md: pointer files are under 1024 bytes).
-_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
-
-
-def check_lfs_pointer(path: str, head: bytes) -> None:
-    """Refuse a Git LFS pointer file (given its first bytes), saying how to get the real content."""
-    if head.startswith(_LFS_POINTER):
-        raise UnsupportedFormat(
-            f"{path}: this is a Git LFS pointer, not the file itself; fetch the content with `git lfs pull`"
-        )
 
 
 def _head(path: str, n: int = 64) -> bytes:
