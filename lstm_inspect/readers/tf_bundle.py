@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
-from .files import check_lfs_pointer
 from .base import LayerConfig, TensorInfo
+from .files import check_lfs_pointer
 
 if TYPE_CHECKING:  # numpy loads only when a value is read: listing a checkpoint needs none of it
     import numpy as np
