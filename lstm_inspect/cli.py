@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from .errors import LstmInspectError
+from .errors import LstmInspectError, LstmInspectWarning
 
 _EPILOG_SUMMARY = """\b
 Examples:
@@ -49,9 +50,22 @@ onnxruntime (.onnx model), Keras 3 (Keras export) and, for a Keras model file, K
 """
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    if issubclass(category, LstmInspectWarning):
+        click.echo(f"Warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, *args, **kwargs)  # type: ignore[arg-type]
+
+
+_default_showwarning = warnings.showwarning
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Known input problems become one line on stderr and exit 1; bugs keep their traceback."""
+    """Known input problems become one line on stderr and exit 1; bugs keep their traceback.
+    The library's warnings (LstmInspectWarning) print as one line each, "Warning: …"."""
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("always", LstmInspectWarning)
     try:
         yield
     except LstmInspectError as e:

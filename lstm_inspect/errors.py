@@ -33,3 +33,15 @@ class UnknownName(LstmInspectError):
 
 class OutputError(LstmInspectError):
     """The output file cannot be written."""
+
+
+class LstmInspectWarning(UserWarning):
+    """Something the user should know about the input that does not stop the command (a data shard
+    shorter than its index says, weights no trained LSTM holds); the CLI prints one line per warning."""
+
+
+def warn(message: str) -> None:
+    """Report `message` as a warning: library code never prints, the CLI shows it on stderr."""
+    import warnings
+
+    warnings.warn(message, LstmInspectWarning, stacklevel=2)

@@ -21,6 +21,11 @@ from typing import TYPE_CHECKING, BinaryIO
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
 from .base import LayerConfig, TensorInfo
 from .files import check_lfs_pointer
+from .protobuf import Malformed as _Malformed
+from .protobuf import as_bytes as _msg
+from .protobuf import as_int as _int
+from .protobuf import fields as _proto_fields
+from .protobuf import varint as _varint
 
 if TYPE_CHECKING:  # numpy loads only when a value is read: listing a checkpoint needs none of it
     import numpy as np
@@ -54,10 +59,6 @@ _ML_DTYPES = {"bfloat16", "int4", "uint4", "int2", "uint2", "float4_e2m1fn"} | {
 }
 
 
-class _Malformed(Exception):
-    """A structural problem; the caller adds the file name and turns it into CorruptFile."""
-
-
 # The blocks of an index file up to this size are checked in Python: a small checkpoint's whole
 # index is a few KiB, and the C package costs more to import (~35 ms, through importlib.metadata)
 # than that takes, which a summary would pay on every run. Larger indexes and all tensor data go
@@ -88,78 +89,6 @@ def _mask(crc: int) -> int:
     # Checksums are stored masked so that a CRC of data containing CRCs stays well mixed
     # (tensorflow/core/lib/hash/crc32c.h Mask).
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while shift < 64:
-        if pos >= len(buf):
-            raise _Malformed("a varint runs past the end of its record")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-    raise _Malformed("a varint is longer than 10 bytes")
-
-
-# --- protobuf wire format, just enough for the bundle's three messages ---------------------
-
-
-def _proto_fields(buf: bytes) -> list[tuple[int, int | bytes]]:
-    # A list, and one-byte varints (nearly every tag, small number and length) read inline: an
-    # index of 20,000 tensors decodes some 120,000 fields, so this loop sets how fast a summary
-    # starts.
-    fields: list[tuple[int, int | bytes]] = []
-    append = fields.append
-    pos, end = 0, len(buf)
-    while pos < end:
-        tag = buf[pos]
-        if tag < 0x80:
-            pos += 1
-        else:
-            tag, pos = _varint(buf, pos)
-        wire = tag & 7
-        if wire == 0:
-            value = buf[pos] if pos < end else 0x80  # 0x80: let _varint report the missing byte
-            if value < 0x80:
-                pos += 1
-            else:
-                value, pos = _varint(buf, pos)
-        elif wire == 2:
-            length = buf[pos] if pos < end else 0x80
-            if length < 0x80:
-                pos += 1
-            else:
-                length, pos = _varint(buf, pos)
-            value = buf[pos : pos + length]
-            pos += length
-        elif wire == 5:
-            value = int.from_bytes(buf[pos : pos + 4], "little")
-            pos += 4
-        elif wire == 1:
-            value = int.from_bytes(buf[pos : pos + 8], "little")
-            pos += 8
-        else:
-            raise _Malformed(f"unexpected protobuf wire type {wire}")
-        append((tag >> 3, value))
-    # Only the last field can run past the end: doing so ends the loop.
-    if pos > end:
-        raise _Malformed("a protobuf field runs past the end of its record")
-    return fields
-
-
-def _int(value: int | bytes, signed: bool = False) -> int:
-    if not isinstance(value, int):
-        raise _Malformed("a number field holds bytes")
-    return value - (1 << 64) if signed and value >= 1 << 63 else value
-
-
-def _msg(value: int | bytes) -> bytes:
-    if not isinstance(value, bytes):
-        raise _Malformed("a message field holds a number")
-    return value
 
 
 @dataclass(slots=True)
