@@ -56,6 +56,37 @@ class LayerConfig:
     keras_version: str | None = None
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a layer and where it was read: what summary shows and --json carries.
+
+    value:  the setting ("tanh", 1.0, None for "not set", ...).
+    source: where it came from, for people: "graph: rnn/basic_lstm_cell/Const_1",
+            "config: enc", "op attribute: rnn/lstm_cell/LSTMBlockCell forget_bias", or for a value
+            the file does not say, the assumption and how to override it ("TF1 default: ...").
+    assumed: True when the file does not say and `value` is a framework default.
+    """
+
+    value: Any
+    source: str
+    assumed: bool = False
+
+
+@dataclass
+class LayerHint:
+    """What a reader found beside the weights about one layer (a TF graph, a Keras config).
+
+    scope:    the layer's scope as tensors are named ("rnn/basic_lstm_cell", "enc").
+    cell:     the cell class the file names ("BasicLSTMCell", "LSTMBlockCell"), or None.
+    settings: by name: "forget_bias", "activation", "recurrent_activation", "cell_clip",
+              "proj_clip", "use_peepholes", "num_proj", ... (only what the file says).
+    """
+
+    scope: str
+    cell: str | None = None
+    settings: dict[str, Setting] = field(default_factory=dict)
+
+
 class TensorStore(Protocol):
     """An open file of tensors. Use as a context manager or call close()."""
 
