@@ -9,8 +9,8 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import contextmanager, suppress
+from typing import IO, Any
 
 import click
 
@@ -37,6 +37,8 @@ Examples:
   lstm-inspect export model.ckpt --layout pytorch -o lstm.npz
   lstm-inspect export model.keras --layout onnx --layer enc -o enc.onnx
   lstm-inspect export model.h5 --layout tensorflow --target-forget-bias 0 -o cell.npz
+  lstm-inspect export model.h5 -o - | ssh host 'cat > gates.npz'
+An existing file is replaced (atomically) only when -o names it, or with --force.
 Keys (--layout gates): LAYER/GATE/kernel, LAYER/GATE/recurrent, LAYER/GATE/bias [, recurrent_bias,
 peephole], LAYER/projection and the 0-d LAYER/forget_bias. Other layouts: see README.md.
 """
@@ -194,8 +196,8 @@ def split(
     "--output",
     type=click.Path(path_type=str),
     default=None,
-    help="Output .npz (default: <checkpoint name>.<layout>.npz in the current directory); "
-    "with --layout onnx, a name ending in .onnx writes a runnable ONNX model instead.",
+    help="Output .npz (default: <input file name>.<layout>.npz in the current directory), or - for "
+    "stdout; with --layout onnx, a name ending in .onnx writes a runnable ONNX model instead.",
 )
 @_layer_option
 @_gate_option
@@ -214,6 +216,11 @@ def split(
     help="With --layout tensorflow: the forget_bias the TF1 cell will add at run time "
     "(default 1.0, its own); the exported bias is adjusted for it.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing file of the default output name (a file that -o names is always replaced).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 def export(
     path: str,
@@ -224,6 +231,7 @@ def export(
     gates: tuple[str, ...],
     layout: str,
     target_forget_bias: float | None,
+    force: bool,
     quiet: bool,
 ) -> None:
     """Write the LSTM layers' weights to an .npz file (atomically): the gate blocks, or in the
@@ -234,32 +242,59 @@ def export(
         if target_forget_bias is not None and layout != "tensorflow":
             raise click.ClickException("--target-forget-bias applies to --layout tensorflow only")
         from .convert import export_units, layout_arrays
-        from .export import default_output, write_npz
+        from .errors import OutputError
+        from .export import default_output, output_format, write_npz
 
+        to_stdout = output == "-"
+        if to_stdout and sys.stdout.isatty():
+            raise OutputError(
+                "-o - writes the .npz to stdout, which is a terminal; redirect it (> out.npz) or give -o OUT.npz"
+            )
+        kind = "npz" if output is None or to_stdout else output_format(output, layout)
         with _open(path, forget_bias, no_verify) as ckpt:
-            if layout == "onnx" and output is not None and output.endswith(".onnx"):
+            if kind == "onnx" and output is not None:
                 from .onnx_model import export_onnx
 
                 written = export_onnx(ckpt, output, layers)
                 if not quiet:
-                    kind = "bidirectional LSTM node" if written.directions == 2 else "LSTM node"
-                    click.echo(f"Wrote an ONNX model of {written.layer} (one {kind}) to {os.path.abspath(output)}")
+                    node = "bidirectional LSTM node" if written.directions == 2 else "LSTM node"
+                    click.echo(f"Wrote an ONNX model of {written.layer} (one {node}) to {os.path.abspath(output)}")
                 return
             if layout == "gates":
                 names = [layer.name for layer in ckpt.select(layers)]
             else:
                 names = [unit.name for unit in export_units(ckpt, layout, layers)]
             arrays = layout_arrays(ckpt, layout, layers, target_forget_bias, gates)
-            target = output or default_output(ckpt.path, layout)
             # Every layout holds about as many elements as the selected layers store.
             total = sum(info.size for layer in ckpt.select(layers) for info in layer.spec.tensors.values())
             with _progress_bar(total, not quiet) as progress:
-                result = write_npz(target, arrays, progress)
+                if to_stdout:
+                    with _stdout_binary() as stream:
+                        result = write_npz("stdout", arrays, progress, inputs=ckpt.store.files(), stream=stream)
+                    where = "stdout"
+                else:
+                    target = output or default_output(ckpt.path, layout)
+                    replace = output is not None or force  # a default name never replaces a file
+                    result = write_npz(target, arrays, progress, inputs=ckpt.store.files(), replace=replace)
+                    where = os.path.abspath(target)
         if not quiet:
             size = result.bytes / 2**20
-            click.echo(
-                f"Wrote {result.arrays} arrays ({size:.2f} MiB) for {', '.join(names)} to {os.path.abspath(target)}"
-            )
+            message = f"Wrote {result.arrays} arrays ({size:.2f} MiB) for {', '.join(names)} to {where}"
+            click.echo(message, err=to_stdout)  # stdout holds the npz itself
+
+
+@contextmanager
+def _stdout_binary() -> Iterator[IO[bytes]]:
+    """stdout for binary output. When writing fails (a closed pipe: `| head`), stdout is pointed at
+    /dev/null, so that Python's flush at exit does not report the same failure again as a traceback."""
+    try:
+        yield click.get_binary_stream("stdout")
+    except BaseException:
+        with suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        raise
 
 
 @main.command(name="verify", epilog=_EPILOG_VERIFY)

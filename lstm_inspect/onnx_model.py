@@ -17,7 +17,7 @@ import numpy as np
 from .api import Checkpoint
 from .convert import ONNX_ACTIVATIONS, Weights, export_units, to_onnx, weights_of
 from .errors import OutputError, UnsupportedFormat
-from .export import atomic_output
+from .export import atomic_output, check_output
 
 # LSTM-14 is the version that onnxruntime and most converters have run longest; IR 7 is the IR
 # version that introduced opset 14 (onnx/docs/Versioning.md), so older runtimes load the file too.
@@ -111,10 +111,11 @@ def build_model(directions: Sequence[Weights], name: str) -> Any:
     return model
 
 
-def write_onnx(path: str, directions: Sequence[Weights], name: str) -> OnnxExportResult:
-    """Write the model of one layer or pair to `path`, atomically."""
+def write_onnx(path: str, directions: Sequence[Weights], name: str, inputs: Iterable[str] = ()) -> OnnxExportResult:
+    """Write the model of one layer or pair to `path`, atomically, never over one of `inputs`
+    (export.atomic_output: a full disk is an OutputError, and nothing is left behind)."""
     data = build_model(directions, name).SerializeToString()
-    with atomic_output(path) as f:
+    with atomic_output(path, inputs) as f:
         f.write(data)
     return OnnxExportResult(path, name, len(directions), len(data))
 
@@ -129,9 +130,10 @@ def export_onnx(ckpt: Checkpoint, path: str, names: Iterable[str] = ()) -> OnnxE
             f"selected ({listed}); choose one with --layer, or write all of them as arrays with -o OUT.npz"
         )
     _import_onnx()
+    check_output(path, ckpt.store.files())  # before reading the weights; atomic_output checks again
     (unit,) = units
     try:
-        return write_onnx(path, [weights_of(layer) for layer in unit.layers], unit.name)
+        return write_onnx(path, [weights_of(layer) for layer in unit.layers], unit.name, ckpt.store.files())
     finally:
         for layer in unit.layers:
             layer.release()

@@ -35,7 +35,7 @@ from .convert import (
     weights_of,
 )
 from .errors import LstmInspectError
-from .export import write_npz
+from .export import decode_key, write_npz
 from .numpy_lstm import ACTIVATIONS, run_lstm
 
 # Largest accepted |difference| per unit of output scale, by the weights' dtype: float32 rounding
@@ -369,7 +369,7 @@ def _verify_unit(
             path = os.path.join(run.scratch, f"{target}.npz")
             write_npz(path, layout_arrays(run.ckpt, target, names))
             with np.load(path) as npz:
-                arrays = exports[target] = {key: npz[key] for key in npz.files}
+                arrays = exports[target] = {decode_key(key): npz[key] for key in npz.files}
             # A pytorch export of one layer or pair has no `L/` prefix (convert.layout_arrays).
             read = read_layout(arrays, target, unit, prefixed=target != "pytorch")
             return [

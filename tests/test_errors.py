@@ -27,6 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from lstm_inspect.cli import main
+from lstm_inspect.export import decode_key
 
 from .conftest import FIXTURES
 from .test_cli import assert_clean_error
@@ -648,9 +649,10 @@ def test_failed_export_leaves_an_existing_output_untouched(tmp_path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gates.npz"]
 
 
-def test_names_an_npz_cannot_hold_are_refused(tmp_path):
+def test_names_with_a_nul_keep_every_array(tmp_path):
     # A NUL in a tensor name (TF allows it) would be cut off by zipfile, so that every array of the
-    # layer landed on one member name; found by test_fuzz_tf_index_bytes.
+    # layer landed on one member name; found by test_fuzz_tf_index_bytes. Member names encode it
+    # (export.encode_key), so each array is stored, under a name that decodes to its key.
     kernel, bias = np.arange(40, dtype=np.float32).tobytes(), np.ones(8, np.float32).tobytes()
     prefix = tmp_path / "nul" / "model.ckpt"
     prefix.parent.mkdir()
@@ -663,8 +665,14 @@ def test_names_an_npz_cannot_hold_are_refused(tmp_path):
         kernel + bias,
     )
     out = tmp_path / "out"
-    assert_clean_error(run_command("export", prefix, out), "out.npz", "cannot be stored under its own name")
-    assert list(out.iterdir()) == []
+    assert run_command("export", prefix, out).exit_code == 0
+    with np.load(out / "out.npz") as npz:
+        assert "rn%00/basic_lstm_cell/forget/kernel" in npz.files
+        arrays = {decode_key(key): npz[key] for key in npz.files}
+    assert len(arrays) == 13
+    # TF's i, j, f, o: the forget gate is columns 4:6 of the kernel, whose first 3 rows are the input part.
+    expected = np.arange(40, dtype=np.float32).reshape(5, 8)[:3, 4:6]
+    assert arrays["rn\0/basic_lstm_cell/forget/kernel"].tobytes() == expected.tobytes()
 
 
 def test_flipped_byte_in_dot_keras_weights(tmp_path):

@@ -1,22 +1,27 @@
 """export.write_npz: one thread reads the arrays while another writes them. What comes back is
-what went in, bit for bit, however it was cut into pieces; a failure on either side stops both
-and leaves nothing behind."""
+what went in, bit for bit, however it was cut into pieces, to a file or to a stream; a failure on
+either side stops both and leaves nothing behind. Member names are the keys, encoded so that no
+extractor writes outside its folder, and decoded back exactly."""
 
 from __future__ import annotations
 
 import errno
+import io
 import itertools
 import os
+import re
 import threading
 import zipfile
 
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lstm_inspect import export
 from lstm_inspect.errors import CorruptFile, OutputError
-from lstm_inspect.export import write_npz
+from lstm_inspect.export import decode_key, encode_key, write_npz
 
 
 def every_kind_of_array() -> dict[str, np.ndarray]:
@@ -113,3 +118,101 @@ def test_an_error_while_writing_stops_the_reading(tmp_path, monkeypatch):
     assert len(produced) <= export._PIECES_AHEAD + 2
     assert list(tmp_path.iterdir()) == []
     assert no_export_thread()
+
+
+# ---- member names ---------------------------------------------------------------------------------
+
+# Names as the readers make them: TF scopes, Keras paths, TF2 object-graph keys, unicode.
+ORDINARY_KEYS = [
+    "rnn/basic_lstm_cell/forget/kernel",
+    "model_weights/enc/enc/lstm_cell/kernel:0",
+    "model/_functional/_operations/1/cell/kernel/.ATTRIBUTES/VARIABLE_VALUE",
+    "bi/forward/weight_ih_l0_reverse",
+    "größe/重み/🙂/.S/-/0",
+    "a.b/c..d/...x/x../ .hidden",
+]
+
+
+@pytest.mark.parametrize("key", ORDINARY_KEYS)
+def test_ordinary_keys_are_their_own_member_names(key):
+    assert encode_key(key) == key
+
+
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [
+        ("../../../tmp/x", "%2E%2E/%2E%2E/%2E%2E/tmp/x"),
+        ("/etc/passwd", "%2Fetc/passwd"),
+        ("a\\..\\b", "a%5C..%5Cb"),
+        ("a/.. /b/.../c", "a/%2E%2E /b/%2E%2E%2E/c"),
+        ("C:/x", "C%3A/x"),
+        ("esc\x1b[2J\nrow\x00\x7f\x85", "esc%1B[2J%0Arow%00%7F%85"),
+        ("100%", "100%25"),
+    ],
+)
+def test_hostile_keys_are_percent_encoded(key, name):
+    assert encode_key(key) == name
+    assert decode_key(name) == key
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("/\\.%: aZ:\x00\x1b\n\x85é重")) | st.characters(), max_size=40))
+def test_encode_key_is_undone_by_decode_key_and_stays_in_its_folder(key):
+    name = encode_key(key)
+    assert decode_key(name) == key
+    assert not name.startswith("/") and not re.match(r"[A-Za-z]:", name)
+    assert not re.search(r"[\\\x00-\x1f\x7f-\x9f]", name)
+    for part in name.split("/"):
+        assert not re.fullmatch(r"[. ]*\.[. ]*\.[. ]*", part)
+
+
+# ---- writing to a stream --------------------------------------------------------------------------
+
+
+class Pipe:
+    """An unseekable binary stream, as stdout is when piped."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data) -> int:
+        self.data += memoryview(data).cast("B")
+        return memoryview(data).nbytes
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_stream_gets_the_same_arrays_as_a_file(tmp_path):
+    arrays = every_kind_of_array()
+    pipe = Pipe()
+    result = write_npz("stdout", arrays.items(), stream=pipe)  # type: ignore[arg-type]
+    assert (result.path, result.arrays) == ("stdout", len(arrays))
+    write_npz(str(tmp_path / "file.npz"), arrays.items())
+    with np.load(io.BytesIO(bytes(pipe.data))) as streamed, np.load(tmp_path / "file.npz") as written:
+        assert streamed.files == written.files == list(arrays)
+        for key in arrays:
+            assert streamed[key].tobytes() == written[key].tobytes(), key
+    assert no_export_thread()
+
+
+def test_a_failing_stream_is_one_output_error(tmp_path):
+    class Closed(Pipe):
+        def write(self, data) -> int:
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    with pytest.raises(OutputError, match=r"^stdout: cannot write \(Broken pipe\)$"):
+        write_npz("stdout", every_kind_of_array().items(), stream=Closed())  # type: ignore[arg-type]
+    assert no_export_thread()
+
+
+def test_the_library_refuses_an_input_as_output(tmp_path):
+    # write_npz takes the files an export reads, whatever the caller (the CLI passes TensorStore.files()).
+    index = tmp_path / "model.ckpt.index"
+    index.write_bytes(b"the input")
+    (tmp_path / "alias.npz").symlink_to(index)
+    for path in (index, tmp_path / "alias.npz"):
+        with pytest.raises(OutputError, match="is the input file"):
+            write_npz(str(path), every_kind_of_array().items(), inputs=[str(index)])
+    assert index.read_bytes() == b"the input"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alias.npz", "model.ckpt.index"]

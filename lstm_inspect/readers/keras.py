@@ -136,6 +136,9 @@ class KerasStore:
     def tensors(self) -> dict[str, TensorInfo]:
         return dict(self._infos)
 
+    def files(self) -> list[str]:
+        return [self.path]
+
     def read(self, name: str) -> np.ndarray:
         entry = self._entries.get(name)
         if entry is None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import CorruptFile, FileNotFound, UnknownName
 from .base import LayerConfig, TensorInfo
-from .tf_bundle import dtype_name, resolve_prefix
+from .tf_bundle import checkpoint_files, dtype_name, resolve_prefix
 
 __all__ = ["TFBackendCheckpoint", "open_with_tensorflow"]
 
@@ -41,6 +41,9 @@ class TFBackendCheckpoint:
 
     def tensors(self) -> dict[str, TensorInfo]:
         return dict(self._infos)
+
+    def files(self) -> list[str]:
+        return checkpoint_files(self.path)
 
     def read(self, name: str) -> np.ndarray:
         info = self._infos.get(name)

@@ -30,7 +30,7 @@ from .protobuf import varint as _varint
 if TYPE_CHECKING:  # numpy loads only when a value is read: listing a checkpoint needs none of it
     import numpy as np
 
-__all__ = ["TFCheckpoint", "dtype_name", "open_checkpoint", "resolve_prefix"]
+__all__ = ["TFCheckpoint", "checkpoint_files", "dtype_name", "open_checkpoint", "resolve_prefix"]
 
 _TABLE_MAGIC = 0xDB4775248B80FB57  # tensorflow/core/lib/io/format.h kTableMagicNumber
 _FOOTER_SIZE = 48  # two BlockHandles padded to 40 bytes, then the 8-byte magic (format.cc)
@@ -380,6 +380,19 @@ def resolve_prefix(path: str | os.PathLike[str]) -> str:
     )
 
 
+def checkpoint_files(prefix: str) -> list[str]:
+    """The files of the checkpoint at `prefix` that exist: its .index, every .data shard, the .meta
+    graph beside it and the directory's `checkpoint` state file; what an export must never replace."""
+    directory, base = os.path.split(prefix)
+    try:
+        names = sorted(os.listdir(directory or "."))
+    except OSError:
+        names = []
+    shards = [os.path.join(directory, n) for n in names if n.startswith(base) and _DATA_SUFFIX.match(n, len(base))]
+    beside = [prefix + ".index", *shards, prefix + ".meta", os.path.join(directory, "checkpoint")]
+    return [path for path in beside if os.path.lexists(path)]
+
+
 # --- the store -------------------------------------------------------------------------------
 
 
@@ -459,6 +472,9 @@ class TFCheckpoint:
 
     def tensors(self) -> dict[str, TensorInfo]:
         return dict(self._infos)
+
+    def files(self) -> list[str]:
+        return checkpoint_files(self.path)
 
     def layer_configs(self) -> dict[str, LayerConfig]:
         return {}
