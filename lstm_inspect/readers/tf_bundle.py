@@ -61,9 +61,11 @@ _ML_DTYPES = {"bfloat16", "int4", "uint4", "int2", "uint2", "float4_e2m1fn"} | {
 # than that takes, which a summary would pay on every run. Larger indexes and all tensor data go
 # through C.
 _PYTHON_CRC_LIMIT = 32 * 1024
-# TF's table blocks hold about 256 KiB (table_options.h block_size); one 64 times larger has its
-# checksum checked piece by piece before it is read whole.
-_LARGE_BLOCK = 16 << 20
+# TableBuilder::Add flushes a block once it reaches block_size, 256 KiB for a bundle
+# (table_builder.cc, table_options.h), so a block is that and one entry more; the index block
+# grows by one handle per data block, which makes 64 MiB an index of some 300 GB. A damaged or
+# crafted handle claiming more is refused before anything is read.
+_MAX_BLOCK = 64 << 20
 _CRC32C_TABLE: list[int] = []
 
 
@@ -198,41 +200,35 @@ def _block_handle(handle: bytes) -> tuple[int, int]:
     return offset, size
 
 
+def _check_handle(offset: int, size: int, file_size: int) -> None:
+    if offset + size + _TRAILER_SIZE > file_size - _FOOTER_SIZE:
+        raise Malformed(f"a block at byte {offset} runs past the end of the file")
+    if size > _MAX_BLOCK:
+        # What a sparse file claims costs it nothing; holding or checking it would cost this reader.
+        raise Malformed(
+            f"the block at byte {offset} claims {size:,} bytes; TensorFlow's table blocks hold about 256 KiB"
+        )
+
+
 def _read_block(f: BinaryIO, file_size: int, offset: int, size: int, where: str, verify: bool) -> bytes:
     """One block's contents, its trailer checked; read alone, so that memory follows the blocks."""
-    end = offset + size
-    if end + _TRAILER_SIZE > file_size - _FOOTER_SIZE:
-        raise Malformed(f"a block at byte {offset} runs past the end of the file")
-    f.seek(end)
-    trailer = f.read(_TRAILER_SIZE)
-    if len(trailer) != _TRAILER_SIZE:
-        raise Malformed(f"the block at byte {offset} is cut short (the file shrank while it was read)")
-    compression, stored_crc = trailer[:1], int.from_bytes(trailer[1:], "little")
-    small_index = file_size <= _PYTHON_CRC_LIMIT
-    if verify and size > _LARGE_BLOCK:
-        # Checked before it is held: a block that claims gigabytes (a sparse file stores none of
-        # them) fails its checksum in bounded memory instead of exhausting it.
-        f.seek(offset)
-        crc, left = 0, size
-        while left and (chunk := f.read(min(left, _LARGE_BLOCK))):
-            crc, left = _crc32c(chunk, crc), left - len(chunk)
-        if left or _mask(_crc32c(compression, crc)) != stored_crc:
-            raise Malformed(f"the block at byte {offset} fails its CRC-32C check")
-        verify = False
+    _check_handle(offset, size, file_size)
     f.seek(offset)
-    block = f.read(size)
-    if len(block) != size:
+    block = f.read(size + _TRAILER_SIZE)
+    if len(block) != size + _TRAILER_SIZE:
         raise Malformed(f"the block at byte {offset} is cut short (the file shrank while it was read)")
-    if verify and _mask(_crc32c(compression, _crc32c(block, small_index=small_index), small_index)) != stored_crc:
+    stored_crc = int.from_bytes(block[-4:], "little")
+    small_index = file_size <= _PYTHON_CRC_LIMIT
+    if verify and _mask(_crc32c(memoryview(block)[: size + 1], small_index=small_index)) != stored_crc:
         raise Malformed(f"the block at byte {offset} fails its CRC-32C check")
-    if compression == b"\x01":
+    if block[size] == 1:
         raise UnsupportedFormat(
             f"{where}: the block at byte {offset} is Snappy-compressed, which TensorFlow 2 never "
             "writes and lstm-inspect does not read; re-save the checkpoint with TensorFlow 2"
         )
-    if compression != b"\x00":
-        raise Malformed(f"the block at byte {offset} has unknown compression type {compression[0]}")
-    return block
+    if block[size] != 0:
+        raise Malformed(f"the block at byte {offset} has unknown compression type {block[size]}")
+    return block[:size]
 
 
 def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -266,9 +262,9 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
 
 
 def _table_entries(f: BinaryIO, where: str, verify: bool) -> Iterator[tuple[bytes, bytes]]:
-    """The (key, value) records of a table file, in order. The footer is read first and every block
-    handle checked against the file's size before any block is read: a sparse file that claims
-    gigabytes fails at its footer, and a damaged one before it costs the memory it claims."""
+    """The (key, value) records of a table file, in order. The footer is read first, and every
+    block handle checked against the file's size before any block is read: a sparse file that
+    claims gigabytes fails at its footer."""
     file_size = f.seek(0, os.SEEK_END)
     footer = b""
     if file_size >= _FOOTER_SIZE:
@@ -279,16 +275,14 @@ def _table_entries(f: BinaryIO, where: str, verify: bool) -> Iterator[tuple[byte
     _, pos = varint(footer, 0)  # the metaindex handle: the bundle keeps nothing there
     _, pos = varint(footer, pos)
     # The index block's keys are only separators between data blocks, never tensor names.
-    index_block = _read_block(f, file_size, *_block_handle(footer[pos:]), where, verify)
     handles, read_up_to = [], 0
-    for _, handle in _block_entries(index_block):
+    for _, handle in _block_entries(_read_block(f, file_size, *_block_handle(footer[pos:]), where, verify)):
         offset, size = _block_handle(handle)
         # Data blocks follow one another (table_builder.cc), so no byte is read twice.
         if offset < read_up_to:
             raise Malformed(f"the block at byte {offset} overlaps the block before it")
+        _check_handle(offset, size, file_size)
         read_up_to = offset + size + _TRAILER_SIZE
-        if read_up_to > file_size - _FOOTER_SIZE:
-            raise Malformed(f"a block at byte {offset} runs past the end of the file")
         handles.append((offset, size))
     previous = None
     for offset, size in handles:
