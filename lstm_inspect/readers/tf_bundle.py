@@ -341,7 +341,7 @@ def _unescape(text: bytes) -> bytes:
 
 
 # The state file names the latest checkpoint and the ones kept before it (checkpoint_state.proto),
-# one short line each: CheckpointManager keeps 5 by default; 1 MiB allows thousands.
+# one short line each: Saver keeps 5 by default (saver.py max_to_keep); 1 MiB allows thousands.
 _STATE_FILE_LIMIT = 1 << 20
 
 
