@@ -417,7 +417,7 @@ entry_edit = st.one_of(
 )
 def test_fuzz_tf_index_entries(worker, directory, edits):
     index = (FIXTURES / directory / "model.ckpt.index").read_bytes()
-    (_, header), *records = _table_entries(index, "index", verify=True)
+    (_, header), *records = _table_entries(io.BytesIO(index), "index", verify=True)
     entries = dict(records)
     shards = {"num_shards": 1, "endianness": 0}
     for kind, which, *args in edits:

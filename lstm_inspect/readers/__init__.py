@@ -6,21 +6,11 @@ import os
 
 from ..errors import FileNotFound, UnsupportedFormat
 from .base import LayerConfig, TensorInfo, TensorStore
-from .files import check_lfs_pointer
+from .files import check_lfs_pointer, open_regular
 
 __all__ = ["LayerConfig", "TensorInfo", "TensorStore", "check_lfs_pointer", "open_store"]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-def _head(path: str, n: int = 64) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(n)
-    except IsADirectoryError:
-        return b""
-    except OSError as e:
-        raise FileNotFound(f"{path}: cannot open ({e.strerror})") from None
 
 
 def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str = "native") -> TensorStore:
@@ -38,19 +28,25 @@ def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str =
         raise ValueError(f"unknown backend {backend!r}")
     if not os.path.exists(path) and not os.path.exists(path + ".index"):
         raise FileNotFound(f"{path}: no such file or checkpoint prefix")
-    if os.path.isfile(path):
-        head = _head(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        # A FIFO or a device is refused here, in words, before anything reads from it. Both looks
+        # go through the one descriptor: the name could be swapped for a FIFO between two opens.
+        with open_regular(path) as f:
+            head = f.read(64)
+            is_hdf5, is_zip = head.startswith(_HDF5_SIGNATURE), False
+            if not is_hdf5 and not path.endswith((".h5", ".hdf5")):
+                import zipfile  # only for files: a TF prefix names none, and zipfile costs ~10 ms to import
+
+                is_zip = zipfile.is_zipfile(f)  # reads at most the last 64 KiB
         check_lfs_pointer(path, head)
-        if head.startswith(_HDF5_SIGNATURE):
+        if is_hdf5:
             from .keras import open_keras_h5
 
             return open_keras_h5(path)
         if path.endswith((".h5", ".hdf5")):
             raise UnsupportedFormat(f"{path}: not an HDF5 file, so not a Keras .h5 (it lacks the HDF5 signature)")
         # A .keras file cut short has lost its zip directory: still send it to the zip reader to say so.
-        import zipfile  # only for files: a TF prefix names none, and zipfile costs ~10 ms to import
-
-        if (zipfile.is_zipfile(path) or path.endswith(".keras")) and not _is_tf_file(path):
+        if (is_zip or path.endswith(".keras")) and not _is_tf_file(path):
             from .keras import open_keras_zip
 
             return open_keras_zip(path, verify=verify)

@@ -6,13 +6,13 @@ device never streams forever, and what a path is gets said in the error instead 
 
 from __future__ import annotations
 
+import io
 import os
 import stat
-from typing import BinaryIO
 
 from ..errors import FileNotFound, UnsupportedFormat
 
-__all__ = ["check_lfs_pointer", "describe_kind", "open_regular", "read_bounded"]
+__all__ = ["check_lfs_pointer", "describe_kind", "open_regular", "read_bounded", "stat_regular"]
 
 # A file not fetched from Git LFS is a small text file that starts with this line
 # (git-lfs docs/spec.md: pointer files are under 1024 bytes).
@@ -43,7 +43,25 @@ def check_lfs_pointer(path: str, head: bytes) -> None:
         )
 
 
-def open_regular(path: str, what: str = "file") -> BinaryIO:
+def _refuse_unless_regular(path: str, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise UnsupportedFormat(f"{path}: is {describe_kind(mode)}; lstm-inspect reads regular files only")
+
+
+def stat_regular(path: str, what: str = "file") -> os.stat_result:
+    """`os.stat(path)`, refused unless it is a regular file: for files checked now and opened later
+    (a checkpoint's data shards), which `open_regular` checks again when it opens them."""
+    try:
+        result = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFound(f"{path}: no such {what}") from None
+    except OSError as e:
+        raise FileNotFound(f"{path}: cannot open ({e.strerror})") from None
+    _refuse_unless_regular(path, result.st_mode)
+    return result
+
+
+def open_regular(path: str, what: str = "file") -> io.BufferedReader:
     """`path` opened for binary reading, refused unless it is a regular file.
 
     The file is opened non-blocking and checked with fstat on the open descriptor, so that a FIFO
@@ -56,9 +74,7 @@ def open_regular(path: str, what: str = "file") -> BinaryIO:
     except OSError as e:
         raise FileNotFound(f"{path}: cannot open ({e.strerror})") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise UnsupportedFormat(f"{path}: is {describe_kind(mode)}; lstm-inspect reads regular files only")
+        _refuse_unless_regular(path, os.fstat(fd).st_mode)
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -70,7 +86,11 @@ def open_regular(path: str, what: str = "file") -> BinaryIO:
 def read_bounded(path: str, limit: int, what: str = "file") -> bytes:
     """The whole of a small regular file, refused when it is larger than `limit` bytes."""
     with open_regular(path, what) as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise UnsupportedFormat(f"{path}: a {what} larger than {limit:,} bytes; this is not one")
+        # The size first: a sparse file claims gigabytes it never stored. Then a bounded read, for
+        # files whose size says nothing (/proc files are regular and 0 bytes long).
+        size = os.fstat(f.fileno()).st_size
+        data = f.read(limit + 1) if size <= limit else b""
+    if size > limit or len(data) > limit:
+        found = f"{size:,} bytes" if size > limit else f"more than {limit:,} bytes"
+        raise UnsupportedFormat(f"{path}: {found}, too large for a {what} ({limit:,} at most)")
     return data

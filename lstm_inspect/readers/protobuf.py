@@ -14,7 +14,7 @@ class Malformed(Exception):
     """A structural problem in a binary record; the reader that meets it adds the file name."""
 
 
-def varint(buf: bytes, pos: int) -> tuple[int, int]:
+def varint(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     result = shift = 0
     while shift < 64:
         if pos >= len(buf):
@@ -42,6 +42,7 @@ def fields(buf: bytes) -> list[tuple[int, int | bytes]]:
         else:
             tag, pos = varint(buf, pos)
         wire = tag & 7
+        value: int | bytes
         if wire == 0:
             value = buf[pos] if pos < end else 0x80  # 0x80: let _varint report the missing byte
             if value < 0x80:

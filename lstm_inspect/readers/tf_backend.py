@@ -6,12 +6,14 @@ is imported only when this backend is used.
 
 from __future__ import annotations
 
+import glob
 import os
 
 import numpy as np
 
 from ..errors import CorruptFile, FileNotFound, UnknownName
 from .base import LayerConfig, TensorInfo
+from .files import stat_regular
 from .tf_bundle import checkpoint_files, dtype_name, resolve_prefix
 
 __all__ = ["TFBackendCheckpoint", "open_with_tensorflow"]
@@ -23,7 +25,7 @@ class TFBackendCheckpoint:
     format = "tf-checkpoint"
 
     def __init__(self, prefix: str) -> None:
-        import tensorflow as tf
+        import tensorflow as tf  # type: ignore[import-untyped]
 
         self.path = prefix
         self._errors = tf.errors
@@ -73,4 +75,10 @@ class TFBackendCheckpoint:
 
 def open_with_tensorflow(path: str | os.PathLike[str]) -> TFBackendCheckpoint:
     """Open a TF checkpoint (prefix, .index or .data-… file, or directory) with TensorFlow itself."""
-    return TFBackendCheckpoint(resolve_prefix(path))
+    prefix = resolve_prefix(path)
+    # TensorFlow opens the files itself, and its open() of a FIFO blocks: the files that are there
+    # are checked first (a file swapped in after that still can; this backend is for cross-checks).
+    stat_regular(prefix + ".index", "checkpoint index")
+    for shard in glob.glob(glob.escape(prefix) + ".data-*"):
+        stat_regular(shard, "data shard")
+    return TFBackendCheckpoint(prefix)

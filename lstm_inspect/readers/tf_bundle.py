@@ -9,6 +9,7 @@ only the index; `read(name)` reads that tensor's bytes and checks their CRC-32C.
 from __future__ import annotations
 
 import functools
+import io
 import math
 import os
 import re
@@ -18,14 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
+from ..errors import CorruptFile, FileNotFound, LstmInspectError, UnknownName, UnsupportedFormat, warn
 from .base import LayerConfig, TensorInfo
-from .files import check_lfs_pointer
-from .protobuf import Malformed as _Malformed
-from .protobuf import as_bytes as _msg
-from .protobuf import as_int as _int
-from .protobuf import fields as _proto_fields
-from .protobuf import varint as _varint
+from .files import check_lfs_pointer, open_regular, read_bounded, stat_regular
+from .protobuf import Malformed, as_bytes, as_int, fields, varint
 
 if TYPE_CHECKING:  # numpy loads only when a value is read: listing a checkpoint needs none of it
     import numpy as np
@@ -64,6 +61,11 @@ _ML_DTYPES = {"bfloat16", "int4", "uint4", "int2", "uint2", "float4_e2m1fn"} | {
 # than that takes, which a summary would pay on every run. Larger indexes and all tensor data go
 # through C.
 _PYTHON_CRC_LIMIT = 32 * 1024
+# TableBuilder::Add flushes a block once it reaches block_size, 256 KiB for a bundle
+# (table_builder.cc, table_options.h), so a block is that and one entry more; the index block
+# grows by one handle per data block, which makes 64 MiB an index of some 300 GB. A damaged or
+# crafted handle claiming more is refused before anything is read.
+_MAX_BLOCK = 64 << 20
 _CRC32C_TABLE: list[int] = []
 
 
@@ -107,23 +109,23 @@ class _Entry:
 
 def _parse_entry(buf: bytes) -> _Entry:
     entry = _Entry()
-    for number, value in _proto_fields(buf):
+    for number, value in fields(buf):
         if number == 1:
-            entry.dtype = _int(value)
+            entry.dtype = as_int(value)
         elif number == 2:
-            entry.shape = _parse_shape(_msg(value))
+            entry.shape = _parse_shape(as_bytes(value))
         elif number == 3:
-            entry.shard_id = _int(value, signed=True)
+            entry.shard_id = as_int(value, signed=True)
         elif number == 4:
-            entry.offset = _int(value, signed=True)
+            entry.offset = as_int(value, signed=True)
         elif number == 5:
-            entry.size = _int(value, signed=True)
+            entry.size = as_int(value, signed=True)
         elif number == 6:
-            entry.crc32c = _int(value)
+            entry.crc32c = as_int(value)
         elif number == 7:
-            entry.slices.append(tuple(_parse_extent(_msg(v)) for n, v in _proto_fields(_msg(value)) if n == 1))
+            entry.slices.append(tuple(_parse_extent(as_bytes(v)) for n, v in fields(as_bytes(value)) if n == 1))
     if min(entry.shard_id, entry.offset, entry.size) < 0:
-        raise _Malformed("negative shard, offset or size")
+        raise Malformed("negative shard, offset or size")
     return entry
 
 
@@ -132,10 +134,10 @@ def _dim_size(buf: bytes) -> int:
     if not buf:
         return 0
     if buf[0] == 0x08:
-        size, pos = _varint(buf, 1)
+        size, pos = varint(buf, 1)
         if pos == len(buf):
-            return _int(size, signed=True)
-    return sum(_int(v, signed=True) for n, v in _proto_fields(buf) if n == 1)
+            return as_int(size, signed=True)
+    return sum(as_int(v, signed=True) for n, v in fields(buf) if n == 1)
 
 
 # A model has few distinct shapes (Adam alone stores every variable's shape three times): each
@@ -143,29 +145,29 @@ def _dim_size(buf: bytes) -> int:
 @functools.lru_cache(maxsize=1024)
 def _parse_shape(buf: bytes) -> tuple[int, ...]:
     dims = []
-    for number, value in _proto_fields(buf):
+    for number, value in fields(buf):
         if number == 2:
-            size = _dim_size(_msg(value))
+            size = _dim_size(as_bytes(value))
             if size < 0:
-                raise _Malformed("a dimension of unknown (negative) size")
+                raise Malformed("a dimension of unknown (negative) size")
             dims.append(size)
         elif number == 3 and value:
-            raise _Malformed("a stored tensor of unknown rank")
+            raise Malformed("a stored tensor of unknown rank")
     if len(dims) > 64:  # numpy's limit (NPY_MAXDIMS); TF never saves such ranks
-        raise _Malformed(f"a tensor of rank {len(dims)}")
+        raise Malformed(f"a tensor of rank {len(dims)}")
     if math.prod(d for d in dims if d) > _MAX_ELEMENTS:
-        raise _Malformed(f"a tensor of shape {dims}, too large for any array")
+        raise Malformed(f"a tensor of shape {dims}, too large for any array")
     return tuple(dims)
 
 
 def _parse_extent(buf: bytes) -> tuple[int, int]:
     # `length` is in a oneof: absent means the whole dimension, not length 0.
     start, length = 0, -1
-    for number, value in _proto_fields(buf):
+    for number, value in fields(buf):
         if number == 1:
-            start = _int(value, signed=True)
+            start = as_int(value, signed=True)
         elif number == 2:
-            length = _int(value, signed=True)
+            length = as_int(value, signed=True)
     return start, length
 
 
@@ -193,76 +195,100 @@ def _slice_key(name: bytes, extents: tuple[tuple[int, int], ...]) -> bytes:
 
 
 def _block_handle(handle: bytes) -> tuple[int, int]:
-    offset, pos = _varint(handle, 0)
-    size, _ = _varint(handle, pos)
+    offset, pos = varint(handle, 0)
+    size, _ = varint(handle, pos)
     return offset, size
 
 
-def _read_block(data: bytes, offset: int, size: int, where: str, verify: bool) -> bytes:
-    end = offset + size
-    if end + _TRAILER_SIZE > len(data) - _FOOTER_SIZE:
-        raise _Malformed(f"a block at byte {offset} runs past the end of the file")
-    stored_crc = int.from_bytes(data[end + 1 : end + 5], "little")
-    small_index = len(data) <= _PYTHON_CRC_LIMIT  # data is the whole index file
-    if verify and _mask(_crc32c(data[offset : end + 1], small_index=small_index)) != stored_crc:
-        raise _Malformed(f"the block at byte {offset} fails its CRC-32C check")
-    if data[end] == 1:
+def _check_handle(offset: int, size: int, file_size: int) -> None:
+    if offset + size + _TRAILER_SIZE > file_size - _FOOTER_SIZE:
+        raise Malformed(f"a block at byte {offset} runs past the end of the file")
+    if size > _MAX_BLOCK:
+        # What a sparse file claims costs it nothing; holding or checking it would cost this reader.
+        raise Malformed(
+            f"the block at byte {offset} claims {size:,} bytes; TensorFlow's table blocks hold about 256 KiB"
+        )
+
+
+def _read_block(f: BinaryIO, file_size: int, offset: int, size: int, where: str, verify: bool) -> bytes:
+    """One block's contents, its trailer checked; read alone, so that memory follows the blocks."""
+    _check_handle(offset, size, file_size)
+    f.seek(offset)
+    block = f.read(size + _TRAILER_SIZE)
+    if len(block) != size + _TRAILER_SIZE:
+        raise Malformed(f"the block at byte {offset} is cut short (the file shrank while it was read)")
+    stored_crc = int.from_bytes(block[-4:], "little")
+    small_index = file_size <= _PYTHON_CRC_LIMIT
+    if verify and _mask(_crc32c(memoryview(block)[: size + 1], small_index=small_index)) != stored_crc:
+        raise Malformed(f"the block at byte {offset} fails its CRC-32C check")
+    if block[size] == 1:
         raise UnsupportedFormat(
             f"{where}: the block at byte {offset} is Snappy-compressed, which TensorFlow 2 never "
             "writes and lstm-inspect does not read; re-save the checkpoint with TensorFlow 2"
         )
-    if data[end] != 0:
-        raise _Malformed(f"the block at byte {offset} has unknown compression type {data[end]}")
-    return data[offset:end]
+    if block[size] != 0:
+        raise Malformed(f"the block at byte {offset} has unknown compression type {block[size]}")
+    return block[:size]
 
 
 def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
     # Entries are (shared key prefix length, rest of key length, value length, rest of key,
     # value); a uint32 array of restart offsets and its count end the block (block.cc).
     if len(block) < 4:
-        raise _Malformed("a block is too short to hold its restart count")
+        raise Malformed("a block is too short to hold its restart count")
     restarts_at = len(block) - 4 - 4 * int.from_bytes(block[-4:], "little")
     if restarts_at < 0:
-        raise _Malformed("a block's restart array is larger than the block")
+        raise Malformed("a block's restart array is larger than the block")
     pos, key = 0, b""
     key_budget = _MAX_KEY_EXPANSION * len(block)
     while pos < restarts_at:
-        # The three lengths nearly always fit one byte each: read so, they need no _varint calls.
+        # The three lengths nearly always fit one byte each: read so, they need no varint calls.
         shared, unshared, value_size = block[pos : pos + 3]
         if shared < 0x80 and unshared < 0x80 and value_size < 0x80:
             pos += 3
         else:
-            shared, pos = _varint(block, pos)
-            unshared, pos = _varint(block, pos)
-            value_size, pos = _varint(block, pos)
+            shared, pos = varint(block, pos)
+            unshared, pos = varint(block, pos)
+            value_size, pos = varint(block, pos)
         if shared > len(key) or pos + unshared + value_size > restarts_at:
-            raise _Malformed("a block entry runs past its block")
+            raise Malformed("a block entry runs past its block")
         key_budget -= shared + unshared
         if key_budget < 0:
-            raise _Malformed(f"the keys of a block expand to more than {_MAX_KEY_EXPANSION} times its size")
+            raise Malformed(f"the keys of a block expand to more than {_MAX_KEY_EXPANSION} times its size")
         key = key[:shared] + block[pos : pos + unshared]
         pos += unshared
         yield key, block[pos : pos + value_size]
         pos += value_size
 
 
-def _table_entries(data: bytes, where: str, verify: bool) -> Iterator[tuple[bytes, bytes]]:
-    if len(data) < _FOOTER_SIZE or int.from_bytes(data[-8:], "little") != _TABLE_MAGIC:
-        raise _Malformed("no table footer (bad magic number at the end): the file is truncated or not a .index file")
-    footer = data[-_FOOTER_SIZE:]
-    _, pos = _varint(footer, 0)  # the metaindex handle: the bundle keeps nothing there
-    _, pos = _varint(footer, pos)
-    previous, read_up_to = None, 0
+def _table_entries(f: BinaryIO, where: str, verify: bool) -> Iterator[tuple[bytes, bytes]]:
+    """The (key, value) records of a table file, in order. The footer is read first, and every
+    block handle checked against the file's size before any block is read: a sparse file that
+    claims gigabytes fails at its footer."""
+    file_size = f.seek(0, os.SEEK_END)
+    footer = b""
+    if file_size >= _FOOTER_SIZE:
+        f.seek(file_size - _FOOTER_SIZE)
+        footer = f.read(_FOOTER_SIZE)
+    if len(footer) != _FOOTER_SIZE or int.from_bytes(footer[-8:], "little") != _TABLE_MAGIC:
+        raise Malformed("no table footer (bad magic number at the end): the file is truncated or not a .index file")
+    _, pos = varint(footer, 0)  # the metaindex handle: the bundle keeps nothing there
+    _, pos = varint(footer, pos)
     # The index block's keys are only separators between data blocks, never tensor names.
-    for _, handle in _block_entries(_read_block(data, *_block_handle(footer[pos:]), where, verify)):
+    handles, read_up_to = [], 0
+    for _, handle in _block_entries(_read_block(f, file_size, *_block_handle(footer[pos:]), where, verify)):
         offset, size = _block_handle(handle)
         # Data blocks follow one another (table_builder.cc), so no byte is read twice.
         if offset < read_up_to:
-            raise _Malformed(f"the block at byte {offset} overlaps the block before it")
+            raise Malformed(f"the block at byte {offset} overlaps the block before it")
+        _check_handle(offset, size, file_size)
         read_up_to = offset + size + _TRAILER_SIZE
-        for key, value in _block_entries(_read_block(data, offset, size, where, verify)):
+        handles.append((offset, size))
+    previous = None
+    for offset, size in handles:
+        for key, value in _block_entries(_read_block(f, file_size, offset, size, where, verify)):
             if previous is not None and key <= previous:
-                raise _Malformed("the table's keys are out of order")
+                raise Malformed("the table's keys are out of order")
             previous = key
             yield key, value
 
@@ -270,29 +296,29 @@ def _table_entries(data: bytes, where: str, verify: bool) -> Iterator[tuple[byte
 def _check_header(buf: bytes, where: str) -> int:
     """Parses BundleHeaderProto (tensor_bundle.proto); returns num_shards."""
     num_shards, endianness, min_consumer, bad_consumers = 0, 0, 0, []
-    for number, value in _proto_fields(buf):
+    for number, value in fields(buf):
         if number == 1:
-            num_shards = _int(value, signed=True)
+            num_shards = as_int(value, signed=True)
         elif number == 2:
-            endianness = _int(value)
+            endianness = as_int(value)
         elif number == 3:
-            for n, v in _proto_fields(_msg(value)):
+            for n, v in fields(as_bytes(value)):
                 if n == 2:
-                    min_consumer = _int(v)
+                    min_consumer = as_int(v)
                 elif n == 3 and isinstance(v, bytes):  # packed repeated int32
                     pos = 0
                     while pos < len(v):
-                        consumer, pos = _varint(v, pos)
+                        consumer, pos = varint(v, pos)
                         bad_consumers.append(consumer)
                 elif n == 3:
-                    bad_consumers.append(v)
+                    bad_consumers.append(as_int(v))
     if endianness != 0:
         raise UnsupportedFormat(f"{where}: written on a big-endian machine, which lstm-inspect does not read")
     # tensor_bundle.cc kTensorBundleVersion = 1, checked by CheckVersions (versions.cc).
     if min_consumer > 1 or 1 in bad_consumers:
         raise UnsupportedFormat(f"{where}: needs a newer tensor-bundle reader (format version > 1)")
     if num_shards < 1:
-        raise _Malformed(f"the header declares {num_shards} data shards")
+        raise Malformed(f"the header declares {num_shards} data shards")
     return num_shards
 
 
@@ -314,24 +340,17 @@ def _unescape(text: bytes) -> bytes:
     return re.sub(rb"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", one, text, flags=re.S)
 
 
+# The state file names the latest checkpoint and the ones kept before it (checkpoint_state.proto),
+# one short line each: Saver keeps 5 by default (saver.py max_to_keep); 1 MiB allows thousands.
+_STATE_FILE_LIMIT = 1 << 20
+
+
 def _named_by_state_file(directory: str) -> str:
     """The checkpoint path a directory's `checkpoint` state file names (tf.train.latest_checkpoint)."""
     state = os.path.join(directory, "checkpoint")
-    try:
-        with open(state, "rb") as f:
-            text = f.read()
-    except FileNotFoundError:
-        found = sorted(
-            os.path.join(directory, sub, name[: -len(".index")])
-            for sub in ("", "variables")  # a SavedModel keeps its checkpoint in variables/
-            if os.path.isdir(os.path.join(directory, sub))
-            for name in os.listdir(os.path.join(directory, sub))
-            if name.endswith(".index")
-        )
-        hint = f"; give one of these checkpoint prefixes instead: {', '.join(found[:5])}" if found else ""
-        raise FileNotFound(f"{directory}: this directory has no `checkpoint` state file{hint}") from None
-    except OSError as e:
-        raise FileNotFound(f"{state}: cannot open ({e.strerror})") from None
+    if not os.path.lexists(state):
+        raise FileNotFound(f"{directory}: {_without_state_file(directory)}")
+    text = read_bounded(state, _STATE_FILE_LIMIT, "checkpoint state file")
     check_lfs_pointer(state, text)
     match = re.search(rb'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', text, re.M)
     if match is None:
@@ -339,7 +358,7 @@ def _named_by_state_file(directory: str) -> str:
     named = os.fsdecode(_unescape(match[1]))
     # A copied checkpoint directory still names the absolute path it was written to.
     for path in (os.path.join(directory, named), os.path.join(directory, os.path.basename(named))):
-        if os.path.isfile(path + ".index") or os.path.isfile(path):
+        if os.path.exists(path + ".index") or os.path.exists(path):
             return path
     raise FileNotFound(
         f"{state}: names checkpoint {named!r}, but there is no {os.path.join(directory, named)}.index; "
@@ -347,8 +366,33 @@ def _named_by_state_file(directory: str) -> str:
     )
 
 
+def _without_state_file(directory: str) -> str:
+    """What to say of a directory without a `checkpoint` state file: the prefixes it holds."""
+    # A SavedModel (saved_model.pb beside variables/) keeps its weights as the checkpoint
+    # variables/variables (tensorflow/python/saved_model/path_helpers.py get_variables_path).
+    variables = os.path.join(directory, "variables", "variables")
+    if os.path.exists(os.path.join(directory, "saved_model.pb")) and os.path.exists(variables + ".index"):
+        return (
+            "a SavedModel directory, which lstm-inspect does not read as one yet; "
+            f"give the checkpoint of its variables instead: {variables}"
+        )
+    found = sorted(
+        os.path.join(directory, sub, name[: -len(".index")])
+        for sub in ("", "variables")
+        if os.path.isdir(os.path.join(directory, sub))
+        for name in os.listdir(os.path.join(directory, sub))
+        if name.endswith(".index")
+    )
+    hint = f"; give one of these checkpoint prefixes instead: {', '.join(found[:5])}" if found else ""
+    return f"this directory has no `checkpoint` state file{hint}"
+
+
 def resolve_prefix(path: str | os.PathLike[str]) -> str:
-    """The checkpoint prefix for a prefix, its .index or .data-… file, or a checkpoint directory."""
+    """The checkpoint prefix for a prefix, its .index or .data-… file, or a checkpoint directory.
+
+    Whatever a path is (a FIFO, a device), existing is enough here: the reader's opening says
+    what it is, instead of calling it missing.
+    """
     path = os.fspath(path)
     if os.path.isdir(path):
         path = _named_by_state_file(path)
@@ -359,23 +403,38 @@ def resolve_prefix(path: str | os.PathLike[str]) -> str:
         prefix = path[: data_suffix.start()]
     else:
         prefix = path
-    if os.path.isfile(prefix + ".index"):
+    if os.path.exists(prefix + ".index"):
         return prefix
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFound(f"{path}: no such file or checkpoint prefix (there is no {prefix}.index)")
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - 8))
-            magic = int.from_bytes(f.read(), "little")
-    except OSError as e:
-        raise FileNotFound(f"{path}: cannot open ({e.strerror})") from None
+    with open_regular(path) as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 8))
+        magic = int.from_bytes(f.read(8), "little")
     if magic == _TABLE_MAGIC:
         raise UnsupportedFormat(
             f"{path}: this is a V1 TensorFlow checkpoint (before 2017), which lstm-inspect does not "
             "read; load it in TensorFlow and save it again with tf.compat.v1.train.Saver()"
         )
-    raise UnsupportedFormat(
-        f"{path}: not a TensorFlow checkpoint (no {prefix}.index next to it); give a checkpoint "
+    raise UnsupportedFormat(f"{path}: {_near_miss(path, prefix)}")
+
+
+def _near_miss(path: str, prefix: str) -> str:
+    """Why a file that exists is not a checkpoint, and which path to give instead."""
+    directory, base = os.path.split(path)
+    if base == "checkpoint":
+        try:
+            named = f"the checkpoint prefix it names, {_named_by_state_file(directory or os.curdir)}"
+        except LstmInspectError:
+            named = "a checkpoint prefix"
+        return f"a checkpoint state file, not a checkpoint; give the directory holding it or {named}"
+    if base.endswith(".meta"):
+        # Saver.save writes the graph as prefix.meta beside prefix.index (saver.py meta_graph_suffix).
+        weights = path[: -len(".meta")]
+        if os.path.exists(weights + ".index"):
+            return f"a TensorFlow graph (MetaGraphDef), not its weights; give the checkpoint prefix {weights}"
+        return f"a TensorFlow graph (MetaGraphDef), and its checkpoint {weights}.index is not beside it"
+    return (
+        f"not a TensorFlow checkpoint (no {prefix}.index next to it); give a checkpoint "
         "prefix, its .index or .data-… file, or a directory holding a `checkpoint` file"
     )
 
@@ -428,35 +487,38 @@ class TFCheckpoint:
         self.path = prefix
         self._verify = verify
         self._index_path = prefix + ".index"
-        self._shards: dict[int, tuple[BinaryIO, int]] = {}
-        try:
-            with open(self._index_path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise FileNotFound(f"{self._index_path}: cannot open ({e.strerror})") from None
-        check_lfs_pointer(self._index_path, data)
-        try:
-            entries = _table_entries(data, self._index_path, verify)
-            key, header = next(entries, (None, b""))
-            if key != b"":
-                raise _Malformed("the first entry is not the bundle header")
-            self._num_shards = _check_header(header, self._index_path)
-            self._entries = {key: _parse_entry(value) for key, value in entries}
-        except _Malformed as e:
-            raise self._corrupt(self._index_path, str(e)) from None
+        self._shards: dict[int, tuple[io.BufferedReader, int]] = {}
+        with open_regular(self._index_path, "checkpoint index") as f:
+            if os.fstat(f.fileno()).st_size < 1024:  # as small as a Git LFS pointer
+                check_lfs_pointer(self._index_path, f.read(64))
+            try:
+                entries = _table_entries(f, self._index_path, verify)
+                key, header = next(entries, (None, b""))
+                if key != b"":
+                    raise Malformed("the first entry is not the bundle header")
+                self._num_shards = _check_header(header, self._index_path)
+                self._entries = {key: _parse_entry(value) for key, value in entries}
+            except Malformed as e:
+                raise self._corrupt(self._index_path, str(e)) from None
         # Piece keys are hidden the way TF's CheckpointReader::BuildV2VarMaps hides them. A tensor
         # whose pieces are missing fails when read; looking no further than its first missing
         # piece keeps the keys built here within those the index holds.
         pieces = set()
+        needed_from_shard: dict[int, int] = {}  # the furthest byte any tensor's data ends at, per shard
         for key, entry in self._entries.items():
             if not entry.slices:
+                # A partitioned tensor's own entry has no data: its pieces do (tensor_bundle.cc AddSlice).
+                end = entry.offset + entry.size
+                if end >= needed_from_shard.get(entry.shard_id, 0):
+                    needed_from_shard[entry.shard_id] = end
                 continue
             for extents in dict.fromkeys(entry.slices):
                 piece = _slice_key(key, extents)
                 if piece not in self._entries:
                     break
                 pieces.add(piece)
-        self._infos, self._keys = {}, {}
+        self._infos: dict[str, TensorInfo] = {}
+        self._keys: dict[str, bytes] = {}
         for key, entry in self._entries.items():
             if key not in pieces:
                 # Names are UTF-8; a stray byte shows as \xNN, so that names print and export as text.
@@ -465,10 +527,49 @@ class TFCheckpoint:
                     raise self._corrupt(self._index_path, f"two tensors are both named {name!r}")
                 self._keys[name] = key
                 self._infos[name] = TensorInfo(name, entry.shape, dtype_name(entry.dtype), name)
+        # A checkpoint without (all of) its data is still worth listing: the shards are checked now,
+        # and what is wrong with them is warned of when the store closes, unless a read has failed
+        # by then, whose error says it (one line, not a warning and an error saying the same).
+        self._shard_warnings = self._check_shards(needed_from_shard)
 
     @staticmethod
     def _corrupt(path: str, problem: str) -> CorruptFile:
         return CorruptFile(f"{path}: {problem}; the file is damaged or incomplete: copy it again or re-save it")
+
+    def _shard_path(self, shard_id: int) -> str:
+        return f"{self.path}.data-{shard_id:05d}-of-{self._num_shards:05d}"  # naming.cc DataFilename
+
+    @property
+    def _copy_every_shard(self) -> str:
+        return f"; copy every .data-*-of-{self._num_shards:05d} file next to the .index file"
+
+    def _check_shards(self, needed_from_shard: dict[int, int]) -> dict[int, str]:
+        """What to warn of each data shard that is missing or shorter than the index needs; one that
+        is not a regular file is refused. Only shards that some tensor is in are looked at: the
+        header's num_shards is a number a damaged file can make huge."""
+        problems = {}
+        for shard_id, needed in sorted(needed_from_shard.items()):
+            if shard_id >= self._num_shards:
+                continue  # reading its tensors says the index is damaged
+            path = self._shard_path(shard_id)
+            which = f"data shard {shard_id + 1} of {self._num_shards}"
+            if not os.path.lexists(path):
+                problems[shard_id] = (
+                    f"{path}: {which} is missing: its tensors are listed, but their values cannot be read"
+                    f"{self._copy_every_shard}"
+                )
+                continue
+            try:
+                size = stat_regular(path, "data shard").st_size  # a FIFO or a device is refused here
+            except FileNotFound as e:  # a dangling link, a folder that cannot be searched
+                problems[shard_id] = f"{e}; the values in {which} cannot be read"
+                continue
+            if size < needed:
+                problems[shard_id] = (
+                    f"{path}: {which} is {size:,} bytes, but the index places tensor data up to byte "
+                    f"{needed:,} in it: the file is cut short (copy it again); tensors past its end cannot be read"
+                )
+        return problems
 
     def tensors(self) -> dict[str, TensorInfo]:
         return dict(self._infos)
@@ -488,9 +589,13 @@ class TFCheckpoint:
             raise UnsupportedFormat(f"{self.path}: tensor {name!r} has dtype {info.dtype}, which has no numpy value")
         key = self._keys[name]
         entry = self._entries[key]
-        if not entry.slices:
-            return self._read_entry(name, entry, dtype)
-        return self._assemble(name, key, entry, dtype)
+        try:
+            if not entry.slices:
+                return self._read_entry(name, entry, dtype)
+            return self._assemble(name, key, entry, dtype)
+        except LstmInspectError:
+            self._shard_warnings.clear()
+            raise
 
     def _assemble(self, name: str, key: bytes, entry: _Entry, dtype: np.dtype) -> np.ndarray:
         import numpy as np
@@ -534,7 +639,7 @@ class TFCheckpoint:
             covered[where] = True
         return full
 
-    def _locate(self, name: str, entry: _Entry, dtype: np.dtype) -> tuple[BinaryIO, str]:
+    def _locate(self, name: str, entry: _Entry, dtype: np.dtype) -> tuple[io.BufferedReader, str]:
         """The open data shard holding a tensor, once its size is checked against dtype, shape and file."""
         count, strings = math.prod(entry.shape), dtype.hasobject
         # A string tensor is varint lengths, their masked CRC, then the bytes, so at least
@@ -547,18 +652,15 @@ class TFCheckpoint:
             )
         if entry.shard_id >= self._num_shards:
             raise self._corrupt(self._index_path, f"tensor {name!r} is in shard {entry.shard_id}, past the last one")
-        path = f"{self.path}.data-{entry.shard_id:05d}-of-{self._num_shards:05d}"
+        path = self._shard_path(entry.shard_id)
         if entry.shard_id not in self._shards:
+            which = f"data shard {entry.shard_id + 1} of {self._num_shards}, which holds tensor {name!r}"
+            if not os.path.lexists(path):
+                raise FileNotFound(f"{path}: cannot open {which} (no such file){self._copy_every_shard}")
             try:
-                f = open(path, "rb")  # kept open until close()
-            except OSError as e:
-                hint = ""
-                if isinstance(e, FileNotFoundError):
-                    hint = f"; copy every .data-*-of-{self._num_shards:05d} file next to the .index file"
-                raise FileNotFound(
-                    f"{path}: cannot open data shard {entry.shard_id + 1} of {self._num_shards}, which holds "
-                    f"tensor {name!r} ({e.strerror}){hint}"
-                ) from None
+                f = open_regular(path, "data shard")  # kept open until close()
+            except FileNotFound as e:
+                raise FileNotFound(f"{e}; it is {which}") from None
             size = os.fstat(f.fileno()).st_size
             self._shards[entry.shard_id] = (f, size)
             if size < 1024:  # as small as a Git LFS pointer
@@ -578,19 +680,20 @@ class TFCheckpoint:
         # Numbers are read straight into their array. np.empty, unlike bytearray, leaves the
         # memory unwritten until the read fills it, and numpy asks Linux for huge pages for large
         # arrays: a 32 MiB tensor reads in 25 ms instead of 45.
-        raw = bytearray(entry.size) if dtype.hasobject else np.empty(entry.size, np.uint8)
+        numbers = None if dtype.hasobject else np.empty(entry.size, np.uint8)
+        raw = memoryview(bytearray(entry.size)) if numbers is None else numbers.data
         f.seek(entry.offset)
         if f.readinto(raw) != entry.size:
             raise self._corrupt(path, f"tensor {name!r} is cut short")
         try:
-            if dtype.hasobject:
+            if numbers is None:
                 value, crc = _decode_strings(raw, math.prod(entry.shape), self._verify)
             else:
                 # Bundles are little-endian (the header says so, checked on open).
-                value = raw.view(dtype)
+                value = numbers.view(dtype)
                 value = value.byteswap() if sys.byteorder == "big" else value
                 crc = _crc32c(raw) if self._verify else 0
-        except _Malformed as e:
+        except Malformed as e:
             raise self._corrupt(path, f"tensor {name!r}: {e}") from None
         if self._verify and _mask(crc) != entry.crc32c:
             raise self._corrupt(path, f"tensor {name!r} fails its CRC-32C check")
@@ -600,6 +703,9 @@ class TFCheckpoint:
         for f, _ in self._shards.values():
             f.close()
         self._shards.clear()
+        for message in self._shard_warnings.values():
+            warn(message)
+        self._shard_warnings.clear()
 
     def __enter__(self) -> TFCheckpoint:
         return self
@@ -608,22 +714,22 @@ class TFCheckpoint:
         self.close()
 
 
-def _decode_strings(raw: bytearray, count: int, verify: bool) -> tuple[np.ndarray, int]:
+def _decode_strings(raw: memoryview, count: int, verify: bool) -> tuple[np.ndarray, int]:
     """The strings, and the unmasked CRC that BundleEntryProto.crc32c covers: each length as
     uint32 (uint64 past 4 GiB), the stored lengths checksum, then the bytes (WriteStringTensor)."""
     import numpy as np
 
     lengths, pos = [], 0
     for _ in range(count):
-        length, pos = _varint(raw, pos)
+        length, pos = varint(raw, pos)
         lengths.append(length)
     if pos + 4 + sum(lengths) != len(raw):
-        raise _Malformed("the string lengths do not add up to the stored size")
+        raise Malformed("the string lengths do not add up to the stored size")
     crc = 0
     if verify:
         crc = _crc32c(b"".join(struct.pack("<I" if n <= 0xFFFFFFFF else "<Q", n) for n in lengths))
         if _mask(crc) != int.from_bytes(raw[pos : pos + 4], "little"):
-            raise _Malformed("the string lengths fail their CRC-32C check")
+            raise Malformed("the string lengths fail their CRC-32C check")
         crc = _crc32c(raw[pos:], crc)
     pos += 4
     values = np.empty(count, dtype=object)
