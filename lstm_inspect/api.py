@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from .detect import LayerSpec, Variable, detect
 from .errors import NoLSTMLayers, UnknownName
-from .layouts import GATES, PARTS, canonical_gate
 from .readers import TensorStore, open_store
+from .schema import GATE_PARTS, LSTM, PARTS, canonical_part
 from .slicer import Block, cut, plan, view
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class GateBlocks:
 
     def parts(self) -> dict[str, np.ndarray]:
         """The blocks the layer has, by part name."""
-        return {part: getattr(self, part) for part in PARTS if getattr(self, part) is not None}
+        return {part: getattr(self, part) for part in GATE_PARTS if getattr(self, part) is not None}
 
 
 class Layer:
@@ -80,7 +80,7 @@ class Layer:
         return GateBlocks(name, **{b.part: self.read(b) for b in self.blocks() if b.gate == name})
 
     def gates(self) -> dict[str, GateBlocks]:
-        return {gate: self.gate(gate) for gate in GATES}
+        return {gate: self.gate(gate) for gate in LSTM.gates}
 
     @property
     def projection(self) -> np.ndarray | None:
@@ -150,16 +150,16 @@ class Checkpoint:
 
 
 def resolve_gate(gate: str) -> str:
-    name = canonical_gate(gate)
+    name = LSTM.gate(gate)
     if name is None:
-        raise UnknownName(f"unknown gate {gate!r}; gates: input (i), forget (f), cell (c, j, g, candidate), output (o)")
+        raise UnknownName(f"unknown gate {gate!r}; gates: {LSTM.alias_text()}")
     return name
 
 
 def resolve_part(part: str) -> str:
-    name = {"recurrent_kernel": "recurrent"}.get(part, part)
-    if name not in PARTS and name != "projection":
-        raise UnknownName(f"unknown part {part!r}; parts: {', '.join(PARTS)}, projection")
+    name = canonical_part(part)
+    if name is None:
+        raise UnknownName(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
     return name
 
 

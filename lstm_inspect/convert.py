@@ -19,7 +19,9 @@ import numpy as np
 
 from .api import Checkpoint, Layer
 from .errors import UnsupportedFormat
-from .layouts import GATES, LAYOUTS, PEEPHOLE_GATES, Layout
+from .schema import LAYOUTS, LSTM, Layout
+
+GATES, PEEPHOLE_GATES = LSTM.gates, LSTM.peephole_gates
 
 # `--layout` names, and the LAYOUTS entry each export target follows ("gates" is the canonical form).
 TARGETS: tuple[str, ...] = ("gates", "pytorch", "onnx", "keras", "tensorflow")
@@ -245,7 +247,7 @@ def fold_forget_bias(weights: Weights, runtime: float) -> Weights:
 
 def normalize(weights: Weights, target: str, tensorflow_forget_bias: float | None = None) -> Weights:
     """`weights` as `target` holds them: one bias when it keeps one, its runtime forget bias."""
-    if target_layout(target).biases == 1:
+    if len(target_layout(target).bias_parts) == 1:
         weights = merge_biases(weights)
     return fold_forget_bias(weights, runtime_forget_bias(target, tensorflow_forget_bias))
 

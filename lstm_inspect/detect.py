@@ -1,7 +1,9 @@
-"""Layer detection: which stored tensors form an LSTM layer, and in which layout.
+"""Layer detection: which stored tensors form a layer, and in which layout.
 
-Works on names and shapes only (plus a Keras model config when the file has one), so it
-never reads tensor data and never knows which file format the names came from.
+Works on names and shapes only (plus a Keras model config when the file has one), so it never
+reads tensor data and never knows which file format the names came from. What a layer of each
+layout looks like (its roles, their leaf names and shapes, its scope and config rules) is
+declared in schema.py; this module only groups tensors by scope and asks each layout in turn.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .layouts import LAYOUTS, Layout
+from . import activations
 from .readers.base import LayerConfig, TensorInfo
+from .schema import SOURCE_LAYOUTS, Layout, solve
 
 # TF2 object-based checkpoints append this to every variable's object path
 # (tensorflow/python/checkpoint/checkpoint.py, _OBJECT_ATTRIBUTES_NAME + VARIABLE_VALUE_KEY).
@@ -28,45 +31,26 @@ _BOOKKEEPING = re.compile(
     r"iterations|iter|step|seed_generator_state|keras_api)(/|$)"
 )
 
-# Names older TF versions gave the same tensors (contrib/rnn/python/tools/checkpoint_convert.py).
-_LEGACY_LEAVES = {
-    "weights": "kernel",
-    "biases": "bias",
-    "Linear/Matrix": "kernel",
-    "Linear/Bias": "bias",
-    "W_0": "kernel",
-    "B": "bias",
-    "W_I_diag": "w_i_diag",
-    "W_F_diag": "w_f_diag",
-    "W_O_diag": "w_o_diag",
-    "W_P_0": "projection/kernel",
-    "projection/weights": "projection/kernel",
-}
-_LEGACY_LAST_PARTS = {legacy.rpartition("/")[2] for legacy in _LEGACY_LEAVES}
-_KERAS1_ROLES = tuple(f"{p}_{g}" for g in "icfo" for p in "WUb")
-
-# A scope whose own name says GRU (or a GRU's inner scope) never holds an LSTM, whatever the shapes.
-_NOT_LSTM_SCOPE = re.compile(r"(gru|(^|/)(gates|candidate)$)", re.IGNORECASE)
-_LSTM_WORD = re.compile(r"lstm", re.IGNORECASE)
-
-# Activation names Keras 3 gave another function, and the name numpy_lstm.ACTIVATIONS computes it
-# under: Keras 3's hard_sigmoid is relu6(x + 3) / 6 (keras/src/backend/*/nn.py hard_sigmoid), Keras 1
-# and 2's clip(0.2x + 0.5, 0, 1) (tf_keras/src/backend.py hard_sigmoid).
-_KERAS3_ACTIVATIONS = {"hard_sigmoid": "hard_sigmoid_keras3"}
+# Leaf names that span two name components ("Linear/Matrix", "projection/kernel"), by their last
+# component: a name ending so is split before them, every other name before its last component.
+_LONG_LEAVES: dict[str, tuple[str, ...]] = {}
+for _layout in SOURCE_LAYOUTS:
+    for _role in _layout.roles:
+        for _leaf in _role.leaf_names:
+            if "/" in _leaf:
+                _last = _leaf.rpartition("/")[2]
+                _LONG_LEAVES[_last] = tuple(dict.fromkeys((*_LONG_LEAVES.get(_last, ()), _leaf)))
 
 
 @dataclass
 class LayerSpec:
-    """One LSTM layer found in a file: where its tensors are and how to read them."""
+    """One layer found in a file: its layout, sizes, where its tensors are, and what it computes."""
 
     name: str
-    cell: str  # "BasicLSTMCell/LSTMCell", "LSTMCell", "LSTM", "CuDNNLSTM", ...
+    cell: str  # the class name: "(Basic)LSTMCell", "LSTMCell", "LSTM", "CuDNNLSTM", ...
     layout: Layout
-    input_size: int
-    units: int
-    recurrent_size: int
-    projection_size: int | None
-    tensors: dict[str, TensorInfo]  # role ("kernel", "recurrent_kernel", "bias", "w_f_diag", "W_i", ...) → tensor
+    sizes: dict[str, int]  # "input", "units", "recurrent", and "projection" when it projects
+    tensors: dict[str, TensorInfo]  # role key ("kernel", "recurrent_kernel", "w_f_diag", "W_i", ...) -> tensor
     forget_bias: float
     activation: str  # "tanh", or "unknown" when nothing in the file says
     recurrent_activation: str
@@ -75,16 +59,32 @@ class LayerSpec:
     direction: str | None = None  # "forward" / "backward" inside a pair
 
     @property
+    def input_size(self) -> int:
+        return self.sizes["input"]
+
+    @property
+    def units(self) -> int:
+        return self.sizes["units"]
+
+    @property
+    def recurrent_size(self) -> int:
+        return self.sizes["recurrent"]
+
+    @property
+    def projection_size(self) -> int | None:
+        return self.sizes.get("projection")
+
+    @property
     def params(self) -> int:
         return sum(t.size for t in self.tensors.values())
 
     @property
     def dtype(self) -> str:
-        return self.tensors["kernel" if "kernel" in self.tensors else "W_i"].dtype
+        return next(iter(self.tensors.values())).dtype
 
     @property
     def peepholes(self) -> bool:
-        return "w_f_diag" in self.tensors
+        return any(self.layout.role(key).part == "peephole" for key in self.tensors)
 
 
 @dataclass(slots=True)
@@ -113,19 +113,14 @@ def categorize(name: str, dtype: str) -> str:
     return "model"
 
 
-def _split_role(name: str) -> tuple[str, str]:
-    """(scope, role) for a model tensor name, undoing TF2 suffixes and legacy names."""
+def _split_leaf(name: str) -> tuple[str, str]:
+    """(scope, leaf) for a model tensor name, the TF2 object-checkpoint suffix undone."""
     if name.endswith(_TF2_VALUE_SUFFIX):
         name = name[: -len(_TF2_VALUE_SUFFIX)]
     scope, _, leaf = name.rpartition("/")
-    # Most leaves are no legacy name: one set look-up spares them the loop, which a summary
-    # would otherwise run for each of a large checkpoint's tensors.
-    if leaf in _LEGACY_LAST_PARTS:
-        for legacy, role in _LEGACY_LEAVES.items():
-            if name == legacy or name.endswith("/" + legacy):
-                return name[: -len(legacy)].rstrip("/"), role
-    if name.endswith("/projection/kernel"):
-        return name[: -len("/projection/kernel")], "projection/kernel"
+    for long_leaf in _LONG_LEAVES.get(leaf, ()):
+        if name == long_leaf or name.endswith("/" + long_leaf):
+            return name[: -len(long_leaf)].rstrip("/"), long_leaf
     return scope, leaf
 
 
@@ -145,13 +140,13 @@ def detect(
     for info in tensors.values():
         if categories[info.name] != "model":
             continue
-        scope, role = _split_role(info.name)
-        scopes.setdefault(scope, {})[role] = info
+        scope, leaf = _split_leaf(info.name)
+        scopes.setdefault(scope, {})[leaf] = info
 
     result = Detection()
     used: set[str] = set()
-    for scope, roles in scopes.items():
-        spec = _detect_scope(scope, roles, configs)
+    for scope, leaves in scopes.items():
+        spec = _detect_scope(scope, leaves, configs)
         if spec is None:
             continue
         if forget_bias is not None:
@@ -163,163 +158,90 @@ def detect(
     return result
 
 
-def _matrix(info: TensorInfo | None) -> bool:
-    return info is not None and len(info.shape) == 2
-
-
-def _vector(info: TensorInfo | None, length: int) -> bool:
-    return info is not None and info.shape == (length,)
-
-
-def _detect_scope(scope: str, roles: dict[str, TensorInfo], configs: dict[str, LayerConfig]) -> LayerSpec | None:
-    if _NOT_LSTM_SCOPE.search(scope):
-        return None
-    if "recurrent_kernel" in roles:
-        return _keras(scope, roles, configs)
-    if all(r in roles for r in _KERAS1_ROLES):
-        return _keras1(scope, roles, configs)
-    if "kernel" in roles and "bias" in roles:
-        return _tf1(scope, roles)
-    return None
-
-
-def _tf1(scope: str, roles: dict[str, TensorInfo]) -> LayerSpec | None:
-    kernel, bias = roles["kernel"], roles["bias"]
-    if not _matrix(kernel) or kernel.shape[1] % 4:
-        return None
-    units = kernel.shape[1] // 4
-    if not _vector(bias, 4 * units):
-        return None
-    projection = roles.get("projection/kernel")
-    peepholes = [roles.get(r) for r in ("w_i_diag", "w_f_diag", "w_o_diag")]
-    has_peepholes = all(_vector(p, units) for p in peepholes)
-    has_projection = _matrix(projection) and projection.shape[0] == units
-    # A [rows, 4u] kernel and a [4u] bias is also what a dense layer looks like: only a scope
-    # named like an LSTM cell, or one with peepholes or a projection, is taken for one.
-    if not (_LSTM_WORD.search(scope) or has_peepholes or has_projection):
-        return None
-    recurrent_size = projection.shape[1] if has_projection else units
-    input_size = kernel.shape[0] - recurrent_size
-    if input_size <= 0:
-        return None
-    used = {"kernel": kernel, "bias": bias}
-    if has_peepholes:
-        used.update(zip(("w_i_diag", "w_f_diag", "w_o_diag"), peepholes))
-    if has_projection:
-        used["projection/kernel"] = projection
-    cudnn = scope.rsplit("/", 1)[-1].lower().startswith("cudnn_compatible_lstm_cell")
-    layout = LAYOUTS["tf1-cudnn-compatible" if cudnn else "tf1"]
-    if cudnn:
-        cell = "CudnnCompatibleLSTMCell"
-    else:
-        # Without peepholes or a projection the two cells store the same tensors.
-        cell = "LSTMCell" if has_peepholes or has_projection else "(Basic)LSTMCell"
-    return LayerSpec(
-        name=scope,
-        cell=cell,
-        layout=layout,
-        input_size=input_size,
-        units=units,
-        recurrent_size=recurrent_size,
-        projection_size=recurrent_size if has_projection else None,
-        tensors=used,
-        forget_bias=layout.forget_bias,
-        # The TF1 cells default to tanh and sigmoid; a custom activation is code, never stored.
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        activation_source="default",
-    )
-
-
 def _layer_name(scope: str) -> str:
     # TF2 object checkpoints of Keras layers keep the weights on the layer's `cell` object.
     return scope[: -len("/cell")] if scope.endswith("/cell") else scope
 
 
-def _activations(config: LayerConfig | None) -> tuple[str, str, str]:
-    if config is None:
-        return "unknown", "unknown", "unknown"
-    activation = config.config.get("activation", "tanh")
-    recurrent = config.config.get("recurrent_activation", "sigmoid")
-    return _activation_name(activation, config), _activation_name(recurrent, config), "config"
-
-
-def _activation_name(name: object, config: LayerConfig) -> str:
-    """What numpy_lstm.ACTIVATIONS calls the function Keras means by `name` in the version that wrote the file."""
-    name = str(name)
-    if config.keras_version is not None and config.keras_version.startswith("3"):
-        return _KERAS3_ACTIVATIONS.get(name, name)
-    return name
-
-
-def _keras(scope: str, roles: dict[str, TensorInfo], configs: dict[str, LayerConfig]) -> LayerSpec | None:
-    kernel, recurrent = roles.get("kernel"), roles["recurrent_kernel"]
-    if not (_matrix(kernel) and _matrix(recurrent)):
-        return None
-    units = recurrent.shape[0]
-    if kernel.shape[1] != 4 * units or recurrent.shape[1] != 4 * units:
-        return None
+def _detect_scope(scope: str, leaves: dict[str, TensorInfo], configs: dict[str, LayerConfig]) -> LayerSpec | None:
+    """The first source layout (schema.SOURCE_LAYOUTS' order) whose roles are every tensor of the
+    scope, whose shapes solve for the layer's sizes and whose scope and config rules hold."""
     name = _layer_name(scope)
     config = configs.get(name)
-    if config is not None and "LSTM" not in config.class_name.upper():
-        return None
-    used = {"kernel": kernel, "recurrent_kernel": recurrent}
-    bias = roles.get("bias")
-    cudnn = _vector(bias, 8 * units)
-    if bias is not None:
-        if not (cudnn or _vector(bias, 4 * units)):
-            return None
-        used["bias"] = bias
-    activation, recurrent_activation, source = _activations(config)
-    if cudnn:
-        # CuDNNLSTM has no activation options: cuDNN computes sigmoid and tanh.
-        activation, recurrent_activation, source = "tanh", "sigmoid", "default"
-    layout = LAYOUTS["keras-cudnn" if cudnn else "keras"]
-    return LayerSpec(
-        name=name,
-        cell="CuDNNLSTM" if cudnn else (config.class_name if config else "LSTM"),
-        layout=layout,
-        input_size=kernel.shape[0],
-        units=units,
-        recurrent_size=units,
-        projection_size=None,
-        tensors=used,
-        forget_bias=layout.forget_bias,
-        activation=activation,
-        recurrent_activation=recurrent_activation,
-        activation_source=source,
-    )
+    for layout in SOURCE_LAYOUTS:
+        foreign = layout.cell.foreign_scope
+        if foreign is not None and re.search(foreign, scope):
+            continue
+        if config is not None and not (layout.config_class and re.search(layout.config_class, config.class_name)):
+            continue
+        if layout.scope_required is not None and not re.search(layout.scope_required, scope):
+            continue
+        tensors = _claim(layout, leaves)
+        if tensors is None:
+            continue
+        evidence = any(layout.role(key).evidence for key in tensors)
+        if layout.scope_pattern is not None and not (evidence or re.search(layout.scope_pattern, scope)):
+            continue
+        sizes = solve(layout, {key: info.shape for key, info in tensors.items()})
+        if sizes is None:
+            continue
+        activation, recurrent_activation, source = _activations(layout, config)
+        return LayerSpec(
+            name=name,
+            cell=config.class_name
+            if config is not None and layout.cell_from_config
+            else layout.cell_name(set(tensors)),
+            layout=layout,
+            sizes=sizes,
+            tensors=tensors,
+            forget_bias=layout.forget_bias,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            activation_source=source,
+        )
+    return None
 
 
-def _keras1(scope: str, roles: dict[str, TensorInfo], configs: dict[str, LayerConfig]) -> LayerSpec | None:
-    w_i, u_i = roles["W_i"], roles["U_i"]
-    if not (_matrix(w_i) and _matrix(u_i)):
-        return None
-    input_size, units = w_i.shape
-    for gate in "icfo":
-        if roles[f"W_{gate}"].shape != (input_size, units) or roles[f"U_{gate}"].shape != (units, units):
+def _claim(layout: Layout, leaves: dict[str, TensorInfo]) -> dict[str, TensorInfo] | None:
+    """Role key -> tensor when every tensor of the scope is one of the layout's roles and every
+    role it must have is there; None otherwise (a cell with weights of its own is no plain LSTM)."""
+    tensors: dict[str, TensorInfo] = {}
+    for role in layout.roles:
+        found = [leaf for leaf in role.leaf_names if leaf in leaves]
+        if len(found) > 1:
             return None
-        if not _vector(roles[f"b_{gate}"], units):
+        if found:
+            tensors[role.key] = leaves[found[0]]
+        elif not role.optional:
             return None
-    config = configs.get(scope)
-    activation, recurrent_activation, source = _activations(config)
-    if config is not None and "recurrent_activation" not in config.config:
-        # Keras 1 called it inner_activation and defaulted it to hard_sigmoid (keras 1.2 recurrent.py).
-        recurrent_activation = _activation_name(config.config.get("inner_activation", "hard_sigmoid"), config)
-    return LayerSpec(
-        name=scope,
-        cell="LSTM (Keras 1)",
-        layout=LAYOUTS["keras1"],
-        input_size=input_size,
-        units=units,
-        recurrent_size=units,
-        projection_size=None,
-        tensors={r: roles[r] for r in _KERAS1_ROLES},
-        forget_bias=0.0,
-        activation=activation,
-        recurrent_activation=recurrent_activation,
-        activation_source=source,
-    )
+    return tensors if len(tensors) == len(leaves) else None
+
+
+def _activations(layout: Layout, config: LayerConfig | None) -> tuple[str, str, str]:
+    """(activation, recurrent_activation, source): what the cell fixes, else what the config says,
+    else the layout's default ("unknown" for a Keras layer of a file without a config)."""
+    values, sources = [], []
+    for setting in ("activation", "recurrent_activation"):
+        fixed = layout.fixed.get(setting)
+        keys = layout.config_keys.get(setting, ())
+        if fixed is not None:
+            values.append(str(fixed.value))
+            sources.append("default")
+        elif config is not None and keys:
+            stored = next((config.config[key] for key in keys if key in config.config), None)
+            default = layout.defaults.get(setting)
+            raw = stored if stored is not None else (default.value if default else "unknown")
+            values.append(activations.from_keras(raw, config.keras_version))
+            sources.append("config")
+        elif keys:
+            values.append("unknown")
+            sources.append("unknown")
+        else:
+            default = layout.defaults.get(setting)
+            values.append(str(default.value) if default else "unknown")
+            sources.append("default")
+    source = sources[0] if sources[0] == sources[1] else ("config" if "config" in sources else sources[0])
+    return values[0], values[1], source
 
 
 _TF_DIRECTION = re.compile(r"^(?:(?P<prefix>.*)/)?(?P<dir>fw|bw)/(?P<rest>.+)$")

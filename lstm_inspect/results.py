@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from .api import Checkpoint, Layer
 from .detect import LayerSpec
+from .schema import explain as explain_role
 from .slicer import Block
 
 
@@ -68,32 +69,14 @@ class Summary:
 
 def explain(spec: LayerSpec) -> list[TensorLine]:
     """One line per stored tensor of the layer saying how its shape decomposes."""
-    u, layout = spec.units, spec.layout
-    gates = f"4 gates × {u} units"
-    recurrent = f"{spec.recurrent_size} {'projected ' if spec.projection_size else ''}recurrent"
-    lines = []
-    for role, info in spec.tensors.items():
-        if role == "kernel" and layout.fused_kernel:
-            text = f"[{spec.input_size} input + {recurrent}, {gates}]"
-        elif role == "kernel":
-            text = f"[{spec.input_size} input, {gates}]"
-        elif role == "recurrent_kernel":
-            text = f"[{u} recurrent, {gates}]"
-        elif role == "bias" and layout.biases == 2:
-            text = f"[2 (input-side, recurrent-side) × {gates}]"
-        elif role == "bias":
-            text = f"[{gates}]"
-        elif role.startswith("w_") and role.endswith("_diag"):
-            gate = {"i": "input", "f": "forget", "o": "output"}[role[2]]
-            text = f"[{u} units]: {gate}-gate peephole"
-        elif role == "projection/kernel":
-            text = f"[{u} units, {spec.projection_size} projected]"
-        else:  # Keras 1: one array per gate and part
-            part = {"W": "input kernel", "U": "recurrent kernel", "b": "bias"}[role[0]]
-            gate = {"i": "input", "c": "cell", "f": "forget", "o": "output"}[role[2]]
-            text = f"{gate}-gate {part}"
-        lines.append(TensorLine(info.name, list(info.shape), f"{role} {list(info.shape)} = {text}"))
-    return lines
+    return [
+        TensorLine(
+            info.name,
+            list(info.shape),
+            f"{role} {list(info.shape)} = {explain_role(spec.layout, spec.layout.role(role), spec.sizes)}",
+        )
+        for role, info in spec.tensors.items()
+    ]
 
 
 def summarize(ckpt: Checkpoint) -> Summary:

@@ -1,20 +1,19 @@
-"""Gate slicing: where each gate's blocks sit inside a layer's stored tensors.
+"""Gate slicing: where each canonical block sits in a layer's stored tensors, and back.
 
-`plan(layer)` describes every block (gate, part, shape, the tensor and region it is cut
-from) without reading anything; `cut(block, value)` takes the block out of the stored
-tensor's value, `view(block, value)` shows it there without a copy. The canonical blocks
-are those of ../shared/LAYOUTS.md: per gate `kernel` (input_size, units), `recurrent`
-(recurrent_size, units), `bias` (units,), and where stored `recurrent_bias` and
-`peephole`; per layer `projection` (units, proj).
+`plan(layer)` describes every block (gate, part, shape, the tensor and region it is cut from)
+without reading anything; `cut(block, value)` takes the block out of the stored tensor's value,
+`view(block, value)` shows it there without a copy where numpy can. `pack` is the inverse, for
+export targets: canonical blocks placed into a layout's own tensors; `unpack` reads such tensors
+back. Where a block sits comes from the layout's declaration (schema.locate), nowhere else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from .detect import LayerSpec
-from .layouts import GATES, PEEPHOLE_GATES
+from . import schema
 
 if TYPE_CHECKING:  # numpy loads when a block is cut, not when blocks are listed
     import numpy as np
@@ -29,16 +28,39 @@ _TRANSFORMS = {
 _TRANSFORM_NOTES = {"cudnn-input": "cuDNN order: .T.reshape(order='F')", "transpose": "cuDNN order: .T"}
 
 
+class Stored(Protocol):
+    """A stored tensor as planning sees it (readers.base.TensorInfo)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+
+class Planned(Protocol):
+    """What planning needs of a detected layer (detect.LayerSpec)."""
+
+    name: str
+    layout: schema.Layout
+    tensors: Mapping[str, Stored]  # role key -> stored tensor
+
+    @property
+    def sizes(self) -> dict[str, int]: ...
+
+
 @dataclass(frozen=True)
 class Block:
     """One gate's part of a layer (or the layer's projection), located in a stored tensor."""
 
     layer: str
-    gate: str | None  # None for the layer's projection
+    gate: str | None  # None for a layer part (the projection)
     part: str  # kernel, recurrent, bias, recurrent_bias, peephole, projection
     shape: tuple[int, ...]
     tensor: str  # the stored tensor's name
     region: tuple[tuple[int, int], ...] | None  # per dimension (start, stop); None: the whole tensor
+    squeeze: tuple[int, ...] = ()  # axes of the region the block drops
+    order: tuple[int, ...] | None = None  # the kept axes in the block's order; None: as stored
     transform: str | None = None
 
     @property
@@ -52,80 +74,37 @@ class Block:
         text = self.tensor
         if self.region is not None:
             text += "[" + ", ".join(f"{a}:{b}" for a, b in self.region) + "]"
+        if self.order is not None:
+            text += " (transposed)"
         if self.transform:
             text += f" ({_TRANSFORM_NOTES[self.transform]})"
         return text
 
 
-def plan(layer: LayerSpec) -> list[Block]:
-    """Every block of `layer`, gate by gate in canonical order, then the projection."""
-    blocks: list[Block] = []
-    for gate in GATES:
-        blocks.extend(_gate_blocks(layer, gate))
-    projection = layer.tensors.get("projection/kernel")
-    if projection is not None:
-        blocks.append(Block(layer.name, None, "projection", projection.shape, projection.name, None))
-    return blocks
+def _block(
+    layer: str, gate: str | None, part: str, tensor: Stored, location: schema.Location, sizes: Mapping[str, int]
+) -> Block:
+    full = all(region == (0, length) for region, length in zip(location.region, tensor.shape))
+    return Block(
+        layer,
+        gate,
+        part,
+        schema.block_shape(part, sizes, location),
+        tensor.name,
+        None if full else location.region,
+        location.squeeze,
+        None if location.order == tuple(range(len(location.order))) else location.order,
+        location.role.transform,
+    )
 
 
-def _gate_blocks(layer: LayerSpec, gate: str) -> list[Block]:
-    layout, units, name, t = layer.layout, layer.units, layer.name, layer.tensors
-    if layout.per_gate:
-        letter = layout.letters[layout.column(gate)]
-        return [
-            Block(name, gate, "kernel", (layer.input_size, units), t[f"W_{letter}"].name, None),
-            Block(name, gate, "recurrent", (layer.recurrent_size, units), t[f"U_{letter}"].name, None),
-            Block(name, gate, "bias", (units,), t[f"b_{letter}"].name, None),
-        ]
-    cols = (layout.column(gate) * units, (layout.column(gate) + 1) * units)
-    kernel = t["kernel"].name
-    if layout.fused_kernel:
-        rows = layer.input_size
-        blocks = [
-            Block(name, gate, "kernel", (rows, units), kernel, ((0, rows), cols)),
-            Block(
-                name,
-                gate,
-                "recurrent",
-                (layer.recurrent_size, units),
-                kernel,
-                ((rows, rows + layer.recurrent_size), cols),
-            ),
-        ]
-    else:
-        cudnn = layout.cudnn_kernel
-        blocks = [
-            Block(
-                name,
-                gate,
-                "kernel",
-                (layer.input_size, units),
-                kernel,
-                ((0, layer.input_size), cols),
-                "cudnn-input" if cudnn else None,
-            ),
-            Block(
-                name,
-                gate,
-                "recurrent",
-                (units, units),
-                t["recurrent_kernel"].name,
-                ((0, units), cols),
-                "transpose" if cudnn else None,
-            ),
-        ]
-    bias = t.get("bias")
-    if bias is not None:
-        blocks.append(Block(name, gate, "bias", (units,), bias.name, (cols,)))
-        if layout.biases == 2:
-            # cuDNN keeps the input-side biases first, then the recurrent-side ones (cudnn_recurrent.py).
-            offset = 4 * units
-            blocks.append(
-                Block(name, gate, "recurrent_bias", (units,), bias.name, ((cols[0] + offset, cols[1] + offset),))
-            )
-    if gate in PEEPHOLE_GATES and f"w_{gate[0]}_diag" in t:
-        blocks.append(Block(name, gate, "peephole", (units,), t[f"w_{gate[0]}_diag"].name, None))
-    return blocks
+def plan(layer: Planned) -> list[Block]:
+    """Every block of `layer`: gate by gate in canonical order, then the layer parts."""
+    sizes = layer.sizes
+    return [
+        _block(layer.name, gate, part, layer.tensors[location.role.key], location, sizes)
+        for gate, part, location in schema.locations(layer.layout, sizes, set(layer.tensors))
+    ]
 
 
 def cut(block: Block, value: np.ndarray) -> np.ndarray:
@@ -139,6 +118,84 @@ def view(block: Block, value: np.ndarray) -> np.ndarray:
     """The block inside the whole stored tensor `value`, without a copy where numpy can make a view."""
     if block.region is not None:
         value = value[tuple(slice(a, b) for a, b in block.region)]
+    if block.squeeze:
+        value = value.squeeze(axis=block.squeeze)
+    if block.order is not None:
+        value = value.transpose(block.order)
     if block.transform is not None:
         value = _TRANSFORMS[block.transform](value)
     return value
+
+
+# ---- export targets: canonical blocks into a layout's own tensors, and back -------------------------
+
+Blocks = Mapping[tuple[str | None, str], "np.ndarray"]  # (gate or None, part) -> canonical block
+
+
+def pack(layout: schema.Layout, directions: Sequence[Blocks], sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """The layout's tensors holding these blocks, one Blocks per direction (one, or a bidirectional
+    pair for a layout that holds both: along its Direction axis, or under its direction suffixes).
+    An optional role is written when any of its blocks is given; one that must be there is zeros
+    where its bias blocks are missing."""
+    import numpy as np
+
+    dtype = next(iter(directions[0].values())).dtype
+    if layout.has_direction_axis:
+        groups = [("", list(enumerate(directions)))]
+    else:
+        suffixes = layout.direction_suffixes or ("",)
+        if len(directions) > len(suffixes):
+            raise ValueError(f"layout {layout.key} holds one direction per layer")
+        groups = [(suffix, [(0, blocks)]) for suffix, blocks in zip(suffixes, directions)]
+    sizes = {**sizes, "direction": len(directions)}
+    out: dict[str, np.ndarray] = {}
+    for suffix, group in groups:
+        for role in layout.roles:
+            placed = [
+                (location, block)
+                for index, blocks in group
+                for (gate, part), block in blocks.items()
+                if (location := schema.locate(layout, role, gate, part, sizes, index)) is not None
+            ]
+            if not placed:
+                if role.optional:
+                    continue
+                if any(part not in schema.BIAS_PARTS for part in role.parts()):
+                    raise ValueError(f"layout {layout.key}: nothing to write into {role.key}")
+            array = np.zeros(schema.role_shape(role, sizes), dtype=dtype)
+            for location, block in placed:
+                target = array[tuple(slice(a, b) for a, b in location.region)]
+                if location.squeeze:
+                    target = target.squeeze(axis=location.squeeze)
+                target[...] = np.transpose(block, np.argsort(location.order))
+            out[role.key + suffix] = array
+    return out
+
+
+def unpack(layout: schema.Layout, arrays: Mapping[str, np.ndarray]) -> list[dict[tuple[str | None, str], np.ndarray]]:
+    """The canonical blocks of each direction held in a layout's tensors (the inverse of pack)."""
+    suffixes = layout.direction_suffixes or ("",)
+    found = []
+    for suffix in suffixes:
+        present = {role.key: arrays[role.key + suffix] for role in layout.roles if role.key + suffix in arrays}
+        if present:
+            found.append(present)
+    result = []
+    for present in found:
+        sizes = schema.solve(layout, {key: tuple(value.shape) for key, value in present.items()})
+        if sizes is None:
+            raise ValueError(f"the arrays do not fit layout {layout.key}")
+        for d in range(sizes.get("direction", 1)):
+            blocks = {}
+            for gate, part, location in schema.locations(layout, sizes, set(present), d):
+                value = present[location.role.key]
+                tensor = _Shaped(location.role.key, tuple(value.shape))
+                blocks[(gate, part)] = cut(_block("", gate, part, tensor, location, sizes), value)
+            result.append(blocks)
+    return result
+
+
+@dataclass(frozen=True)
+class _Shaped:
+    name: str
+    shape: tuple[int, ...]

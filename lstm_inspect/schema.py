@@ -1,0 +1,699 @@
+"""Every recurrent cell kind and every framework's weight layout, declared once, as data.
+
+A *cell kind* names its gates and what they may carry (LSTM: input, forget, cell, output; peepholes
+on input, forget and output; a runtime forget bias on forget). A *layout* is how one framework
+stores one layer (one direction) of that cell: its *roles*, the stored tensors, each with the leaf
+names files give it and what each of its axes holds:
+
+- `Dim(size)`: the whole of one size ("input", "units", "recurrent", "projection");
+- `Gates(letters)`: one block of `units` per gate, in the framework's own letter order;
+- `Parts(segments)`: consecutive parts, such as a fused kernel's input rows then recurrent rows;
+- `PartIndex(parts)`: one index per part (a `(2, 3u)` bias: input-side row, recurrent-side row);
+- `PartsOfGates(parts, letters)`: per part, one block per gate (cuDNN's `[8u]` bias);
+- `Direction()`: the direction of a bidirectional pair (the ONNX operator's first axis).
+
+Everything else derives from these declarations and nothing else spells a gate letter, a gate
+count or a role name: detection solves a layer's sizes from the stored shapes and checks every
+axis (`solve`), the slicer locates each canonical block in its role (`locate`), summary explains
+each stored shape (`explain`), and export targets pack canonical blocks into their own roles, the
+inverse of `locate`. Adding a layout is adding an entry to LAYOUTS; a cell kind, a CellKind and its
+layouts. Sources are named per entry; ../shared/LAYOUTS.md collects them.
+
+The canonical blocks (../shared/LAYOUTS.md): per gate `kernel` (input, units), `recurrent`
+(recurrent, units), `bias`, `recurrent_bias` and `peephole` (units,); per layer `projection`
+(units, projection). recurrent is the projection size when the layer projects, else units.
+
+This module imports nothing heavy: `summary` detects layers without numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+# ---- cell kinds ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CellKind:
+    """A recurrent cell: its gates in canonical order and the names users may give them.
+
+    aliases: every accepted gate name or framework letter (lower case) -> canonical gate.
+    peephole_gates: the gates a peephole connection may feed (LSTMCell w_i_diag, w_f_diag, w_o_diag).
+    forget_gate: the gate a runtime forget bias is added to, if the cell kind has one.
+    foreign_scope: a regular expression for scopes whose name says they hold another cell kind
+                   (a GRU's, or its inner gates/candidate scopes): never one of these, whatever
+                   the shapes.
+    """
+
+    name: str
+    gates: tuple[str, ...]
+    aliases: Mapping[str, str]
+    peephole_gates: tuple[str, ...] = ()
+    forget_gate: str | None = None
+    foreign_scope: str | None = None
+
+    def gate(self, name: str) -> str | None:
+        """The canonical gate for a name or letter (case-insensitive), or None."""
+        return self.aliases.get(name.strip().lower())
+
+    def alias_text(self) -> str:
+        """The gates with their aliases, for messages: "input (i), forget (f), ..."."""
+        shown = []
+        for gate in self.gates:
+            others = [a for a, g in self.aliases.items() if g == gate and a != gate]
+            shown.append(f"{gate} ({', '.join(others)})" if others else gate)
+        return ", ".join(shown)
+
+
+LSTM = CellKind(
+    "LSTM",
+    ("input", "forget", "cell", "output"),
+    # TF calls the candidate j, Keras c, PyTorch g; "candidate" is what the literature calls it.
+    {
+        **{g: g for g in ("input", "forget", "cell", "output")},
+        "i": "input",
+        "f": "forget",
+        "c": "cell",
+        "j": "cell",
+        "g": "cell",
+        "candidate": "cell",
+        "o": "output",
+    },
+    peephole_gates=("input", "forget", "output"),
+    forget_gate="forget",
+    foreign_scope=r"(?i)(gru|(^|/)(gates|candidate)$)",
+)
+
+CELL_KINDS: dict[str, CellKind] = {kind.name: kind for kind in (LSTM,)}
+
+# Parts of a gate, in the order blocks are listed; then the parts of a whole layer.
+GATE_PARTS: tuple[str, ...] = ("kernel", "recurrent", "bias", "recurrent_bias", "peephole")
+LAYER_PARTS: tuple[str, ...] = ("projection",)
+PARTS: tuple[str, ...] = GATE_PARTS + LAYER_PARTS
+BIAS_PARTS: tuple[str, ...] = ("bias", "recurrent_bias")
+PART_ALIASES: dict[str, str] = {"recurrent_kernel": "recurrent"}
+
+# The axes of each canonical block, by the size each one spans; sizes a role has beyond these (a
+# ConvLSTM's kernel dimensions) come first, in the role's order.
+CANONICAL_AXES: dict[str, tuple[str, ...]] = {
+    "kernel": ("input", "units"),
+    "recurrent": ("recurrent", "units"),
+    "bias": ("units",),
+    "recurrent_bias": ("units",),
+    "peephole": ("units",),
+    "projection": ("units", "projection"),
+}
+
+# How explanations name each size and part.
+_SIZE_WORDS = {"input": "input", "units": "units", "recurrent": "recurrent", "projection": "projected"}
+_PART_WORDS = {
+    "kernel": "input kernel",
+    "recurrent": "recurrent kernel",
+    "bias": "bias",
+    "recurrent_bias": "recurrent bias",
+    "peephole": "peephole",
+    "projection": "projection",
+}
+_BIAS_SIDE_WORDS = {"bias": "input-side", "recurrent_bias": "recurrent-side"}
+
+
+def canonical_part(name: str) -> str | None:
+    """The canonical part for a part name or alias, or None."""
+    name = PART_ALIASES.get(name.strip().lower(), name.strip().lower())
+    return name if name in PARTS else None
+
+
+# ---- axes --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dim:
+    """The whole of one size."""
+
+    size: str
+
+
+@dataclass(frozen=True)
+class Gates:
+    """One block of `units` per gate, in the order of the framework's own gate letters."""
+
+    letters: str
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Consecutive segments, one per part, each spanning one size: ((part, size), ...)."""
+
+    segments: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class PartIndex:
+    """One index per part; a block takes its part's index and loses the axis."""
+
+    parts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PartsOfGates:
+    """Per part, one block of `units` per gate: part-major, then the gates in letter order."""
+
+    parts: tuple[str, ...]
+    letters: str
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One index per direction of a bidirectional pair (forward, then backward); a block loses it."""
+
+
+Axis = Dim | Gates | Parts | PartIndex | PartsOfGates | Direction
+
+
+# ---- roles and layouts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Role:
+    """One stored tensor of a layout.
+
+    key:       the layout's own name for it ("kernel", "W_i", "weight_ih_l0").
+    axes:      what each axis holds.
+    part:      the part it holds, unless an axis says (Parts, PartIndex, PartsOfGates).
+    gate:      the one gate (a framework letter) it holds, unless an axis says (Gates, PartsOfGates).
+    names:     the leaf names files give it, under the layer's scope, newest first (default: key).
+    optional:  the layer may lack it (no bias, no peepholes, no projection).
+    evidence:  its presence alone tells a layer of this layout from a look-alike (a dense layer
+               stores [rows, 4u] and [4u] too; it never stores peepholes).
+    transform: a reordering the stored values need beyond slicing ("cudnn-input", "transpose").
+    """
+
+    key: str
+    axes: tuple[Axis, ...]
+    part: str | None = None
+    gate: str | None = None
+    names: tuple[str, ...] = ()
+    optional: bool = False
+    evidence: bool = False
+    transform: str | None = None
+
+    @property
+    def leaf_names(self) -> tuple[str, ...]:
+        return self.names or (self.key,)
+
+    def parts(self) -> tuple[str, ...]:
+        for axis in self.axes:
+            if isinstance(axis, Parts):
+                return tuple(part for part, _ in axis.segments)
+            if isinstance(axis, (PartIndex, PartsOfGates)):
+                return axis.parts
+        return (self.part,) if self.part else ()
+
+    def letters(self) -> str:
+        """The gate letters this role holds, in stored order ("" for a layer-level part)."""
+        for axis in self.axes:
+            if isinstance(axis, (Gates, PartsOfGates)):
+                return axis.letters
+        return self.gate or ""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A value a layout fixes or assumes for every layer of it, with why."""
+
+    value: object
+    why: str
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one framework stores one layer (one direction) of one cell kind.
+
+    forget_bias:  what the framework's cell adds to the forget gate at run time; never stored.
+    cell_names:   the class name shown for a detected layer: the first entry whose roles are all
+                  present (e.g. peepholes make a TF1 cell an LSTMCell), the last one unconditional.
+    scope_pattern: detection: a regular expression the layer's scope must contain, unless a present
+                  role is evidence; scope_required: one it must contain whatever is present.
+    config_class: detection: a regular expression a Keras config's class name must match when the
+                  file has a config for the layer; a layout without one is never taken for a layer
+                  the file has a config for. cell_from_config: the config's class is the cell name.
+    fixed:        settings the cell computes whatever code built it (cuDNN: sigmoid and tanh).
+    defaults:     settings the file does not store, assumed unless the file's graph or config says.
+    config_keys:  per setting, the Keras config keys that hold it, first found wins.
+    min_sizes:    detection: the least each size may be (a fused kernel with no input rows would
+                  be ambiguous).
+    direction_suffixes: for a target whose bidirectional layer keeps each direction under its own
+                  keys, the suffix of each direction's role keys (nn.LSTM's "_reverse").
+    """
+
+    key: str
+    framework: str
+    cell: CellKind
+    roles: tuple[Role, ...]
+    forget_bias: float = 0.0
+    cell_names: tuple[tuple[tuple[str, ...], str], ...] = ()
+    scope_pattern: str | None = None
+    scope_required: str | None = None
+    config_class: str | None = None
+    cell_from_config: bool = False
+    fixed: Mapping[str, Setting] = field(default_factory=dict)
+    defaults: Mapping[str, Setting] = field(default_factory=dict)
+    config_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    min_sizes: Mapping[str, int] = field(default_factory=dict)
+    direction_suffixes: tuple[str, ...] = ()
+
+    def role(self, key: str) -> Role:
+        for role in self.roles:
+            if role.key == key:
+                return role
+        raise KeyError(f"layout {self.key} has no role {key!r}")
+
+    @property
+    def letters(self) -> str:
+        """The framework's gate letters in stored order, each once ("ijfo")."""
+        seen: dict[str, None] = {}
+        for role in self.roles:
+            if role.part != "peephole":
+                for letter in role.letters():
+                    seen.setdefault(letter)
+        return "".join(seen)
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """The same order in canonical gate names."""
+        return tuple(self.gate_of(letter) for letter in self.letters)
+
+    def gate_of(self, letter: str) -> str:
+        gate = self.cell.gate(letter)
+        if gate is None:
+            raise KeyError(f"layout {self.key}: {letter!r} names no {self.cell.name} gate")
+        return gate
+
+    def letter_of(self, gate: str, letters: str) -> str | None:
+        for letter in letters:
+            if self.gate_of(letter) == gate:
+                return letter
+        return None
+
+    @property
+    def bias_parts(self) -> tuple[str, ...]:
+        """The bias parts this layout can hold: ("bias",) or ("bias", "recurrent_bias")."""
+        return tuple(p for p in BIAS_PARTS if any(p in role.parts() for role in self.roles))
+
+    @property
+    def has_direction_axis(self) -> bool:
+        return any(isinstance(axis, Direction) for role in self.roles for axis in role.axes)
+
+    def cell_name(self, present: set[str]) -> str:
+        for needs, name in self.cell_names:
+            if all(key in present for key in needs):
+                return name
+        return self.framework
+
+
+# ---- sizes from shapes ------------------------------------------------------------------------------
+
+Sizes = dict[str, int]
+
+
+def _terms(axis: Axis) -> dict[str, int]:
+    """The sizes an axis spans, with multiplicities: its length is their weighted sum."""
+    if isinstance(axis, Dim):
+        return {axis.size: 1}
+    if isinstance(axis, Gates):
+        return {"units": len(axis.letters)}
+    if isinstance(axis, Parts):
+        terms: dict[str, int] = {}
+        for _, size in axis.segments:
+            terms[size] = terms.get(size, 0) + 1
+        return terms
+    if isinstance(axis, PartIndex):
+        return {}
+    if isinstance(axis, PartsOfGates):
+        return {"units": len(axis.parts) * len(axis.letters)}
+    return {"direction": 1}
+
+
+def _fixed_length(axis: Axis) -> int | None:
+    return len(axis.parts) if isinstance(axis, PartIndex) else None
+
+
+def solve(layout: Layout, shapes: Mapping[str, tuple[int, ...]]) -> Sizes | None:
+    """The layer's sizes from the shapes of its present roles (role key -> shape), or None when the
+    shapes do not fit the layout: every axis of every present role must check out."""
+    equations: list[tuple[dict[str, int], int]] = []
+    for key, shape in shapes.items():
+        role = layout.role(key)
+        if len(shape) != len(role.axes):
+            return None
+        for axis, length in zip(role.axes, shape):
+            fixed = _fixed_length(axis)
+            if fixed is not None:
+                if length != fixed:
+                    return None
+                continue
+            equations.append((_terms(axis), length))
+    # The recurrent rows are the projection's outputs when the layer projects, else its units.
+    projected = any("projection" in layout.role(key).parts() for key in shapes)
+    equations.append(({"recurrent": 1, "projection" if projected else "units": -1}, 0))
+    sizes: Sizes = {}
+    pending = equations
+    while pending:
+        unsolved = []
+        for terms, total in pending:
+            unknown = [s for s in terms if s not in sizes]
+            rest = total - sum(weight * sizes[s] for s, weight in terms.items() if s in sizes)
+            if not unknown:
+                if rest != 0:
+                    return None
+            elif len(unknown) == 1:
+                weight = terms[unknown[0]]
+                if rest % weight:
+                    return None
+                sizes[unknown[0]] = rest // weight
+            else:
+                unsolved.append((terms, total))
+        if len(unsolved) == len(pending):
+            return None  # under-determined: the shapes say too little
+        pending = unsolved
+    if any(value < layout.min_sizes.get(size, 0) for size, value in sizes.items()):
+        return None
+    return sizes
+
+
+def role_shape(role: Role, sizes: Mapping[str, int]) -> tuple[int, ...]:
+    """The shape of a role for a layer of these sizes (the inverse of solve)."""
+    return tuple(
+        _fixed_length(axis) or sum(weight * sizes[size] for size, weight in _terms(axis).items()) for axis in role.axes
+    )
+
+
+# ---- where each canonical block sits -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where one canonical block sits in a role's tensor.
+
+    region:  per axis of the stored tensor, (start, stop).
+    squeeze: the axes the block drops (a part or direction index).
+    order:   the remaining axes, permuted into the canonical block's order.
+    """
+
+    role: Role
+    region: tuple[tuple[int, int], ...]
+    squeeze: tuple[int, ...]
+    order: tuple[int, ...]
+
+    @property
+    def whole(self) -> bool:
+        return not self.squeeze and self.order == tuple(range(len(self.order)))
+
+
+def _segment(axis: Axis, sizes: Mapping[str, int], part: str, letter: str | None, direction: int):
+    """(start, stop, label) of a block along one axis; label None: the axis is dropped."""
+    units = sizes.get("units", 0)
+    if isinstance(axis, Dim):
+        return 0, sizes[axis.size], axis.size
+    if isinstance(axis, Gates):
+        k = axis.letters.index(letter or "")
+        return k * units, (k + 1) * units, "units"
+    if isinstance(axis, Parts):
+        start = 0
+        for segment_part, size in axis.segments:
+            if segment_part == part:
+                return start, start + sizes[size], size
+            start += sizes[size]
+        raise KeyError(part)
+    if isinstance(axis, PartIndex):
+        i = axis.parts.index(part)
+        return i, i + 1, None
+    if isinstance(axis, PartsOfGates):
+        k = (axis.parts.index(part) * len(axis.letters) + axis.letters.index(letter or "")) * units
+        return k, k + units, "units"
+    return direction, direction + 1, None
+
+
+def locate(layout: Layout, role: Role, gate: str | None, part: str, sizes: Mapping[str, int], direction: int = 0):
+    """The Location of `gate`'s `part` (gate None for a layer part) in `role`, or None if it holds none."""
+    if part not in role.parts():
+        return None
+    letter = None
+    if gate is not None:
+        letter = layout.letter_of(gate, role.letters())
+        if letter is None:
+            return None
+    elif role.letters():
+        return None
+    region, labels = [], []
+    for axis in role.axes:
+        start, stop, label = _segment(axis, sizes, part, letter, direction)
+        region.append((start, stop))
+        labels.append(label)
+    kept = [i for i, label in enumerate(labels) if label is not None]
+    canonical = CANONICAL_AXES[part]
+    # Sizes the canonical block does not name (a ConvLSTM kernel's spatial axes) lead, in role order.
+    ranked = sorted(
+        range(len(kept)),
+        key=lambda j: (canonical.index(labels[kept[j]]) if labels[kept[j]] in canonical else -1, j),
+    )
+    squeeze = tuple(i for i, label in enumerate(labels) if label is None)
+    return Location(role, tuple(region), squeeze, tuple(ranked))
+
+
+def block_shape(part: str, sizes: Mapping[str, int], location: Location) -> tuple[int, ...]:
+    kept = [stop - start for i, (start, stop) in enumerate(location.region) if i not in location.squeeze]
+    return tuple(kept[j] for j in location.order)
+
+
+def locations(layout: Layout, sizes: Mapping[str, int], present: set[str], direction: int = 0) -> Iterator:
+    """(gate, part, Location) of every canonical block the present roles hold: gate by gate in
+    canonical order, parts in GATE_PARTS order, then the layer parts (gate None)."""
+    roles = [role for role in layout.roles if role.key in present]
+    for gate in layout.cell.gates:
+        for part in GATE_PARTS:
+            for role in roles:
+                location = locate(layout, role, gate, part, sizes, direction)
+                if location is not None:
+                    yield gate, part, location
+                    break
+    for part in LAYER_PARTS:
+        for role in roles:
+            location = locate(layout, role, None, part, sizes, direction)
+            if location is not None:
+                yield None, part, location
+                break
+
+
+# ---- explanations ------------------------------------------------------------------------------------------
+
+
+def explain(layout: Layout, role: Role, sizes: Mapping[str, int]) -> str:
+    """What a stored shape is made of: "[12 input + 64 recurrent, 4 gates × 64 units]"."""
+    projected = "projection" in sizes
+    units = sizes.get("units", 0)
+
+    def words(size: str) -> str:
+        word = _SIZE_WORDS.get(size, size)
+        if size == "recurrent" and projected:
+            word = "projected recurrent"
+        return f"{sizes[size]} {word}"
+
+    texts = []
+    for axis in role.axes:
+        if isinstance(axis, Dim):
+            texts.append(words(axis.size))
+        elif isinstance(axis, Gates):
+            texts.append(f"{len(axis.letters)} gates × {units} units")
+        elif isinstance(axis, Parts):
+            texts.append(" + ".join(words(size) for _, size in axis.segments))
+        elif isinstance(axis, PartIndex):
+            texts.append(f"{len(axis.parts)} ({', '.join(_BIAS_SIDE_WORDS.get(p, p) for p in axis.parts)})")
+        elif isinstance(axis, PartsOfGates):
+            sides = ", ".join(_BIAS_SIDE_WORDS.get(p, p) for p in axis.parts)
+            texts.append(f"{len(axis.parts)} ({sides}) × {len(axis.letters)} gates × {units} units")
+        else:
+            texts.append(f"{sizes.get('direction', 1)} directions")
+    text = "[" + ", ".join(texts) + "]"
+    if role.gate is not None:
+        text += f": {layout.gate_of(role.gate)}-gate {_PART_WORDS[role.part or '']}"
+    return text
+
+
+# ---- the layouts ---------------------------------------------------------------------------------------------
+
+_TF1_DEFAULT = "the TF1 cells' default; a cell built otherwise says so only in its graph"
+_KERAS_DEFAULT = "Keras' default; the file has no model config to say"
+_CUDNN_FIXED = "cuDNN computes its LSTM with sigmoid and tanh only"
+
+# rnn_cell_impl.py BasicLSTMCell/LSTMCell.call: i, j, f, o = split(concat([x, h], 1) @ kernel + bias, 4, 1);
+# LSTMCell.build: w_i_diag, w_f_diag, w_o_diag, projection/kernel. Older names for the same tensors
+# (contrib/rnn/python/tools/checkpoint_convert.py): TF 1.0–1.2 weights/biases, TF 0.x
+# Linear/Matrix and Linear/Bias, LSTMCell W_0 (first shard), B, W_*_diag, W_P_0.
+_TF1_ROLES = (
+    Role(
+        "kernel",
+        (Parts((("kernel", "input"), ("recurrent", "recurrent"))), Gates("ijfo")),
+        names=("kernel", "weights", "Linear/Matrix", "W_0"),
+    ),
+    Role("bias", (Gates("ijfo"),), part="bias", names=("bias", "biases", "Linear/Bias", "B")),
+    *(
+        Role(
+            f"w_{letter}_diag",
+            (Dim("units"),),
+            part="peephole",
+            gate=letter,
+            names=(f"w_{letter}_diag", f"W_{letter.upper()}_diag"),
+            optional=True,
+            evidence=True,
+        )
+        for letter in "ifo"
+    ),
+    Role(
+        "projection/kernel",
+        (Dim("units"), Dim("projection")),
+        part="projection",
+        names=("projection/kernel", "projection/weights", "W_P_0"),
+        optional=True,
+        evidence=True,
+    ),
+)
+
+# keras/src/layers/rnn/lstm.py LSTMCell.build and tf_keras: kernel (in, 4u), recurrent_kernel (u, 4u),
+# bias (4u), columns i, f, c, o; unit_forget_bias only initialises the bias.
+_KERAS_ROLES = (
+    Role("kernel", (Dim("input"), Gates("ifco")), part="kernel"),
+    Role("recurrent_kernel", (Dim("recurrent"), Gates("ifco")), part="recurrent"),
+    Role("bias", (Gates("ifco"),), part="bias", optional=True),
+)
+_KERAS_CONFIG_KEYS = {"activation": ("activation",), "recurrent_activation": ("recurrent_activation",)}
+
+SOURCE_LAYOUTS: tuple[Layout, ...] = (
+    # tf_keras cudnn_recurrent.py CuDNNLSTM: bias = input-side i, f, c, o then recurrent-side (8u);
+    # each kernel gate block in cuDNN memory order, converted by Keras' own loader
+    # (tf_keras saving/legacy/hdf5_format.py _convert_rnn_weights: input blocks
+    # `k.T.reshape(k.shape, order="F")`, recurrent blocks `k.T`).
+    Layout(
+        "keras-cudnn",
+        "keras",
+        LSTM,
+        (
+            Role("kernel", (Dim("input"), Gates("ifco")), part="kernel", transform="cudnn-input"),
+            Role("recurrent_kernel", (Dim("recurrent"), Gates("ifco")), part="recurrent", transform="transpose"),
+            Role("bias", (PartsOfGates(("bias", "recurrent_bias"), "ifco"),)),
+        ),
+        cell_names=(((), "CuDNNLSTM"),),
+        config_class=r"(?i)lstm",
+        fixed={"recurrent_activation": Setting("sigmoid", _CUDNN_FIXED), "activation": Setting("tanh", _CUDNN_FIXED)},
+    ),
+    Layout(
+        "keras",
+        "keras",
+        LSTM,
+        _KERAS_ROLES,
+        cell_names=(((), "LSTM"),),
+        config_class=r"(?i)lstm",
+        cell_from_config=True,
+        defaults={
+            "activation": Setting("tanh", _KERAS_DEFAULT),
+            "recurrent_activation": Setting("sigmoid", _KERAS_DEFAULT),
+        },
+        config_keys=_KERAS_CONFIG_KEYS,
+    ),
+    # Keras 1 recurrent.py LSTM.build: W_i, U_i, b_i, W_c, U_c, b_c, W_f, ... one array per gate and
+    # part; inner_activation (the gates') defaulted to hard_sigmoid.
+    Layout(
+        "keras1",
+        "keras",
+        LSTM,
+        tuple(
+            Role(f"{prefix}_{letter}", axes, part=part, gate=letter)
+            for letter in "icfo"
+            for prefix, axes, part in (
+                ("W", (Dim("input"), Dim("units")), "kernel"),
+                ("U", (Dim("recurrent"), Dim("units")), "recurrent"),
+                ("b", (Dim("units"),), "bias"),
+            )
+        ),
+        cell_names=(((), "LSTM (Keras 1)"),),
+        config_class=r"(?i)lstm",
+        defaults={
+            "activation": Setting("tanh", _KERAS_DEFAULT),
+            "recurrent_activation": Setting("hard_sigmoid", _KERAS_DEFAULT),
+        },
+        config_keys={
+            "activation": ("activation",),
+            "recurrent_activation": ("recurrent_activation", "inner_activation"),
+        },
+    ),
+    # cudnn_rnn_ops.py CudnnCompatibleLSTMCell: LSTMCell's variables under its own scope name,
+    # forget_bias=0.0 (cuDNN adds none).
+    Layout(
+        "tf1-cudnn-compatible",
+        "tensorflow",
+        LSTM,
+        _TF1_ROLES[:2],
+        forget_bias=0.0,
+        cell_names=(((), "CudnnCompatibleLSTMCell"),),
+        scope_required=r"(^|/)cudnn_compatible_lstm_cell[^/]*$",
+        fixed={"recurrent_activation": Setting("sigmoid", _CUDNN_FIXED), "activation": Setting("tanh", _CUDNN_FIXED)},
+        min_sizes={"input": 1},
+    ),
+    # A [rows, 4u] kernel and a [4u] bias is also what a dense layer looks like: only a scope named
+    # like an LSTM cell, or one with peepholes or a projection, is taken for one.
+    Layout(
+        "tf1",
+        "tensorflow",
+        LSTM,
+        _TF1_ROLES,
+        forget_bias=1.0,
+        # Without peepholes or a projection, BasicLSTMCell and LSTMCell store the same tensors.
+        cell_names=(
+            (("w_f_diag",), "LSTMCell"),
+            (("projection/kernel",), "LSTMCell"),
+            ((), "(Basic)LSTMCell"),
+        ),
+        scope_pattern=r"(?i)lstm",
+        # LSTMCell.call hard-codes sigmoid for the gates; the cell activation is an argument.
+        fixed={"recurrent_activation": Setting("sigmoid", "TF1 LSTM cells compute their gates with sigmoid")},
+        defaults={"activation": Setting("tanh", _TF1_DEFAULT), "forget_bias": Setting(1.0, _TF1_DEFAULT)},
+        min_sizes={"input": 1},
+    ),
+)
+
+# Layouts no file this tool reads is in, only exports.
+TARGET_LAYOUTS: tuple[Layout, ...] = (
+    # torch/nn/modules/rnn.py LSTM: weight_ih_l0 (4H, in) rows i, f, g, o; weight_hh_l0 (4H, rec);
+    # bias_ih_l0, bias_hh_l0 (4H); weight_hr_l0 (proj, H); the reverse direction with "_reverse".
+    Layout(
+        "pytorch",
+        "pytorch",
+        LSTM,
+        (
+            Role("weight_ih_l0", (Gates("ifgo"), Dim("input")), part="kernel"),
+            Role("weight_hh_l0", (Gates("ifgo"), Dim("recurrent")), part="recurrent"),
+            Role("bias_ih_l0", (Gates("ifgo"),), part="bias", optional=True),
+            Role("bias_hh_l0", (Gates("ifgo"),), part="recurrent_bias", optional=True),
+            Role("weight_hr_l0", (Dim("projection"), Dim("units")), part="projection", optional=True),
+        ),
+        direction_suffixes=("", "_reverse"),
+    ),
+    # onnx/defs/rnn/defs.cc LSTM: W [dirs, 4H, in], R [dirs, 4H, H], B [dirs, 8H] = [Wb, Rb], P [dirs, 3H];
+    # gates i, o, f, c; peepholes i, o, f.
+    Layout(
+        "onnx",
+        "onnx",
+        LSTM,
+        (
+            Role("W", (Direction(), Gates("iofc"), Dim("input")), part="kernel"),
+            Role("R", (Direction(), Gates("iofc"), Dim("recurrent")), part="recurrent"),
+            Role("B", (Direction(), PartsOfGates(("bias", "recurrent_bias"), "iofc")), optional=True),
+            Role("P", (Direction(), Gates("iof")), part="peephole", optional=True),
+        ),
+    ),
+)
+
+# Every layout by key: those files are read in (tried by detection in SOURCE_LAYOUTS' order), and
+# those only written (targets/ packs canonical blocks into any of them, "keras" and "tf1" included).
+LAYOUTS: dict[str, Layout] = {layout.key: layout for layout in (*SOURCE_LAYOUTS, *TARGET_LAYOUTS)}

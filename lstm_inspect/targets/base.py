@@ -1,0 +1,118 @@
+"""What an export target is: a framework's layout plus what it can express, as data.
+
+Each target module (pytorch.py, onnx.py, ...) declares one `Target`; `targets/__init__.py` lists
+them. A target packs canonical blocks into its layout (weights.normalize, then slicer.pack), reads
+its own arrays back (slicer.unpack), says why it cannot compute a layer (`refusal`, from its
+declared abilities), and may run its framework on its export for `verify` (framework imported
+inside `run`, only when verify asks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .. import activations, schema, slicer
+from ..weights import Weights, normalize
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    Outputs = tuple[np.ndarray, np.ndarray]  # (h for every step [T, B, out] in processing order, final c)
+    Runner = Callable[[Sequence[Mapping[str, np.ndarray]], Sequence[Weights], np.ndarray], list[Outputs]]
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a layer needs of a target, read from the file without reading tensor data."""
+
+    peepholes: bool
+    projection_size: int | None
+    units: int
+    activation: str
+    recurrent_activation: str
+    clips: tuple[str, ...] = ()  # the clip settings the layer has ("cell_clip", "proj_clip")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One `--layout`.
+
+    layout:       the schema layout it writes (None: the canonical gate blocks).
+    what:         how messages name what computes it ("torch.nn.LSTM").
+    paired:       a bidirectional pair is one exported layer (nn.LSTM `_reverse` keys, ONNX's
+                  direction axis); otherwise each half is exported on its own.
+    unprefixed_single: an export of exactly one layer or pair has no "L/" key prefix, so that it
+                  loads as it is (nn.LSTM.load_state_dict).
+    peepholes, clips: whether it can express peepholes, and which clip settings.
+    projection:   "any", "smaller" (only a projection smaller than the units; `projection_words`
+                  says so in the framework's terms) or "none".
+    activations, recurrent_activations: the cell and gate activations it computes (None: any).
+    needs:        the modules `run` imports (verify says which are missing).
+    run:          runs the framework on this target's arrays (one mapping per exported layer of a
+                  unit) for verify: per direction (h in processing order, final c); None: no framework.
+    """
+
+    name: str
+    layout: schema.Layout | None
+    what: str
+    summary: str
+    paired: bool = False
+    unprefixed_single: bool = False
+    peepholes: bool = True
+    clips: frozenset[str] = frozenset()
+    projection: str = "any"
+    projection_words: str = ""
+    activations: frozenset[str] | None = None
+    recurrent_activations: frozenset[str] | None = None
+    needs: tuple[str, ...] = ()
+    run: Runner | None = field(default=None, compare=False)
+
+    @property
+    def runtime_forget_bias(self) -> float:
+        """What the target's cell adds to the forget gate at run time."""
+        return self.layout.forget_bias if self.layout is not None else 0.0
+
+    def refusal(self, features: Features) -> str | None:
+        """Why this target cannot compute a layer with these features, or None when it can."""
+        if features.peepholes and not self.peepholes:
+            return f"{self.what} has no peephole connections"
+        size = features.projection_size
+        if size is not None:
+            if self.projection == "none":
+                return f"{self.what} has no projection"
+            if self.projection == "smaller" and size >= features.units:
+                return f"{self.what} needs {self.projection_words} (projection {size}, units {features.units})"
+        for role, name, allowed in (
+            ("gates", features.recurrent_activation, self.recurrent_activations),
+            ("cell", features.activation, self.activations),
+        ):
+            if allowed is None or name in allowed:
+                continue
+            if len(allowed) == 1:
+                (only,) = allowed
+                return f"{self.what} computes its {role} with {only} only; this layer uses {activations.shown(name)}"
+            which = "recurrent activation" if role == "gates" else "activation"
+            return f"{self.what} has no {which} {name!r}"
+        for clip in features.clips:
+            if clip not in self.clips:
+                return f"{self.what} has no {clip}"
+        return None
+
+    def arrays(self, directions: Sequence[Weights], runtime_forget_bias: float | None = None) -> dict[str, np.ndarray]:
+        """The target's arrays for one exported layer: one direction, or a pair when `paired`."""
+        assert self.layout is not None
+        runtime = self.runtime_forget_bias if runtime_forget_bias is None else runtime_forget_bias
+        normalized = [normalize(w, self.layout, runtime) for w in directions]
+        return slicer.pack(self.layout, [w.blocks for w in normalized], normalized[0].sizes)
+
+    def read(
+        self, arrays: Mapping[str, np.ndarray], names: Sequence[str], runtime_forget_bias: float | None = None
+    ) -> list[Weights]:
+        """The canonical weights of the directions held in one exported layer's arrays (keys without
+        the "L/" prefix), named `names`; the inverse of `arrays`."""
+        assert self.layout is not None
+        runtime = self.runtime_forget_bias if runtime_forget_bias is None else runtime_forget_bias
+        found = slicer.unpack(self.layout, arrays)
+        return [Weights(name, dict(blocks), forget_bias=runtime) for name, blocks in zip(names, found)]

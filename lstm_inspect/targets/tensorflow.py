@@ -1,0 +1,18 @@
+"""TensorFlow 1: an LSTMCell's variables under its scope (tensorflow/python/ops/rnn_cell_impl.py)."""
+
+from __future__ import annotations
+
+from .. import schema
+from .base import Target
+
+# LSTMCell.call hard-codes sigmoid for the gates; the cell activation, peepholes, the projection
+# and both clips are constructor arguments.
+TARGET = Target(
+    "tensorflow",
+    schema.LAYOUTS["tf1"],
+    "TF1 LSTMCell",
+    "a TF1 LSTMCell's variables: kernel (input rows, then recurrent rows), bias [, w_i_diag, w_f_diag, "
+    "w_o_diag, projection/kernel]",
+    clips=frozenset({"cell_clip", "proj_clip"}),
+    recurrent_activations=frozenset({"sigmoid"}),
+)

@@ -1,0 +1,133 @@
+"""One direction of one layer as canonical blocks, and the steps that make it what a target holds.
+
+A conversion is three small, pure steps, each driven by the target layout's declaration: merge a
+recurrent-side bias into the input-side one when the target keeps one bias (or give a missing side
+zeros when it keeps two), move the runtime forget bias into the forget gate's input-side bias when
+the target's cell adds another one, and pack the blocks (slicer.pack).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from . import schema
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Blocks = dict[tuple[str | None, str], "np.ndarray"]  # (gate, or None for a layer part; part) -> block
+
+
+@dataclass
+class Weights:
+    """One direction of one layer as canonical blocks (../shared/LAYOUTS.md), with what its cell
+    computes: the runtime forget bias it adds and its activations."""
+
+    name: str
+    blocks: Blocks
+    cell: schema.CellKind = schema.LSTM
+    forget_bias: float = 0.0
+    activation: str = "tanh"
+    recurrent_activation: str = "sigmoid"
+    settings: dict[str, float] = field(default_factory=dict)  # cell_clip, proj_clip, ... when set
+
+    def block(self, gate: str | None, part: str) -> np.ndarray | None:
+        return self.blocks.get((gate, part))
+
+    @property
+    def kernel(self) -> np.ndarray:
+        return self.blocks[(self.cell.gates[0], "kernel")]
+
+    @property
+    def projection(self) -> np.ndarray | None:
+        return self.blocks.get((None, "projection"))
+
+    @property
+    def input_size(self) -> int:
+        return int(self.kernel.shape[-2])
+
+    @property
+    def units(self) -> int:
+        return int(self.kernel.shape[-1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.kernel.dtype
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """The layer's sizes, read from its blocks."""
+        sizes = {"input": self.input_size, "units": self.units}
+        sizes["recurrent"] = int(self.blocks[(self.cell.gates[0], "recurrent")].shape[0])
+        if self.projection is not None:
+            sizes["projection"] = int(self.projection.shape[1])
+        return sizes
+
+    @property
+    def peepholes(self) -> bool:
+        return self.has("peephole")
+
+    def has(self, part: str) -> bool:
+        return any(p == part for _, p in self.blocks)
+
+    def gates(self) -> dict[str, dict[str, np.ndarray]]:
+        """Per canonical gate, its blocks by part (what numpy_lstm.run_lstm takes)."""
+        return {gate: {p: v for (g, p), v in self.blocks.items() if g == gate} for gate in self.cell.gates}
+
+
+def merge_biases(weights: Weights) -> Weights:
+    """The same layer with one bias per gate: a recurrent-side bias added into the input-side one."""
+    if not weights.has("recurrent_bias"):
+        return weights
+    blocks = {key: value for key, value in weights.blocks.items() if key[1] != "recurrent_bias"}
+    for (gate, part), recurrent_bias in weights.blocks.items():
+        if part == "recurrent_bias":
+            bias = blocks.get((gate, "bias"))
+            blocks[(gate, "bias")] = recurrent_bias.copy() if bias is None else bias + recurrent_bias
+    return replace(weights, blocks=blocks)
+
+
+def fill_biases(weights: Weights, parts: tuple[str, ...]) -> Weights:
+    """The same layer with every bias part in `parts` for every gate, zeros where it had none, once
+    it has any bias at all (nn.LSTM keeps both biases or none; the ONNX B input holds both)."""
+    if not any(weights.has(part) for part in schema.BIAS_PARTS):
+        return weights
+    import numpy as np
+
+    blocks = dict(weights.blocks)
+    for gate in weights.cell.gates:
+        for part in parts:
+            blocks.setdefault((gate, part), np.zeros(weights.units, dtype=weights.dtype))
+    return replace(weights, blocks=blocks)
+
+
+def fold_forget_bias(weights: Weights, runtime: float) -> Weights:
+    """The same layer for a cell that adds `runtime` to its forget gate: the difference from the
+    source's forget bias moves into the forget gate's input-side bias, in its dtype."""
+    gate = weights.cell.forget_gate
+    delta = weights.forget_bias - runtime
+    if delta == 0 or gate is None:
+        return replace(weights, forget_bias=float(runtime))
+    import numpy as np
+
+    bias = weights.blocks.get((gate, "bias"))
+    if bias is None:
+        bias = np.zeros(weights.units, dtype=weights.dtype)
+    blocks = {**weights.blocks, (gate, "bias"): bias + np.asarray(delta, dtype=bias.dtype)}
+    return replace(weights, blocks=blocks, forget_bias=float(runtime))
+
+
+def normalize(weights: Weights, layout: schema.Layout, runtime_forget_bias: float) -> Weights:
+    """`weights` as a layer of `layout` holds them: its bias parts, its runtime forget bias."""
+    if layout.bias_parts == ("bias",):
+        weights = merge_biases(weights)
+    weights = fold_forget_bias(weights, runtime_forget_bias)
+    if len(layout.bias_parts) > 1:
+        weights = fill_biases(weights, layout.bias_parts)
+    return weights
+
+
+def from_blocks(name: str, blocks: Mapping[tuple[str | None, str], np.ndarray], forget_bias: float) -> Weights:
+    return Weights(name, dict(blocks), forget_bias=float(forget_bias))
