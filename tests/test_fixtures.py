@@ -8,9 +8,9 @@ import pytest
 
 import lstm_inspect
 from lstm_inspect.export import gate_arrays, write_npz
-from lstm_inspect.layouts import GATES
 from lstm_inspect.numpy_lstm import run_lstm
 from lstm_inspect.results import summarize
+from lstm_inspect.schema import LSTM
 
 from .conftest import FIXTURES, UNREADABLE, manifest
 
@@ -89,7 +89,7 @@ def test_exported_npz_reproduces_framework_outputs(entry, tmp_path):
                 np.testing.assert_array_equal(exported[f"{layer.name}/projection"], layer.projection)
             else:
                 assert f"{layer.name}/projection" not in keys
-            for g in GATES:
+            for g in LSTM.gates:
                 assert {f"{layer.name}/{g}/kernel", f"{layer.name}/{g}/recurrent"} <= keys
 
 
