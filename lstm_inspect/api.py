@@ -99,7 +99,7 @@ class Checkpoint:
         self.store = store
         self.path = store.path
         self.format = store.format
-        detection = detect(store.tensors(), store.layer_configs(), forget_bias=forget_bias)
+        detection = detect(store.tensors(), store.layer_configs(), forget_bias=forget_bias, hints=store.layer_hints())
         self.layers = [Layer(spec, store) for spec in detection.layers]
         self.variables: list[Variable] = detection.variables
 

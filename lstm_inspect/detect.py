@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 
 from . import activations
-from .readers.base import LayerConfig, TensorInfo
-from .schema import SOURCE_LAYOUTS, Layout, solve
+from .readers.base import LayerConfig, LayerHint, TensorInfo
+from .schema import SOURCE_LAYOUTS, Layout, Setting, solve
 
 # TF2 object-based checkpoints append this to every variable's object path
 # (tensorflow/python/checkpoint/checkpoint.py, _OBJECT_ATTRIBUTES_NAME + VARIABLE_VALUE_KEY).
@@ -51,12 +51,33 @@ class LayerSpec:
     layout: Layout
     sizes: dict[str, int]  # "input", "units", "recurrent", and "projection" when it projects
     tensors: dict[str, TensorInfo]  # role key ("kernel", "recurrent_kernel", "w_f_diag", "W_i", ...) -> tensor
-    forget_bias: float
-    activation: str  # "tanh", or "unknown" when nothing in the file says
-    recurrent_activation: str
-    activation_source: str  # "config", "default" (the framework's fixed default), "unknown"
+    # "forget_bias", "activation", "recurrent_activation", each with where it was read or why assumed
+    settings: dict[str, Setting]
     pair: str | None = None  # the bidirectional pair this layer belongs to
     direction: str | None = None  # "forward" / "backward" inside a pair
+
+    @property
+    def forget_bias(self) -> float:
+        """What the cell adds to the forget gate at run time."""
+        return float(self.settings["forget_bias"].value)  # type: ignore[arg-type]
+
+    @property
+    def activation(self) -> str:
+        """The cell's activation ("tanh"), or "unknown" when nothing in the file says."""
+        return str(self.settings["activation"].value)
+
+    @property
+    def recurrent_activation(self) -> str:
+        return str(self.settings["recurrent_activation"].value)
+
+    @property
+    def activation_source(self) -> str:
+        """ "config", "graph", "default" (the framework's own), or "unknown" when nothing says."""
+        sources = [self.settings[s] for s in ("activation", "recurrent_activation")]
+        for kind in ("graph", "config"):
+            if any(setting.source.startswith(kind) for setting in sources):
+                return kind
+        return "unknown" if any(setting.value == "unknown" for setting in sources) else "default"
 
     @property
     def input_size(self) -> int:
@@ -128,13 +149,17 @@ def detect(
     tensors: dict[str, TensorInfo],
     configs: dict[str, LayerConfig] | None = None,
     forget_bias: float | None = None,
+    hints: dict[str, LayerHint] | None = None,
 ) -> Detection:
     """Find every LSTM layer among `tensors`.
 
     configs: per layer scope, what a Keras model config says (class, units, activations).
-    forget_bias: overrides the runtime forget bias of every layer (None: each layout's default).
+    forget_bias: overrides the runtime forget bias of every layer (None: what the file says, else
+    each layout's default).
+    hints: per layer scope, what the file says beside the weights (readers' layer_hints()).
     """
     configs = configs or {}
+    hints = hints or {}
     categories = {name: categorize(name, info.dtype) for name, info in tensors.items()}
     scopes: dict[str, dict[str, TensorInfo]] = {}
     for info in tensors.values():
@@ -146,11 +171,11 @@ def detect(
     result = Detection()
     used: set[str] = set()
     for scope, leaves in scopes.items():
-        spec = _detect_scope(scope, leaves, configs)
+        spec = _detect_scope(scope, leaves, configs, hints)
         if spec is None:
             continue
         if forget_bias is not None:
-            spec.forget_bias = float(forget_bias)
+            spec.settings["forget_bias"] = Setting(float(forget_bias), "--forget-bias")
         result.layers.append(spec)
         used.update(t.name for t in spec.tensors.values())
     _pair_directions(result.layers)
@@ -163,7 +188,9 @@ def _layer_name(scope: str) -> str:
     return scope[: -len("/cell")] if scope.endswith("/cell") else scope
 
 
-def _detect_scope(scope: str, leaves: dict[str, TensorInfo], configs: dict[str, LayerConfig]) -> LayerSpec | None:
+def _detect_scope(
+    scope: str, leaves: dict[str, TensorInfo], configs: dict[str, LayerConfig], hints: dict[str, LayerHint]
+) -> LayerSpec | None:
     """The first source layout (schema.SOURCE_LAYOUTS' order) whose roles are every tensor of the
     scope, whose shapes solve for the layer's sizes and whose scope and config rules hold."""
     name = _layer_name(scope)
@@ -185,7 +212,6 @@ def _detect_scope(scope: str, leaves: dict[str, TensorInfo], configs: dict[str, 
         sizes = solve(layout, {key: info.shape for key, info in tensors.items()})
         if sizes is None:
             continue
-        activation, recurrent_activation, source = _activations(layout, config)
         return LayerSpec(
             name=name,
             cell=config.class_name
@@ -194,10 +220,7 @@ def _detect_scope(scope: str, leaves: dict[str, TensorInfo], configs: dict[str, 
             layout=layout,
             sizes=sizes,
             tensors=tensors,
-            forget_bias=layout.forget_bias,
-            activation=activation,
-            recurrent_activation=recurrent_activation,
-            activation_source=source,
+            settings=_settings(layout, name, config, hints.get(scope) or hints.get(name)),
         )
     return None
 
@@ -217,31 +240,28 @@ def _claim(layout: Layout, leaves: dict[str, TensorInfo]) -> dict[str, TensorInf
     return tensors if len(tensors) == len(leaves) else None
 
 
-def _activations(layout: Layout, config: LayerConfig | None) -> tuple[str, str, str]:
-    """(activation, recurrent_activation, source): what the cell fixes, else what the config says,
-    else the layout's default ("unknown" for a Keras layer of a file without a config)."""
-    values, sources = [], []
-    for setting in ("activation", "recurrent_activation"):
-        fixed = layout.fixed.get(setting)
+def _settings(layout: Layout, name: str, config: LayerConfig | None, hint: LayerHint | None) -> dict[str, Setting]:
+    """What the layer computes, each setting from the first that says: the file beside the weights
+    (a graph), what the cell fixes, the model config, the layout's default (an assumption)."""
+    settings: dict[str, Setting] = {}
+    for setting in ("forget_bias", "activation", "recurrent_activation"):
         keys = layout.config_keys.get(setting, ())
-        if fixed is not None:
-            values.append(str(fixed.value))
-            sources.append("default")
+        default = layout.defaults.get(setting)
+        if hint is not None and setting in hint.settings:
+            settings[setting] = hint.settings[setting]
+        elif setting in layout.fixed:
+            settings[setting] = layout.fixed[setting]
         elif config is not None and keys:
             stored = next((config.config[key] for key in keys if key in config.config), None)
-            default = layout.defaults.get(setting)
-            raw = stored if stored is not None else (default.value if default else "unknown")
-            values.append(activations.from_keras(raw, config.keras_version))
-            sources.append("config")
+            value = stored if stored is not None else (default.value if default else "unknown")
+            settings[setting] = Setting(activations.from_keras(value, config.keras_version), f"config: {name}")
         elif keys:
-            values.append("unknown")
-            sources.append("unknown")
+            settings[setting] = Setting("unknown", "the file has no model config to say")
+        elif default is not None:
+            settings[setting] = default
         else:
-            default = layout.defaults.get(setting)
-            values.append(str(default.value) if default else "unknown")
-            sources.append("default")
-    source = sources[0] if sources[0] == sources[1] else ("config" if "config" in sources else sources[0])
-    return values[0], values[1], source
+            settings[setting] = Setting(layout.forget_bias, f"{layout.framework} adds none at run time")
+    return settings
 
 
 _TF_DIRECTION = re.compile(r"^(?:(?P<prefix>.*)/)?(?P<dir>fw|bw)/(?P<rest>.+)$")

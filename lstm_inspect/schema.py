@@ -220,10 +220,18 @@ class Role:
 
 @dataclass(frozen=True)
 class Setting:
-    """A value a layout fixes or assumes for every layer of it, with why."""
+    """One setting of a layer and where it was read: what summary shows and --json carries.
+
+    value:   the setting ("tanh", 1.0, ...).
+    source:  where it came from, for people: "graph: rnn/basic_lstm_cell/Const_1", "config: enc",
+             "--forget-bias", or for a value the file does not say, the assumption and how to
+             override it.
+    assumed: True when the file does not say and `value` is a framework's default.
+    """
 
     value: object
-    why: str
+    source: str
+    assumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,7 +247,8 @@ class Layout:
                   file has a config for the layer; a layout without one is never taken for a layer
                   the file has a config for. cell_from_config: the config's class is the cell name.
     fixed:        settings the cell computes whatever code built it (cuDNN: sigmoid and tanh).
-    defaults:     settings the file does not store, assumed unless the file's graph or config says.
+    defaults:     settings the file does not store, assumed (Setting.assumed) unless the file's
+                  graph or config says.
     config_keys:  per setting, the Keras config keys that hold it, first found wins.
     min_sizes:    detection: the least each size may be (a fused kernel with no input rows would
                   be ambiguous).
@@ -596,8 +605,8 @@ SOURCE_LAYOUTS: tuple[Layout, ...] = (
         config_class=r"(?i)lstm",
         cell_from_config=True,
         defaults={
-            "activation": Setting("tanh", _KERAS_DEFAULT),
-            "recurrent_activation": Setting("sigmoid", _KERAS_DEFAULT),
+            "activation": Setting("tanh", _KERAS_DEFAULT, assumed=True),
+            "recurrent_activation": Setting("sigmoid", _KERAS_DEFAULT, assumed=True),
         },
         config_keys=_KERAS_CONFIG_KEYS,
     ),
@@ -619,8 +628,8 @@ SOURCE_LAYOUTS: tuple[Layout, ...] = (
         cell_names=(((), "LSTM (Keras 1)"),),
         config_class=r"(?i)lstm",
         defaults={
-            "activation": Setting("tanh", _KERAS_DEFAULT),
-            "recurrent_activation": Setting("hard_sigmoid", _KERAS_DEFAULT),
+            "activation": Setting("tanh", _KERAS_DEFAULT, assumed=True),
+            "recurrent_activation": Setting("hard_sigmoid", _KERAS_DEFAULT, assumed=True),
         },
         config_keys={
             "activation": ("activation",),
@@ -637,7 +646,11 @@ SOURCE_LAYOUTS: tuple[Layout, ...] = (
         forget_bias=0.0,
         cell_names=(((), "CudnnCompatibleLSTMCell"),),
         scope_required=r"(^|/)cudnn_compatible_lstm_cell[^/]*$",
-        fixed={"recurrent_activation": Setting("sigmoid", _CUDNN_FIXED), "activation": Setting("tanh", _CUDNN_FIXED)},
+        fixed={
+            "recurrent_activation": Setting("sigmoid", _CUDNN_FIXED),
+            "activation": Setting("tanh", _CUDNN_FIXED),
+            "forget_bias": Setting(0.0, "CudnnCompatibleLSTMCell adds no forget bias (cuDNN has none)"),
+        },
         min_sizes={"input": 1},
     ),
     # A [rows, 4u] kernel and a [4u] bias is also what a dense layer looks like: only a scope named
@@ -657,7 +670,10 @@ SOURCE_LAYOUTS: tuple[Layout, ...] = (
         scope_pattern=r"(?i)lstm",
         # LSTMCell.call hard-codes sigmoid for the gates; the cell activation is an argument.
         fixed={"recurrent_activation": Setting("sigmoid", "TF1 LSTM cells compute their gates with sigmoid")},
-        defaults={"activation": Setting("tanh", _TF1_DEFAULT), "forget_bias": Setting(1.0, _TF1_DEFAULT)},
+        defaults={
+            "activation": Setting("tanh", _TF1_DEFAULT, assumed=True),
+            "forget_bias": Setting(1.0, _TF1_DEFAULT, assumed=True),
+        },
         min_sizes={"input": 1},
     ),
 )

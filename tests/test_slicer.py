@@ -28,6 +28,9 @@ class MemoryStore:
     def layer_configs(self):
         return {}
 
+    def layer_hints(self):
+        return {}
+
     def files(self):
         return []
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..schema import Setting
+
 if TYPE_CHECKING:
     import numpy as np
+
+__all__ = ["LayerConfig", "LayerHint", "Setting", "TensorInfo", "TensorStore"]
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, which made building
@@ -56,22 +60,6 @@ class LayerConfig:
     keras_version: str | None = None
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One setting of a layer and where it was read: what summary shows and --json carries.
-
-    value:  the setting ("tanh", 1.0, None for "not set", ...).
-    source: where it came from, for people: "graph: rnn/basic_lstm_cell/Const_1",
-            "config: enc", "op attribute: rnn/lstm_cell/LSTMBlockCell forget_bias", or for a value
-            the file does not say, the assumption and how to override it ("TF1 default: ...").
-    assumed: True when the file does not say and `value` is a framework default.
-    """
-
-    value: Any
-    source: str
-    assumed: bool = False
-
-
 @dataclass
 class LayerHint:
     """What a reader found beside the weights about one layer (a TF graph, a Keras config).
@@ -103,6 +91,11 @@ class TensorStore(Protocol):
 
     def layer_configs(self) -> dict[str, LayerConfig]:
         """Per logical layer scope, what the file's model config says; {} when it has none."""
+        ...
+
+    def layer_hints(self) -> dict[str, LayerHint]:
+        """Per layer scope, what the file says beside the weights (a TF graph's forget bias and
+        activations, ...); {} when it says nothing."""
         ...
 
     def files(self) -> list[str]:

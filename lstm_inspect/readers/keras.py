@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
-from .base import LayerConfig, TensorInfo
+from .base import LayerConfig, LayerHint, TensorInfo
 from .hdf5 import Dataset, Group, NotUnderstood, h5py_tree, read_tree
 
 if TYPE_CHECKING:  # h5py and numpy load only when a value is read (or the HDF5 parser gives up),
@@ -185,6 +185,9 @@ class KerasStore:
 
     def layer_configs(self) -> dict[str, LayerConfig]:
         return {scope: copy.deepcopy(cfg) for scope, cfg in self._configs.items()}
+
+    def layer_hints(self) -> dict[str, LayerHint]:
+        return {}
 
     def close(self) -> None:
         self._finalizer()

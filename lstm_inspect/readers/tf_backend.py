@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from ..errors import CorruptFile, FileNotFound, UnknownName
-from .base import LayerConfig, TensorInfo
+from .base import LayerConfig, LayerHint, TensorInfo
 from .files import stat_regular
 from .tf_bundle import checkpoint_files, dtype_name, resolve_prefix
 
@@ -61,6 +61,9 @@ class TFBackendCheckpoint:
         return np.asarray(value, dtype=object if info.dtype == "string" else None)
 
     def layer_configs(self) -> dict[str, LayerConfig]:
+        return {}
+
+    def layer_hints(self) -> dict[str, LayerHint]:
         return {}
 
     def close(self) -> None:

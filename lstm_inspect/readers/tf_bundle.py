@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import CorruptFile, FileNotFound, LstmInspectError, UnknownName, UnsupportedFormat, warn
-from .base import LayerConfig, TensorInfo
+from .base import LayerConfig, LayerHint, TensorInfo
 from .files import check_lfs_pointer, open_regular, read_bounded, stat_regular
 from .protobuf import Malformed, as_bytes, as_int, fields, varint
 
@@ -578,6 +578,9 @@ class TFCheckpoint:
         return checkpoint_files(self.path)
 
     def layer_configs(self) -> dict[str, LayerConfig]:
+        return {}
+
+    def layer_hints(self) -> dict[str, LayerHint]:
         return {}
 
     def read(self, name: str) -> np.ndarray:
