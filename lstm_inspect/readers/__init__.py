@@ -24,7 +24,8 @@ def _head(path: str, n: int = 64) -> bytes:
 
 
 def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str = "native") -> TensorStore:
-    """Open a TF checkpoint (prefix, .index, .data-… or directory) or a Keras file.
+    """Open a TF checkpoint (prefix, .index, .data-… or directory), a frozen graph (.pb, .pbtxt),
+    a SavedModel directory or a Keras file.
 
     verify: check CRC-32C checksums of what is read (TF checkpoints).
     backend: "native" (default) or "tensorflow" (tf.train.load_checkpoint, for cross-checks).
@@ -38,6 +39,14 @@ def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str =
         raise ValueError(f"unknown backend {backend!r}")
     if not os.path.exists(path) and not os.path.exists(path + ".index"):
         raise FileNotFound(f"{path}: no such file or checkpoint prefix")
+    if os.path.isfile(os.path.join(path, "saved_model.pb")) or os.path.isfile(os.path.join(path, "saved_model.pbtxt")):
+        from .saved_model import open_saved_model
+
+        return open_saved_model(path)
+    if os.path.isfile(path) and path.endswith((".pb", ".pbtxt")):  # a frozen GraphDef, or a saved_model.pb
+        from .frozen_graph import open_frozen_graph
+
+        return open_frozen_graph(path)
     if os.path.isfile(path):
         head = _head(path)
         check_lfs_pointer(path, head)

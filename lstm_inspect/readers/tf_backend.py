@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import CorruptFile, FileNotFound, UnknownName
-from .base import LayerConfig, TensorInfo
+from .base import LayerConfig, LayerHint, TensorInfo
 from .tf_bundle import dtype_name, resolve_prefix
 
 __all__ = ["TFBackendCheckpoint", "open_with_tensorflow"]
@@ -56,6 +56,9 @@ class TFBackendCheckpoint:
         return np.asarray(value, dtype=object if info.dtype == "string" else None)
 
     def layer_configs(self) -> dict[str, LayerConfig]:
+        return {}
+
+    def layer_hints(self) -> dict[str, LayerHint]:
         return {}
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
-from .base import LayerConfig, TensorInfo
+from .base import LayerConfig, LayerHint, TensorInfo
 from .files import check_lfs_pointer
 from .protobuf import Malformed as _Malformed
 from .protobuf import as_bytes as _msg
@@ -29,6 +29,8 @@ from .protobuf import varint as _varint
 
 if TYPE_CHECKING:  # numpy loads only when a value is read: listing a checkpoint needs none of it
     import numpy as np
+
+    from .saved_model import RenamedStore
 
 __all__ = ["TFCheckpoint", "dtype_name", "open_checkpoint", "resolve_prefix"]
 
@@ -463,6 +465,10 @@ class TFCheckpoint:
     def layer_configs(self) -> dict[str, LayerConfig]:
         return {}
 
+    def layer_hints(self) -> dict[str, LayerHint]:
+        # Issue 11 wiring: tf_graph.graph_hints(self.path + ".meta", self.tensors()) when that exists.
+        return {}
+
     def read(self, name: str) -> np.ndarray:
         info = self._infos.get(name)
         if info is None:
@@ -617,9 +623,11 @@ def _decode_strings(raw: bytearray, count: int, verify: bool) -> tuple[np.ndarra
     return values, crc
 
 
-def open_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> TFCheckpoint:
+def open_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> TFCheckpoint | RenamedStore:
     """Open a TF V2 checkpoint given as its prefix, .index or .data-… file, or directory.
 
     verify: check the CRC-32C of every index block on open and of every tensor read.
     """
-    return TFCheckpoint(resolve_prefix(path), verify=verify)
+    from .saved_model import with_object_paths  # positional TF2 keys named by the object graph
+
+    return with_object_paths(TFCheckpoint(resolve_prefix(path), verify=verify))
