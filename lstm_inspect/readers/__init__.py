@@ -43,7 +43,7 @@ def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str =
         from .saved_model import open_saved_model
 
         return open_saved_model(path)
-    if os.path.isfile(path) and path.endswith((".pb", ".pbtxt")):  # a frozen GraphDef, or a saved_model.pb
+    if path.endswith((".pb", ".pbtxt")) and not os.path.isdir(path):  # a frozen GraphDef, or a saved_model.pb
         from .frozen_graph import open_frozen_graph
 
         return open_frozen_graph(path)

@@ -183,13 +183,19 @@ def _name_keys(
     paths = canonical_paths(nodes)
     naming = _Naming()
     bases: dict[int, str] = {}
-    keras_version = next((k.metadata.get("keras_version") for n, k in sorted(keras.items()) if n == 0), None)
+    root = keras.get(0)
+    keras_version = root.metadata.get("keras_version") if root is not None else None
     for node_id, path in paths.items():
         if not path:
             continue
         steps = _keras_steps(path, keras) if keras else None
+        # TF's own key names the variable by a path too: where that path has no positional step,
+        # it is kept (of equally good paths, the one the file already uses).
+        own = next((key.split(_ATTRIBUTES)[0] for _, key in _value_keys(nodes[node_id])), None)
         if steps is not None:
             base = "/".join(steps)
+        elif own is not None and not any(_positional(step) for step in own.split("/")):
+            base = own
         elif not any(_positional(step) for step, _ in path):
             base = "/".join(step for step, _ in path)
         elif node_id in variable_names and not keras and path[0][0] != "optimizer":
@@ -217,10 +223,10 @@ def _name_keys(
         if 0 <= node_id < len(nodes):
             for attribute, key in _value_keys(nodes[node_id]):
                 naming.names[key] = base if attribute == _VALUE else f"{base}{_ATTRIBUTES}{attribute}"
-    for node in nodes:  # optimizer slots: `<variable>/.OPTIMIZER_SLOT/<optimizer>/<slot>`
+    for node_id, node in enumerate(nodes):  # optimizer slots: `<variable>/.OPTIMIZER_SLOT/<optimizer>/<slot>`
         for slot in node.get("slot_variables", []):
             original, holder = slot.get("original_variable_node_id", -1), slot.get("slot_variable_node_id", -1)
-            optimizer = next((b for n, b in bases.items() if nodes[n] is node), None)
+            optimizer = bases.get(node_id)
             if original in bases and optimizer is not None and 0 <= holder < len(nodes):
                 for attribute, key in _value_keys(nodes[holder]):
                     name = f"{bases[original]}{_SLOT}{optimizer}/{slot.get('slot_name', '')}"
@@ -340,9 +346,10 @@ class RenamedStore:
 
 def _distinct(checkpoint: TFCheckpoint, keys: list[str]) -> list[str]:
     """The keys that store different values; of keys whose index entries agree on dtype, shape,
-    size and CRC-32C, the first (they hold one variable twice)."""
+    size and CRC-32C (one variable held twice), one: a public path over one through a private
+    attribute (`variables/0` over `_all_variables/0`), then the first in order."""
     kept: dict[tuple[Any, ...], str] = {}
-    for key in sorted(keys):
+    for key in sorted(keys, key=lambda k: (any(step.startswith("_") for step in k.split("/")[:-2]), k)):
         entry = checkpoint._entries[checkpoint._keys[key]]
         if entry.slices:
             kept[(key,)] = key
@@ -413,10 +420,10 @@ def _meta_graph_bytes(data: bytes) -> list[bytes]:
 
 
 def _meta_from_dict(meta: dict[str, Any], path: str) -> MetaGraph:
-    from .tf_graph import MetaGraph, _graph_from_dict
+    from .tf_graph import MetaGraph, graph_from_dict
 
     info = meta.get("meta_info_def", {})
-    graph = _graph_from_dict(meta.get("graph_def", {}))
+    graph = graph_from_dict(meta.get("graph_def", {}))
     tags, version = info.get("tags", []), info.get("tensorflow_version")
     return MetaGraph(path, graph, meta.get("collection_def", {}), tags, version, meta.get("object_graph_def"))
 

@@ -56,6 +56,7 @@ __all__ = [
     "GraphHints",
     "MetaGraph",
     "NodeTable",
+    "graph_from_dict",
     "graph_hints",
     "layer_hints",
     "read_graph_file",
@@ -163,7 +164,7 @@ class NodeTable:
         self._inputs: dict[int, list[str]] = {}
         self.index = {name: i for i, name in enumerate(names)}
         self._consumers: dict[str, dict[str, list[tuple[int, int]]]] = {}
-        self._sorted: list[tuple[str, int]] | None = None
+        self._sorted: list[str] | None = None
 
     def node(self, i: int) -> dict[str, Any]:
         node = self._nodes.get(i)
@@ -240,10 +241,14 @@ class NodeTable:
     def _in_scope(self, scope: str) -> Iterator[int]:
         # Names sorted once: the nodes of a scope are one run of them, found by bisection.
         if self._sorted is None:
-            self._sorted = sorted(zip(self.names, range(len(self.names))))
-        at = bisect.bisect_left(self._sorted, (scope, -1))
-        while at < len(self._sorted) and self._sorted[at][0].startswith(scope):
-            yield self._sorted[at][1]
+            self._sorted = sorted(self.names)
+        at = bisect.bisect_left(self._sorted, scope)
+        seen: set[int] = set()
+        while at < len(self._sorted) and self._sorted[at].startswith(scope):
+            i = self.index[self._sorted[at]]
+            if i not in seen:  # a name given twice (a damaged graph) is one node here
+                seen.add(i)
+                yield i
             at += 1
 
 
@@ -316,9 +321,13 @@ def _scan_nodes(
                 else:
                     raise Malformed(f"unexpected protobuf wire type {wire}")
                 continue
+            # Lengths under 16 KiB (nearly every node) are one or two varint bytes: read inline.
             length = buf[pos + 1]
             if length < 0x80:
                 pos += 2
+            elif buf[pos + 2] < 0x80:
+                length = (length & 0x7F) | buf[pos + 2] << 7
+                pos += 3
             else:
                 length, pos = varint(buf, pos + 1)
             node_end = pos + length
@@ -330,7 +339,10 @@ def _scan_nodes(
                 length = buf[pos + 1]
                 at = pos + 2
                 if length >= 0x80:
-                    length, at = varint(buf, pos + 1)
+                    if buf[pos + 2] < 0x80:
+                        length, at = (length & 0x7F) | buf[pos + 2] << 7, pos + 3
+                    else:
+                        length, at = varint(buf, pos + 1)
                 name_end = at + length
                 if name_end < node_end and buf[name_end] == 0x12:
                     op_length = buf[name_end + 1]
@@ -418,7 +430,7 @@ def _graph(buf: bytes) -> Graph:
     return Graph(top, _functions(library) if library else {})
 
 
-def _graph_from_dict(graph_def: dict[str, Any]) -> Graph:
+def graph_from_dict(graph_def: dict[str, Any]) -> Graph:
     """A Graph of an already decoded GraphDef (the text format)."""
 
     def table(nodes: list[dict[str, Any]], function: str | None, args: list[str] | None = None) -> NodeTable:
@@ -441,7 +453,7 @@ def read_graph_def(data: bytes, path: str, text: bool = False) -> Graph:
         if text:
             from . import prototext
 
-            return _graph_from_dict(prototext.decode(prototext.parse(data), "GraphDef", SCHEMA, ENUMS))
+            return graph_from_dict(prototext.decode(prototext.parse(data), "GraphDef", SCHEMA, ENUMS))
         graph = _graph(data)
     except Malformed as e:
         raise _corrupt(path, str(e)) from None
@@ -976,10 +988,11 @@ class _Matcher:
             found.settings["use_peepholes" if name == "use_peephole" else name] = Setting(read, source)
         if "forget_bias" not in defaults:
             found.settings["forget_bias"] = Setting(0.0, f"op: {op_where} ({table.ops[i]} has no forget bias)")
-        for name in ("activation",):
-            found.settings[name] = Setting("tanh", f"op: {op_where} (computes tanh)")
+        # The ops compute sigmoid gates and tanh (lstm_ops.h) and have no projection.
+        found.settings["activation"] = Setting("tanh", f"op: {op_where} (computes tanh)")
         found.settings["recurrent_activation"] = Setting("sigmoid", f"op: {op_where} (computes sigmoid)")
         found.settings["num_proj"] = Setting(None, f"op: {op_where} (no projection)")
+        found.settings["proj_clip"] = Setting(None, f"op: {op_where} (no projection)")
         return found
 
 
