@@ -26,7 +26,6 @@ bytes (the index's size and CRC-32C) are one variable, listed once.
 from __future__ import annotations
 
 import heapq
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -469,6 +468,8 @@ def _follow(nodes: list[dict[str, Any]], node_path: str) -> int | None:
 
 
 def _json(text: str, path: str) -> dict[str, Any]:
+    import json  # for Keras metadata only: opening a TF2 checkpoint needs none of it
+
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
