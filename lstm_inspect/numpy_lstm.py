@@ -41,12 +41,17 @@ def run_lstm(
     projection: np.ndarray | None = None,
     activation: str = "tanh",
     recurrent_activation: str = "sigmoid",
+    cell_clip: float | None = None,
+    proj_clip: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run one LSTM layer over x [time, batch, input] from zero state.
 
     gates: per canonical gate ("input", "forget", "cell", "output") its blocks "kernel",
     "recurrent", "bias", and optionally "recurrent_bias" and "peephole" (a dict, or the
     GateBlocks of Layer.gates()).
+    cell_clip, proj_clip: TF1 LSTMCell's clips, clip_by_value(c, -cell_clip, cell_clip) on the new
+    cell state before the output gate reads it, and the same on the projected output
+    (rnn_cell_impl.py LSTMCell.call; LSTMBlockCell clips c alike, lstm_ops.cc).
     Returns (h for every step [time, batch, out], final cell state [batch, units]), float64.
     """
     act, rec_act = ACTIVATIONS[activation], ACTIVATIONS[recurrent_activation]
@@ -79,10 +84,14 @@ def run_lstm(
         if peep["forget"] is not None:
             zf = zf + peep["forget"] * c
         c = rec_act(zf) * c + rec_act(zi) * act(zc)
+        if cell_clip is not None:
+            c = np.clip(c, -cell_clip, cell_clip)
         if peep["output"] is not None:
             zo = zo + peep["output"] * c
         h = rec_act(zo) * act(c)
         if projection is not None:
             h = h @ np.asarray(projection, dtype=np.float64)
+            if proj_clip is not None:
+                h = np.clip(h, -proj_clip, proj_clip)
         outputs.append(h)
     return np.stack(outputs), c

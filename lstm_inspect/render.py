@@ -30,6 +30,7 @@ _FRAMEWORK = {"tensorflow": "TF", "keras": "Keras"}
 
 _ACTIVATION_SOURCE = {
     "config": "from the model config",
+    "graph": "read from the graph",
     "default": "the cell's fixed defaults; a custom activation would be code, not stored",
     "unknown": "the file has no model config to say",
 }

@@ -422,7 +422,9 @@ def test_state_file_given_as_path_points_at_its_directory_and_prefix(tmp_path):
     )
 
 
-def test_saved_model_directory_names_its_variables_checkpoint(tmp_path):
+def test_saved_model_directory_with_a_damaged_graph_is_one_error(tmp_path):
+    # A SavedModel directory is read as a SavedModel (readers/saved_model.py); an empty
+    # saved_model.pb is said to be one, and its variables checkpoint still reads on its own.
     saved = tmp_path / "exported"
     (saved / "variables").mkdir(parents=True)
     (saved / "saved_model.pb").write_bytes(b"")
@@ -431,7 +433,7 @@ def test_saved_model_directory_names_its_variables_checkpoint(tmp_path):
     for given in (str(saved), str(saved) + "/"):
         result = cli("summary", given)
         line = one_line(result, "Error")
-        assert line.endswith(f"give the checkpoint of its variables instead: {saved / 'variables' / 'variables'}")
+        assert line.endswith(f"{saved / 'saved_model.pb'}: holds no MetaGraphDef, so it is no SavedModel")
     assert cli("summary", str(saved / "variables" / "variables")).exit_code == 0
 
 

@@ -14,7 +14,8 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str = "native") -> TensorStore:
-    """Open a TF checkpoint (prefix, .index, .data-… or directory) or a Keras file.
+    """Open a TF checkpoint (prefix, .index, .data-… or directory), a frozen graph (.pb, .pbtxt),
+    a SavedModel directory or a Keras file.
 
     verify: check CRC-32C checksums of what is read (TF checkpoints).
     backend: "native" (default) or "tensorflow" (tf.train.load_checkpoint, for cross-checks).
@@ -28,6 +29,14 @@ def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str =
         raise ValueError(f"unknown backend {backend!r}")
     if not os.path.exists(path) and not os.path.exists(path + ".index"):
         raise FileNotFound(f"{path}: no such file or checkpoint prefix")
+    if os.path.isfile(os.path.join(path, "saved_model.pb")) or os.path.isfile(os.path.join(path, "saved_model.pbtxt")):
+        from .saved_model import open_saved_model
+
+        return open_saved_model(path)
+    if path.endswith((".pb", ".pbtxt")) and not os.path.isdir(path):  # a frozen GraphDef, or a saved_model.pb
+        from .frozen_graph import open_frozen_graph
+
+        return open_frozen_graph(path)
     if os.path.exists(path) and not os.path.isdir(path):
         # A FIFO or a device is refused here, in words, before anything reads from it. Both looks
         # go through the one descriptor: the name could be swapped for a FIFO between two opens.

@@ -68,11 +68,15 @@ class LayerHint:
     cell:     the cell class the file names ("BasicLSTMCell", "LSTMBlockCell"), or None.
     settings: by name: "forget_bias", "activation", "recurrent_activation", "cell_clip",
               "proj_clip", "use_peepholes", "num_proj", ... (only what the file says).
+    conflicts: settings the file says differently in different places (two steps of a static
+              graph with different forget biases): one Setting per value, each naming its node;
+              such a setting is not in `settings`.
     """
 
     scope: str
     cell: str | None = None
     settings: dict[str, Setting] = field(default_factory=dict)
+    conflicts: dict[str, tuple[Setting, ...]] = field(default_factory=dict)
 
 
 class TensorStore(Protocol):

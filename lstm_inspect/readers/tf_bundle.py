@@ -27,6 +27,8 @@ from .protobuf import Malformed, as_bytes, as_int, fields, varint
 if TYPE_CHECKING:  # numpy loads only when a value is read: listing a checkpoint needs none of it
     import numpy as np
 
+    from .saved_model import RenamedStore
+
 __all__ = ["TFCheckpoint", "checkpoint_files", "dtype_name", "open_checkpoint", "resolve_prefix"]
 
 _TABLE_MAGIC = 0xDB4775248B80FB57  # tensorflow/core/lib/io/format.h kTableMagicNumber
@@ -742,9 +744,11 @@ def _decode_strings(raw: memoryview, count: int, verify: bool) -> tuple[np.ndarr
     return values, crc
 
 
-def open_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> TFCheckpoint:
+def open_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> TFCheckpoint | RenamedStore:
     """Open a TF V2 checkpoint given as its prefix, .index or .data-… file, or directory.
 
     verify: check the CRC-32C of every index block on open and of every tensor read.
     """
-    return TFCheckpoint(resolve_prefix(path), verify=verify)
+    from .saved_model import with_object_paths  # positional TF2 keys named by the object graph
+
+    return with_object_paths(TFCheckpoint(resolve_prefix(path), verify=verify))
