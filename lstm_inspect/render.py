@@ -283,8 +283,8 @@ def show_split(result: SplitResult | SplitStream, as_json: bool = False, console
                     console.file.write(line + "\n")
 
 
-# --values: 6 significant digits, right-aligned in the widest such number ("-1.23457e-05").
-_VALUE_WIDTH = 12
+# --values: 6 significant digits, right-aligned in the width of the widest such number ("-1.23457e-05").
+_VALUE_FORMAT = "{:>12.6g}"
 _VALUES_PER_LINE = 8
 
 
@@ -300,7 +300,7 @@ def _value_lines(array: np.ndarray) -> Iterator[str]:
     rows = array.reshape(-1, array.shape[-1]) if matrix else array.reshape(1, -1)
     last = len(rows) - 1
     for index, row in enumerate(rows):
-        numbers = [f"{v:.6g}".rjust(_VALUE_WIDTH) for v in row.astype(np.float64).tolist()]
+        numbers = list(map(_VALUE_FORMAT.format, row.astype(np.float64).tolist()))
         opening = ("[[" if index == 0 else " [") if matrix else "["
         closing = ("]]" if index == last else "]") if matrix else "]"
         for start in range(0, len(numbers), _VALUES_PER_LINE):
@@ -354,8 +354,9 @@ def _json_array(array: np.ndarray, indent: str) -> Iterator[str]:
     if not len(array):
         yield "[]"
     elif array.ndim == 1:
-        numbers = array.astype(np.float64).tolist()
-        yield "[\n" + inner + (",\n" + inner).join(map(_json_float, numbers)) + "\n" + indent + "]"
+        numbers = array.astype(np.float64)
+        spell = float.__repr__ if np.isfinite(numbers).all() else _json_float
+        yield "[\n" + inner + (",\n" + inner).join(map(spell, numbers.tolist())) + "\n" + indent + "]"
     else:
         for index, row in enumerate(array):
             yield ("[\n" if index == 0 else ",\n") + inner

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING
@@ -326,6 +326,9 @@ def _split_layers(selected: Sequence[tuple[Layer, Block]], values: bool) -> Iter
         entry = LayerSplit(layer.name, spec.cell, spec.layout.letters, spec.forget_bias)
         entry.blocks = [block_stats(layer, block, values) for _, block in pairs]
         yield entry
+        # The arrays are views of the layer's tensors: they go with the tensors, whoever holds the entry.
+        for stats in entry.blocks:
+            stats.values = None
         layer.release()
 
 
@@ -340,11 +343,12 @@ def split(
     lists of Python floats). Holds every value asked for: the CLI streams stream_split instead."""
     import numpy as np
 
-    out = []
-    for entry in stream_split(ckpt, layers, gates, parts, values).layers:
-        for stats in entry.blocks:
-            if stats.values is not None:
-                # float64 first: tolist() of bfloat16 would give ml_dtypes scalars, not floats.
-                stats.values = np.asarray(stats.values).astype(np.float64).tolist()
-        out.append(entry)
+    def as_list(array: object) -> list | None:
+        # float64 first: tolist() of bfloat16 would give ml_dtypes scalars, not floats.
+        return None if array is None else np.asarray(array).astype(np.float64).tolist()
+
+    out = [
+        replace(entry, blocks=[replace(stats, values=as_list(stats.values)) for stats in entry.blocks])
+        for entry in stream_split(ckpt, layers, gates, parts, values).layers
+    ]
     return SplitResult(ckpt.path, out)
