@@ -77,7 +77,7 @@ class Layer:
         return self.spec.name
 
     def __getattr__(self, attribute: str) -> object:
-        # name, cell, layout, input_size, units, recurrent_size, projection_size, forget_bias, ...
+        # cell, layout, input_size, units, recurrent_size, projection_size, forget_bias, ...
         if attribute.startswith("_") or attribute == "spec":
             raise AttributeError(attribute)
         return getattr(self.spec, attribute)

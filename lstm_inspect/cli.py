@@ -322,7 +322,9 @@ def verify_command(
 ) -> None:
     """Run each layer over a seeded random input with the numpy LSTM on its split blocks, on every
     export layout read back, and with PyTorch, onnxruntime and Keras where installed; print the
-    largest differences and exit 1 if any exceeds the tolerance for the weights' dtype."""
+    largest differences and exit 1 if any exceeds the tolerance for the weights' dtype. Of a whole
+    file, the first 16 layers of each structure are run and the others only read; --layer runs
+    every layer it names."""
     with _errors():
         from .render import show
         from .verify import verify

@@ -274,18 +274,21 @@ def show_split(result: SplitResult | SplitStream, as_json: bool = False, console
             for b in layer.blocks
         ]
         console.print(_table(title, _SPLIT_COLUMNS, rows, plain), crop=False)
+        out = console.file
         for b in layer.blocks:
             if b.values is not None:
                 import numpy as np
 
-                console.file.write(safe(block_title(layer.name, b.gate, b.part, b.shape)) + "\n")
+                out.write(safe(block_title(layer.name, b.gate, b.part, b.shape)) + "\n")
                 for line in _value_lines(np.asarray(b.values)):
-                    console.file.write(line + "\n")
+                    out.write(line + "\n")
 
 
-# --values: 6 significant digits, right-aligned in the width of the widest such number ("-1.23457e-05").
-_VALUE_FORMAT = "{:>12.6g}"
+# --values: 6 significant digits, right-aligned in the width of the widest such number
+# ("-1.23457e-05"), _VALUES_PER_LINE to a line, each line formatted by one % operation.
+_VALUE_FORMAT = "%12.6g"
 _VALUES_PER_LINE = 8
+_LINE_FORMAT = " ".join([_VALUE_FORMAT] * _VALUES_PER_LINE)
 
 
 def _value_lines(array: np.ndarray) -> Iterator[str]:
@@ -300,13 +303,14 @@ def _value_lines(array: np.ndarray) -> Iterator[str]:
     rows = array.reshape(-1, array.shape[-1]) if matrix else array.reshape(1, -1)
     last = len(rows) - 1
     for index, row in enumerate(rows):
-        numbers = list(map(_VALUE_FORMAT.format, row.astype(np.float64).tolist()))
+        numbers = row.astype(np.float64).tolist()
         opening = ("[[" if index == 0 else " [") if matrix else "["
         closing = ("]]" if index == last else "]") if matrix else "]"
         for start in range(0, len(numbers), _VALUES_PER_LINE):
-            text = " ".join(numbers[start : start + _VALUES_PER_LINE])
+            line = tuple(numbers[start : start + _VALUES_PER_LINE])
+            form = _LINE_FORMAT if len(line) == _VALUES_PER_LINE else " ".join([_VALUE_FORMAT] * len(line))
             lead = opening if start == 0 else " " * len(opening)
-            yield lead + text + (closing if start + _VALUES_PER_LINE >= len(numbers) else "")
+            yield lead + form % line + (closing if start + _VALUES_PER_LINE >= len(numbers) else "")
 
 
 def _json_float(value: float) -> str:

@@ -208,6 +208,8 @@ _STATS_CHUNK = 1 << 16
 
 def _pieces(array: np.ndarray) -> Iterator[np.ndarray]:
     """`array` in pieces of about _STATS_CHUNK elements (whole rows of a matrix), without copies."""
+    if not array.size:
+        return
     if array.ndim <= 1:
         flat = array.reshape(-1)
         for start in range(0, flat.size, _STATS_CHUNK):

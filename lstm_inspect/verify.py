@@ -48,9 +48,9 @@ DEFAULT_TOLERANCE = 1e-4
 
 # A whole-file verify runs every check on this many units of each structure (see _structure) and
 # reads the others' weights, whose values Layer checks: the exports and the frameworks take the
-# same code path for every unit of one structure, and a full run costs some 40 ms a unit (an
-# .npz per layout written and read back, a Keras layer built), 4 minutes for 6,000 layers.
-# Layers named with --layer are all checked in full.
+# same code path for every unit of one structure, and a full run costs tens of milliseconds a
+# unit (an .npz per layout written and read back, a Keras layer built), minutes for 6,000 layers.
+# Layers named with --layer are all checked in full. (README.md and `verify --help` say 16.)
 FULL_CHECKS_PER_STRUCTURE = 16
 
 # Column order of the report: numpy on each export read back, then the frameworks.

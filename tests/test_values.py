@@ -325,6 +325,15 @@ def test_streamed_json_of_special_values_and_empty_blocks():
         out = io.StringIO()
         show_split(stream_split(ckpt, values=True), as_json=True, console=Console(file=out))
     assert out.getvalue() == whole and "NaN" in whole and "-Infinity" in whole
+    # A layer of 0 units: every block has a zero-sized dimension.
+    zero = {"rnn/lstm_cell/kernel": np.zeros((3, 0), np.float32), "rnn/lstm_cell/bias": np.zeros(0, np.float32)}
+    with Checkpoint(MemoryStore(zero)) as ckpt:
+        whole = json.dumps(split(ckpt, values=True).to_dict(), indent=2) + "\n"
+        out, text = io.StringIO(), io.StringIO()
+        show_split(stream_split(ckpt, values=True), as_json=True, console=Console(file=out))
+        show_split(stream_split(ckpt, values=True), console=Console(file=text, width=200))
+    assert out.getvalue() == whole and '"values": []' in whole
+    assert text.getvalue().count("\n[]\n") == 12
 
 
 class _Counting(MemoryStore):
