@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .detect import LayerSpec, Variable, detect
-from .errors import NoLSTMLayers, UnknownName
+from .errors import NoLSTMLayers, UnknownName, UnsupportedFormat, warn
 from .readers import TensorStore, open_store
 from .schema import GATE_PARTS, LSTM, PARTS, canonical_part
 from .slicer import Block, cut, plan, view
+from .terminal import safe
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,16 +39,45 @@ class GateBlocks:
         return {part: getattr(self, part) for part in GATE_PARTS if getattr(self, part) is not None}
 
 
+# Beyond this no trained LSTM weight goes: gates saturate long before (sigmoid(20) is 1 in float32),
+# so such a number is a damaged file or a diverged run. Keras .h5 files carry no checksum: one
+# flipped exponent bit in a float32 turns 0.5 into 1.7e38 and nothing else notices.
+IMPLAUSIBLE_MAGNITUDE = 1e6
+_NO_CHECKSUM_FORMATS = ("keras-h5", "keras-weights-h5")
+# Values are checked this many at a time, so that the check needs no copy of a large tensor.
+_CHECK_CHUNK = 1 << 16
+
+
+def is_float_dtype(dtype: str) -> bool:
+    """Whether a TensorInfo dtype name is a floating-point type. ml_dtypes' types (bfloat16,
+    float8_*, and also int4) are no numpy floating types whatever their dtype kind, so the name
+    tells: "float16", "float32", "float64", "bfloat16", "float8_e4m3fn", ..."""
+    return dtype.startswith(("float", "bfloat16"))
+
+
+def _narrow_float(dtype: np.dtype) -> bool:
+    """float8, float6 and float4 (ml_dtypes): numpy cannot store them in .npy files (float8_e5m2
+    even claims to be a builtin float and fails there), and no framework runs on them."""
+    return dtype.name.startswith("float") and dtype.itemsize < 2
+
+
 class Layer:
-    """One LSTM layer of an open file. Reads its tensors on first use and keeps them until release()."""
+    """One LSTM layer of an open file. Reads its tensors on first use and keeps them until release().
+    Each stored tensor is checked once, when first read: a non-float dtype is refused, float8 is
+    widened to float32, and non-finite or implausibly large values are reported by errors.warn."""
 
     def __init__(self, spec: LayerSpec, store: TensorStore) -> None:
         self.spec = spec
         self._store = store
         self._values: dict[str, np.ndarray] = {}
+        self._checked: set[str] = set()  # kept across release(): one warning per tensor, not per read
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
     def __getattr__(self, attribute: str) -> object:
-        # name, cell, layout, input_size, units, recurrent_size, projection_size, forget_bias, ...
+        # cell, layout, input_size, units, recurrent_size, projection_size, forget_bias, ...
         if attribute.startswith("_") or attribute == "spec":
             raise AttributeError(attribute)
         return getattr(self.spec, attribute)
@@ -71,8 +101,61 @@ class Layer:
     def _tensor(self, name: str) -> np.ndarray:
         value = self._values.get(name)
         if value is None:
-            value = self._values[name] = self._store.read(name)
+            value = self._values[name] = self._checked_value(name, self._store.read(name))
         return value
+
+    def _checked_value(self, name: str, value: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        path = self._store.path
+        if not is_float_dtype(value.dtype.name):
+            # Quantized int8 weights need scales stored elsewhere, and no framework trains
+            # integer, bool or complex LSTM weights: any number made of these would be wrong.
+            raise UnsupportedFormat(
+                f"{path}: tensor {name!r} of LSTM layer {self.spec.name!r} holds {value.dtype.name} values; "
+                "LSTM weights are floating point (float16, bfloat16, float32, float64), so lstm-inspect reads no others"
+            )
+        first = name not in self._checked
+        self._checked.add(name)
+        if _narrow_float(value.dtype):
+            if first:
+                warn(f"{path}: tensor {name!r} is {value.dtype.name}; read as float32, which holds each value exactly")
+            value = value.astype(np.float32)
+        if first:
+            self._check_values(name, value)
+        return value
+
+    def _check_values(self, name: str, value: np.ndarray) -> None:
+        """Warn, in one line, about NaN, infinite and implausibly large values in a stored tensor."""
+        import numpy as np
+
+        flat = value.reshape(-1)
+        non_finite = huge = 0
+        largest = 0.0
+        for start in range(0, flat.size, _CHECK_CHUNK):
+            chunk = np.abs(flat[start : start + _CHECK_CHUNK].astype(np.float64))
+            if chunk.max() <= IMPLAUSIBLE_MAGNITUDE:  # False for a NaN too
+                continue
+            finite = chunk[np.isfinite(chunk)]
+            non_finite += chunk.size - finite.size
+            beyond = finite[finite > IMPLAUSIBLE_MAGNITUDE]
+            huge += beyond.size
+            largest = max(largest, float(beyond.max())) if beyond.size else largest
+        if not (non_finite or huge):
+            return
+        found = []
+        if non_finite:
+            found.append(f"{non_finite:,} NaN or infinite")
+        if huge:
+            found.append(f"{huge:,} beyond ±{IMPLAUSIBLE_MAGNITUDE:,.0f} (up to {largest:.3g})")
+        if self._store.format in _NO_CHECKSUM_FORMATS:
+            cause = "the file may be damaged (HDF5 files carry no checksums)"
+        else:
+            cause = "the file is damaged or the training diverged"
+        warn(
+            f"{self._store.path}: tensor {name!r}: {' and '.join(found)} of its {flat.size:,} values, "
+            f"which no trained LSTM holds; {cause}"
+        )
 
     def gate(self, gate: str) -> GateBlocks:
         """The blocks of one gate; `gate` is a canonical name or an alias (i, f, c, j, g, o, candidate)."""
@@ -86,6 +169,11 @@ class Layer:
     def projection(self) -> np.ndarray | None:
         blocks = [b for b in self.blocks() if b.part == "projection"]
         return self.read(blocks[0]) if blocks else None
+
+    def load(self) -> None:
+        """Read every stored tensor of the layer (each is checked as it is read, see the class)."""
+        for name in dict.fromkeys(block.tensor for block in self.blocks()):
+            self._tensor(name)
 
     def release(self) -> None:
         """Forget the tensors read so far (exports of many layers call this to bound memory)."""
@@ -102,6 +190,21 @@ class Checkpoint:
         detection = detect(store.tensors(), store.layer_configs(), forget_bias=forget_bias, hints=store.layer_hints())
         self.layers = [Layer(spec, store) for spec in detection.layers]
         self.variables: list[Variable] = detection.variables
+        # What --layer can name, each to its layers' positions: a layer's name, a bidirectional
+        # pair's name, and either as `summary` shows it (terminal.safe) where that differs; so
+        # that selecting k of n layers costs k look-ups, not k scans.
+        self._positions: dict[str, list[int]] = {}
+        shown: dict[str, list[int]] = {}
+        for position, layer in enumerate(self.layers):
+            for key in (layer.name, layer.spec.pair):
+                if key is None:
+                    continue
+                self._positions.setdefault(key, []).append(position)
+                if safe(key) != key:
+                    shown.setdefault(safe(key), []).append(position)
+        for key, positions in shown.items():
+            self._positions.setdefault(key, positions)
+        self._by_name = {layer.name: layer for layer in self.layers}
 
     def __enter__(self) -> Checkpoint:
         return self
@@ -113,26 +216,32 @@ class Checkpoint:
         self.store.close()
 
     def layer(self, name: str) -> Layer:
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
+        layer = self._by_name.get(name)
+        if layer is not None:
+            return layer
         if not self.layers:
             raise NoLSTMLayers(f"{self.path}: no LSTM layer found")
-        valid = ", ".join(layer.name for layer in self.layers)
-        raise UnknownName(f"{self.path}: no LSTM layer named {name!r}; layers: {valid}")
+        raise self._unknown(name)
+
+    def _unknown(self, name: str) -> UnknownName:
+        listed = ", ".join(layer.name for layer in self.layers[:_LISTED_LAYERS])
+        if len(self.layers) > _LISTED_LAYERS:
+            listed += f", … ({len(self.layers):,} in all: `lstm-inspect summary` lists them)"
+        return UnknownName(f"{self.path}: no LSTM layer named {name!r}; layers: {listed}")
 
     def select(self, names: Iterable[str] = ()) -> list[Layer]:
         """The named layers in file order (all when none are named); a bidirectional pair's name
-        selects both halves. Raises when the file has no LSTM layer or a name matches none."""
+        selects both halves, and a name may be given as `summary` shows it (control characters
+        escaped). Raises when the file has no LSTM layer or a name matches none."""
         if not self.layers:
             raise NoLSTMLayers(f"{self.path}: no LSTM layer found (see `lstm-inspect summary` for what it holds)")
-        wanted: set[str] = set()
+        wanted: set[int] = set()
         for name in names:
-            halves = [layer.name for layer in self.layers if name in (layer.name, layer.spec.pair)]
-            if not halves:
-                self.layer(name)  # raises UnknownName listing the layers
-            wanted.update(halves)
-        return [layer for layer in self.layers if layer.name in wanted] if wanted else list(self.layers)
+            positions = self._positions.get(name)
+            if positions is None:
+                raise self._unknown(name)
+            wanted.update(positions)
+        return [self.layers[p] for p in sorted(wanted)] if wanted else list(self.layers)
 
     def iter_blocks(
         self, layers: Iterable[str] = (), gates: Iterable[str] = (), parts: Iterable[str] = ()
@@ -147,6 +256,10 @@ class Checkpoint:
                 if part_names and block.part not in part_names:
                     continue
                 yield layer, block
+
+
+# An unknown name's message lists this many layers: a file of thousands would make it a page.
+_LISTED_LAYERS = 20
 
 
 def resolve_gate(gate: str) -> str:

@@ -5,6 +5,7 @@ Heavy modules (numpy, rich, h5py) are imported inside the commands so that `--he
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import warnings
@@ -15,6 +16,7 @@ from typing import IO, Any
 import click
 
 from .errors import LstmInspectError, LstmInspectWarning
+from .terminal import safe
 
 _EPILOG_SUMMARY = """\b
 Examples:
@@ -54,7 +56,7 @@ onnxruntime (.onnx model), Keras 3 (Keras export) and, for a Keras model file, K
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
     if issubclass(category, LstmInspectWarning):
-        click.echo(f"Warning: {message}", err=True)
+        click.echo(f"Warning: {safe(str(message))}", err=True)
     else:
         _default_showwarning(message, category, *args, **kwargs)  # type: ignore[arg-type]
 
@@ -71,16 +73,32 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except LstmInspectError as e:
-        raise click.ClickException(str(e)) from None
+        # Messages quote names from the file: shown safely, like every name (terminal.py).
+        raise click.ClickException(safe(str(e))) from None
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
 
 
+class _FiniteFloat(click.ParamType):
+    """A float that is a number: a NaN or infinite forget bias would be written into every bias."""
+
+    name = "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+FINITE_FLOAT = _FiniteFloat()
+
+
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--forget-bias",
-        type=float,
+        type=FINITE_FLOAT,
         default=None,
         metavar="FLOAT",
         help="Runtime forget bias to assume for every layer (default: the framework's own; "
@@ -92,6 +110,10 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.argument("path", type=click.Path(path_type=str))(f)
     return f
 
+
+# split --values prints at most this many numbers unless told otherwise: one 1024 × 1024 block
+# (some 13 MB of text); --max-elements raises it, export writes any number to a file.
+MAX_VALUES = 1024 * 1024
 
 _layer_option = click.option(
     "--layer",
@@ -167,7 +189,19 @@ def summary(path: str, forget_bias: float | None, no_verify: bool, as_json: bool
     type=click.Choice(["kernel", "recurrent", "bias", "recurrent_bias", "peephole", "projection"]),
     help="Only this part (repeatable).",
 )
-@click.option("--values", is_flag=True, help="Print the numbers too.")
+@click.option(
+    "--values",
+    is_flag=True,
+    help="Print every number too, none elided (6 significant digits; --json gives them exactly).",
+)
+@click.option(
+    "--max-elements",
+    type=click.IntRange(min=0),
+    default=MAX_VALUES,
+    show_default=True,
+    metavar="N",
+    help="With --values: refuse to print more than N numbers in all (for bulk values, use export).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def split(
     path: str,
@@ -177,16 +211,17 @@ def split(
     gates: tuple[str, ...],
     parts: tuple[str, ...],
     values: bool,
+    max_elements: int,
     as_json: bool,
 ) -> None:
-    """Gate tables: for each gate and part its shape, where it was cut from, mean, std, min, max, L2 norm."""
+    """Gate tables: for each gate and part its shape, where it was cut from, mean, std, min, max, L2 norm.
+    Printed a layer at a time, as read: one layer's tensors are in memory at a time."""
     with _errors():
         from .render import show
-        from .results import split as split_blocks
+        from .results import stream_split
 
         with _open(path, forget_bias, no_verify) as ckpt:
-            result = split_blocks(ckpt, layers, gates, parts, values)
-        show(result, as_json)
+            show(stream_split(ckpt, layers, gates, parts, values, max_elements), as_json)
 
 
 @main.command(epilog=_EPILOG_EXPORT)
@@ -210,7 +245,7 @@ def split(
 )
 @click.option(
     "--target-forget-bias",
-    type=float,
+    type=FINITE_FLOAT,
     default=None,
     metavar="FLOAT",
     help="With --layout tensorflow: the forget_bias the TF1 cell will add at run time "
@@ -258,7 +293,9 @@ def export(
                 written = export_onnx(ckpt, output, layers)
                 if not quiet:
                     node = "bidirectional LSTM node" if written.directions == 2 else "LSTM node"
-                    click.echo(f"Wrote an ONNX model of {written.layer} (one {node}) to {os.path.abspath(output)}")
+                    click.echo(
+                        safe(f"Wrote an ONNX model of {written.layer} (one {node}) to {os.path.abspath(output)}")
+                    )
                 return
             if layout == "gates":
                 names = [layer.name for layer in ckpt.select(layers)]
@@ -280,7 +317,7 @@ def export(
         if not quiet:
             size = result.bytes / 2**20
             message = f"Wrote {result.arrays} arrays ({size:.2f} MiB) for {', '.join(names)} to {where}"
-            click.echo(message, err=to_stdout)  # stdout holds the npz itself
+            click.echo(safe(message), err=to_stdout)  # stdout holds the npz itself
 
 
 @contextmanager
@@ -300,7 +337,13 @@ def _stdout_binary() -> Iterator[IO[bytes]]:
 @main.command(name="verify", epilog=_EPILOG_VERIFY)
 @_common
 @_layer_option
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random input sequence.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the random input sequence (numpy's: 0 or more).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 def verify_command(
     path: str,
@@ -312,7 +355,9 @@ def verify_command(
 ) -> None:
     """Run each layer over a seeded random input with the numpy LSTM on its split blocks, on every
     export layout read back, and with PyTorch, onnxruntime and Keras where installed; print the
-    largest differences and exit 1 if any exceeds the tolerance for the weights' dtype."""
+    largest differences and exit 1 if any exceeds the tolerance for the weights' dtype. Of a whole
+    file, the first 16 layers of each structure are run and the others only read; --layer runs
+    every layer it names."""
     with _errors():
         from .render import show
         from .verify import verify
@@ -326,7 +371,7 @@ def verify_command(
                 f"{layer.name} {check.target} " + (check.error or f"{check.max_abs_diff:.1e} > {layer.tolerance:.1e}")
                 for layer, check in failures[:3]
             )
-            raise click.ClickException(f"{len(failures)} check(s) exceed the tolerance: {worst}")
+            raise click.ClickException(safe(f"{len(failures)} check(s) exceed the tolerance: {worst}"))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -201,7 +202,7 @@ def check_layer(layer: Layer, target: str) -> None:
 
 def check_weights(weights: Weights, target: str) -> None:
     """Raise UnsupportedFormat when `target` cannot compute these weights."""
-    features = {
+    features: dict[str, Any] = {
         "peepholes": weights.peepholes,
         "projection_size": None if weights.projection is None else int(weights.projection.shape[1]),
         "units": weights.units,
@@ -241,7 +242,14 @@ def fold_forget_bias(weights: Weights, runtime: float) -> Weights:
     bias = forget.get("bias")
     if bias is None:
         bias = np.zeros(weights.units, dtype=weights.dtype)
-    forget["bias"] = bias + np.asarray(delta, dtype=bias.dtype)
+    with np.errstate(over="ignore"):
+        folded = bias + np.asarray(delta, dtype=bias.dtype)
+    if not np.isfinite(folded).all() and np.isfinite(bias).all():
+        raise UnsupportedFormat(
+            f"{weights.name}: a forget bias of {delta:+g} moved into its {bias.dtype.name} forget-gate bias "
+            f"overflows {bias.dtype.name}; choose a target forget bias nearer {weights.forget_bias:g}"
+        )
+    forget["bias"] = folded
     return replace(weights, gates={**weights.gates, "forget": forget}, forget_bias=float(runtime))
 
 
@@ -450,7 +458,7 @@ def from_tensorflow(arrays: Mapping[str, np.ndarray], forget_bias: float | None 
 
 def from_gates(arrays: Mapping[str, np.ndarray], name: str) -> Weights:
     """One layer from `L/G/part`, `L/projection` and `L/forget_bias` keys."""
-    gates = {gate: {} for gate in GATES}
+    gates: dict[str, dict[str, np.ndarray]] = {gate: {} for gate in GATES}
     prefix = f"{name}/"
     for key, value in arrays.items():
         if not key.startswith(prefix):
@@ -482,12 +490,16 @@ def pair_units(layers: Sequence[Layer], paired: bool = True) -> list[ExportUnit]
     pair that are both among `layers` become one unit (forward first), named after the pair."""
     units: list[ExportUnit] = []
     joined: set[str] = set()
+    by_pair: dict[str, list[Layer]] = {}
+    for layer in layers:
+        if layer.spec.pair is not None:
+            by_pair.setdefault(layer.spec.pair, []).append(layer)
     for layer in layers:
         if layer.name in joined:
             continue
         pair = layer.spec.pair
-        halves = [other for other in layers if pair is not None and other.spec.pair == pair]
-        if paired and len(halves) == 2:
+        halves = list(by_pair[pair]) if pair is not None else []
+        if pair is not None and paired and len(halves) == 2:
             halves.sort(key=lambda half: half.spec.direction != "forward")
             joined.update(half.name for half in halves)
             units.append(ExportUnit(pair, halves))

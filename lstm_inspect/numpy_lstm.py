@@ -6,16 +6,18 @@ own outputs, so it must follow those equations and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp(-x) overflows to inf for x below about -709, and 1 / inf is the 0 that sigmoid is there:
+    # run_lstm computes it with overflow warnings off.
     return 1.0 / (1.0 + np.exp(-x))
 
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": _sigmoid,
     "tanh": np.tanh,
     # Keras 1/2 and tf_keras: clip(0.2 x + 0.5, 0, 1) (tf_keras activations.py hard_sigmoid).
@@ -31,7 +33,7 @@ ACTIVATIONS = {
 def _parts(blocks: object) -> Mapping[str, np.ndarray]:
     # Layer.gates() gives GateBlocks, which list their parts through parts(); plain dicts pass as they are.
     parts = getattr(blocks, "parts", None)
-    return parts() if callable(parts) else blocks
+    return parts() if callable(parts) else blocks  # type: ignore[return-value]
 
 
 def run_lstm(
@@ -76,22 +78,25 @@ def run_lstm(
             z = z + blocks["recurrent_bias"]
         return z
 
-    for xt in np.asarray(x, dtype=np.float64):
-        zi, zf, zc, zo = (pre(name, xt, h) for name in ("input", "forget", "cell", "output"))
-        if peep["input"] is not None:
-            zi = zi + peep["input"] * c
-        zf = zf + forget_bias
-        if peep["forget"] is not None:
-            zf = zf + peep["forget"] * c
-        c = rec_act(zf) * c + rec_act(zi) * act(zc)
-        if cell_clip is not None:
-            c = np.clip(c, -cell_clip, cell_clip)
-        if peep["output"] is not None:
-            zo = zo + peep["output"] * c
-        h = rec_act(zo) * act(c)
-        if projection is not None:
-            h = h @ np.asarray(projection, dtype=np.float64)
-            if proj_clip is not None:
-                h = np.clip(h, -proj_clip, proj_clip)
-        outputs.append(h)
+    # Weights with NaN, inf or values near float64's limits (Layer warns about those) make NaN or
+    # inf outputs, which fail every comparison: numpy's warnings on the way would add nothing.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for xt in np.asarray(x, dtype=np.float64):
+            zi, zf, zc, zo = (pre(name, xt, h) for name in ("input", "forget", "cell", "output"))
+            if peep["input"] is not None:
+                zi = zi + peep["input"] * c
+            zf = zf + forget_bias
+            if peep["forget"] is not None:
+                zf = zf + peep["forget"] * c
+            c = rec_act(zf) * c + rec_act(zi) * act(zc)
+            if cell_clip is not None:
+                c = np.clip(c, -cell_clip, cell_clip)
+            if peep["output"] is not None:
+                zo = zo + peep["output"] * c
+            h = rec_act(zo) * act(c)
+            if projection is not None:
+                h = h @ np.asarray(projection, dtype=np.float64)
+                if proj_clip is not None:
+                    h = np.clip(h, -proj_clip, proj_clip)
+            outputs.append(h)
     return np.stack(outputs), c

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import fields, is_dataclass
 from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, Group
+from rich.console import Console, ConsoleOptions, Group, JustifyMethod, RenderableType
 from rich.padding import Padding
 from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from .results import LayerSummary, SplitResult, Summary, VariableLine
+from .results import LayerSummary, SplitResult, SplitStream, Summary, VariableLine, block_title
+from .terminal import safe
 
 if TYPE_CHECKING:  # verify pulls in the converters; summary and split need none of it
+    import numpy as np
+
     from .verify import VerifyResult
+
+# Every string from the file (names, sources, configs' class and activation names, messages)
+# goes through terminal.safe before it reaches a person; --json prints them exact, escaped by JSON.
 
 
 def to_json(result: Summary | SplitResult | VerifyResult) -> str:
@@ -26,6 +34,8 @@ def to_json(result: Summary | SplitResult | VerifyResult) -> str:
 
 
 _FRAMEWORK = {"tensorflow": "TF", "keras": "Keras"}
+# (header, justify) per column of a table.
+Columns = tuple[tuple[str, JustifyMethod], ...]
 
 
 _ACTIVATION_SOURCE = {
@@ -52,11 +62,11 @@ def _num(n: int) -> str:
 
 
 def summary_renderable(summary: Summary) -> Group:
-    parts: list[object] = [Text(f"{summary.path} ({summary.format})", style="bold")]
+    parts: list[RenderableType] = [Text(f"{safe(summary.path)} ({safe(summary.format)})", style="bold")]
     if not summary.layers:
         parts.append(Text("No LSTM layers found."))
     else:
-        columns = (
+        columns: Columns = (
             ("layer", "left"),
             ("cell", "left"),
             ("gates", "left"),
@@ -68,9 +78,9 @@ def summary_renderable(summary: Summary) -> Group:
         )
         rows = [
             (
-                layer.name,
-                f"{layer.cell} ({_FRAMEWORK[layer.framework]})",
-                "".join(layer.gate_order),
+                safe(layer.name),
+                f"{safe(layer.cell)} ({_FRAMEWORK[layer.framework]})",
+                safe(layer.gate_order),
                 str(layer.input_size),
                 str(layer.units),
                 _extras(layer),
@@ -88,10 +98,10 @@ def summary_renderable(summary: Summary) -> Group:
         lines = []
         for layer in summary.layers[:MAX_EXPLAINED_LAYERS]:
             order = ", ".join(f"{letter}={gate}" for letter, gate in zip(layer.gate_order, layer.gates))
-            lines.append(f"{layer.name}: {layer.input_size} inputs, {layer.units} units; gates {order}")
-            lines += [f"  {t.name}  {t.explanation}" for t in layer.tensors]
+            lines.append(f"{safe(layer.name)}: {layer.input_size} inputs, {layer.units} units; gates {order}")
+            lines += [f"  {safe(t.name)}  {safe(t.explanation)}" for t in layer.tensors]
             lines.append(
-                f"  activations: {layer.recurrent_activation} (gates), {layer.activation} (cell)"
+                f"  activations: {safe(layer.recurrent_activation)} (gates), {safe(layer.activation)} (cell)"
                 f" — {_ACTIVATION_SOURCE[layer.activation_source]}"
             )
             if layer.forget_bias and layer.layout.startswith("tf1"):
@@ -108,7 +118,7 @@ def summary_renderable(summary: Summary) -> Group:
         table.add_column("dtype")
         table.add_column("params", justify="right")
         for v in summary.variables:
-            table.add_row(v.name, _shape(v.shape), v.dtype, _num(v.params))
+            table.add_row(safe(v.name), _shape(v.shape), safe(v.dtype), _num(v.params))
         parts.append(table)
     totals = [
         f"LSTM parameters: {_num(summary.lstm_params)} in {len(summary.layers)} layer(s)",
@@ -119,7 +129,7 @@ def summary_renderable(summary: Summary) -> Group:
             f"Optimizer state (not counted): {_num(summary.optimizer_params)} in {summary.optimizer_tensors} tensor(s)"
         )
     if summary.bookkeeping:
-        totals.append("Bookkeeping (not counted): " + ", ".join(v.name for v in summary.bookkeeping))
+        totals.append("Bookkeeping (not counted): " + ", ".join(safe(v.name) for v in summary.bookkeeping))
     parts.append(Text("\n".join(totals)))
     return Group(*parts)
 
@@ -137,7 +147,7 @@ class _LayerTable:
     narrower than its rows (an 80-column terminal and TF1 scope names) folds each layer name
     into pieces, and layer names are what users pass to --layer."""
 
-    def __init__(self, columns: tuple[tuple[str, str], ...], rows: list[tuple[str, ...]]) -> None:
+    def __init__(self, columns: Columns, rows: Sequence[tuple[str, ...]]) -> None:
         self.columns, self.rows = columns, rows
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Table | Text | Padding]:
@@ -155,17 +165,17 @@ class _LayerTable:
             yield table
             return
         yield Text("LSTM layers")
-        for name, cell, *fields in self.rows:
+        for name, cell, *values in self.rows:
             # "gates ijfo", "units 64", ...; extras ("projection 8, peepholes") say what they are.
             named = [
                 value if header == "extras" else f"{header} {value}"
-                for (header, _), value in zip(self.columns[2:], fields)
+                for (header, _), value in zip(self.columns[2:], values)
             ]
             yield Text(name, overflow="fold")
             yield Padding(Text(", ".join(part for part in [cell, *named] if part != "-")), (0, 0, 0, 2), expand=False)
 
 
-def _plain(title: str, columns: tuple[tuple[str, str], ...], rows: list[tuple[str, ...]]) -> _Lines:
+def _plain(title: str, columns: Columns, rows: Sequence[tuple[str, ...]]) -> _Lines:
     """A title, then the header and rows as plain aligned columns; columns: (header, justify)."""
     widths = [max(len(cell) for cell in column) for column in zip((header for header, _ in columns), *rows)]
     lines = [title]
@@ -202,7 +212,7 @@ def _variables_by_scope(variables: list[VariableLine]) -> Table:
     table.add_column("tensors", justify="right")
     table.add_column("params", justify="right")
     for scope, members in groups.items():
-        table.add_row(scope, _num(len(members)), _num(sum(v.params for v in members)))
+        table.add_row(safe(scope), _num(len(members)), _num(sum(v.params for v in members)))
     return table
 
 
@@ -210,94 +220,235 @@ def _stat(x: float) -> str:
     return f"{x:.4g}"
 
 
-def split_renderable(result: SplitResult) -> Group:
-    parts: list[object] = []
+def _table(title: str, columns: Columns, rows: Sequence[tuple[str, ...]], plain: bool) -> RenderableType:
+    """A rich table, or with `plain` the same rows as plain columns (for outputs of many rows)."""
+    if plain:
+        return _plain(title, columns, rows)
+    table = Table(title=title, title_justify="left")
+    for column, justify in columns:
+        table.add_column(column, justify=justify)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+_SPLIT_COLUMNS: Columns = (
+    ("gate", "left"),
+    ("part", "left"),
+    ("shape", "left"),
+    ("cut from", "left"),
+    ("mean", "right"),
+    ("std", "right"),
+    ("min", "right"),
+    ("max", "right"),
+    ("L2", "right"),
+)
+
+
+def show_split(result: SplitResult | SplitStream, as_json: bool = False, console: Console | None = None) -> None:
+    """Print split's result as its layers come (a SplitStream reads one layer at a time): per
+    layer its table, then each block's numbers where asked for; or one JSON object, written as
+    it goes, with the same text json.dumps(result.to_dict(), indent=2) gives."""
+    if as_json:
+        out = sys.stdout if console is None else console.file
+        for chunk in _json_chunks({"path": result.path, "layers": result.layers}, ""):
+            out.write(chunk)
+        out.write("\n")
+        return
+    console = console or _console()
+    plain = result.block_count > MAX_TABLE_ROWS
     for layer in result.layers:
         order = ", ".join(layer.gate_order)
-        table = Table(
-            title=f"{layer.name}: {layer.cell}, gate order {order}, forget_bias {layer.forget_bias:g}",
-            title_justify="left",
-        )
-        for column, justify in (
-            ("gate", "left"),
-            ("part", "left"),
-            ("shape", "left"),
-            ("cut from", "left"),
-            ("mean", "right"),
-            ("std", "right"),
-            ("min", "right"),
-            ("max", "right"),
-            ("L2", "right"),
-        ):
-            table.add_column(column, justify=justify)
-        for b in layer.blocks:
-            table.add_row(
+        title = f"{safe(layer.name)}: {safe(layer.cell)}, gate order {order}, forget_bias {layer.forget_bias:g}"
+        rows = [
+            (
                 b.gate or "-",
                 b.part,
                 _shape(b.shape),
-                b.source,
+                safe(b.source),
                 _stat(b.mean),
                 _stat(b.std),
                 _stat(b.min),
                 _stat(b.max),
                 _stat(b.l2),
             )
-        parts.append(table)
+            for b in layer.blocks
+        ]
+        console.print(_table(title, _SPLIT_COLUMNS, rows, plain), crop=False)
+        out = console.file
         for b in layer.blocks:
             if b.values is not None:
-                title = f"{layer.name} {b.gate or ''} {b.part} {_shape(b.shape)}".replace("  ", " ")
                 import numpy as np
 
-                body = np.array2string(np.asarray(b.values), precision=6, threshold=1_000_000, max_line_width=100)
-                parts.append(Text(f"{title}\n{body}"))
-    return Group(*parts)
+                out.write(safe(block_title(layer.name, b.gate, b.part, b.shape)) + "\n")
+                for line in _value_lines(np.asarray(b.values)):
+                    out.write(line + "\n")
+
+
+# --values: 6 significant digits, right-aligned in the width of the widest such number
+# ("-1.23457e-05"), _VALUES_PER_LINE to a line, each line formatted by one % operation.
+_VALUE_FORMAT = "%12.6g"
+_VALUES_PER_LINE = 8
+_LINE_FORMAT = " ".join([_VALUE_FORMAT] * _VALUES_PER_LINE)
+
+
+def _value_lines(array: np.ndarray) -> Iterator[str]:
+    """Every number of a block (split --values), row by row in numpy's brackets, with no elision:
+    a row of a matrix starts a line, VALUES_PER_LINE numbers to a line."""
+    import numpy as np
+
+    if not array.size:
+        yield "[]"
+        return
+    matrix = array.ndim > 1
+    rows = array.reshape(-1, array.shape[-1]) if matrix else array.reshape(1, -1)
+    last = len(rows) - 1
+    for index, row in enumerate(rows):
+        numbers = row.astype(np.float64).tolist()
+        opening = ("[[" if index == 0 else " [") if matrix else "["
+        closing = ("]]" if index == last else "]") if matrix else "]"
+        for start in range(0, len(numbers), _VALUES_PER_LINE):
+            line = tuple(numbers[start : start + _VALUES_PER_LINE])
+            form = _LINE_FORMAT if len(line) == _VALUES_PER_LINE else " ".join([_VALUE_FORMAT] * len(line))
+            lead = opening if start == 0 else " " * len(opening)
+            yield lead + form % line + (closing if start + _VALUES_PER_LINE >= len(numbers) else "")
+
+
+def _json_float(value: float) -> str:
+    # json.dumps' own spelling (json/encoder.py floatstr): repr, or NaN and ±Infinity.
+    if math.isfinite(value):
+        return float.__repr__(value)
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _json_chunks(value: object, indent: str) -> Iterator[str]:
+    """`value` as json.dumps(value, indent=2) writes it at nesting `indent`, in pieces: dataclasses
+    as their fields (as asdict), iterators pulled one item at a time, numpy arrays row by row."""
+    import numpy as np
+
+    inner = indent + "  "
+    if is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in fields(value)}
+    if isinstance(value, dict):
+        if not value:
+            yield "{}"
+            return
+        for index, (key, item) in enumerate(value.items()):
+            yield ("{\n" if index == 0 else ",\n") + inner + json.dumps(key) + ": "
+            yield from _json_chunks(item, inner)
+        yield "\n" + indent + "}"
+        return
+    if isinstance(value, np.ndarray):
+        yield from _json_array(value, indent)
+        return
+    if isinstance(value, (list, tuple, Iterator)):
+        empty = True
+        for item in value:
+            yield ("[\n" if empty else ",\n") + inner
+            empty = False
+            yield from _json_chunks(item, inner)
+        yield "[]" if empty else "\n" + indent + "]"
+        return
+    yield json.dumps(value)
+
+
+def _json_array(array: np.ndarray, indent: str) -> Iterator[str]:
+    import numpy as np
+
+    inner = indent + "  "
+    if not len(array):
+        yield "[]"
+    elif array.ndim == 1:
+        numbers = array.astype(np.float64)
+        spell = float.__repr__ if np.isfinite(numbers).all() else _json_float
+        yield "[\n" + inner + (",\n" + inner).join(map(spell, numbers.tolist())) + "\n" + indent + "]"
+    else:
+        for index, row in enumerate(array):
+            yield ("[\n" if index == 0 else ",\n") + inner
+            yield from _json_array(row, inner)
+        yield "\n" + indent + "]"
+
+
+_VERIFY_COLUMNS: Columns = (
+    ("layer", "left"),
+    ("target", "left"),
+    ("max |diff|", "right"),
+    ("tolerance", "right"),
+    ("result", "left"),
+)
 
 
 def verify_renderable(result: VerifyResult) -> Group:
     """Per layer and target, the largest |difference| from the numpy LSTM on the split blocks, the
     tolerance and the verdict (or why the target did not run); then the overall verdict."""
-    table = Table(
-        title=f"{result.path}: max |difference| from the numpy LSTM on the split blocks "
-        f"(seed {result.seed}, {result.steps} steps, batch {result.batch})",
-        title_justify="left",
+    title = (
+        f"{safe(result.path)}: max |difference| from the numpy LSTM on the split blocks "
+        f"(seed {result.seed}, {result.steps} steps, batch {result.batch})"
     )
-    table.add_column("layer", overflow="fold")
-    table.add_column("target", no_wrap=True)
-    table.add_column("max |diff|", justify="right", no_wrap=True)
-    table.add_column("tolerance", justify="right", no_wrap=True)
-    table.add_column("result", overflow="fold")
+    rows: list[tuple[str, ...]] = []
+    section_ends: set[int] = set()
     for layer in result.layers:
-        rows = [(c.target, c.max_abs_diff, c.note, c.error) for c in layer.checks] or [("-", None, layer.note, None)]
-        for index, (target, diff, note, error) in enumerate(rows):
+        note = layer.note
+        if layer.covered_by is not None:
+            note = f"not run: the structure of {layer.covered_by}"
+        checks = [(c.target, c.max_abs_diff, c.note, c.error) for c in layer.checks] or [("-", None, note, None)]
+        for index, (target, diff, note, error) in enumerate(checks):
             if error is not None:
                 verdict = f"FAIL: {error}"
             elif diff is None:
                 verdict = note or "-"
             else:
                 verdict = "ok" if diff <= layer.tolerance else "FAIL"
-            table.add_row(
-                layer.name if index == 0 else "",
-                target,
-                "-" if diff is None else f"{diff:.1e}",
-                f"{layer.tolerance:.1e}" if index == 0 else "",
-                verdict,
-                end_section=index == len(rows) - 1,
+            rows.append(
+                (
+                    safe(layer.name) if index == 0 else "",
+                    target,
+                    "-" if diff is None else f"{diff:.1e}",
+                    f"{layer.tolerance:.1e}" if index == 0 else "",
+                    safe(verdict),
+                )
             )
+        section_ends.add(len(rows) - 1)
+    if len(rows) > MAX_TABLE_ROWS:
+        table: RenderableType = _plain(title, _VERIFY_COLUMNS, rows)
+    else:
+        table = Table(title=title, title_justify="left")
+        for column, justify in _VERIFY_COLUMNS:
+            # Layer names and verdicts fold; the numbers and target names stay whole.
+            if column in ("layer", "result"):
+                table.add_column(column, justify=justify, overflow="fold")
+            else:
+                table.add_column(column, justify=justify, no_wrap=True)
+        for index, row in enumerate(rows):
+            table.add_row(*row, end_section=index in section_ends)
     failures = result.failures()
     if failures:
         verdict = f"{len(failures)} check(s) exceed the tolerance."
     else:
         ran = sum(c.max_abs_diff is not None for layer in result.layers for c in layer.checks)
         verdict = f"All {ran} checks within tolerance."
+    covered = sum(layer.covered_by is not None for layer in result.layers)
+    if covered:
+        verdict += (
+            f" {covered:,} layer(s) not run: each has the structure of a layer checked above"
+            " (name them with --layer to run them)."
+        )
     return Group(table, Text(verdict))
 
 
-_RENDERERS = {"Summary": summary_renderable, "SplitResult": split_renderable, "VerifyResult": verify_renderable}
+_RENDERERS: dict[str, Callable[..., RenderableType]] = {
+    "Summary": summary_renderable,
+    "VerifyResult": verify_renderable,
+}
 
 
-def show(result: Summary | SplitResult | VerifyResult, as_json: bool = False, console: Console | None = None) -> None:
+def show(
+    result: Summary | SplitResult | SplitStream | VerifyResult, as_json: bool = False, console: Console | None = None
+) -> None:
     """Print a result: one JSON object (its to_dict()) for scripts, rich tables for people."""
-    if as_json:
+    if isinstance(result, (SplitResult, SplitStream)):
+        show_split(result, as_json, console)
+    elif as_json:
         sys.stdout.write(to_json(result) + "\n")
     else:
         # crop=False: the plain columns of a large summary are as wide as their rows and must

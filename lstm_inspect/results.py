@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+import functools
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from itertools import groupby
+from operator import itemgetter
+from typing import TYPE_CHECKING
 
-from .api import Checkpoint, Layer
-from .detect import LayerSpec
+from .api import Checkpoint, Layer, is_float_dtype
+from .detect import LayerSpec, Variable
+from .errors import LstmInspectError, warn
 from .schema import explain as explain_role
 from .slicer import Block
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -80,6 +89,12 @@ def explain(spec: LayerSpec) -> list[TensorLine]:
 
 
 def summarize(ckpt: Checkpoint) -> Summary:
+    for layer in ckpt.layers:
+        if not is_float_dtype(layer.spec.dtype):
+            warn(
+                f"{ckpt.path}: LSTM layer {layer.name!r} stores {layer.spec.dtype} weights, which no framework "
+                "trains; split, export and verify refuse them"
+            )
     layers = [
         LayerSummary(
             name=s.name,
@@ -106,7 +121,7 @@ def summarize(ckpt: Checkpoint) -> Summary:
         for s in (layer.spec for layer in ckpt.layers)
     ]
 
-    def line(v: object) -> VariableLine:
+    def line(v: Variable) -> VariableLine:
         info = v.info
         return VariableLine(info.name, list(info.shape), info.dtype, info.size, v.category)
 
@@ -138,7 +153,8 @@ class BlockStats:
     min: float
     max: float
     l2: float
-    values: list | None = None
+    # The numbers when asked for: a list in split()'s result, the block's array in stream_split's.
+    values: list | np.ndarray | None = None
 
 
 @dataclass
@@ -158,27 +174,147 @@ class SplitResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def block_count(self) -> int:
+        return sum(len(layer.blocks) for layer in self.layers)
 
-def block_stats(layer: Layer, block: Block, values: bool = False) -> BlockStats:
+
+def block_title(layer: str, gate: str | None, part: str, shape: Sequence[int]) -> str:
+    """How messages and `split --values` name a block: "rnn/lstm_cell forget kernel [12, 64]"."""
+    return " ".join([layer, *([gate] if gate else []), part, "[" + ", ".join(str(d) for d in shape) + "]"])
+
+
+# Statistics are gathered this many elements at a time, in float64: a block of a large layer
+# needs no float64 copy of itself.
+_STATS_CHUNK = 1 << 16
+
+
+def _pieces(array: np.ndarray) -> Iterator[np.ndarray]:
+    """`array` in pieces of about _STATS_CHUNK elements (whole rows of a matrix), without copies."""
+    if not array.size:
+        return
+    if array.ndim <= 1:
+        flat = array.reshape(-1)
+        for start in range(0, flat.size, _STATS_CHUNK):
+            yield flat[start : start + _STATS_CHUNK]
+        return
+    rows = array.reshape(-1, array.shape[-1])
+    step = max(1, _STATS_CHUNK // max(rows.shape[1], 1))
+    for start in range(0, len(rows), step):
+        yield rows[start : start + step]
+
+
+def statistics(array: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(mean, std, min, max, L2 norm) in float64, piece by piece: the pieces' means and sums of
+    squared deviations are combined as Chan, Golub and LeVeque's pairwise update does, which is
+    as exact as numpy's two passes. NaN propagates; a zero-sized block gives zeros."""
     import numpy as np
 
-    array = layer.read(block)
-    data = array.astype(np.float64)
-    # A zero-sized block (a layer with no inputs) has no statistics; report zeros, not NaN.
-    mean, std, low, high = (data.mean(), data.std(), data.min(), data.max()) if data.size else (0.0,) * 4
+    count, mean, squared_deviations, squares = 0, 0.0, 0.0, 0.0
+    low, high = math.inf, -math.inf
+    # Non-finite values (already reported by Layer's value check) make NaN and inf statistics,
+    # which is what they are: no warning about inf - inf on top. The reductions are numpy's
+    # ufuncs themselves: a split of thousands of small layers spends its time in these calls.
+    with np.errstate(invalid="ignore", over="ignore"):
+        for piece in _pieces(array):
+            x = piece.astype(np.float64).reshape(-1)
+            n = x.size
+            if not n:
+                continue
+            piece_mean = float(np.add.reduce(x)) / n
+            deviations = x - piece_mean
+            delta, total = piece_mean - mean, count + n
+            mean += delta * n / total
+            squared_deviations += float(deviations @ deviations) + delta * delta * count * n / total
+            squares += float(x @ x)
+            piece_low, piece_high = float(np.minimum.reduce(x)), float(np.maximum.reduce(x))
+            # As numpy's min and max: a NaN, once seen, stays.
+            if low == low and not piece_low >= low:
+                low = piece_low
+            if high == high and not piece_high <= high:
+                high = piece_high
+            count = total
+    if not count:
+        return (0.0,) * 5
+    return mean, math.sqrt(squared_deviations / count), low, high, math.sqrt(squares)
+
+
+@functools.cache
+def _dtype_name(dtype: np.dtype) -> str:
+    # numpy builds a dtype's name anew each time it is asked, which a split of 6,000 layers notices.
+    return dtype.name
+
+
+def block_stats(layer: Layer, block: Block, values: bool = False) -> BlockStats:
+    """One block's statistics; with `values`, its array (a view of the layer's tensor where numpy can make one)."""
+    array = layer.view(block)
+    mean, std, low, high, l2 = statistics(array)
     return BlockStats(
         gate=block.gate,
         part=block.part,
         shape=list(block.shape),
         source=block.source,
-        dtype=str(array.dtype),
-        mean=float(mean),
-        std=float(std),
-        min=float(low),
-        max=float(high),
-        l2=float(np.sqrt((data * data).sum())),
-        values=array.tolist() if values else None,
+        dtype=_dtype_name(array.dtype),
+        mean=mean,
+        std=std,
+        min=low,
+        max=high,
+        l2=l2,
+        values=array if values else None,
     )
+
+
+@dataclass
+class SplitStream:
+    """split's result made as it is read: `layers` yields one LayerSplit at a time."""
+
+    path: str
+    block_count: int  # how many blocks the layers hold in all, known before any is read
+    layers: Iterator[LayerSplit]
+
+
+def stream_split(
+    ckpt: Checkpoint,
+    layers: Iterable[str] = (),
+    gates: Iterable[str] = (),
+    parts: Iterable[str] = (),
+    values: bool = False,
+    max_elements: int | None = None,
+) -> SplitStream:
+    """split, one layer at a time: each LayerSplit is computed when it is taken, with `values` each
+    block's array. One layer's tensors are in memory at a time, so those arrays are valid until
+    the next layer is taken. Unknown names, and with `values` a selection of more than
+    `max_elements` numbers, are refused here, before anything is read."""
+    selected = list(ckpt.iter_blocks(layers, gates, parts))
+    if values and max_elements is not None:
+        _check_value_count(selected, max_elements)
+    return SplitStream(ckpt.path, len(selected), _split_layers(selected, values))
+
+
+def _check_value_count(selected: Sequence[tuple[Layer, Block]], max_elements: int) -> None:
+    total = 0
+    for _, block in selected:
+        total += math.prod(block.shape)
+        if total > max_elements:
+            everything = sum(math.prod(b.shape) for _, b in selected)
+            raise LstmInspectError(
+                f"--values would print {everything:,} numbers, more than --max-elements {max_elements:,}, which "
+                f"{block_title(block.layer, block.gate, block.part, block.shape)} goes past; narrow the selection "
+                "with --layer, --gate and --part, raise --max-elements, or write the values to a file with "
+                "`lstm-inspect export`"
+            )
+
+
+def _split_layers(selected: Sequence[tuple[Layer, Block]], values: bool) -> Iterator[LayerSplit]:
+    for layer, pairs in groupby(selected, key=itemgetter(0)):
+        spec = layer.spec
+        entry = LayerSplit(layer.name, spec.cell, spec.layout.letters, spec.forget_bias)
+        entry.blocks = [block_stats(layer, block, values) for _, block in pairs]
+        yield entry
+        # The arrays are views of the layer's tensors: they go with the tensors, whoever holds the entry.
+        for stats in entry.blocks:
+            stats.values = None
+        layer.release()
 
 
 def split(
@@ -188,13 +324,16 @@ def split(
     parts: Iterable[str] = (),
     values: bool = False,
 ) -> SplitResult:
-    """Per selected layer, gate and part: shape, where it was cut from, statistics (and values)."""
-    out: dict[str, LayerSplit] = {}
-    for layer, block in ckpt.iter_blocks(layers, gates, parts):
-        entry = out.get(layer.name)
-        if entry is None:
-            entry = out[layer.name] = LayerSplit(
-                layer.name, layer.spec.cell, layer.spec.layout.letters, layer.spec.forget_bias
-            )
-        entry.blocks.append(block_stats(layer, block, values))
-    return SplitResult(ckpt.path, list(out.values()))
+    """Per selected layer, gate and part: shape, where it was cut from, statistics (and values, as
+    lists of Python floats). Holds every value asked for: the CLI streams stream_split instead."""
+    import numpy as np
+
+    def as_list(array: object) -> list | None:
+        # float64 first: tolist() of bfloat16 would give ml_dtypes scalars, not floats.
+        return None if array is None else np.asarray(array).astype(np.float64).tolist()
+
+    out = [
+        replace(entry, blocks=[replace(stats, values=as_list(stats.values)) for stats in entry.blocks])
+        for entry in stream_split(ckpt, layers, gates, parts, values).layers
+    ]
+    return SplitResult(ckpt.path, out)
