@@ -7,8 +7,9 @@ as they use a local file; under it:
 - Reads of 4 MiB or more go straight into the caller's buffer, fetched as 8 MiB parts, 8 at a
   time: a tensor costs its own bytes and at most 64 MiB of parts in flight on top.
 - Smaller reads (index blocks, HDF5 metadata, zip directories) go through a read-ahead cache of
-  64 MiB in all: a miss fetches 64 KiB (a read near the end fetches the last 64 KiB, where a
-  table's footer and a zip's directory are), doubling up to 8 MiB while reads stay sequential.
+  64 MiB in all: a miss fetches 64 KiB from the 16 KiB boundary below it (a read near the end
+  fetches the last 64 KiB, where a table's footer and a zip's directory are), doubling up to
+  8 MiB while reads stay sequential.
 - A reader that knows what it will read next (the blocks of a TF index, the pieces of a
   partitioned tensor) says so with `advise`; those ranges are coalesced across gaps of up to
   64 KiB and fetched in parallel, 16 MiB at a time.
@@ -39,6 +40,7 @@ __all__ = ["RemoteFile", "Transfers", "exists", "is_dir", "list_dir", "look_up",
 
 KiB, MiB = 1 << 10, 1 << 20
 _READAHEAD = 64 * KiB
+_ALIGN = 16 * KiB
 _MAX_READAHEAD = 8 * MiB
 _DIRECT = 4 * MiB
 _PART = 8 * MiB
@@ -291,6 +293,18 @@ class _Object:
             return dict(await self._call("info", self.fs_path))
         except FileNotFoundError:
             return None
+        except Exception as e:
+            if _transient(e):
+                raise
+            # The answer to a HEAD has no body, so no error code: S3 says "Bad Request" for an
+            # expired token. A GET of one byte has the body that says why.
+            _count(self.url, reads=1)
+            try:
+                await self._call("cat_file", self.fs_path, start=0, end=1)
+            except Exception as detail:
+                if not (_transient(detail) or isinstance(detail, FileNotFoundError)):
+                    raise detail from None
+            raise
 
     def info(self, what: str = "file") -> dict[str, Any] | None:
         """What a lookup says of it ("size", "type"), None when nothing is there; looked up once."""
@@ -599,8 +613,10 @@ class RemoteFile(io.RawIOBase):
     def _read_ahead(self, pos: int, want: int) -> None:
         self._readahead = min(2 * self._readahead, _MAX_READAHEAD) if pos == self._fetched_to else _READAHEAD
         length = max(want, self._readahead)
-        end = min(self.remote_size, pos + length)
-        start = max(0, min(pos, end - length))  # near the end, the last `length` bytes
+        # From a 16 KiB boundary: HDF5 reads an object header, then the heap written just before it.
+        start = pos - pos % _ALIGN
+        end = min(self.remote_size, max(pos + want, start + length))
+        start = max(0, min(start, end - length))  # near the end, the last `length` bytes
         self._cache_ranges([(start, end)])
         self._fetched_to = end
 
