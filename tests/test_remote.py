@@ -87,6 +87,13 @@ def root(tmp_path_factory) -> Path:
             sess.run(v1.global_variables_initializer())
             saver.save(sess, str(root / "ckpt" / "model.ckpt"), write_meta_graph=False)
     assert len(list((root / "ckpt").glob("model.ckpt.data-*"))) == 2
+    # An index of several table blocks: hash-like names defeat its prefix compression.
+    (root / "many").mkdir()
+    names = [f"{(i * 2654435761) % 2**32:08x}/layer_{i}/" + "w" * 100 for i in range(4000)]
+    tensors = [tf.constant(np.arange(i % 5, dtype=np.int16)) for i in range(len(names))]
+    tf.raw_ops.SaveV2(
+        prefix=str(root / "many" / "ckpt"), tensor_names=names, shape_and_slices=[""] * 4000, tensors=tensors
+    )
     (root / "keras").mkdir()
     for name in ("model.keras", "model.h5"):
         shutil.copy(FIXTURES / "keras3" / name, root / "keras" / name)
@@ -292,6 +299,27 @@ def test_http_large_reads_are_parallel_ranges(root, http, monkeypatch):
     gets = http.log.of(method="GET")
     assert len(gets) == -(-kernel.nbytes // MiB) and all(r.bytes <= MiB for r in gets)
     assert http.log.bytes() == kernel.nbytes  # exactly the tensor: no read-ahead on large reads
+
+
+def test_an_index_of_many_blocks_is_fetched_in_two_requests(root, http):
+    index = root / "many" / "ckpt.index"
+    assert index.stat().st_size > 2 * 256 * 1024  # three blocks at least: TF's table blocks hold about 256 KiB (table_options.h)
+    result = cli("summary", f"{http.url}/many/ckpt", "--json")
+    assert result.exit_code == 0, result.output
+    # The last 64 KiB (footer and index block), then every data block at once, in parallel parts.
+    assert len(http.log.of("ckpt.index", "GET")) == 2
+    assert index.stat().st_size <= http.log.bytes("ckpt.index") < 2 * index.stat().st_size
+
+
+def test_cached_extents_overlapping_are_all_found():
+    extents = remote._Extents(budget=1 << 20)
+    extents.put("u", 0, bytes(range(256)) * 256)  # [0, 64 KiB)
+    extents.put("u", 20_000, b"x" * 100)  # a later start that ends before 30,000
+    hit = extents.get("u", 30_000)
+    assert hit is not None and hit[0] == 30_000 % 256 and len(hit) == 65536 - 30_000
+    assert extents.get("u", 65536) is None and extents.get("v", 0) is None
+    extents.put("u", 70_000, bytes(1 << 20))  # past the budget: the least recently used go
+    assert extents.get("u", 0) is None and extents.get("u", 70_000) is not None
 
 
 def test_remote_read_memory_is_the_tensor_and_the_parts_in_flight(root, http, monkeypatch):

@@ -483,15 +483,16 @@ class _Extents:
         """The cached bytes from `pos` on, as far as one extent goes; None on a miss."""
         with self._lock:
             starts = self._starts.get(url, [])
+            # Extents may overlap (read-ahead starts below the read); none is longer than _PART.
             i = bisect.bisect_right(starts, pos) - 1
-            if i < 0:
-                return None
-            key = (url, starts[i])
-            data = self._data[key]
-            if pos >= starts[i] + len(data):
-                return None
-            self._data.move_to_end(key)
-            return memoryview(data)[pos - starts[i] :]
+            while i >= 0 and starts[i] > pos - _PART:
+                key = (url, starts[i])
+                data = self._data[key]
+                if pos < starts[i] + len(data):
+                    self._data.move_to_end(key)
+                    return memoryview(data)[pos - starts[i] :]
+                i -= 1
+            return None
 
     def put(self, url: str, start: int, data: bytes) -> None:
         with self._lock:
@@ -581,7 +582,7 @@ class RemoteFile(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         n = max(0, min(len(view), self.remote_size - self._pos))
-        done = 0
+        done, missed_at = 0, -1
         while done < n:
             pos = self._pos + done
             cached = _CACHE.get(self._object.url, pos)
@@ -589,12 +590,12 @@ class RemoteFile(io.RawIOBase):
                 k = min(len(cached), n - done)
                 view[done : done + k] = cached[:k]
                 done += k
+            elif n - done >= _DIRECT or pos == missed_at:  # (a fetch the cache did not keep: no loop)
+                self._fetch_into(pos, view[done:n])
+                done = n
             elif not self._fetch_planned(pos):
-                if n - done >= _DIRECT:
-                    self._fetch_into(pos, view[done:n])
-                    done = n
-                else:
-                    self._read_ahead(pos, n - done)
+                self._read_ahead(pos, n - done)
+            missed_at = pos if cached is None else -1
         self._pos += n
         self._tell_whole_body()
         return n
