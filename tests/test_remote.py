@@ -303,7 +303,8 @@ def test_http_large_reads_are_parallel_ranges(root, http, monkeypatch):
 
 def test_an_index_of_many_blocks_is_fetched_in_two_requests(root, http):
     index = root / "many" / "ckpt.index"
-    assert index.stat().st_size > 2 * 256 * 1024  # three blocks at least: TF's table blocks hold about 256 KiB (table_options.h)
+    # Three blocks at least: TF's table blocks hold about 256 KiB (table_options.h).
+    assert index.stat().st_size > 2 * 256 * 1024
     result = cli("summary", f"{http.url}/many/ckpt", "--json")
     assert result.exit_code == 0, result.output
     # The last 64 KiB (footer and index block), then every data block at once, in parallel parts.
