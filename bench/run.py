@@ -1,6 +1,6 @@
 """Benchmark lstm-inspect against TensorFlow's own checkpoint tools (GitHub issue #5).
 
-    python bench/run.py [--scale 0.1] [--runs 5] [--work bench/work] [--lstm-inspect PATH]
+    python bench/run.py [--scale 0.1] [--runs 5] [--work bench/work] [--lstm-inspect PATH] [--remote-only]
 
 --lstm-inspect times another install than the one beside this Python, e.g. a plain
 `pip install .` in a clean venv, whose start-up carries none of this environment's .pth hooks
@@ -19,6 +19,12 @@ Then runs every command as a whole process, in rounds of one run each (the first
 cache), and prints a markdown table of the median wall time and peak RSS (GNU time's %M, else
 os.wait4), the ratios against the TensorFlow tools and PASS/FAIL against the issue's targets; the
 table is also written to bench/results.md.
+
+Then the same summary, one-layer split and export of the big checkpoint over S3 (moto's server)
+and HTTP (tests/servers.py), both on 127.0.0.1 and started here, side by side with the local
+file: wall time, and the bytes and requests the server saw (issue #15's targets: summary fetches
+less than 2× the index, the split less than the layer's bytes + 1 MiB, the export runs at ≥ 50 %
+of the local one's speed). --remote-only runs just those (and prints them, results.md unchanged).
 """
 
 from __future__ import annotations
@@ -371,15 +377,104 @@ def benchmark(work: Path, scale: float, runs: int) -> list[str]:
     return rows
 
 
+S3_BUCKET = "bench"
+
+
+def remote_rows(work: Path, scale: float, runs: int) -> list[str]:
+    """Summary, split of SPLIT_LAYER and export of the big checkpoint from the local disk, then
+    over the S3 and HTTP servers, in rounds as Bench runs them; the servers count the bytes."""
+    sys.path.insert(0, str(BENCH.parent))
+    from tests.servers import HTTPFileServer, S3Server
+
+    big = ensure_input(work, "big", scale) / "model.ckpt"
+    index_size = Path(f"{big}.index").stat().st_size
+    layer_bytes, _ = lstm_bytes(big)
+    all_layer_bytes = sum(layer_bytes.values())
+    scratch = work / "scratch"
+    scratch.mkdir(exist_ok=True)
+    with S3Server() as s3, HTTPFileServer(big.parent.parent) as http:
+        env = dict(
+            LSTM_ENV,
+            AWS_ENDPOINT_URL=s3.url,
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_EC2_METADATA_DISABLED="true",
+        )
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=s3.url, aws_access_key_id="bench", aws_secret_access_key="bench")
+        client.create_bucket(Bucket=S3_BUCKET)
+        for path in sorted(big.parent.glob("model.ckpt.*")):
+            print(f"uploading {path.name} to the S3 server ...", file=sys.stderr, flush=True)
+            client.upload_file(str(path), S3_BUCKET, f"{big.parent.name}/{path.name}")
+        sources = {
+            "local disk": (str(big), None),
+            "S3 (moto, 127.0.0.1)": (f"s3://{S3_BUCKET}/{big.parent.name}/model.ckpt", s3.log),
+            "HTTP (127.0.0.1)": (f"{http.url}/{big.parent.name}/model.ckpt", http.log),
+        }
+        commands = {
+            "summary": lambda x: ["summary", x],
+            f"split --layer {SPLIT_LAYER} --gate forget": lambda x: ["split", x, "--layer", SPLIT_LAYER, "--gate", "f"],
+            "export (all layers)": lambda x: ["export", x, "-o", str(scratch / "out.npz"), "--quiet"],
+        }
+        samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        fetched: dict[tuple[str, str], tuple[int, int]] = {}
+        print(f"measuring remote reads (median of {runs} rounds after one untimed round):", file=sys.stderr)
+        for round_ in range(runs + 1):
+            for command, argv in commands.items():
+                for source, (path, log) in sources.items():
+                    for f in input_files(big):  # the servers read the same files from the page cache
+                        with f.open("rb") as stream:
+                            while stream.read(16 * MiB):
+                                pass
+                    if log is not None:
+                        log.clear()
+                    sample = run_once([*LSTM_INSPECT, *argv(path)], env)
+                    if round_:
+                        samples.setdefault((command, source), []).append(sample)
+                    if log is not None:  # object reads only: s3fs's listings of the bucket are lookups
+                        gets = [r for r in log.of(method="GET") if r.path != f"/{S3_BUCKET}"]
+                        fetched[command, source] = (sum(r.bytes for r in gets), len(log.requests))
+                    for leftover in scratch.iterdir():
+                        leftover.unlink()
+    rows = []
+    for command in commands:
+        local_wall = statistics.median(s[0] for s in samples[command, "local disk"])
+        for source in sources:
+            wall, rss = (statistics.median(s[i] for s in samples[command, source]) for i in (0, 1))
+            compared, target, result = "", "", ""
+            if source != "local disk":
+                nbytes, requests = fetched[command, source]
+                compared = f"{nbytes:,} bytes in {requests} requests; {wall / local_wall:.2f}× the local time"
+                if command == "summary":
+                    target = f"< {2 * index_size:,} bytes (2× the {index_size:,}-byte index)"
+                    ok = nbytes < 2 * index_size
+                elif command.startswith("split"):
+                    limit = layer_bytes[SPLIT_LAYER] + MiB
+                    target, ok = f"< {limit:,} bytes (the layer's {layer_bytes[SPLIT_LAYER]:,} + 1 MiB)", nbytes < limit
+                else:
+                    speed = local_wall / wall
+                    compared += f" ({all_layer_bytes / 1e6 / wall:.0f} MB/s of LSTM weights)"
+                    target, ok = "≥ 50 % of the local export's speed", speed >= 0.5
+                result = "PASS" if ok else "**FAIL**"
+            elif command.startswith("export"):
+                compared = f"{all_layer_bytes / 1e6 / wall:.0f} MB/s of LSTM weights"
+            label = f"lstm-inspect {command}"
+            rows.append(f"| `{label}` | {source} | {wall:.3f} | {rss:.0f} | {compared} | {target} | {result} |")
+    return rows
+
+
 def floor_python() -> str:
     """The Python that runs the timed lstm-inspect, for the start-up floor."""
     beside = os.path.join(os.path.dirname(LSTM_INSPECT[0]), "python")
     return beside if os.access(beside, os.X_OK) else sys.executable
 
 
-def report(work: Path, scale: float, runs: int) -> str:
+def report(work: Path, scale: float, runs: int, remote_only: bool = False) -> str:
     load_before = os.getloadavg()[0]
-    rows = benchmark(work, scale, runs)
+    rows = [] if remote_only else benchmark(work, scale, runs)
+    rows += remote_rows(work, scale, runs)
     revision = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=BENCH)
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     setup = (
@@ -411,6 +506,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (the median is reported)")
     parser.add_argument("--work", type=Path, default=BENCH / "work", help="where inputs are made and kept")
     parser.add_argument("--lstm-inspect", help="the lstm-inspect to time (default: the one beside this Python)")
+    parser.add_argument("--remote-only", action="store_true", help="only the S3 and HTTP rows; results.md unchanged")
     parser.add_argument("--make", nargs=2, metavar=("KIND", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make:
@@ -420,9 +516,10 @@ def main() -> None:
         LSTM_INSPECT[:] = [os.path.abspath(args.lstm_inspect)]
     args.work.mkdir(parents=True, exist_ok=True)
     LSTM_ENV["PYTHONPYCACHEPREFIX"] = str(args.work.resolve() / "pycache")
-    table = report(args.work.resolve(), args.scale, args.runs)
+    table = report(args.work.resolve(), args.scale, args.runs, args.remote_only)
     print(table)
-    (BENCH / "results.md").write_text(table)
+    if not args.remote_only:
+        (BENCH / "results.md").write_text(table)
 
 
 if __name__ == "__main__":

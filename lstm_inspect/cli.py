@@ -56,7 +56,9 @@ onnxruntime (.onnx model), Keras 3 (Keras export) and, for a Keras model file, K
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
     if issubclass(category, LstmInspectWarning):
-        click.echo(f"Warning: {safe(str(message))}", err=True)
+        from .readers.urls import mask_secrets
+
+        click.echo(f"Warning: {safe(mask_secrets(str(message)))}", err=True)
     else:
         _default_showwarning(message, category, *args, **kwargs)  # type: ignore[arg-type]
 
@@ -68,16 +70,68 @@ _default_showwarning = warnings.showwarning
 def _errors() -> Iterator[None]:
     """Known input problems become one line on stderr and exit 1; bugs keep their traceback.
     The library's warnings (LstmInspectWarning) print as one line each, "Warning: …"."""
+    from .readers.files import reset_transfers
+    from .readers.urls import mask_secrets
+
     warnings.showwarning = _show_warning
     warnings.simplefilter("always", LstmInspectWarning)
+    reset_transfers()
     try:
         yield
     except LstmInspectError as e:
-        # Messages quote names from the file: shown safely, like every name (terminal.py).
-        raise click.ClickException(safe(str(e))) from None
+        # Messages quote names from the file: shown safely, like every name (terminal.py), and
+        # never with a URL's credentials.
+        from .readers.urls import mask_secrets
+
+        raise click.ClickException(safe(mask_secrets(str(e)))) from None
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    finally:
+        if click.get_current_context().meta.get(_VERBOSE):
+            _report_transfers()
+
+
+_VERBOSE = "lstm_inspect.verbose"
+
+
+def _report_transfers() -> None:
+    """--verbose: what crossed the network, on stderr; nothing for local files."""
+    from .readers.files import transfers
+
+    counted = transfers()
+    if counted is None:
+        return
+
+    def n(count: int, word: str) -> str:
+        return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+    retries = f"; {counted.retries:,} tried again" if counted.retries else ""
+    requests = n(counted.reads + counted.lookups, "request")
+    click.echo(
+        f"Fetched {n(counted.bytes, 'byte')} in {requests} ({n(counted.reads, 'read')}, "
+        f"{n(counted.lookups, 'lookup')}{retries}):",
+        err=True,
+    )
+    for url, c in counted.files.items():
+        click.echo(f"  {url}: {n(c['reads'], 'read')}, {n(c['lookups'], 'lookup')}, {n(c['bytes'], 'byte')}", err=True)
+
+
+def _show(result: Any, as_json: bool) -> None:
+    """render.show, with the transfer counts in the JSON when the input was remote."""
+    from .readers.files import transfers
+    from .render import show
+
+    def stats() -> dict[str, Any] | None:
+        counted = transfers()
+        return counted.to_dict() if counted else None
+
+    show(result, as_json, stats=stats)
+
+
+def _remember_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_VERBOSE] = True
 
 
 class _FiniteFloat(click.ParamType):
@@ -106,6 +160,14 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
     f = click.option(
         "--no-verify", is_flag=True, help="Do not check checksums (a TF checkpoint's CRC-32C, a .keras file's CRC-32)."
+    )(f)
+    f = click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember_verbose,
+        help="For a URL: say on stderr how many requests and bytes crossed the network, per file.",
     )(f)
     f = click.argument("path", type=click.Path(path_type=str))(f)
     return f
@@ -158,7 +220,8 @@ def main() -> None:
     """Find the LSTM layers in a TensorFlow checkpoint or Keras file and explain their fused weights.
 
     PATH is a TF checkpoint (the prefix, its .index or .data-… file, or a directory with a
-    `checkpoint` file), a Keras .h5 / .weights.h5, or a Keras 3 .keras file.
+    `checkpoint` file), a Keras .h5 / .weights.h5, or a Keras 3 .keras file; a local path or a URL
+    (s3://, gs://, http(s)://, any fsspec URL), of which only the bytes needed are fetched.
     TensorFlow is not needed.
     """
 
@@ -170,12 +233,11 @@ def summary(path: str, forget_bias: float | None, no_verify: bool, as_json: bool
     """Every LSTM layer: sizes, gate order, how its fused tensors decompose, parameter counts;
     then the other variables, optimizer state and totals."""
     with _errors():
-        from .render import show
         from .results import summarize
 
         with _open(path, forget_bias, no_verify) as ckpt:
             result = summarize(ckpt)
-        show(result, as_json)
+        _show(result, as_json)
 
 
 @main.command(epilog=_EPILOG_SPLIT)
@@ -217,11 +279,10 @@ def split(
     """Gate tables: for each gate and part its shape, where it was cut from, mean, std, min, max, L2 norm.
     Printed a layer at a time, as read: one layer's tensors are in memory at a time."""
     with _errors():
-        from .render import show
         from .results import stream_split
 
         with _open(path, forget_bias, no_verify) as ckpt:
-            show(stream_split(ckpt, layers, gates, parts, values, max_elements), as_json)
+            _show(stream_split(ckpt, layers, gates, parts, values, max_elements), as_json)
 
 
 @main.command(epilog=_EPILOG_EXPORT)
@@ -279,8 +340,16 @@ def export(
         from .convert import export_units, layout_arrays
         from .errors import OutputError
         from .export import default_output, output_format, write_npz
+        from .readers.urls import display_url, is_url
 
         to_stdout = output == "-"
+        if output is not None and is_url(output):
+            # An export is written beside its name and renamed into place once complete and
+            # synced (export.py); an object store has no such rename. Written here, it can be copied.
+            raise OutputError(
+                f"{display_url(output)}: export writes local files only; write it here "
+                "(-o NAME.npz) and copy it with the storage's own tool"
+            )
         if to_stdout and sys.stdout.isatty():
             raise OutputError(
                 "-o - writes the .npz to stdout, which is a terminal; redirect it (> out.npz) or give -o OUT.npz"
@@ -359,12 +428,11 @@ def verify_command(
     file, the first 16 layers of each structure are run and the others only read; --layer runs
     every layer it names."""
     with _errors():
-        from .render import show
         from .verify import verify
 
         with _open(path, forget_bias, no_verify) as ckpt:
             result = verify(ckpt, layers, seed=seed)
-        show(result, as_json)
+        _show(result, as_json)
         failures = result.failures()
         if failures:
             worst = "; ".join(

@@ -35,6 +35,10 @@ class OutputError(LstmInspectError):
     """The output file cannot be written."""
 
 
+class RemoteError(LstmInspectError):
+    """A remote file (a URL) cannot be read: the network, the server or the credentials failed."""
+
+
 class LstmInspectWarning(UserWarning):
     """Something the user should know about the input that does not stop the command (a data shard
     shorter than its index says, weights no trained LSTM holds); the CLI prints one line per warning."""

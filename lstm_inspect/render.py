@@ -7,8 +7,9 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import fields, is_dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields, is_dataclass
+from itertools import chain
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, JustifyMethod, RenderableType
@@ -245,13 +246,25 @@ _SPLIT_COLUMNS: Columns = (
 )
 
 
-def show_split(result: SplitResult | SplitStream, as_json: bool = False, console: Console | None = None) -> None:
+def show_split(
+    result: SplitResult | SplitStream,
+    as_json: bool = False,
+    console: Console | None = None,
+    stats: Callable[[], dict[str, Any] | None] | None = None,
+) -> None:
     """Print split's result as its layers come (a SplitStream reads one layer at a time): per
     layer its table, then each block's numbers where asked for; or one JSON object, written as
     it goes, with the same text json.dumps(result.to_dict(), indent=2) gives."""
     if as_json:
         out = sys.stdout if console is None else console.file
-        for chunk in _json_chunks({"path": result.path, "layers": result.layers}, ""):
+        # The first layer is read before anything is written: a file that cannot be read at all
+        # leaves stdout empty, not an unfinished JSON object.
+        layers = iter(result.layers)
+        first = next(layers, None)
+        members: dict[str, object] = {"path": result.path, "layers": [] if first is None else chain([first], layers)}
+        if stats is not None:
+            members["stats"] = _Deferred(stats)
+        for chunk in _json_chunks(members, ""):
             out.write(chunk)
         out.write("\n")
         return
@@ -321,6 +334,14 @@ def _json_float(value: float) -> str:
     return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
 
 
+@dataclass
+class _Deferred:
+    """A JSON member made only when the writer reaches it (after what comes before it was
+    written), and left out when it makes None."""
+
+    make: Callable[[], object]
+
+
 def _json_chunks(value: object, indent: str) -> Iterator[str]:
     """`value` as json.dumps(value, indent=2) writes it at nesting `indent`, in pieces: dataclasses
     as their fields (as asdict), iterators pulled one item at a time, numpy arrays row by row."""
@@ -330,13 +351,16 @@ def _json_chunks(value: object, indent: str) -> Iterator[str]:
     if is_dataclass(value) and not isinstance(value, type):
         value = {f.name: getattr(value, f.name) for f in fields(value)}
     if isinstance(value, dict):
-        if not value:
-            yield "{}"
-            return
-        for index, (key, item) in enumerate(value.items()):
-            yield ("{\n" if index == 0 else ",\n") + inner + json.dumps(key) + ": "
+        first = True
+        for key, item in value.items():
+            if isinstance(item, _Deferred):
+                item = item.make()
+                if item is None:
+                    continue
+            yield ("{\n" if first else ",\n") + inner + json.dumps(key) + ": "
+            first = False
             yield from _json_chunks(item, inner)
-        yield "\n" + indent + "}"
+        yield "{}" if first else "\n" + indent + "}"
         return
     if isinstance(value, np.ndarray):
         yield from _json_array(value, indent)
@@ -443,13 +467,22 @@ _RENDERERS: dict[str, Callable[..., RenderableType]] = {
 
 
 def show(
-    result: Summary | SplitResult | SplitStream | VerifyResult, as_json: bool = False, console: Console | None = None
+    result: Summary | SplitResult | SplitStream | VerifyResult,
+    as_json: bool = False,
+    console: Console | None = None,
+    stats: Callable[[], dict[str, Any] | None] | None = None,
 ) -> None:
-    """Print a result: one JSON object (its to_dict()) for scripts, rich tables for people."""
+    """Print a result: one JSON object (its to_dict()) for scripts, rich tables for people.
+    stats: asked once the result is made, for a `stats` member of the JSON (what crossed the
+    network); none when it gives None."""
     if isinstance(result, (SplitResult, SplitStream)):
-        show_split(result, as_json, console)
+        show_split(result, as_json, console, stats)
     elif as_json:
-        sys.stdout.write(to_json(result) + "\n")
+        data = result.to_dict()
+        extra = stats() if stats is not None else None
+        if extra is not None:
+            data["stats"] = extra
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         # crop=False: the plain columns of a large summary are as wide as their rows and must
         # reach the output whole, where rich would cut them at the console's width.

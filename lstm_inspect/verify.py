@@ -39,6 +39,7 @@ from .convert import (
 from .errors import LstmInspectError
 from .export import decode_key, write_npz
 from .numpy_lstm import ACTIVATIONS, run_lstm
+from .readers.urls import is_url
 
 # Largest accepted |difference| per unit of output scale, by the weights' dtype: float32 rounding
 # over a few steps stays near 1e-6; a forget bias folded into a half-precision bias is rounded to
@@ -286,6 +287,9 @@ class _Run:
         self._keras_model_error: str | None = None
 
     def keras_model(self) -> Any:
+        if self._keras_model is None and self._keras_model_error is None and is_url(self.ckpt.path):
+            # Keras opens what it loads itself; a URL would be fetched whole, or not at all.
+            self._keras_model_error = "Keras' own loader reads local files only: verify a local copy to run it"
         if self._keras_model is None and self._keras_model_error is None:
             path = self.ckpt.path
             if self.ckpt.format == "keras-h5":

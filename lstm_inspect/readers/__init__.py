@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 
 from ..errors import FileNotFound, UnsupportedFormat
+from . import files
 from .base import LayerConfig, TensorInfo, TensorStore
 from .files import check_lfs_pointer, open_regular
+from .urls import display_url, is_url, local_path
 
 __all__ = ["LayerConfig", "TensorInfo", "TensorStore", "check_lfs_pointer", "open_store"]
 
@@ -15,29 +17,37 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str = "native") -> TensorStore:
     """Open a TF checkpoint (prefix, .index, .data-… or directory), a frozen graph (.pb, .pbtxt),
-    a SavedModel directory or a Keras file.
+    a SavedModel directory or a Keras file, given as a local path or a URL (s3://, gs://,
+    http(s)://, any fsspec URL; file:// reads as a local path).
 
     verify: check CRC-32C checksums of what is read (TF checkpoints).
     backend: "native" (default) or "tensorflow" (tf.train.load_checkpoint, for cross-checks).
     """
-    path = os.fspath(path)
+    path = local_path(os.fspath(path))
+    if is_url(path):
+        path = display_url(path)  # from here on, the URL's secrets stay inside remote.py
     if backend == "tensorflow":
         from .tf_backend import open_with_tensorflow
 
         return open_with_tensorflow(path)
     if backend != "native":
         raise ValueError(f"unknown backend {backend!r}")
-    if not os.path.exists(path) and not os.path.exists(path + ".index"):
+    files.new_session()
+    if not files.exists(path) and not files.exists(path + ".index"):
         raise FileNotFound(f"{path}: no such file or checkpoint prefix")
-    if os.path.isfile(os.path.join(path, "saved_model.pb")) or os.path.isfile(os.path.join(path, "saved_model.pbtxt")):
-        from .saved_model import open_saved_model
+    if not is_url(path):
+        if os.path.isfile(os.path.join(path, "saved_model.pb")) or os.path.isfile(
+            os.path.join(path, "saved_model.pbtxt")
+        ):
+            from .saved_model import open_saved_model
 
-        return open_saved_model(path)
-    if path.endswith((".pb", ".pbtxt")) and not os.path.isdir(path):  # a frozen GraphDef, or a saved_model.pb
-        from .frozen_graph import open_frozen_graph
+            return open_saved_model(path)
+        if path.endswith((".pb", ".pbtxt")) and not os.path.isdir(path):  # a frozen GraphDef, or a saved_model.pb
+            from .frozen_graph import open_frozen_graph
 
-        return open_frozen_graph(path)
-    if os.path.exists(path) and not os.path.isdir(path):
+            return open_frozen_graph(path)
+    # A remote data shard is not sniffed: summary must fetch nothing of a checkpoint's data.
+    if files.exists(path) and not files.is_dir(path) and not (is_url(path) and _is_tf_file(path)):
         # A FIFO or a device is refused here, in words, before anything reads from it. Both looks
         # go through the one descriptor: the name could be swapped for a FIFO between two opens.
         with open_regular(path) as f:

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
 from .base import LayerConfig, LayerHint, TensorInfo
+from .files import is_url, open_regular, opened_size
 from .hdf5 import Dataset, Group, NotUnderstood, h5py_tree, read_tree
 
 if TYPE_CHECKING:  # h5py and numpy load only when a value is read (or the HDF5 parser gives up),
@@ -230,15 +231,19 @@ def open_keras_h5(path: str | os.PathLike[str]) -> KerasStore:
     ``.weights.h5``. Raises FileNotFound, UnsupportedFormat (not HDF5, or HDF5 without Keras
     weights) or CorruptFile."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not is_url(path) and not os.path.isfile(path):
         raise FileNotFound(f"{path}: {'not a file' if os.path.exists(path) else 'no such file'}")
+    raw = open_regular(path)
+    # h5py reads a URL's values through the remote file object, kept open until the store closes.
+    source: str | BinaryIO = raw if is_url(path) else path
     try:
-        raw = open(path, "rb")
-    except OSError as e:
-        raise FileNotFound(f"{path}: cannot open ({e.strerror})") from None
-    with raw:
-        (fmt, entries, configs), h5 = _listed(raw, path, path, lambda root: _index_h5(root, path))
-    return KerasStore(path, fmt, entries, configs, path, path, h5=h5)
+        (fmt, entries, configs), h5 = _listed(raw, source, path, lambda root: _index_h5(root, path))
+    except BaseException:
+        raw.close()
+        raise
+    if source is path:
+        raw.close()
+    return KerasStore(path, fmt, entries, configs, source, path, h5=h5, raw=None if source is path else raw)
 
 
 def open_keras_zip(path: str | os.PathLike[str], verify: bool = True) -> KerasStore:
@@ -248,15 +253,10 @@ def open_keras_zip(path: str | os.PathLike[str], verify: bool = True) -> KerasSt
     verify: before the first value is read, check the weights member against the CRC-32 that
     the zip directory holds for it (HDF5 itself keeps no checksums)."""
     path = os.fspath(path)
-    try:
-        raw: BinaryIO = open(path, "rb")
-    except FileNotFoundError:
-        raise FileNotFound(f"{path}: no such file") from None
-    except OSError as e:
-        raise FileNotFound(f"{path}: cannot open ({e.strerror})") from None
+    raw = open_regular(path)
     h5: h5py.File | None = None
     try:
-        file_size = os.fstat(raw.fileno()).st_size
+        file_size = opened_size(raw)
         archive = _open_zip(raw, path)
         names = set(archive.namelist())
         if _WEIGHTS_MEMBER not in names:

@@ -17,12 +17,14 @@ import struct
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from ..errors import CorruptFile, FileNotFound, LstmInspectError, UnknownName, UnsupportedFormat, warn
+from . import files
 from .base import LayerConfig, LayerHint, TensorInfo
-from .files import check_lfs_pointer, open_regular, read_bounded, stat_regular
+from .files import check_lfs_pointer, is_url, open_regular, opened_size, read_bounded
 from .protobuf import Malformed, as_bytes, as_int, fields, varint
+from .urls import display_url
 
 if TYPE_CHECKING:  # numpy loads only when a value is read: listing a checkpoint needs none of it
     import numpy as np
@@ -286,6 +288,7 @@ def _table_entries(f: BinaryIO, where: str, verify: bool) -> Iterator[tuple[byte
         _check_handle(offset, size, file_size)
         read_up_to = offset + size + _TRAILER_SIZE
         handles.append((offset, size))
+    files.advise(f, [(offset, offset + size + _TRAILER_SIZE) for offset, size in handles])
     previous = None
     for offset, size in handles:
         for key, value in _block_entries(_read_block(f, file_size, offset, size, where, verify)):
@@ -349,8 +352,8 @@ _STATE_FILE_LIMIT = 1 << 20
 
 def _named_by_state_file(directory: str) -> str:
     """The checkpoint path a directory's `checkpoint` state file names (tf.train.latest_checkpoint)."""
-    state = os.path.join(directory, "checkpoint")
-    if not os.path.lexists(state):
+    state = files.join(directory, "checkpoint")
+    if not files.lexists(state):
         raise FileNotFound(f"{directory}: {_without_state_file(directory)}")
     text = read_bounded(state, _STATE_FILE_LIMIT, "checkpoint state file")
     check_lfs_pointer(state, text)
@@ -358,31 +361,46 @@ def _named_by_state_file(directory: str) -> str:
     if match is None:
         raise CorruptFile(f"{state}: no model_checkpoint_path line; give the checkpoint prefix itself")
     named = os.fsdecode(_unescape(match[1]))
-    # A copied checkpoint directory still names the absolute path it was written to.
-    for path in (os.path.join(directory, named), os.path.join(directory, os.path.basename(named))):
-        if os.path.exists(path + ".index") or os.path.exists(path):
+    candidates = _named_candidates(directory, named)
+    for path in candidates:
+        if files.exists(path + ".index") or files.exists(path):
             return path
     raise FileNotFound(
-        f"{state}: names checkpoint {named!r}, but there is no {os.path.join(directory, named)}.index; "
+        f"{state}: names checkpoint {named!r}, but there is no {candidates[0]}.index; "
         "give the checkpoint prefix itself or fix the state file"
     )
+
+
+def _named_candidates(directory: str, named: str) -> list[str]:
+    """Where the checkpoint a state file names may be: as named, then beside the state file (a
+    copied checkpoint directory still names the absolute path it was written to)."""
+    if not is_url(directory):
+        return [os.path.join(directory, named), os.path.join(directory, os.path.basename(named))]
+    # In a remote directory a name is followed only within it, or to the same bucket or host: the
+    # file is the server's to write, and it must not point the reader at a local path or elsewhere.
+    beside = files.join(directory, os.path.basename(named.rstrip("/")))
+    if is_url(named):
+        named = display_url(named)
+        return [named, beside] if named.split("/")[:3] == directory.split("/")[:3] else [beside]
+    relative = not named.startswith("/") and ".." not in named.split("/")
+    return [files.join(directory, named), beside] if relative else [beside]
 
 
 def _without_state_file(directory: str) -> str:
     """What to say of a directory without a `checkpoint` state file: the prefixes it holds."""
     # A SavedModel (saved_model.pb beside variables/) keeps its weights as the checkpoint
     # variables/variables (tensorflow/python/saved_model/path_helpers.py get_variables_path).
-    variables = os.path.join(directory, "variables", "variables")
-    if os.path.exists(os.path.join(directory, "saved_model.pb")) and os.path.exists(variables + ".index"):
+    variables = files.join(directory, "variables", "variables")
+    if files.exists(files.join(directory, "saved_model.pb")) and files.exists(variables + ".index"):
         return (
             "a SavedModel directory, which lstm-inspect does not read as one yet; "
             f"give the checkpoint of its variables instead: {variables}"
         )
     found = sorted(
-        os.path.join(directory, sub, name[: -len(".index")])
-        for sub in ("", "variables")
-        if os.path.isdir(os.path.join(directory, sub))
-        for name in os.listdir(os.path.join(directory, sub))
+        files.join(folder, name[: -len(".index")])
+        for folder in (directory, files.join(directory, "variables"))
+        if files.is_dir(folder)
+        for name in files.list_dir(folder)
         if name.endswith(".index")
     )
     hint = f"; give one of these checkpoint prefixes instead: {', '.join(found[:5])}" if found else ""
@@ -396,7 +414,7 @@ def resolve_prefix(path: str | os.PathLike[str]) -> str:
     what it is, instead of calling it missing.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
+    if files.is_dir(path):
         path = _named_by_state_file(path)
     data_suffix = _DATA_SUFFIX.search(path)
     if path.endswith(".index"):
@@ -405,9 +423,9 @@ def resolve_prefix(path: str | os.PathLike[str]) -> str:
         prefix = path[: data_suffix.start()]
     else:
         prefix = path
-    if os.path.exists(prefix + ".index"):
+    if files.exists(prefix + ".index"):
         return prefix
-    if not os.path.exists(path):
+    if not files.exists(path):
         raise FileNotFound(f"{path}: no such file or checkpoint prefix (there is no {prefix}.index)")
     with open_regular(path) as f:
         f.seek(max(0, f.seek(0, os.SEEK_END) - 8))
@@ -422,7 +440,7 @@ def resolve_prefix(path: str | os.PathLike[str]) -> str:
 
 def _near_miss(path: str, prefix: str) -> str:
     """Why a file that exists is not a checkpoint, and which path to give instead."""
-    directory, base = os.path.split(path)
+    directory, base = files.split(path)
     if base == "checkpoint":
         try:
             named = f"the checkpoint prefix it names, {_named_by_state_file(directory or os.curdir)}"
@@ -432,7 +450,7 @@ def _near_miss(path: str, prefix: str) -> str:
     if base.endswith(".meta"):
         # Saver.save writes the graph as prefix.meta beside prefix.index (saver.py meta_graph_suffix).
         weights = path[: -len(".meta")]
-        if os.path.exists(weights + ".index"):
+        if files.exists(weights + ".index"):
             return f"a TensorFlow graph (MetaGraphDef), not its weights; give the checkpoint prefix {weights}"
         return f"a TensorFlow graph (MetaGraphDef), and its checkpoint {weights}.index is not beside it"
     return (
@@ -445,10 +463,7 @@ def checkpoint_files(prefix: str) -> list[str]:
     """The files of the checkpoint at `prefix` that exist: its .index, every .data shard, the .meta
     graph beside it and the directory's `checkpoint` state file; what an export must never replace."""
     directory, base = os.path.split(prefix)
-    try:
-        names = sorted(os.listdir(directory or "."))
-    except OSError:
-        names = []
+    names = sorted(files.list_dir(directory))
     shards = [os.path.join(directory, n) for n in names if n.startswith(base) and _DATA_SUFFIX.match(n, len(base))]
     beside = [prefix + ".index", *shards, prefix + ".meta", os.path.join(directory, "checkpoint")]
     return [path for path in beside if os.path.lexists(path)]
@@ -489,9 +504,9 @@ class TFCheckpoint:
         self.path = prefix
         self._verify = verify
         self._index_path = prefix + ".index"
-        self._shards: dict[int, tuple[io.BufferedReader, int]] = {}
+        self._shards: dict[int, tuple[BinaryIO, int]] = {}
         with open_regular(self._index_path, "checkpoint index") as f:
-            if os.fstat(f.fileno()).st_size < 1024:  # as small as a Git LFS pointer
+            if opened_size(f) < 1024:  # as small as a Git LFS pointer
                 check_lfs_pointer(self._index_path, f.read(64))
             try:
                 entries = _table_entries(f, self._index_path, verify)
@@ -532,6 +547,7 @@ class TFCheckpoint:
         # A checkpoint without (all of) its data is still worth listing: the shards are checked now,
         # and what is wrong with them is warned of when the store closes, unless a read has failed
         # by then, whose error says it (one line, not a warning and an error saying the same).
+        self._used_shards = sorted(needed_from_shard)
         self._shard_warnings = self._check_shards(needed_from_shard)
 
     @staticmethod
@@ -550,19 +566,20 @@ class TFCheckpoint:
         is not a regular file is refused. Only shards that some tensor is in are looked at: the
         header's num_shards is a number a damaged file can make huge."""
         problems = {}
+        files.look_up([self._shard_path(i) for i in needed_from_shard if i < self._num_shards])
         for shard_id, needed in sorted(needed_from_shard.items()):
             if shard_id >= self._num_shards:
                 continue  # reading its tensors says the index is damaged
             path = self._shard_path(shard_id)
             which = f"data shard {shard_id + 1} of {self._num_shards}"
-            if not os.path.lexists(path):
+            if not files.lexists(path):
                 problems[shard_id] = (
                     f"{path}: {which} is missing: its tensors are listed, but their values cannot be read"
                     f"{self._copy_every_shard}"
                 )
                 continue
             try:
-                size = stat_regular(path, "data shard").st_size  # a FIFO or a device is refused here
+                size = files.size_regular(path, "data shard")  # a FIFO or a device is refused here
             except FileNotFound as e:  # a dangling link, a folder that cannot be searched
                 problems[shard_id] = f"{e}; the values in {which} cannot be read"
                 continue
@@ -577,6 +594,8 @@ class TFCheckpoint:
         return dict(self._infos)
 
     def files(self) -> list[str]:
+        if is_url(self.path):  # no local output can be one of these; listing them would cost requests
+            return [self._index_path, *(self._shard_path(i) for i in self._used_shards if i < self._num_shards)]
         return checkpoint_files(self.path)
 
     def layer_configs(self) -> dict[str, LayerConfig]:
@@ -627,8 +646,9 @@ class TFCheckpoint:
                 or piece.dtype != entry.dtype
             ):
                 raise self._corrupt(self._index_path, f"piece {piece_name!r} does not fit the full tensor")
-            self._locate(piece_name, piece, dtype)  # checks sizes against the files before allocating
+            shard, _ = self._locate(piece_name, piece, dtype)  # checks sizes against the files before allocating
             pieces.append((tuple(slice(low, high) for low, high in bounds), piece_name, piece))
+            files.advise(shard, [(piece.offset, piece.offset + piece.size)])
         if sum(math.prod(piece.shape) for *_, piece in pieces) != math.prod(entry.shape):
             raise self._corrupt(self._index_path, f"the pieces of partitioned tensor {name!r} do not cover it")
         # Each piece has bytes of its own; pieces sharing bytes would make a tensor larger than the data.
@@ -644,7 +664,7 @@ class TFCheckpoint:
             covered[where] = True
         return full
 
-    def _locate(self, name: str, entry: _Entry, dtype: np.dtype) -> tuple[io.BufferedReader, str]:
+    def _locate(self, name: str, entry: _Entry, dtype: np.dtype) -> tuple[BinaryIO, str]:
         """The open data shard holding a tensor, once its size is checked against dtype, shape and file."""
         count, strings = math.prod(entry.shape), dtype.hasobject
         # A string tensor is varint lengths, their masked CRC, then the bytes, so at least
@@ -660,13 +680,13 @@ class TFCheckpoint:
         path = self._shard_path(entry.shard_id)
         if entry.shard_id not in self._shards:
             which = f"data shard {entry.shard_id + 1} of {self._num_shards}, which holds tensor {name!r}"
-            if not os.path.lexists(path):
+            if not files.lexists(path):
                 raise FileNotFound(f"{path}: cannot open {which} (no such file){self._copy_every_shard}")
             try:
                 f = open_regular(path, "data shard")  # kept open until close()
             except FileNotFound as e:
                 raise FileNotFound(f"{e}; it is {which}") from None
-            size = os.fstat(f.fileno()).st_size
+            size = opened_size(f)
             self._shards[entry.shard_id] = (f, size)
             if size < 1024:  # as small as a Git LFS pointer
                 check_lfs_pointer(path, f.read(64))
@@ -688,7 +708,7 @@ class TFCheckpoint:
         numbers = None if dtype.hasobject else np.empty(entry.size, np.uint8)
         raw = memoryview(bytearray(entry.size)) if numbers is None else numbers.data
         f.seek(entry.offset)
-        if f.readinto(raw) != entry.size:
+        if cast(io.RawIOBase, f).readinto(raw) != entry.size:
             raise self._corrupt(path, f"tensor {name!r} is cut short")
         try:
             if numbers is None:
@@ -751,4 +771,5 @@ def open_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> TFChec
     """
     from .saved_model import with_object_paths  # positional TF2 keys named by the object graph
 
-    return with_object_paths(TFCheckpoint(resolve_prefix(path), verify=verify))
+    path = os.fspath(path)
+    return with_object_paths(TFCheckpoint(resolve_prefix(display_url(path) if is_url(path) else path), verify=verify))

@@ -1,0 +1,707 @@
+"""Remote files (s3://, gs://, http(s)://, any fsspec URL) read by byte ranges, never whole.
+
+files.py sends every URL here; local paths never come here, and fsspec is imported only here.
+A `RemoteFile` is a seekable binary file object (seek, tell, read, readinto), so the readers use it
+as they use a local file; under it:
+
+- Reads of 4 MiB or more go straight into the caller's buffer, fetched as 8 MiB parts, 8 at a
+  time: a tensor costs its own bytes and at most 64 MiB of parts in flight on top.
+- Smaller reads (index blocks, HDF5 metadata, zip directories) go through a read-ahead cache of
+  64 MiB in all: a miss fetches 64 KiB from the 16 KiB boundary below it (a read near the end
+  fetches the last 64 KiB, where a table's footer and a zip's directory are), doubling up to
+  8 MiB while reads stay sequential.
+- A reader that knows what it will read next (the blocks of a TF index, the pieces of a
+  partitioned tensor) says so with `advise`; those ranges are coalesced across gaps of up to
+  64 KiB and fetched in parallel, 16 MiB at a time.
+- Every request is bounded in time (LSTM_INSPECT_TIMEOUT seconds, default 60), tried again on a
+  transient failure (a 5xx, a cut connection, a stall, a short body; LSTM_INSPECT_RETRIES more
+  times, default 3), and counted (`transfers()`), so that the CLI can say what crossed the network.
+- An HTTP server that ignores Range requests (200 and the whole body) is read whole only when the
+  file is at most 64 MiB; a larger one is refused before its body is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import errno
+import io
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..errors import FileNotFound, LstmInspectError, RemoteError, UnsupportedFormat, warn
+from .urls import display_url, mask_secrets, real_url, url_split
+
+__all__ = ["RemoteFile", "Transfers", "exists", "is_dir", "list_dir", "look_up", "new_session", "open_remote"]
+
+KiB, MiB = 1 << 10, 1 << 20
+_READAHEAD = 64 * KiB
+_ALIGN = 16 * KiB
+_MAX_READAHEAD = 8 * MiB
+_DIRECT = 4 * MiB
+_PART = 8 * MiB
+_PARALLEL = 8
+_WINDOW = 16 * MiB
+_MAX_GAP = 64 * KiB
+_CACHE_BYTES = 64 * MiB
+_WHOLE_BODY_LIMIT = 64 * MiB
+
+# The extra that installs each scheme's fsspec implementation (pyproject.toml).
+_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "http": "http", "https": "http"}
+# errno values of OSErrors that another try cannot fix (s3fs/errors.py maps S3 error codes to these).
+_PERMANENT_ERRNOS = {errno.EINVAL, errno.EPERM, errno.EACCES, errno.ENOENT, errno.ENOSYS, errno.ENAMETOOLONG}
+# Exception classes, by name, of failures of the connection rather than of the request: aiohttp's,
+# botocore's (HTTPClientError, ResponseStreamingError...), http.client's. Named, not imported:
+# which of those packages is installed depends on the extras.
+_TRANSIENT_NAMES = {
+    "ClientConnectionError", "ClientPayloadError", "ServerDisconnectedError", "ServerTimeoutError",
+    "HTTPClientError", "ResponseStreamingError", "IncompleteReadError", "IncompleteRead",
+    "ReadTimeoutError", "ConnectTimeoutError", "EndpointConnectionError", "ConnectionClosedError",
+}  # fmt: skip
+_CREDENTIAL_NAMES = ("NoCredentialsError", "PartialCredentialsError", "RefreshError", "DefaultCredentialsError")
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class _Settings:
+    timeout: float
+    retries: int
+
+
+def _settings() -> _Settings:
+    def number(name: str, default: float) -> float:
+        try:
+            return max(0.0, float(os.environ.get(name, default)))
+        except ValueError:
+            return default
+
+    return _Settings(number("LSTM_INSPECT_TIMEOUT", 60.0) or 60.0, int(number("LSTM_INSPECT_RETRIES", 3)))
+
+
+# --- what crossed the network ----------------------------------------------------------------
+
+
+@dataclass
+class Transfers:
+    """Requests made and bytes received, in all and per file (display URLs)."""
+
+    reads: int = 0  # ranged GETs
+    lookups: int = 0  # HEADs, stats, listings
+    bytes: int = 0
+    retries: int = 0
+    files: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.reads + self.lookups,
+            "reads": self.reads,
+            "lookups": self.lookups,
+            "bytes": self.bytes,
+            "retries": self.retries,
+            "files": {url: dict(counts) for url, counts in self.files.items()},
+        }
+
+
+_TRANSFERS = Transfers()
+_TRANSFERS_LOCK = threading.Lock()
+
+
+def _count(url: str, reads: int = 0, lookups: int = 0, nbytes: int = 0, retries: int = 0) -> None:
+    with _TRANSFERS_LOCK:
+        t = _TRANSFERS
+        t.reads, t.lookups, t.bytes, t.retries = (
+            t.reads + reads,
+            t.lookups + lookups,
+            t.bytes + nbytes,
+            t.retries + retries,
+        )
+        counts = t.files.setdefault(url, {"reads": 0, "lookups": 0, "bytes": 0})
+        counts["reads"] += reads
+        counts["lookups"] += lookups
+        counts["bytes"] += nbytes
+
+
+def transfers() -> Transfers:
+    """A copy of the counts since the last reset_transfers()."""
+    with _TRANSFERS_LOCK:
+        t = _TRANSFERS
+        return Transfers(t.reads, t.lookups, t.bytes, t.retries, {u: dict(c) for u, c in t.files.items()})
+
+
+def reset_transfers() -> None:
+    global _TRANSFERS
+    with _TRANSFERS_LOCK:
+        _TRANSFERS = Transfers()
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class _Transient(Exception):
+    """A failure another try may not have: a 5xx, a body cut short."""
+
+
+class _Refused(Exception):
+    """An HTTP answer no retry changes (a 4xx other than 401, 403, 404)."""
+
+
+class _RangeIgnored(Exception):
+    """The server answered a Range request with the whole body, and the file is too large to take."""
+
+    def __init__(self, size: int | None) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def _transient(e: BaseException) -> bool:
+    if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        return False
+    if isinstance(e, (_Transient, TimeoutError, asyncio.TimeoutError, ConnectionError)):
+        return True
+    if any(cls.__name__ in _TRANSIENT_NAMES for cls in type(e).__mro__):
+        return True
+    return isinstance(e, OSError) and e.errno not in _PERMANENT_ERRNOS
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, (TimeoutError, asyncio.TimeoutError)) and not str(e):
+        return f"no answer within {_settings().timeout:g} s"
+    text = str(e).strip() or type(e).__name__
+    return mask_secrets(text if isinstance(e, (_Transient, _Refused, OSError)) else f"{type(e).__name__}: {text}")
+
+
+def _failure(e: BaseException, url: str, what: str, attempts: int) -> LstmInspectError:
+    """The one-line error for what a request to `url` (for `what`) ended with."""
+    if isinstance(e, LstmInspectError):
+        return e
+    names = [cls.__name__ for cls in type(e).__mro__]
+    if any(name in _CREDENTIAL_NAMES for name in names):
+        return RemoteError(
+            f"{url}: no valid credentials ({_reason(e)}); set them up as the provider's own tools expect "
+            "(AWS: the AWS_* variables, ~/.aws, `aws sso login`; Google: `gcloud auth application-default login`)"
+        )
+    if isinstance(e, FileNotFoundError):
+        return FileNotFound(f"{url}: no such {what}")
+    if isinstance(e, PermissionError):
+        return RemoteError(
+            f"{url}: access denied ({_reason(e)}); check that your credentials are valid, not expired, "
+            "and allowed to read it"
+        )
+    if isinstance(e, _RangeIgnored):
+        size = f"{e.size:,}-byte" if e.size is not None else f"more than {_WHOLE_BODY_LIMIT:,}-byte"
+        return RemoteError(
+            f"{url}: the server ignores HTTP Range requests (it answered with the whole {size} file), and "
+            f"lstm-inspect reads only the bytes it needs, never a whole file over {_WHOLE_BODY_LIMIT // MiB} MiB: "
+            "download it first and give the local copy"
+        )
+    if _transient(e):
+        tries = f"{attempts} tries" if attempts > 1 else "1 try"
+        return RemoteError(f"{url}: reading the {what} failed ({_reason(e)}; {tries}); try again later")
+    return RemoteError(f"{url}: cannot read the {what} ({_reason(e)})")
+
+
+# --- file systems ----------------------------------------------------------------------------
+
+
+def _filesystem(url: str) -> tuple[Any, str]:
+    """The fsspec file system of a display URL, and the path it knows the file by."""
+    scheme = url.split(":", 1)[0].lower()
+    extra = _EXTRAS.get(scheme)
+    hint = f"pip install 'lstm-inspect[{extra}]'" if extra else f"install the fsspec implementation of {scheme}://"
+    try:
+        import fsspec.core  # type: ignore[import-untyped]
+    except ImportError:
+        raise RemoteError(f"{url}: reading {scheme}:// URLs needs fsspec: {hint}") from None
+    try:
+        fs, path = fsspec.core.url_to_fs(real_url(url), **_options(scheme))
+    except ImportError as e:
+        raise RemoteError(
+            f"{url}: reading {scheme}:// URLs needs a package that is not installed ({e}): {hint}"
+        ) from None
+    except ValueError as e:
+        if "Protocol not known" in str(e):
+            raise RemoteError(f"{url}: fsspec knows no {scheme}:// file system; give a local path or a URL") from None
+        raise RemoteError(f"{url}: {mask_secrets(str(e))}") from None
+    if scheme in ("s3", "s3a"):
+        # s3fs tries a request `retries` times (5) before its caller sees a failure
+        # (s3fs/core.py _error_wrapper); a class attribute, not an option. Once, here: the
+        # retries are this module's, counted and bounded in time.
+        fs.retries = 1
+    return fs, path
+
+
+def _options(scheme: str) -> dict[str, Any]:
+    """Storage options: every retry is this module's, so that each is counted and the time each
+    may take is bounded; what the user's fsspec configuration sets wins."""
+    if scheme not in ("s3", "s3a"):
+        return {}
+    from fsspec.config import conf  # type: ignore[import-untyped]
+
+    timeout = _settings().timeout
+    user = dict(conf.get("s3", {}))
+    config = {"connect_timeout": timeout, "read_timeout": timeout, "retries": {"max_attempts": 1}}
+    config.update(user.pop("config_kwargs", {}))
+    return {**user, "config_kwargs": config}
+
+
+class _Object:
+    """One remote file (or directory): where it is, what a lookup said of it, and how to fetch bytes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.fs, self.fs_path = _filesystem(url)
+        self._info: dict[str, Any] | None = None
+        self._looked_up = False
+        self._lock = threading.Lock()
+
+    # -- running requests: all of them run on fsspec's event loop, tried and counted here
+
+    def _run(self, coroutine: Callable[[], Awaitable[_T]]) -> _T:
+        import fsspec.asyn  # type: ignore[import-untyped]
+
+        loop = self.fs.loop if self.fs.async_impl else fsspec.asyn.get_loop()
+        return fsspec.asyn.sync(loop, coroutine)
+
+    async def _tried(self, what: str, request: Callable[[], Awaitable[_T]]) -> _T:
+        settings = _settings()
+        for attempt in range(settings.retries + 1):
+            try:
+                return await asyncio.wait_for(request(), settings.timeout)
+            except Exception as e:
+                if not _transient(e) or attempt == settings.retries:
+                    raise _failure(e, self.url, what, attempt + 1) from None
+                _count(self.url, retries=1)
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """A file system method, awaited where the file system is asynchronous, else in a thread."""
+        if self.fs.async_impl:
+            return await getattr(self.fs, "_" + name)(*args, **kwargs)
+        return await asyncio.to_thread(getattr(self.fs, name), *args, **kwargs)
+
+    # -- lookups
+
+    async def _stat(self) -> dict[str, Any] | None:
+        _count(self.url, lookups=1)
+        try:
+            return dict(await self._call("info", self.fs_path))
+        except FileNotFoundError:
+            return None
+        except Exception as e:
+            if _transient(e):
+                raise
+            # The answer to a HEAD has no body, so no error code: S3 says "Bad Request" for an
+            # expired token. A GET of one byte has the body that says why.
+            _count(self.url, reads=1)
+            try:
+                await self._call("cat_file", self.fs_path, start=0, end=1)
+            except Exception as detail:
+                if not (_transient(detail) or isinstance(detail, FileNotFoundError)):
+                    raise detail from None
+            raise
+
+    def info(self, what: str = "file") -> dict[str, Any] | None:
+        """What a lookup says of it ("size", "type"), None when nothing is there; looked up once."""
+        with self._lock:
+            if not self._looked_up:
+                self._info = self._run(lambda: self._tried(what, self._stat))
+                self._looked_up = True
+            return self._info
+
+    def learn(self, info: dict[str, Any] | None) -> None:
+        with self._lock:
+            self._info, self._looked_up = info, True
+
+    def is_dir(self) -> bool:
+        if self.url.endswith("/"):
+            return True
+        info = self.info()
+        return info is not None and info.get("type") == "directory"
+
+    def size(self, what: str) -> int:
+        info = self.info(what)
+        if info is None:
+            raise FileNotFound(f"{self.url}: no such {what}")
+        if info.get("type") == "directory":
+            raise UnsupportedFormat(f"{self.url}: is a directory; lstm-inspect reads regular files only")
+        size = info.get("size")
+        if not isinstance(size, int) or size < 0:
+            raise RemoteError(
+                f"{self.url}: the server does not say how large the {what} is, so it cannot be read in ranges"
+            )
+        return size
+
+    def list_dir(self) -> list[dict[str, Any]]:
+        async def listing() -> list[dict[str, Any]]:
+            _count(self.url, lookups=1)
+            try:
+                return list(await self._call("ls", self.fs_path.rstrip("/"), detail=True))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+
+        return self._run(lambda: self._tried("directory", listing))
+
+    # -- reading
+
+    async def _get(self, start: int, end: int) -> bytes:
+        """Bytes [start, end), one request, counted."""
+        _count(self.url, reads=1)
+        data = bytes(await self._call("cat_file", self.fs_path, start=start, end=end))
+        _count(self.url, nbytes=len(data))
+        return data
+
+    async def _fetch(self, start: int, end: int, what: str) -> bytes:
+        async def one() -> bytes:
+            data = await self._get(start, end)
+            if len(data) < end - start:
+                raise _Transient(f"the server sent {len(data):,} of the {end - start:,} bytes asked for")
+            if len(data) > end - start:
+                raise _Refused(f"the server sent {len(data):,} bytes for a request of {end - start:,}")
+            return data
+
+        return await self._tried(what, one)
+
+    def fetch(self, ranges: list[tuple[int, int]], what: str, sink: Callable[[int, bytes], None]) -> None:
+        """Fetch each [start, end) range, _PARALLEL at a time, handing each to sink(start, data) as
+        it arrives (so that no more than _PARALLEL parts are held at once). The first failure stops
+        the rest."""
+
+        async def all_of_them() -> None:
+            gate = asyncio.Semaphore(_PARALLEL)
+
+            async def one(start: int, end: int) -> None:
+                async with gate:
+                    sink(start, await self._fetch(start, end, what))
+
+            tasks = [asyncio.ensure_future(one(start, end)) for start, end in ranges]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+            finally:
+                for task in tasks:
+                    task.cancel()
+
+        if ranges:
+            self._run(all_of_them)
+
+
+class _HTTPObject(_Object):
+    """fsspec's HTTP file system answers a 403 as "not found" and reads whatever body a Range request
+    gets, however large (fsspec/implementations/http.py _info, _cat_file): these requests go through
+    its aiohttp session, with the status and the size checked before a body is read."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.whole: bytes | None = None  # the body of a server that ignores Range requests
+        self.told_whole = False
+
+    async def _request(self, method: str, headers: dict[str, str]) -> Any:
+        session = await self.fs.set_session()
+        kwargs = dict(self.fs.kwargs)
+        headers = {**(kwargs.pop("headers", None) or {}), "Accept-Encoding": "identity", **headers}
+        return session.request(method, self.fs.encode_url(self.fs_path), headers=headers, **kwargs)
+
+    @staticmethod
+    def _check(status: int, reason: str | None) -> None:
+        if status in (200, 206):
+            return
+        said = f"HTTP {status} {reason or ''}".strip()
+        if status in (404, 410):
+            raise FileNotFoundError(said)
+        if status in (401, 403):
+            raise PermissionError(said)
+        if status >= 500 or status in (408, 429):
+            raise _Transient(said)
+        raise _Refused(said)
+
+    async def _stat(self) -> dict[str, Any] | None:
+        _count(self.url, lookups=1)
+        try:
+            async with await self._request("HEAD", {}) as r:
+                if r.status not in (405, 501):  # HEAD not allowed: ask for one byte instead
+                    self._check(r.status, r.reason)
+                    if r.content_length is not None and "Content-Length" in r.headers:
+                        return {"type": "file", "size": r.content_length}
+            _count(self.url, lookups=1)
+            async with await self._request("GET", {"Range": "bytes=0-0"}) as r:
+                self._check(r.status, r.reason)
+                total = r.headers.get("Content-Range", "").rpartition("/")[2]
+                if r.status == 206 and total.isdigit():
+                    return {"type": "file", "size": int(total)}
+                return {"type": "file", "size": r.content_length}
+        except FileNotFoundError:
+            return None
+
+    async def _get(self, start: int, end: int) -> bytes:
+        if self.whole is not None:
+            return self.whole[start:end]
+        _count(self.url, reads=1)
+        async with await self._request("GET", {"Range": f"bytes={start}-{end - 1}"}) as r:
+            self._check(r.status, r.reason)
+            if r.status == 206:
+                data = bytes(await r.read())
+                _count(self.url, nbytes=len(data))
+                return data
+            # 200: the whole body is coming. Take it only when it is small, and stop reading as
+            # soon as it proves larger than it said.
+            if r.content_length is not None and r.content_length > _WHOLE_BODY_LIMIT:
+                raise _RangeIgnored(r.content_length)
+            body = bytearray()
+            async for chunk in r.content.iter_chunked(MiB):
+                body += chunk
+                if len(body) > _WHOLE_BODY_LIMIT:
+                    raise _RangeIgnored(None)
+        _count(self.url, nbytes=len(body))
+        self.whole = bytes(body)
+        return self.whole[start:end]
+
+    def list_dir(self) -> list[dict[str, Any]]:
+        return []  # HTTP has no listing; fsspec's scrapes a page's links, which says nothing here
+
+
+# --- the objects of this session, and the cache of what they read ----------------------------
+
+
+class _Extents:
+    """Fetched byte ranges by URL, the least recently used dropped past a total budget."""
+
+    def __init__(self, budget: int) -> None:
+        self._budget, self._total = budget, 0
+        self._starts: dict[str, list[int]] = {}
+        self._data: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, url: str, pos: int) -> memoryview | None:
+        """The cached bytes from `pos` on, as far as one extent goes; None on a miss."""
+        with self._lock:
+            starts = self._starts.get(url, [])
+            # Extents may overlap (read-ahead starts below the read); none is longer than _PART.
+            i = bisect.bisect_right(starts, pos) - 1
+            while i >= 0 and starts[i] > pos - _PART:
+                key = (url, starts[i])
+                data = self._data[key]
+                if pos < starts[i] + len(data):
+                    self._data.move_to_end(key)
+                    return memoryview(data)[pos - starts[i] :]
+                i -= 1
+            return None
+
+    def put(self, url: str, start: int, data: bytes) -> None:
+        with self._lock:
+            key = (url, start)
+            old = self._data.pop(key, None)
+            if old is None:
+                bisect.insort(self._starts.setdefault(url, []), start)
+            self._total += len(data) - (len(old) if old is not None else 0)
+            self._data[key] = data
+            while self._total > self._budget and len(self._data) > 1:
+                (old_url, old_start), dropped = self._data.popitem(last=False)
+                self._starts[old_url].remove(old_start)
+                self._total -= len(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._starts.clear()
+            self._data.clear()
+            self._total = 0
+
+
+_CACHE = _Extents(_CACHE_BYTES)
+_OBJECTS: dict[str, _Object] = {}
+_OBJECTS_LOCK = threading.Lock()
+
+
+def _object(url: str) -> _Object:
+    url = display_url(url)
+    with _OBJECTS_LOCK:
+        found = _OBJECTS.get(url)
+    if found is None:
+        scheme = url.split(":", 1)[0].lower()
+        found = (_HTTPObject if scheme in ("http", "https") else _Object)(url)
+        with _OBJECTS_LOCK:
+            found = _OBJECTS.setdefault(url, found)
+    return found
+
+
+def new_session() -> None:
+    """Forget what was looked up and cached: a store opened now sees the files as they are now."""
+    with _OBJECTS_LOCK:
+        _OBJECTS.clear()
+    _CACHE.clear()
+
+
+# --- the file object -------------------------------------------------------------------------
+
+
+class RemoteFile(io.RawIOBase):
+    """A read-only, seekable remote file; `remote_size` is known from the lookup that opened it."""
+
+    def __init__(self, obj: _Object, what: str) -> None:
+        super().__init__()
+        self._object, self._what = obj, what
+        self.name = obj.url
+        self.remote_size = obj.size(what)
+        self._pos = 0
+        self._readahead = _READAHEAD
+        self._fetched_to = -1  # where the last read-ahead ended: a read starting there is sequential
+        self._planned: list[tuple[int, int]] = []
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.remote_size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def advise(self, ranges: Iterable[tuple[int, int]]) -> None:
+        """Say which [start, end) ranges will be read next, so that they are fetched together."""
+        wanted = sorted((start, end) for start, end in ranges if 0 < end - start < _DIRECT and end <= self.remote_size)
+        self._planned = sorted(set(self._planned).union(wanted))
+
+    def readall(self) -> bytes:
+        data = bytearray(max(0, self.remote_size - self._pos))
+        return bytes(data[: self.readinto(data)])
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = max(0, min(len(view), self.remote_size - self._pos))
+        done, missed_at = 0, -1
+        while done < n:
+            pos = self._pos + done
+            cached = _CACHE.get(self._object.url, pos)
+            if cached is not None:
+                k = min(len(cached), n - done)
+                view[done : done + k] = cached[:k]
+                done += k
+            elif n - done >= _DIRECT or pos == missed_at:  # (a fetch the cache did not keep: no loop)
+                self._fetch_into(pos, view[done:n])
+                done = n
+            elif not self._fetch_planned(pos):
+                self._read_ahead(pos, n - done)
+            missed_at = pos if cached is None else -1
+        self._pos += n
+        self._tell_whole_body()
+        return n
+
+    def _fetch_into(self, start: int, view: memoryview) -> None:
+        def sink(at: int, data: bytes) -> None:
+            view[at - start : at - start + len(data)] = data
+
+        end = start + len(view)
+        self._object.fetch([(s, min(s + _PART, end)) for s in range(start, end, _PART)], self._what, sink)
+
+    def _cache_ranges(self, ranges: list[tuple[int, int]]) -> None:
+        parts = [(s, min(s + _PART, end)) for start, end in ranges for s in range(start, end, _PART)]
+        self._object.fetch(parts, self._what, lambda at, data: _CACHE.put(self._object.url, at, data))
+
+    def _read_ahead(self, pos: int, want: int) -> None:
+        self._readahead = min(2 * self._readahead, _MAX_READAHEAD) if pos == self._fetched_to else _READAHEAD
+        length = max(want, self._readahead)
+        # From a 16 KiB boundary: HDF5 reads an object header, then the heap written just before it.
+        start = pos - pos % _ALIGN
+        end = min(self.remote_size, max(pos + want, start + length))
+        start = max(0, min(start, end - length))  # near the end, the last `length` bytes
+        self._cache_ranges([(start, end)])
+        self._fetched_to = end
+
+    def _fetch_planned(self, pos: int) -> bool:
+        """Fetch the advised ranges from the one holding `pos` on, up to _WINDOW bytes, coalesced."""
+        i = bisect.bisect_right(self._planned, (pos, self.remote_size + 1)) - 1
+        if i < 0 or self._planned[i][1] <= pos:
+            return False
+        first = self._planned[i][0]
+        j = i
+        while j < len(self._planned) and self._planned[j][1] - first <= _WINDOW:
+            j += 1
+        merged: list[tuple[int, int]] = []
+        for start, end in self._planned[i : max(j, i + 1)]:
+            if merged and start - merged[-1][1] <= _MAX_GAP:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        del self._planned[i : max(j, i + 1)]
+        self._cache_ranges(merged)
+        return True
+
+    def _tell_whole_body(self) -> None:
+        obj = self._object
+        if isinstance(obj, _HTTPObject) and obj.whole is not None and not obj.told_whole:
+            obj.told_whole = True
+            warn(
+                f"{obj.url}: the server ignores HTTP Range requests, so the whole file "
+                f"({len(obj.whole):,} bytes) was downloaded to read it"
+            )
+
+
+# --- what files.py calls ---------------------------------------------------------------------
+
+
+def open_remote(url: str, what: str = "file") -> RemoteFile:
+    """`url` opened for reading in ranges; refused when nothing or a directory is there."""
+    return RemoteFile(_object(url), what)
+
+
+def size_of(url: str, what: str = "file") -> int:
+    return _object(url).size(what)
+
+
+def exists(url: str) -> bool:
+    obj = _object(url)
+    return obj.url.endswith("/") or obj.info() is not None
+
+
+def is_dir(url: str) -> bool:
+    return _object(url).is_dir()
+
+
+def list_dir(url: str) -> list[str]:
+    """The names in a directory (of file systems that list; [] over HTTP); what the listing says of
+    each is kept, so that looking at one later asks nothing more."""
+    directory = _object(url)
+    names = []
+    for entry in directory.list_dir():
+        name = url_split(str(entry.get("name", "")).rstrip("/"))[1]
+        if name:
+            names.append(name)
+            child = _object(directory.url.rstrip("/") + "/" + name)
+            child.learn({"size": entry.get("size"), "type": entry.get("type", "file")})
+    return names
+
+
+def look_up(urls: list[str]) -> None:
+    """Look up several files at once (in parallel), ahead of asking about each."""
+    objects = [obj for obj in map(_object, urls) if not obj._looked_up]
+    if len(objects) < 2:
+        return
+
+    async def all_of_them() -> list[Any]:
+        return await asyncio.gather(*(obj._tried("file", obj._stat) for obj in objects), return_exceptions=True)
+
+    for obj, info in zip(objects, objects[0]._run(all_of_them)):
+        if not isinstance(info, BaseException):  # a failed one fails again, in its place, when asked
+            obj.learn(info)
+
+
+def read_bounded(url: str, limit: int, what: str = "file") -> bytes:
+    size = size_of(url, what)
+    if size > limit:
+        raise UnsupportedFormat(f"{url}: {size:,} bytes, too large for a {what} ({limit:,} at most)")
+    with open_remote(url, what) as f:
+        return f.read(size)
