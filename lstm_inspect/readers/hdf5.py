@@ -37,7 +37,6 @@ import io
 import json
 import os
 import struct
-import subprocess
 import sys
 import zlib
 from collections.abc import Callable, Hashable, Iterator, Mapping
@@ -72,11 +71,17 @@ class Node:
 
     name: str
     key: Hashable
-    attrs: Mapping[str, Any]
+
+    @property
+    def attrs(self) -> Mapping[str, Any]:
+        raise NotImplementedError
 
 
 class Group(Node):
-    root: Group
+    @property
+    def root(self) -> Group:
+        """The file's root group."""
+        raise NotImplementedError
 
     def items(self) -> list[tuple[str, Node]]:
         """The members that lead to an object, in name order (h5py's default order)."""
@@ -108,10 +113,17 @@ class Group(Node):
 
 
 class Dataset(Node):
-    shape: tuple[int, ...] | None  # None for a null dataspace, as h5py
-    # numpy's name: "float32", "int64", "void16" (opaque); "string" for any string; the HDF5 class
-    # ("compound", "enum", "array", ...) for the other types, whose values lstm-inspect never reads
-    dtype: str
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        """None for a null dataspace, as h5py."""
+        raise NotImplementedError
+
+    @property
+    def dtype(self) -> str:
+        """numpy's name: "float32", "int64", "void16" (opaque); "string" for any string; the HDF5
+        class ("compound", "enum", "array", ...) for the other types, whose values lstm-inspect
+        never reads."""
+        raise NotImplementedError
 
     def read(self) -> np.ndarray:
         """All values, in the stored byte order. Raises NotUnderstood, Damaged or OutsideFile."""
@@ -298,7 +310,7 @@ class _File:
         for start in range(0, total, _READ_PIECE):
             piece = target[start : start + _READ_PIECE]
             self._raw.seek(address + start)
-            if (self._raw.readinto(piece) or 0) != len(piece):
+            if (self._raw.readinto(piece) or 0) != len(piece):  # type: ignore[attr-defined]
                 raise Damaged("the file is shorter than it says")
 
     def node(self, name: str, address: int) -> Node:
@@ -383,12 +395,13 @@ class _File:
         o, n = self.offset_size, self.length_size
         table = self.message(address, _MSG_SYMBOL_TABLE)
         names = self.local_heap(_uint(table, o, o))
-        members: dict[str, int] = {}
+        found: dict[str, int] = {}
         # libhdf5 finds a name by binary search over the keys (H5B.c H5B_find, H5Gnode.c
         # H5G__node_cmp3: child i holds the names in (key i, key i+1]) and then over the sorted
         # entries of a node: every name is checked to lie where that search looks for it, so that
         # what is listed here is what h5py finds.
-        nodes, seen = [(_uint(table, 0, o), -1, b"", None)], set()
+        nodes: list[tuple[int, int, bytes, bytes | None]] = [(_uint(table, 0, o), -1, b"", None)]
+        seen: set[int] = set()
         while nodes:
             at, level, low, high = nodes.pop()
             if at in seen:
@@ -408,14 +421,14 @@ class _File:
                 if node[5]:
                     nodes.append((child, node[5] - 1, *bounds))
                 else:
-                    self._symbol_node(child, names, bounds, members)
-        self._members[address] = members
-        return members
+                    self._symbol_node(child, names, bounds, found)
+        self._members[address] = found
+        return found
 
     def _links(self, address: int) -> dict[str, int]:
         """A new-style group's links, stored compactly as link messages in its header; h5py writes
         one for a group with a link name that is not ASCII (FMT3 IV.A.2.c, IV.A.2.g)."""
-        o, members = self.offset_size, {}
+        o, members = self.offset_size, dict[str, int]()
         for kind, body in self.messages(address):
             if kind == _MSG_LINK_INFO:
                 # version, flags, [max creation index], fractal heap address: defined when the
@@ -553,8 +566,8 @@ class _File:
             raise Damaged("an attribute holds fewer bytes than its shape needs")
         items = [data[i : i + size] for i in range(0, count * size, size)]
         if name.startswith(("int", "uint")):
-            order = "big" if bits & 1 else "little"
-            values: list[Any] = [int.from_bytes(b, order, signed=bool(bits & 8)) for b in items]
+            signed = bool(bits & 8)
+            values: list[Any] = [int.from_bytes(b, "big" if bits & 1 else "little", signed=signed) for b in items]
         elif name.startswith("float"):
             values = list(struct.unpack(f"{'>' if bits & 1 else '<'}{count}{'efd'[size // 4]}", data[: count * size]))
         elif cls == 3 and bits & 15 < 2:
@@ -610,10 +623,12 @@ class _File:
         # Contiguous. Versions 1 and 2 leave the size to the dataspace (H5Olayout.c).
         if layout.size is not None and layout.size != declared:
             raise Damaged(f"its shape needs {declared} bytes but it stores {layout.size}")
+        if declared and layout.address == self.undefined:
+            raise Damaged(f"it declares {declared} bytes but the file stores none of them")
+        if declared and layout.address + declared > self.size:
+            raise Damaged(f"its {declared} bytes run past the end of the file")
         out = np.empty(shape, dtype)
         if declared:
-            if layout.address == self.undefined:
-                raise Damaged(f"it declares {declared} bytes but the file stores none of them")
             self.read_into(layout.address, out.reshape(-1).view(np.uint8))
         return out
 
@@ -819,11 +834,19 @@ def _inflate(data: bytes, size: int) -> bytes:
     """Deflate-filtered bytes (a zlib stream, H5Zdeflate.c) that must expand to exactly `size`."""
     if size > max(len(data), 1) * MAX_DEFLATE_RATIO:
         raise Damaged("a chunk claims to expand more than deflate can")
-    inflater = zlib.decompressobj()
+    inflater, pieces, done, pending = zlib.decompressobj(), [], 0, data
     try:
-        out = inflater.decompress(data, size + 1)
+        # in pieces, so that Ctrl-C is seen while a large chunk inflates
+        while not inflater.eof and done <= size:
+            piece = inflater.decompress(pending, min(_READ_PIECE, size + 1 - done))
+            pending = inflater.unconsumed_tail
+            if not piece and not pending:
+                break
+            pieces.append(piece)
+            done += len(piece)
     except zlib.error as e:
         raise Damaged(f"a chunk does not inflate ({e})") from None
+    out = b"".join(pieces)
     if len(out) != size or not inflater.eof:
         raise Damaged(f"a chunk inflates to other than the {size} bytes its shape needs")
     return out
@@ -855,7 +878,8 @@ def _element_type(body: bytes) -> tuple[str, str | None]:
     """numpy's name for what h5py makes of a datatype message, and the numpy type string of its
     stored bytes where the parser reads its values."""
     cls, bits, size = _datatype(body)
-    if not 1 <= body[0] >> 4 <= 4 or cls > 10:
+    # versions 1-4; a variable-length type is a sequence (0) or a string (1)
+    if not 1 <= body[0] >> 4 <= 4 or cls > 10 or (cls == 9 and bits & 15 > 1):
         raise Damaged("a damaged datatype message")
     order = ">" if bits & 1 else "<"
     if cls == 0 and size in (1, 2, 4, 8) and (_uint(body, 8, 2), _uint(body, 10, 2)) == (0, 8 * size):
@@ -880,14 +904,13 @@ def dtype_name(body: bytes) -> str:
     return _element_type(body)[0]
 
 
-class _Object:
+class _Object(Node):
     def __init__(self, file: _File, name: str, address: int) -> None:
-        self._file, self.name, self.key = file, name, address
-        self.root = file.root if name != "/" else self  # type: ignore[assignment]
+        self._file, self.name, self.key, self._address = file, name, address, address
 
     @property
     def attrs(self) -> Mapping[str, Any]:
-        return _Attributes(self._file.attributes(self.key), lambda stored: self._file.attribute_value(*stored))
+        return _Attributes(self._file.attributes(self._address), lambda stored: self._file.attribute_value(*stored))
 
 
 class _Attributes(Mapping[str, Any]):
@@ -911,29 +934,33 @@ class _Attributes(Mapping[str, Any]):
 
 
 class _Group(_Object, Group):
+    @property
+    def root(self) -> Group:
+        return self._file.root
+
     def items(self) -> list[tuple[str, Node]]:
-        members = self._file.members(self.key)
+        members = self._file.members(self._address)
         return [(name, self._file.node(self._child(name), members[name])) for name in sorted(members)]
 
     def member(self, name: str) -> Node | None:
-        address = self._file.members(self.key).get(name)
+        address = self._file.members(self._address).get(name)
         return None if address is None else self._file.node(self._child(name), address)
 
 
 class _Dataset(_Object, Dataset):
     @property
-    def shape(self) -> tuple[int, ...] | None:  # type: ignore[override]
-        return self._file.dataspace(self._file.message(self.key, _MSG_DATASPACE))
+    def shape(self) -> tuple[int, ...] | None:
+        return self._file.dataspace(self._file.message(self._address, _MSG_DATASPACE))
 
     @property
-    def dtype(self) -> str:  # type: ignore[override]
-        return dtype_name(self._file.message(self.key, _MSG_DATATYPE))
+    def dtype(self) -> str:
+        return dtype_name(self._file.message(self._address, _MSG_DATATYPE))
 
     def read(self) -> np.ndarray:
-        return self._file.value(self.key)
+        return self._file.value(self._address)
 
 
-class _NamedDatatype(_Object, Node):
+class _NamedDatatype(_Object):
     """A committed datatype: neither group nor dataset."""
 
 
@@ -997,6 +1024,8 @@ class H5pyWorker:
     """
 
     def __init__(self, fd: int, start: int, size: int, member: str | None = None) -> None:
+        import subprocess  # here: listing a file the parser reads never starts a process
+
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         code = (
             f"import sys; sys.path.insert(0, {package_root!r}); from lstm_inspect.readers.hdf5 import _serve; _serve()"
@@ -1005,7 +1034,7 @@ class H5pyWorker:
         # One BLAS thread: the worker does no arithmetic, and each thread would reserve memory.
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-c", code, str(fd), str(start), str(size), member or ""],
+            [sys.executable, "-c", code, str(fd), str(start), str(size), member or "", str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -1072,9 +1101,9 @@ class H5pyWorker:
 
     def _receive_into(self, target: Any) -> None:
         assert self._process is not None and self._process.stdout is not None
-        view, done = memoryview(target).cast("B"), 0
+        view, done, fd = memoryview(target).cast("B"), 0, self._process.stdout.fileno()
         while done < len(view):
-            got = self._process.stdout.readinto(view[done : done + _READ_PIECE])
+            got = os.readv(fd, [view[done : done + _READ_PIECE]])
             if not got:
                 self._died(None)
             done += got
@@ -1104,7 +1133,18 @@ class _ListedTree:
 
     def __init__(self, worker: H5pyWorker, objects: dict[str, dict[str, Any]], root: str) -> None:
         self.worker, self.objects = worker, objects
-        self.root = self.node("/", root)
+        self._member_maps: dict[str, dict[str, str]] = {}
+        node = self.node("/", root)
+        if not isinstance(node, Group):
+            raise Damaged("the root object is not a group")
+        self.root: Group = node
+
+    def members(self, key: str) -> dict[str, str]:
+        """Member name -> object key, of the group `key`: made once, looked up many times."""
+        found = self._member_maps.get(key)
+        if found is None:
+            found = self._member_maps[key] = dict(self.objects[key]["members"])
+        return found
 
     def node(self, name: str, key: str) -> Node:
         kind = self.objects[key]["kind"]
@@ -1114,8 +1154,7 @@ class _ListedTree:
 
 class _ListedNode(Node):
     def __init__(self, tree: _ListedTree, name: str, key: str) -> None:
-        self._tree, self._entry, self.name, self.key = tree, tree.objects[key], name, int(key)
-        self.root = tree.root if name != "/" else self  # type: ignore[attr-defined]
+        self._tree, self._entry, self._key, self.name, self.key = tree, tree.objects[key], key, name, int(key)
 
     @property
     def attrs(self) -> Mapping[str, Any]:
@@ -1123,25 +1162,27 @@ class _ListedNode(Node):
 
 
 class _ListedGroup(_ListedNode, Group):
+    @property
+    def root(self) -> Group:
+        return self._tree.root
+
     def items(self) -> list[tuple[str, Node]]:
         return [(name, self._tree.node(self._child(name), key)) for name, key in self._entry["members"]]
 
     def member(self, name: str) -> Node | None:
-        for found, key in self._entry["members"]:
-            if found == name:
-                return self._tree.node(self._child(name), key)
-        return None
+        key = self._tree.members(self._key).get(name)
+        return None if key is None else self._tree.node(self._child(name), key)
 
 
 class _ListedDataset(_ListedNode, Dataset):
     @property
-    def shape(self) -> tuple[int, ...] | None:  # type: ignore[override]
+    def shape(self) -> tuple[int, ...] | None:
         shape = self._entry["shape"]
         return None if shape is None else tuple(shape)
 
     @property
-    def dtype(self) -> str:  # type: ignore[override]
-        return self._entry["dtype"]  # type: ignore[no-any-return]
+    def dtype(self) -> str:
+        return str(self._entry["dtype"])
 
     def read(self) -> np.ndarray:
         return self._tree.worker.read(self.name)
@@ -1152,11 +1193,19 @@ class _ListedDataset(_ListedNode, Dataset):
 
 def _serve() -> None:
     """The worker: requests (8-byte length, JSON) on stdin; answers the same way on stdout, an
-    array's bytes after its answer. Arguments: fd, start, size, zip member (or "")."""
+    array's bytes after its answer. Arguments: fd, start, size, zip member (or ""), parent's pid."""
     import resource
     import signal
 
     fd, start, size, member = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    try:  # Linux: die with the parent (killed by SIGTERM, say), not only at the CPU limit
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (linux/prctl.h)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != int(sys.argv[5]):
+        return  # the parent is gone already
     requests, answers = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever else writes to stdout goes where stderr goes, not into the answers
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and kills
@@ -1202,7 +1251,7 @@ def _tag(value: Any) -> Any:
 
 
 def _open_h5py(fd: int, start: int, size: int, member: str) -> Any:
-    import h5py
+    import h5py  # type: ignore[import-untyped]
 
     source: Any = FileRange(fd, start, size)
     if member:
@@ -1218,7 +1267,7 @@ def _open_h5py(fd: int, start: int, size: int, member: str) -> Any:
 def _resolve(h5: Any, group: Any, name: str, hops: int = 0) -> Any:
     """The object the link `name` of `group` leads to, or None; soft links followed here, link by
     link, so that no external link is (libhdf5 would open the other file)."""
-    import h5py
+    import h5py  # type: ignore[import-untyped]
 
     if hops > _MAX_SOFT_LINKS:
         raise Damaged("soft links lead round in a circle")
@@ -1243,7 +1292,7 @@ def _resolve(h5: Any, group: Any, name: str, hops: int = 0) -> Any:
 
 def _dump(h5: Any, size: int) -> dict[str, Any]:
     """Every object reached from the root, each once, with its attributes and members."""
-    import h5py
+    import h5py  # type: ignore[import-untyped]
 
     budget = _Budget(size + _EXTRA_BUDGET)
     objects: dict[str, dict[str, Any]] = {}
@@ -1277,7 +1326,7 @@ def _dump(h5: Any, size: int) -> dict[str, Any]:
 
 def _plain(value: Any, budget: _Budget) -> Any:
     """An h5py attribute value as plain Python, as the parser gives it (Node.attrs)."""
-    import h5py
+    import h5py  # type: ignore[import-untyped]
 
     if isinstance(value, h5py.Empty):
         return None
@@ -1292,7 +1341,7 @@ def _plain(value: Any, budget: _Budget) -> Any:
 
 def _h5py_dtype(dataset: Any) -> str:
     """Dataset.dtype, from h5py: the same names the parser gives."""
-    import h5py
+    import h5py  # type: ignore[import-untyped]
 
     cls = dataset.id.get_type().get_class()
     if cls == h5py.h5t.STRING or (cls == h5py.h5t.VLEN and h5py.check_string_dtype(dataset.dtype) is not None):
@@ -1302,7 +1351,7 @@ def _h5py_dtype(dataset: Any) -> str:
 
 def _read_h5py(h5: Any, path: str) -> Any:
     """A dataset's values, read by h5py once the checks the parser makes on its own reads pass."""
-    import h5py
+    import h5py  # type: ignore[import-untyped]
     import numpy as np
 
     node: Any = h5
@@ -1342,4 +1391,4 @@ def _read_h5py(h5: Any, path: str) -> Any:
     value = np.asarray(node[()])
     if value.dtype.kind not in "iufV" or value.dtype.hasobject:
         raise Damaged(f"h5py reads it as {value.dtype}, not as numbers")
-    return np.ascontiguousarray(value)
+    return np.asarray(value, order="C")  # not ascontiguousarray: that makes a scalar 1-d

@@ -369,8 +369,9 @@ def _index_h5(h5: Group, where: str) -> tuple[str, list[_Entry], dict[str, Layer
         if isinstance(model_weights, Group):
             model_config = _model_config_attr(h5, where)
             entries = _legacy_layer_entries(model_weights, model_config, where)
-            if isinstance(h5.get("optimizer_weights"), Group):
-                entries += _legacy_optimizer_entries(h5["optimizer_weights"], where)
+            optimizer_weights = h5.get("optimizer_weights")
+            if isinstance(optimizer_weights, Group):
+                entries += _legacy_optimizer_entries(optimizer_weights, where)
             keras_version = keras_version or _version(model_weights.attrs.get("keras_version"))
             return FORMAT_LEGACY_H5, _unique(entries), _layer_configs(model_config, entries, keras_version)
         if _string_list_attr(h5, "layer_names") is not None:
@@ -712,7 +713,7 @@ def _walk_saveable(
         members = {k: v for k, v in own.items() if isinstance(v, Dataset)}
         keys = sorted(members, key=_natural_key)
         datasets = [members[k] for k in keys]
-        names = _var_names(node, auto_name, role, [d.shape for d in datasets])
+        names: list[str | None] = list(_var_names(node, auto_name, role, [d.shape for d in datasets]) or [])
         for key, ds, name in zip(keys, datasets, names or [None] * len(keys)):
             out.append(_entry("/".join([*scope, name or f"vars/{key}"]), ds))
 
@@ -723,8 +724,9 @@ def _walk_saveable(
         child = children[key]
         if role == "model" and not scope and ("optimizer" in key or key in _STATE_GROUPS):
             for path in _dataset_paths(child):
-                ds = child[path]
-                out.append(_entry(ds.name.lstrip("/"), ds))
+                stored = child[path]
+                if isinstance(stored, Dataset):
+                    out.append(_entry(stored.name.lstrip("/"), stored))
         elif key in _LAYER_CONTAINERS:
             _walk_layer_container(child, scope, node, walk)
         elif key == "cell":
@@ -1019,9 +1021,10 @@ def _weights_member(archive: zipfile.ZipFile, raw: BinaryIO, file_size: int, pat
     _check_member(info, file_size, path)
     if info.compress_type != zipfile.ZIP_STORED:
         # Keras writes it stored; a re-zipped archive is read through zipfile (seekable, slower).
+        errors: tuple[type[Exception], ...] = (*_zip_errors(), NotImplementedError)
         try:
             member = archive.open(info)
-        except (*_zip_errors(), NotImplementedError) as e:
+        except errors as e:
             raise CorruptFile(f"{path}: cannot open {_WEIGHTS_MEMBER} ({e}); the file is damaged") from None
         return _HDF5(raw, _ZipMember(member, path), where, 0, file_size, _WEIGHTS_MEMBER)  # type: ignore[arg-type]
     # A stored member is a plain byte range after its local header (APPNOTE 4.3.7: 30 fixed
