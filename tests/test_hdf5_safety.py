@@ -392,14 +392,15 @@ def libhdf5_hang(tmp_path: Path) -> Path:
 def test_a_libhdf5_loop_ends_when_the_worker_has_spent_its_cpu_time(tmp_path, monkeypatch):
     monkeypatch.setattr(hdf5_module, "WORKER_CPU_SECONDS", 1)
     path = libhdf5_hang(tmp_path)
-    assert_clean_error(cli("summary", str(path)), "hang.h5", "libhdf5 did not finish within 1 s of CPU time")
+    result = cli("summary", str(path))
+    assert_clean_error(result, "hang.h5: the HDF5 file is truncated or damaged (libhdf5 did not finish within 1 s")
     with open(path, "rb") as raw:
         worker = H5pyWorker(raw.fileno(), 0, path.stat().st_size)
         try:
-            with pytest.raises(Damaged, match=r"libhdf5 did not finish within 1 s of CPU time"):
+            with pytest.raises(Damaged, match="did not finish"):
                 worker.tree()
-            with pytest.raises(Damaged, match="did not finish"):  # and stays failed
-                worker.read("/model_weights")
+            with pytest.raises(Damaged, match="did not finish"):  # and says so again, not "closed"
+                worker.read("/model_weights/lstm/lstm/kernel:0")
         finally:
             worker.close()
 
@@ -555,11 +556,11 @@ def write_config_bomb(path: Path, repeats: int, declared: int | None = None) -> 
 @pytest.mark.parametrize(
     ("repeats", "declared", "message"),
     [
-        (80, None, "config.json claims 240000004 bytes, more than"),  # 240 MB, the campaign's bomb
-        (80, 3000, "cannot read config.json"),  # the same, its size understated: zipfile stops there
+        (23, None, "config.json claims 69000004 bytes, more than the 67108864"),  # the campaign's was 240 MB
+        (23, 3000, "cannot read config.json"),  # the same, its size understated: zipfile stops there
         (10, None, "config.json holds some 20000002 JSON values, more than the 4000000"),  # 30 MB
     ],
-    ids=["240-MB", "240-MB-understated", "10-million-values"],
+    ids=["69-MB", "69-MB-understated", "10-million-values"],
 )
 def test_a_config_bomb_is_refused_in_bounded_memory(tmp_path, repeats, declared, message):
     path = tmp_path / "bomb.keras"
@@ -621,7 +622,7 @@ def test_listing_and_reading_stay_linear_in_the_number_of_layers(tmp_path):
     many_layers(tmp_path / "warm.h5", 2)
     list_and_read(tmp_path / "warm.h5")()  # imports and first-use caches out of the count
     costs = []
-    for count in (300, 600):
+    for count in (150, 300):
         many_layers(tmp_path / f"{count}.h5", count)
         costs.append(python_calls(list_and_read(tmp_path / f"{count}.h5")))
     assert costs[1] < 2.1 * costs[0], costs
