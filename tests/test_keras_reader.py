@@ -668,7 +668,7 @@ def test_truncated_hdf5(tmp_path):
     write_keras1_h5(path, full=True)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CorruptFile, match=r"cut\.h5: the HDF5 file is truncated or damaged \(it is shorter than its superblock"):
+    with pytest.raises(CorruptFile, match=r"cut\.h5: the HDF5 file is truncated or damaged \(it is shorter than"):
         open_keras_h5(path)
 
 
