@@ -261,7 +261,6 @@ class _File:
         self._budget = _Budget(self.size + _EXTRA_BUDGET)
         self._headers: dict[int, list[tuple[int, bytes]]] = {}
         self._members: dict[int, dict[str, int]] = {}
-        self._nodes: dict[tuple[str, int], Node] = {}
         self._attributes: dict[int, dict[str, tuple[bytes, tuple[int, ...] | None, bytes]]] = {}
         self._collections: dict[int, tuple[bytes, dict[int, tuple[int, int]]]] = {}
         # Superblock versions 0 and 1 (FMT3 II.A); 2 and 3 come with version-2 object headers.
@@ -314,9 +313,6 @@ class _File:
                 raise Damaged("the file is shorter than it says")
 
     def node(self, name: str, address: int) -> Node:
-        cached = self._nodes.get((name, address))
-        if cached is not None:
-            return cached
         kinds = {kind for kind, _ in self.messages(address)}
         # What libhdf5 takes the object for, tested in its order (H5Oint.c H5O__obj_class_real):
         # a group has a symbol table or link info, a dataset a datatype and a dataspace.
@@ -329,7 +325,6 @@ class _File:
             node = _NamedDatatype(self, name, address)
         else:
             raise Damaged(f"{name} is neither a group, a dataset nor a datatype")
-        self._nodes[(name, address)] = node
         return node
 
     def messages(self, address: int) -> list[tuple[int, bytes]]:
