@@ -343,11 +343,12 @@ def keras_dataset_of_huge_declared_size(tmp_path):
 
 @case(READ)
 def keras_tensor_that_h5py_cannot_open(tmp_path):
-    # Listed by readers/hdf5.py, read by h5py: what h5py finds must be what was listed.
+    # Listed by readers/hdf5.py, which reads the values too: a layout libhdf5 could not read either
+    # is damage, found before anything is read.
     path = tmp_path / "model.weights.h5"
     keras3_weights(path)
     damage_layout(path, "layers/lstm/cell/vars/2")
-    return path, ("model.weights.h5", "'lstm/bias'", "reads otherwise than it lists")
+    return path, ("model.weights.h5", "'lstm/bias'", "a data layout message of an unknown class")
 
 
 @case(OPEN)

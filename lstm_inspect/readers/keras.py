@@ -1,9 +1,10 @@
-"""Keras files, read with zipfile, hdf5.py and h5py only (never TensorFlow or Keras).
+"""Keras files, read with zipfile, hdf5.py and numpy (h5py only in hdf5.py's worker; never TensorFlow or Keras).
 
 Opening lists names, shapes, dtypes and configs from the HDF5 metadata through hdf5.py's small
 interface, parsed in pure Python where hdf5.py reads the file (so that listing imports neither
-h5py nor numpy) and by h5py where it does not; the logic below is written once, over either.
-Values are always read by h5py, opened at the first read.
+h5py nor numpy) and by h5py, in a child process, where it does not; the logic below is written
+once, over either. Values are read by hdf5.py's parser where it reads their storage (every dataset
+h5py writes by default), otherwise by the same worker.
 
 Three layouts, one store:
 
@@ -42,15 +43,25 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
+from ..errors import CorruptFile, UnknownName, UnsupportedFormat
 from .base import LayerConfig, LayerHint, TensorInfo
-from .files import is_url, open_regular, opened_size
-from .hdf5 import Dataset, Group, NotUnderstood, h5py_tree, read_tree
+from .files import open_regular, opened_size
+from .hdf5 import (
+    MAX_DEFLATE_RATIO,
+    Damaged,
+    Dataset,
+    FileRange,
+    Group,
+    H5pyWorker,
+    NotUnderstood,
+    OutsideFile,
+    descriptor,
+    read_tree,
+)
 
-if TYPE_CHECKING:  # h5py and numpy load only when a value is read (or the HDF5 parser gives up),
+if TYPE_CHECKING:  # numpy loads only when a value is read
     import zipfile  # zipfile only for a .keras file
 
-    import h5py
     import numpy as np
 
 __all__ = ["KerasStore", "open_keras_h5", "open_keras_zip"]
@@ -66,9 +77,8 @@ _CONFIG_MEMBER = "config.json"
 # Keras 2.13–2.15 wrote .keras zips too, so the version, not the format, says which Keras it was.
 _METADATA_MEMBER = "metadata.json"
 
-# What h5py raises for a damaged file or a dangling link; caught wherever h5py is called so
-# that a bad file gives a one-line CorruptFile, never a traceback.
-_H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError)
+# What a tree raises for a path its own listing named but that leads nowhere (Group.__getitem__).
+_TREE_ERRORS = (KeyError,)
 
 # TF appends the output index to variable names ("kernel:0"); Keras 3 and Theano do not.
 _OUTPUT_INDEX = re.compile(r":\d+$")
@@ -81,10 +91,14 @@ _LAYER_CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
 # Root attributes of a Keras 3 file that hold training state, not layers: kept under their path.
 _STATE_GROUPS = ("metrics", "compile_metrics", "_compile_metrics", "loss", "compile_loss", "_compile_loss")
 
-# A zip member may not claim to expand more than deflate can (about 1032:1), and a model config
-# has no business being larger than this.
-_MAX_DEFLATE_RATIO = 1100
-_MAX_CONFIG_BYTES = 256 << 20
+# Budgets for the JSON a model file holds, checked before it is decompressed or parsed. A Keras
+# layer's config takes 1-3 KB of JSON and 30-100 values (the fixtures' LSTM, Bidirectional and
+# Dense configs: 1.7 KB and 70 values a layer, inbound nodes included), so 64 MiB and 4 million
+# values hold some 30,000 layers, more than any real model has; json.loads of a config within
+# both costs at most about a second and a few hundred MB, where a 240 MB config of nothing but
+# `[]` costs 6.5 GB. metadata.json holds a version and a date.
+_MAX_JSON_BYTES = {_CONFIG_MEMBER: 64 << 20, _METADATA_MEMBER: 64 << 10}
+_MAX_CONFIG_VALUES = 4_000_000  # a JSON value starts after each `[`, `{` and `,`
 # Keras configs nest a few levels per nested model; a config nested deeper than this was made to
 # overflow the stack of whatever walks or copies it.
 _MAX_CONFIG_DEPTH = 200
@@ -105,7 +119,7 @@ class _Entry:
 
 class KerasStore:
     """An open Keras file. Names, shapes and dtypes are indexed at open; values are read on demand,
-    with h5py, opened on `source` at the first read unless the listing already needed it."""
+    from the HDF5 tree that listed them."""
 
     def __init__(
         self,
@@ -113,26 +127,21 @@ class KerasStore:
         format: str,
         entries: list[_Entry],
         configs: dict[str, LayerConfig],
-        source: str | BinaryIO,
-        where: str,
-        h5: h5py.File | None = None,
+        hdf5: _HDF5,
         source_prefix: str = "",
-        raw: BinaryIO | None = None,
         check: Callable[[], None] | None = None,
     ) -> None:
         self.path = path
         self.format = format
-        self._source, self._where = source, where
+        self._hdf5 = hdf5
         self._entries = {e.name: e for e in entries}
         self._infos = {e.name: TensorInfo(e.name, e.shape, e.dtype, source_prefix + e.h5_path) for e in entries}
         self._configs = configs
         # Run once, before the first value is read: a whole-member checksum costs a pass over
         # the file, which listing names and shapes must not pay.
         self._check = check
-        # h5py crashes at interpreter exit when a file opened on a Python file object outlives
-        # that object, so the HDF5 file is always closed first, even if close() is never called.
-        self._handles = [h5, raw]
-        self._finalizer = weakref.finalize(self, _close_all, self._handles)
+        # A worker process and the open file end with the store, even if close() is never called.
+        self._finalizer = weakref.finalize(self, hdf5.close)
 
     def tensors(self) -> dict[str, TensorInfo]:
         return dict(self._infos)
@@ -147,39 +156,36 @@ class KerasStore:
             raise UnknownName(f"{self.path}: no tensor named {name!r} (some of those there: {known})")
         if not self._finalizer.alive:
             raise ValueError(f"{self.path}: the store is closed")
+        source = self._infos[name].source
+        if not (entry.bfloat16 or entry.dtype.startswith(("int", "uint", "float"))):
+            raise UnsupportedFormat(
+                f"{self.path}: tensor {name!r} ({source}) is of the HDF5 type {entry.dtype!r}, not numbers; "
+                "lstm-inspect reads integer and floating-point weights only"
+            )
         if self._check is not None:
             self._check()
             self._check = None
-        source = self._infos[name].source
-        if self._handles[0] is None:
-            self._handles[0] = _open_h5(self._source, self._where)
-        import numpy as np
-
         try:
-            dataset = self._handles[0].get(entry.h5_path)
-            # The listing may come from hdf5.py's parser: a damaged file can read otherwise to h5py.
-            listed = h5py_tree(dataset) if dataset is not None else None
-            if not isinstance(listed, Dataset) or (
-                (listed.shape or ()) != entry.shape or (listed.dtype != entry.dtype and not entry.bfloat16)
-            ):
-                raise CorruptFile(
-                    f"{self.path}: tensor {name!r} ({source}) reads otherwise than it lists; the file is "
-                    "damaged, re-download or re-save it"
-                )
-            declared, stored = dataset.nbytes, dataset.id.get_storage_size()
-            # HDF5 lets a dataset declare any shape and store nothing (unwritten chunks read as
-            # the fill value): refuse what no stored, or compressed, bytes could hold.
-            if declared > max(stored, 1) * _MAX_DEFLATE_RATIO:
-                raise CorruptFile(
-                    f"{self.path}: tensor {name!r} ({source}) declares {declared} bytes but the file stores "
-                    f"{stored} for it; the file is damaged, re-download or re-save it"
-                )
-            value = np.asarray(dataset[()])
-        except _H5_ERRORS as e:
+            value = self._hdf5.read(entry.h5_path)
+        except Damaged as e:
             raise CorruptFile(
-                f"{self.path}: cannot read tensor {name!r} ({source}): {e}; "
-                "the file is damaged, re-download or re-save it"
+                f"{self.path}: cannot read tensor {name!r} ({source}): {e}; the file is damaged, "
+                "re-download or re-save it"
             ) from None
+        except OutsideFile as e:
+            raise UnsupportedFormat(
+                f"{self.path}: tensor {name!r} ({source}) {e}; lstm-inspect reads only what is inside "
+                "the file it is given"
+            ) from None
+        # A value the worker read may come from a listing by hdf5.py's parser: a damaged file can
+        # read otherwise to h5py.
+        if value.shape != entry.shape or (value.dtype.name != entry.dtype and not entry.bfloat16):
+            raise CorruptFile(
+                f"{self.path}: tensor {name!r} ({source}) reads otherwise than it lists; the file is "
+                "damaged, re-download or re-save it"
+            )
+        if not value.dtype.isnative:  # a big-endian file: what every consumer expects is native order
+            value = value.astype(value.dtype.newbyteorder("="))
         if entry.bfloat16:
             value = _as_bfloat16(value, self.path, name)
         return value
@@ -200,16 +206,6 @@ class KerasStore:
         self.close()
 
 
-def _close_all(handles: list[Any]) -> None:
-    h5, raw = handles
-    try:
-        if h5 is not None:
-            h5.close()
-    finally:
-        if raw is not None:
-            raw.close()
-
-
 def _as_bfloat16(value: np.ndarray, path: str, name: str) -> np.ndarray:
     # Keras 3 stores bfloat16 as raw 2-byte values tagged with attrs["dtype"] = "bfloat16"
     # (saving_lib H5IOStore.__setitem__); numpy needs ml_dtypes to give them a type.
@@ -219,7 +215,84 @@ def _as_bfloat16(value: np.ndarray, path: str, name: str) -> np.ndarray:
         raise UnsupportedFormat(
             f"{path}: tensor {name!r} is bfloat16; install ml_dtypes (`pip install ml_dtypes`) to read it"
         ) from None
-    return value.view(ml_dtypes.bfloat16) if value.dtype.itemsize == 2 else value.astype(ml_dtypes.bfloat16)
+    if value.dtype.kind == "V" and value.dtype.itemsize == 2:
+        return value.view(ml_dtypes.bfloat16)
+    if value.dtype.kind in "iuf":
+        return value.astype(ml_dtypes.bfloat16)
+    size = value.dtype.itemsize
+    raise CorruptFile(f"{path}: tensor {name!r} is tagged bfloat16 but stores {size}-byte opaque values")
+
+
+_T = TypeVar("_T")
+
+
+class _HDF5:
+    """The HDF5 bytes of a Keras file, in `raw` from `start` on: listed and read by hdf5.py's
+    parser over `parsed` (raw itself, a FileRange, a zip member), by h5py in a worker process for
+    what the parser does not read. `member`: the zip member, when the bytes are deflated."""
+
+    def __init__(self, raw: BinaryIO, parsed: BinaryIO, where: str, start: int, size: int, member: str | None = None):
+        self._raw, self.parsed, self.where = raw, parsed, where
+        self._worker_args = (start, size, member)
+        self._worker: H5pyWorker | None = None
+        self._tree: Group | None = None
+
+    def index(self, index: Callable[[Group], _T]) -> _T:
+        """index(root group), over the parser's tree or, where the parser does not read the
+        file, the worker's."""
+        try:
+            if not _starts_with_hdf5_signature(self.parsed):
+                raise UnsupportedFormat(f"{self.where}: not an HDF5 file, so not a Keras .h5 file")
+            try:
+                self._tree = read_tree(self.parsed)
+                return index(self._tree)
+            except NotUnderstood:
+                pass
+            self._tree = self.worker().tree()
+            return index(self._tree)
+        except Damaged as e:
+            raise CorruptFile(
+                f"{self.where}: the HDF5 file is truncated or damaged ({e}); re-download or re-save it"
+            ) from None
+        except OutsideFile as e:
+            raise UnsupportedFormat(
+                f"{self.where}: a link in the file {e}; lstm-inspect reads only what is inside the file it is given"
+            ) from None
+
+    def read(self, h5_path: str) -> np.ndarray:
+        """The values of the dataset at `h5_path`. Raises Damaged or OutsideFile."""
+        dataset = self._tree.get(h5_path) if self._tree is not None else None
+        if not isinstance(dataset, Dataset):
+            raise Damaged(f"{h5_path} is no dataset")
+        try:
+            return dataset.read()
+        except NotUnderstood:
+            pass  # only the parser raises it: a layout, filter or type that h5py reads
+        return self.worker().read(h5_path)
+
+    def worker(self) -> H5pyWorker:
+        if self._worker is None:
+            fd = descriptor(self._raw)
+            if fd is None:
+                raise UnsupportedFormat(
+                    f"{self.where}: this HDF5 file needs libhdf5 (a format the built-in reader does not read), "
+                    "which reads local files only; download it and give the local copy"
+                )
+            self._worker = H5pyWorker(fd, *self._worker_args)
+        return self._worker
+
+    def close(self) -> None:
+        try:
+            if self._worker is not None:
+                self._worker.close()
+        finally:
+            self.parsed.close()
+            self._raw.close()
+
+
+def _starts_with_hdf5_signature(source: BinaryIO) -> bool:
+    source.seek(0)
+    return source.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,19 +304,14 @@ def open_keras_h5(path: str | os.PathLike[str]) -> KerasStore:
     ``.weights.h5``. Raises FileNotFound, UnsupportedFormat (not HDF5, or HDF5 without Keras
     weights) or CorruptFile."""
     path = os.fspath(path)
-    if not is_url(path) and not os.path.isfile(path):
-        raise FileNotFound(f"{path}: {'not a file' if os.path.exists(path) else 'no such file'}")
     raw = open_regular(path)
-    # h5py reads a URL's values through the remote file object, kept open until the store closes.
-    source: str | BinaryIO = raw if is_url(path) else path
+    hdf5 = _HDF5(raw, raw, path, 0, opened_size(raw))
     try:
-        (fmt, entries, configs), h5 = _listed(raw, source, path, lambda root: _index_h5(root, path))
+        fmt, entries, configs = hdf5.index(lambda root: _index_h5(root, path))
     except BaseException:
-        raw.close()
+        hdf5.close()
         raise
-    if source is path:
-        raw.close()
-    return KerasStore(path, fmt, entries, configs, source, path, h5=h5, raw=None if source is path else raw)
+    return KerasStore(path, fmt, entries, configs, hdf5)
 
 
 def open_keras_zip(path: str | os.PathLike[str], verify: bool = True) -> KerasStore:
@@ -254,7 +322,7 @@ def open_keras_zip(path: str | os.PathLike[str], verify: bool = True) -> KerasSt
     the zip directory holds for it (HDF5 itself keeps no checksums)."""
     path = os.fspath(path)
     raw = open_regular(path)
-    h5: h5py.File | None = None
+    hdf5: _HDF5 | None = None
     try:
         file_size = opened_size(raw)
         archive = _open_zip(raw, path)
@@ -277,43 +345,25 @@ def open_keras_zip(path: str | os.PathLike[str], verify: bool = True) -> KerasSt
         keras_version = None
         if _METADATA_MEMBER in names:
             keras_version = _version(_read_json_member(archive, _METADATA_MEMBER, file_size, path).get("keras_version"))
-        member = _member_file(archive, raw, file_size, path)
-        check = _crc_check(member, archive.getinfo(_WEIGHTS_MEMBER).CRC, path) if verify else None
         where = f"{path} ({_WEIGHTS_MEMBER})"
-        entries, h5 = _listed(member, member, where, lambda root: _keras3_entries(root, model_config, where))
+        hdf5 = _weights_member(archive, raw, file_size, path, where)
+        check = _crc_check(hdf5.parsed, archive.getinfo(_WEIGHTS_MEMBER).CRC, path) if verify else None
+        entries = hdf5.index(lambda root: _keras3_entries(root, model_config, where))
         configs = _layer_configs(model_config, entries, keras_version)
     except BaseException:
-        if h5 is not None:
-            h5.close()
+        if hdf5 is not None:
+            hdf5.close()
         raw.close()
         raise
-    return KerasStore(
-        path,
-        FORMAT_KERAS_ZIP,
-        entries,
-        configs,
-        member,
-        where,
-        h5=h5,
-        source_prefix=f"{_WEIGHTS_MEMBER}:",
-        raw=raw,
-        check=check,
-    )
+    return KerasStore(path, FORMAT_KERAS_ZIP, entries, configs, hdf5, source_prefix=f"{_WEIGHTS_MEMBER}:", check=check)
 
 
-def _crc_check(member: BinaryIO, expected: int, path: str) -> Callable[[], None] | None:
-    if not isinstance(member, _ByteRange):
-        return None  # a deflated member: zipfile checks its CRC-32 itself when it reads to the end
-
+def _crc_check(member: BinaryIO, expected: int, path: str) -> Callable[[], None]:
     def check() -> None:
         crc = 0
-        position = member.tell()
         member.seek(0)
-        try:
-            while chunk := member.read(1 << 20):
-                crc = zlib.crc32(chunk, crc)
-        finally:
-            member.seek(position)
+        while chunk := member.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
         if crc != expected:
             raise CorruptFile(
                 f"{path}: {_WEIGHTS_MEMBER} fails its CRC-32 check; the file is damaged, re-download or "
@@ -321,52 +371,6 @@ def _crc_check(member: BinaryIO, expected: int, path: str) -> Callable[[], None]
             )
 
     return check
-
-
-_T = TypeVar("_T")
-
-
-def _listed(
-    raw: BinaryIO, source: str | BinaryIO, where: str, index: Callable[[Group], _T]
-) -> tuple[_T, h5py.File | None]:
-    """index(root group), over hdf5.py's parser of `raw`, or over h5py's view of `source` (returned
-    open for reading values) for the files that parser does not read."""
-    try:
-        return index(read_tree(raw)), None
-    except NotUnderstood:
-        pass
-    h5 = _open_h5(source, where)
-    try:
-        return index(h5py_tree(h5)), h5  # type: ignore[arg-type]  # an h5py File is a Group
-    except BaseException:
-        h5.close()
-        raise
-
-
-def _open_h5(source: str | BinaryIO, where: str) -> h5py.File:
-    import h5py
-
-    try:
-        return h5py.File(source, "r", locking=False)
-    except _H5_ERRORS as e:
-        if not _starts_with_hdf5_signature(source):
-            raise UnsupportedFormat(f"{where}: not an HDF5 file, so not a Keras .h5 file") from None
-        raise CorruptFile(
-            f"{where}: the HDF5 file cannot be opened ({e}); it is truncated or damaged, re-download or re-save it"
-        ) from None
-
-
-def _starts_with_hdf5_signature(source: str | BinaryIO) -> bool:
-    try:
-        if isinstance(source, str):
-            with open(source, "rb") as f:
-                head = f.read(len(_HDF5_SIGNATURE))
-        else:
-            source.seek(0)
-            head = source.read(len(_HDF5_SIGNATURE))
-    except OSError:
-        return False
-    return head == _HDF5_SIGNATURE
 
 
 def _index_h5(h5: Group, where: str) -> tuple[str, list[_Entry], dict[str, LayerConfig]]:
@@ -378,8 +382,9 @@ def _index_h5(h5: Group, where: str) -> tuple[str, list[_Entry], dict[str, Layer
         if isinstance(model_weights, Group):
             model_config = _model_config_attr(h5, where)
             entries = _legacy_layer_entries(model_weights, model_config, where)
-            if isinstance(h5.get("optimizer_weights"), Group):
-                entries += _legacy_optimizer_entries(h5["optimizer_weights"], where)
+            optimizer_weights = h5.get("optimizer_weights")
+            if isinstance(optimizer_weights, Group):
+                entries += _legacy_optimizer_entries(optimizer_weights, where)
             keras_version = keras_version or _version(model_weights.attrs.get("keras_version"))
             return FORMAT_LEGACY_H5, _unique(entries), _layer_configs(model_config, entries, keras_version)
         if _string_list_attr(h5, "layer_names") is not None:
@@ -388,7 +393,7 @@ def _index_h5(h5: Group, where: str) -> tuple[str, list[_Entry], dict[str, Layer
             return FORMAT_LEGACY_H5, _unique(entries), _layer_configs(model_config, entries, keras_version)
         if any(isinstance(h5.get(k), Group) for k in (*_LAYER_CONTAINERS, "vars")):
             return FORMAT_WEIGHTS_H5, _keras3_entries(h5, None, where), {}
-    except _H5_ERRORS as e:
+    except _TREE_ERRORS as e:
         raise CorruptFile(f"{where}: cannot read the HDF5 structure ({e}); the file is damaged") from None
     raise UnsupportedFormat(
         f"{where}: an HDF5 file without Keras weights (no `layer_names` attribute, no `model_weights` "
@@ -571,6 +576,17 @@ def _model_config_attr(h5: Group, where: str) -> dict[str, Any] | None:
 
 
 def _parse_config(text: str | bytes, what: str) -> dict[str, Any]:
+    """A model config, refused before json.loads where it exceeds the budgets (_MAX_JSON_BYTES)."""
+    limit = _MAX_JSON_BYTES[_CONFIG_MEMBER]
+    if len(text) > limit:
+        raise CorruptFile(f"{what} is larger than {limit} bytes, more than a model config can be; the file is damaged")
+    marks: tuple[Any, ...] = (b"[", b"{", b",") if isinstance(text, bytes) else ("[", "{", ",")
+    values = sum(text.count(mark) for mark in marks)
+    if values > _MAX_CONFIG_VALUES:
+        raise CorruptFile(
+            f"{what} holds some {values} JSON values, more than the {_MAX_CONFIG_VALUES} a model config can; "
+            "the file is damaged"
+        )
     try:
         config = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
@@ -693,7 +709,7 @@ def _keras3_entries(h5: Group, model_config: dict[str, Any] | None, where: str) 
     try:
         walk = _Walk()
         _walk_saveable(h5, [], _node(model_config), None, "model", walk)
-    except _H5_ERRORS as e:
+    except _TREE_ERRORS as e:
         raise CorruptFile(f"{where}: cannot read the HDF5 structure ({e}); the file is damaged") from None
     return _unique(walk.entries)
 
@@ -710,7 +726,7 @@ def _walk_saveable(
         members = {k: v for k, v in own.items() if isinstance(v, Dataset)}
         keys = sorted(members, key=_natural_key)
         datasets = [members[k] for k in keys]
-        names = _var_names(node, auto_name, role, [d.shape for d in datasets])
+        names: list[str | None] = list(_var_names(node, auto_name, role, [d.shape for d in datasets]) or [])
         for key, ds, name in zip(keys, datasets, names or [None] * len(keys)):
             out.append(_entry("/".join([*scope, name or f"vars/{key}"]), ds))
 
@@ -721,8 +737,9 @@ def _walk_saveable(
         child = children[key]
         if role == "model" and not scope and ("optimizer" in key or key in _STATE_GROUPS):
             for path in _dataset_paths(child):
-                ds = child[path]
-                out.append(_entry(ds.name.lstrip("/"), ds))
+                stored = child[path]
+                if isinstance(stored, Dataset):
+                    out.append(_entry(stored.name.lstrip("/"), stored))
         elif key in _LAYER_CONTAINERS:
             _walk_layer_container(child, scope, node, walk)
         elif key == "cell":
@@ -946,6 +963,14 @@ def _version(value: Any) -> str | None:
 # Zip access
 
 
+def _zip_errors() -> tuple[type[Exception], ...]:
+    """What zipfile raises for a damaged member: a bad header or CRC-32, a broken deflate stream, an
+    early end."""
+    import zipfile
+
+    return (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error)
+
+
 def _open_zip(raw: BinaryIO, path: str) -> zipfile.ZipFile:
     import zipfile
 
@@ -968,7 +993,7 @@ def _check_member(info: zipfile.ZipInfo, file_size: int, path: str) -> None:
     if info.compress_type == zipfile.ZIP_STORED:
         plausible = info.file_size == info.compress_size
     else:
-        plausible = info.file_size <= max(info.compress_size, 1) * _MAX_DEFLATE_RATIO
+        plausible = info.file_size <= max(info.compress_size, 1) * MAX_DEFLATE_RATIO
     if not (fits and plausible):
         raise CorruptFile(
             f"{path}: the zip entry {info.filename} declares {info.file_size} bytes "
@@ -977,31 +1002,44 @@ def _check_member(info: zipfile.ZipInfo, file_size: int, path: str) -> None:
 
 
 def _read_json_member(archive: zipfile.ZipFile, member: str, file_size: int, path: str) -> dict[str, Any]:
-    """config.json or metadata.json, checked before it is read."""
-    import zipfile
-
+    """config.json or metadata.json, within its budget before it is decompressed or parsed."""
     info = archive.getinfo(member)
     _check_member(info, file_size, path)
-    if info.file_size > _MAX_CONFIG_BYTES:
-        raise CorruptFile(f"{path}: {member} claims {info.file_size} bytes, more than a model config can be")
+    budget = _MAX_JSON_BYTES[member]
+    if info.file_size > budget:
+        raise CorruptFile(
+            f"{path}: {member} claims {info.file_size} bytes, more than the {budget} a .keras file's {member} "
+            "can take; the file is damaged"
+        )
+    pieces, total = [], 0
     try:
-        data = archive.read(info)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        # The size in the zip directory may lie: read in pieces, to at most one past the budget
+        # (zipfile inflates as much as one read asks for before it applies the size it was told).
+        with archive.open(info) as f:
+            while total <= budget and (piece := f.read(min(1 << 20, budget + 1 - total))):
+                pieces.append(piece)
+                total += len(piece)
+    except _zip_errors() as e:
         raise CorruptFile(f"{path}: cannot read {member} ({e}); the file is damaged") from None
+    data = b"".join(pieces)
+    if len(data) > budget:
+        raise CorruptFile(f"{path}: {member} holds more than the {info.file_size} bytes it claims; the file is damaged")
     return _parse_config(data, f"{path}: {member}")
 
 
-def _member_file(archive: zipfile.ZipFile, raw: BinaryIO, file_size: int, path: str) -> BinaryIO:
+def _weights_member(archive: zipfile.ZipFile, raw: BinaryIO, file_size: int, path: str, where: str) -> _HDF5:
     import zipfile
 
     info = archive.getinfo(_WEIGHTS_MEMBER)
     _check_member(info, file_size, path)
     if info.compress_type != zipfile.ZIP_STORED:
         # Keras writes it stored; a re-zipped archive is read through zipfile (seekable, slower).
+        errors: tuple[type[Exception], ...] = (*_zip_errors(), NotImplementedError)
         try:
-            return archive.open(info)  # type: ignore[return-value]
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as e:
+            member = archive.open(info)
+        except errors as e:
             raise CorruptFile(f"{path}: cannot open {_WEIGHTS_MEMBER} ({e}); the file is damaged") from None
+        return _HDF5(raw, _ZipMember(member, path), where, 0, file_size, _WEIGHTS_MEMBER)  # type: ignore[arg-type]
     # A stored member is a plain byte range after its local header (APPNOTE 4.3.7: 30 fixed
     # bytes, then the name and extra field, whose lengths may differ from the central directory's).
     raw.seek(info.header_offset)
@@ -1012,15 +1050,18 @@ def _member_file(archive: zipfile.ZipFile, raw: BinaryIO, file_size: int, path: 
     start = info.header_offset + 30 + name_length + extra_length
     if start + info.file_size > file_size:
         raise CorruptFile(f"{path}: {_WEIGHTS_MEMBER} runs past the end of the archive; the file is truncated")
-    return _ByteRange(raw, start, info.file_size)  # type: ignore[return-value]
+    # buffered: the parser makes many small reads close together
+    parsed = io.BufferedReader(FileRange(raw, start, info.file_size))
+    return _HDF5(raw, parsed, where, start, info.file_size)
 
 
-class _ByteRange(io.RawIOBase):
-    """A read-only, seekable view of bytes [start, start + size) of an open file, for h5py."""
+class _ZipMember(io.RawIOBase):
+    """A deflated zip member, seekable through zipfile, whose damage (a bad CRC-32, a broken
+    deflate stream, an early end) is a CorruptFile naming the archive, wherever it is read."""
 
-    def __init__(self, raw: BinaryIO, start: int, size: int) -> None:
+    def __init__(self, member: zipfile.ZipExtFile, path: str) -> None:
         super().__init__()
-        self._raw, self._start, self._size, self._pos = raw, start, size, 0
+        self._member, self._path = member, path
 
     def readable(self) -> bool:
         return True
@@ -1029,23 +1070,25 @@ class _ByteRange(io.RawIOBase):
         return True
 
     def tell(self) -> int:
-        return self._pos
+        return self._member.tell()
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
+        return self._guarded(lambda: self._member.seek(offset, whence))  # type: ignore[no-any-return]
 
     def readinto(self, buffer: Any) -> int:
-        n = max(0, min(len(buffer), self._size - self._pos))
-        if n == 0:
-            return 0
-        self._raw.seek(self._start + self._pos)
-        got = self._raw.readinto(memoryview(buffer)[:n]) or 0
-        self._pos += got
-        return got
+        data = self._guarded(lambda: self._member.read(len(buffer)))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._member.close()
+        super().close()
+
+    def _guarded(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except _zip_errors() as e:
+            raise CorruptFile(f"{self._path}: {_WEIGHTS_MEMBER} is damaged ({e}); re-download or re-save it") from None
 
 
 # ---------------------------------------------------------------------------------------------
