@@ -76,6 +76,7 @@ TARGET = Target(
     "arrays for keras.layers.LSTM.set_weights: kernel, recurrent_kernel [, bias]",
     peepholes=False,
     projection="none",
+    check="keras",
     needs=("keras",),
     run=run,
 )
