@@ -158,12 +158,12 @@ def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]]) -> dict[str, dic
             lifted_into.update(dict.fromkeys(scopes_below, parent))
     result: dict[str, dict[str, TensorInfo]] = {}
     for scope, leaves in scopes.items():
-        parent = lifted_into.get(scope)
-        if parent is None:
+        above = lifted_into.get(scope)
+        if above is None:
             result.setdefault(scope, {}).update(leaves)
         else:
             head = scope.rpartition("/")[2]
-            result.setdefault(parent, {}).update({f"{head}/{leaf}": info for leaf, info in leaves.items()})
+            result.setdefault(above, {}).update({f"{head}/{leaf}": info for leaf, info in leaves.items()})
     return result
 
 

@@ -142,11 +142,11 @@ def match_layers(
     used_b: set[str] = set()
 
     def pair(layer_a: Layer, layer_b: Layer, how: str) -> None:
-        if layer_a.name in pairs or layer_b.name in used_b:
-            taken = layer_a.name if layer_a.name in pairs else layer_b.name
+        if layer_a.spec.name in pairs or layer_b.spec.name in used_b:
+            taken = layer_a.spec.name if layer_a.spec.name in pairs else layer_b.spec.name
             raise UnknownName(f"--map: layer {taken!r} is matched twice")
-        pairs[layer_a.name] = (layer_a, layer_b, how)
-        used_b.add(layer_b.name)
+        pairs[layer_a.spec.name] = (layer_a, layer_b, how)
+        used_b.add(layer_b.spec.name)
 
     for name_a, name_b in (mapping or {}).items():
         halves_a, halves_b = a.select([name_a]), b.select([name_b])
@@ -159,25 +159,25 @@ def match_layers(
             halves_b = sorted(halves_b, key=lambda h: [x.spec.direction for x in halves_a].index(h.spec.direction))
         for layer_a, layer_b in zip(halves_a, halves_b):
             pair(layer_a, layer_b, "--map")
-    by_name = {layer.name: layer for layer in layers_b}
+    by_name = {layer.spec.name: layer for layer in layers_b}
     for layer_a in layers_a:
-        layer_b = by_name.get(layer_a.name)
-        if layer_a.name not in pairs and layer_b is not None and layer_b.name not in used_b:
-            pair(layer_a, layer_b, "name")
+        same_name = by_name.get(layer_a.spec.name)
+        if layer_a.spec.name not in pairs and same_name is not None and same_name.spec.name not in used_b:
+            pair(layer_a, same_name, "name")
     # The rest in file order: each A layer with the first B layer left of the same sizes (and the
     # same direction, for a half of a bidirectional pair).
     for layer_a in layers_a:
-        if layer_a.name in pairs:
+        if layer_a.spec.name in pairs:
             continue
         for layer_b in layers_b:
-            if layer_b.name not in used_b and _shape(layer_b) == _shape(layer_a):
+            if layer_b.spec.name not in used_b and _shape(layer_b) == _shape(layer_a):
                 pair(layer_a, layer_b, "position")
                 break
-    matched = [pairs[layer.name] for layer in layers_a if layer.name in pairs]
+    matched = [pairs[layer.spec.name] for layer in layers_a if layer.spec.name in pairs]
     return (
         matched,
-        [layer for layer in layers_a if layer.name not in pairs],
-        [layer for layer in layers_b if layer.name not in used_b],
+        [layer for layer in layers_a if layer.spec.name not in pairs],
+        [layer for layer in layers_b if layer.spec.name not in used_b],
     )
 
 
@@ -190,7 +190,9 @@ def _count(halves: list[Layer]) -> str:
 
 def weights_of(layer: Layer) -> Weights:
     """The layer's canonical blocks (its tensors read, and kept until layer.release())."""
-    return from_blocks(layer.name, {(b.gate, b.part): layer.read(b) for b in layer.blocks()}, layer.spec.forget_bias)
+    return from_blocks(
+        layer.spec.name, {(b.gate, b.part): layer.read(b) for b in layer.blocks()}, layer.spec.forget_bias
+    )
 
 
 def aligned(a: Weights, b: Weights) -> tuple[Weights, Weights, list[str]]:
@@ -345,6 +347,6 @@ def diff(
         atol,
         rtol,
         [compare_layers(layer_a, layer_b, how, atol, rtol) for layer_a, layer_b, how in matched],
-        [layer.name for layer in only_a],
-        [layer.name for layer in only_b],
+        [layer.spec.name for layer in only_a],
+        [layer.spec.name for layer in only_b],
     )

@@ -201,7 +201,7 @@ class NpzStore:
             raise UnknownName(f"{self.path}: no array named {name!r}")
         dtype = np.dtype(member.descr)
         values = np.empty(member.nbytes // max(dtype.itemsize, 1), dtype)
-        buffer = memoryview(values.view(np.uint8))
+        buffer = values.view(np.uint8).data
         try:
             with self._archive.open(member.info) as f:
                 f.read(member.data_offset)
