@@ -17,6 +17,7 @@ One pair of layers is in memory at a time: each is released before the next pair
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 # The units whose weights changed most, reported per block.
 TOP_UNITS = 3
+# Elements of a block compared at once (in float64: 8 MiB per work array).
+_SLAB_ELEMENTS = 1 << 20
 # Settings that change what a layer computes, compared when both files say them.
 _COMPARED_SETTINGS = ("activation", "recurrent_activation")
 
@@ -189,10 +192,10 @@ def _count(halves: list[Layer]) -> str:
 
 
 def weights_of(layer: Layer) -> Weights:
-    """The layer's canonical blocks (its tensors read, and kept until layer.release())."""
-    return from_blocks(
-        layer.spec.name, {(b.gate, b.part): layer.read(b) for b in layer.blocks()}, layer.spec.forget_bias
-    )
+    """The layer's canonical blocks, as views of its stored tensors where numpy can make them: the
+    tensors stay in memory until layer.release() and the blocks are gone, and nothing is copied."""
+    blocks = {(b.gate, b.part): layer.view(b) for b in layer.blocks()}
+    return from_blocks(layer.spec.name, blocks, layer.spec.forget_bias)
 
 
 def aligned(a: Weights, b: Weights) -> tuple[Weights, Weights, list[str]]:
@@ -227,37 +230,40 @@ def unit_axis(part: str, ndim: int) -> int:
 
 
 def compare_block(gate: str | None, part: str, a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> BlockDiff:
+    """How block b differs from block a (the same shape), in float64, a slab of rows at a time: the
+    work arrays stay _SLAB_ELEMENTS long, whatever the size of the block."""
     import numpy as np
 
-    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    delta = b64 - a64
-    norm_a, norm_b, norm_delta = (float(np.linalg.norm(x.ravel())) for x in (a64, b64, delta))
-    identical = bool(np.array_equal(a64, b64, equal_nan=True))
-    if norm_a:
-        relative: float | None = norm_delta / norm_a
-    else:
-        relative = 0.0 if not norm_delta else None
-    cosine = None
-    if norm_a and norm_b:
-        cosine = float(np.clip(np.dot(a64.ravel(), b64.ravel()) / (norm_a * norm_b), -1.0, 1.0))
+    axis = unit_axis(part, a.ndim)
+    per_unit = np.zeros(a.shape[axis])  # Σ Δ² over each unit's weights
+    sums = np.zeros(4)  # Σ a², Σ b², Σ Δ², Σ a·b
+    max_abs, identical, within = 0.0, True, True
+    step = max(1, _SLAB_ELEMENTS // max(1, math.prod(a.shape[1:])))
+    for start in range(0, a.shape[0], step):
+        slab_a = np.asarray(a[start : start + step], np.float64)
+        slab_b = np.asarray(b[start : start + step], np.float64)
+        delta = slab_b - slab_a
+        identical = identical and bool(np.array_equal(slab_a, slab_b, equal_nan=True))
+        within = within and bool(np.isclose(slab_b, slab_a, rtol=rtol, atol=atol, equal_nan=True).all())
+        if delta.size:
+            max_abs = max(max_abs, float(np.nanmax(np.abs(delta))))
+        flat_a, flat_b, flat_delta = slab_a.ravel(), slab_b.ravel(), delta.ravel()
+        sums += (flat_a @ flat_a, flat_b @ flat_b, flat_delta @ flat_delta, flat_a @ flat_b)
+        squared = delta * delta
+        if axis == 0:
+            per_unit[start : start + len(delta)] += squared.reshape(len(delta), -1).sum(axis=1)
+        else:
+            per_unit += squared.sum(axis=tuple(i for i in range(delta.ndim) if i != axis))
+    norm_a, norm_b, norm_delta = (math.sqrt(x) for x in sums[:3])
+    relative = norm_delta / norm_a if norm_a else (0.0 if not norm_delta else None)
+    cosine = float(np.clip(sums[3] / (norm_a * norm_b), -1.0, 1.0)) if norm_a and norm_b else None
     top: list[UnitChange] = []
-    if not identical and delta.size:
-        axis = unit_axis(part, delta.ndim)
-        others = tuple(i for i in range(delta.ndim) if i != axis)
-        per_unit = np.sqrt(np.nansum(delta**2, axis=others)) if others else np.abs(delta)
-        order = np.argsort(-per_unit, kind="stable")[:TOP_UNITS]
-        top = [UnitChange(int(u), float(per_unit[u])) for u in order if per_unit[u] > 0]
-    return BlockDiff(
-        gate,
-        part,
-        list(a.shape),
-        float(np.nanmax(np.abs(delta))) if delta.size else 0.0,
-        relative,
-        cosine,
-        top,
-        identical,
-        bool(np.isclose(b64, a64, rtol=rtol, atol=atol, equal_nan=True).all()),
-    )
+    if not identical:
+        norms = np.sqrt(per_unit)
+        top = [
+            UnitChange(int(u), float(norms[u])) for u in np.argsort(-norms, kind="stable")[:TOP_UNITS] if norms[u] > 0
+        ]
+    return BlockDiff(gate, part, list(a.shape), max_abs, relative, cosine, top, identical, within)
 
 
 def tolerance_text(atol: float, rtol: float) -> str:

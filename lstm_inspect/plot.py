@@ -218,15 +218,6 @@ def _pictures(
     )
 
 
-def _stored(layer: Layer) -> Weights:
-    from .weights import from_blocks
-
-    # Views, not copies: the stored tensors are in memory anyway until the layer is released.
-    return from_blocks(
-        layer.spec.name, {(b.gate, b.part): layer.view(b) for b in layer.blocks()}, layer.spec.forget_bias
-    )
-
-
 def _describe(layer: Layer) -> str:
     spec = layer.spec
     extras = f", projection {spec.projection_size}" if spec.projection_size else ""
@@ -251,9 +242,9 @@ class _Grid:
     most of the time of a plot."""
 
     PANEL = (3.4, 2.3)  # width, height of one cell of the grid
-    MARGINS = (0.62, 0.5, 0.34)  # left (y label, ticks), bottom (x label, ticks), top (title)
+    MARGINS = (0.62, 0.5, 0.46)  # left (y label, ticks), bottom (x label, ticks), top (a title of two lines)
     RIGHT = {True: 0.75, False: 0.2}  # with a colour bar, without
-    ROW_TITLE, LAYER_TITLE, NOTE = 0.45, 0.3, 0.35
+    ROW_TITLE, LAYER_TITLE, NOTE = 0.45, 0.3, 0.5
 
     @classmethod
     def heatmap_pixels(cls, dpi: int) -> tuple[int, int]:
@@ -329,7 +320,7 @@ def _draw_layer(grid: _Grid, left: float, top: float, pictures: _LayerPictures, 
 
     def panel(ax: Any, gate: str | None, part: str, title: str, shape: Sequence[int], shown: Sequence[int]) -> None:
         if list(shape) != list(shown) and part != "histogram":
-            title += f" ({'×'.join(map(str, shown))} shown)"
+            title += f"\n{'×'.join(map(str, shown))} shown"
         ax.set_title(title, fontsize="small")
         drawn.append((ax, Panel(pictures.name, gate, part, title, list(shape), list(shown))))
 
@@ -417,6 +408,7 @@ def plot(
     """Draw the selected layers (all when none are named) of `ckpt`, or their change in `against`
     (B − A), to `output` (.png, .svg or .pdf), written atomically; never over an input file."""
     from .api import resolve_gate
+    from .diff import weights_of
     from .export import atomic_output, check_output
 
     kind = output_format(output)
@@ -460,12 +452,12 @@ def plot(
         for layer in unit:
             title = f"{layer.spec.name} ({_describe(layer)})"
             if against is None:
-                pictures = _pictures(_stored(layer), gate_names, title, layer.spec.forget_bias, pixels)
+                pictures = _pictures(weights_of(layer), gate_names, title, layer.spec.forget_bias, pixels)
             else:
                 from .diff import aligned
 
                 other = partners[layer.spec.name][0]
-                weights_a, weights_b, _ = aligned(_stored(layer), _stored(other))
+                weights_a, weights_b, _ = aligned(weights_of(layer), weights_of(other))
                 if other.spec.name != layer.spec.name:
                     title = f"{layer.spec.name} ↔ {other.spec.name} ({_describe(layer)})"
                 pictures = _pictures(_delta(weights_a, weights_b), gate_names, title, 0.0, pixels)
@@ -497,9 +489,12 @@ def plot(
         grid.text(
             grid.width / 2,
             height - _Grid.NOTE + 0.05,
-            f"Downsampled for display: heatmaps show at most one cell per pixel ({pixels[1]}×{pixels[0]}), lines "
-            f"{MAX_POINTS} points, each the value of largest |x| in its bin; colour scales, histograms and norms "
-            "use every value.",
+            _wrapped(
+                f"Downsampled for display: heatmaps show at most one cell per pixel ({pixels[1]}×{pixels[0]}), lines "
+                f"{MAX_POINTS} points, each the value of largest |x| in its bin; colour scales, histograms and norms "
+                "use every value.",
+                int(grid.width * 15),
+            ),
             "small",
         )
     import matplotlib

@@ -387,3 +387,23 @@ def test_control_characters_in_names_are_escaped_in_tables(tmp_path):
     result = run(out, out)
     assert result.exit_code == 0
     assert "\x1b" not in result.stdout and "evil\\x1b[2J: identical" in result.stdout
+
+
+@pytest.mark.parametrize(("part", "shape"), [("kernel", (7, 5)), ("projection", (9, 4)), ("bias", (11,))])
+def test_blocks_compared_in_slabs_give_what_the_whole_block_gives(part, shape, monkeypatch):
+    from lstm_inspect import diff as diff_module
+
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=shape).astype(np.float32)
+    b = a + rng.normal(scale=0.01, size=shape).astype(np.float32)
+    whole = diff_module.compare_block("forget", part, a, b, 1e-6, 0.0)
+    monkeypatch.setattr(diff_module, "_SLAB_ELEMENTS", 3)  # a row or two per slab
+    slabs = diff_module.compare_block("forget", part, a, b, 1e-6, 0.0)
+    assert slabs.top_units == whole.top_units and slabs.identical == whole.identical
+    assert slabs.max_abs_diff == whole.max_abs_diff
+    assert slabs.relative_change == pytest.approx(whole.relative_change, rel=1e-12)
+    assert slabs.cosine == pytest.approx(whole.cosine, rel=1e-12)
+    delta = b.astype(np.float64) - a
+    axis = diff_module.unit_axis(part, len(shape))
+    per_unit = np.sqrt((delta**2).sum(axis=1 - axis)) if delta.ndim == 2 else np.abs(delta)
+    assert [u.unit for u in slabs.top_units] == list(np.argsort(-per_unit)[:3])

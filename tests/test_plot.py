@@ -174,7 +174,7 @@ def test_a_large_layer_is_downsampled_in_bounded_memory_and_keeps_its_spike(tmp_
     factor = -(-units // columns)
     bins = -(-units // factor)
     assert kernel.shape == [input_size, units] and kernel.shown == [input_size, bins]
-    assert kernel.title.endswith(f"({input_size}×{bins} shown)")
+    assert kernel.title == f"forget · input kernel [{input_size}×{units}]\n{input_size}×{bins} shown"
     pixels = imread(tmp_path / "big.png")
     # The spike's bin is a pixel or two wide: one of the pixels it spans is the colour scale's top.
     left, top, right, bottom = kernel.bbox
