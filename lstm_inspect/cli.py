@@ -442,5 +442,130 @@ def verify_command(
             raise click.ClickException(safe(f"{len(failures)} check(s) exceed the tolerance: {worst}"))
 
 
+_EPILOG_DIFF = """\b
+Examples:
+  lstm-inspect diff before.keras after.keras
+  lstm-inspect diff model.ckpt model.h5 --map rnn/lstm_cell=enc
+  lstm-inspect diff model.ckpt model.ckpt.gates.npz --json
+  lstm-inspect diff a.ckpt b.ckpt --atol 1e-4 && echo same
+Exit status: 0 when every layer matches and is equal within --atol/--rtol, 1 when not, 2 on errors.
+"""
+
+
+def _parse_mapping(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
+    from .diff import parse_mapping
+
+    try:
+        return parse_mapping(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _map_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--map", "mapping", multiple=True, metavar="A_NAME=B_NAME", callback=_parse_mapping, help=help)
+
+
+@main.command(name="diff", epilog=_EPILOG_DIFF)
+@click.argument("a", metavar="A", type=click.Path(path_type=str))
+@click.argument("b", metavar="B", type=click.Path(path_type=str))
+@_map_option(
+    "Pair layer (or bidirectional pair) A_NAME of A with B_NAME of B (repeatable); the rest pair "
+    "by name, then in file order where their sizes agree."
+)
+@click.option("--atol", type=click.FloatRange(min=0), default=1e-6, show_default=True, help="Absolute tolerance.")
+@click.option(
+    "--rtol", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Relative tolerance (of |A|)."
+)
+@click.option(
+    "--no-verify", is_flag=True, help="Do not check checksums (a TF checkpoint's CRC-32C, a .keras file's CRC-32)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+def diff_command(
+    a: str, b: str, mapping: dict[str, str], atol: float, rtol: float, no_verify: bool, as_json: bool
+) -> None:
+    """Compare the LSTM layers of two files (any formats) on their canonical gate blocks: per gate
+    and part the largest |difference|, the relative change, the cosine similarity and the units
+    that changed most; a verdict per layer."""
+    try:
+        with _errors():
+            from .diff import diff
+            from .render import show
+
+            with _open(a, None, no_verify) as ckpt_a, _open(b, None, no_verify) as ckpt_b:
+                result = diff(ckpt_a, ckpt_b, mapping, atol=atol, rtol=rtol)
+            show(result, as_json)  # type: ignore[arg-type]  # render.show takes every result with to_dict()
+    except click.ClickException as e:
+        e.exit_code = 2  # like cmp and diff: 1 says the files differ, so an error must say otherwise
+        raise
+    sys.exit(0 if result.equal else 1)
+
+
+_EPILOG_PLOT = """\b
+Examples:
+  lstm-inspect plot model.ckpt -o gates.png
+  lstm-inspect plot model.keras --layer enc --gate forget -o forget.svg
+  lstm-inspect plot before.keras --diff after.keras -o change.pdf
+Needs matplotlib: pip install 'lstm-inspect[plot]'.
+"""
+
+
+@main.command(name="plot", epilog=_EPILOG_PLOT)
+@_common
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=str),
+    help="The picture to write: a name ending in .png, .svg or .pdf (replaced atomically if it exists).",
+)
+@_layer_option
+@_gate_option
+@click.option(
+    "--diff",
+    "against",
+    metavar="B",
+    type=click.Path(path_type=str),
+    default=None,
+    help="Draw the change B − A of each layer instead (layers matched as `diff` matches them).",
+)
+@_map_option("With --diff: pair layer A_NAME of PATH with B_NAME of B (repeatable).")
+@click.option("--dpi", type=click.IntRange(20, 600), default=100, show_default=True, help="Pixels per inch.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+def plot_command(
+    path: str,
+    forget_bias: float | None,
+    no_verify: bool,
+    output: str,
+    layers: tuple[str, ...],
+    gates: tuple[str, ...],
+    against: str | None,
+    mapping: dict[str, str],
+    dpi: int,
+    quiet: bool,
+) -> None:
+    """Draw each layer's gates: heatmaps of every gate's input and recurrent kernels, a histogram
+    of its weights, the bias and per-unit norms per gate; the halves of a bidirectional pair side
+    by side. With --diff B, the change from PATH to B."""
+    with _errors():
+        if mapping and against is None:
+            raise click.UsageError("--map applies to --diff only")
+        from .plot import output_format, plot, require_matplotlib
+
+        output_format(output)
+        require_matplotlib()  # said before any file is read
+        with _open(path, forget_bias, no_verify) as ckpt:
+            if against is None:
+                result = plot(ckpt, output, layers, gates, dpi=dpi)
+            else:
+                with _open(against, forget_bias, no_verify) as other:
+                    result = plot(ckpt, output, layers, gates, against=other, mapping=mapping, dpi=dpi)
+        if not quiet:
+            shrunk = ", downsampled for display" if result.downsampled else ""
+            click.echo(
+                f"Wrote {len(result.panels)} panels for {', '.join(result.layers)} "
+                f"({result.width}×{result.height} px{shrunk}) to {os.path.abspath(output)}"
+            )
+
+
 if __name__ == "__main__":
     main()

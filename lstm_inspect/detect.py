@@ -31,15 +31,11 @@ _BOOKKEEPING = re.compile(
     r"iterations|iter|step|seed_generator_state|keras_api)(/|$)"
 )
 
-# Leaf names that span two name components ("Linear/Matrix", "projection/kernel"), by their last
-# component: a name ending so is split before them, every other name before its last component.
-_LONG_LEAVES: dict[str, tuple[str, ...]] = {}
-for _layout in SOURCE_LAYOUTS:
-    for _role in _layout.roles:
-        for _leaf in _role.leaf_names:
-            if "/" in _leaf:
-                _last = _leaf.rpartition("/")[2]
-                _LONG_LEAVES[_last] = tuple(dict.fromkeys((*_LONG_LEAVES.get(_last, ()), _leaf)))
+# Leaf names that span two name components ("Linear/Matrix", "projection/kernel", a gates export's
+# "forget/kernel"): a scope all of whose leaves are such a leaf's second half belongs to the scope above.
+_LONG_LEAVES: set[str] = {
+    leaf for layout in SOURCE_LAYOUTS for role in layout.roles for leaf in role.leaf_names if "/" in leaf
+}
 
 
 @dataclass
@@ -135,14 +131,40 @@ def categorize(name: str, dtype: str) -> str:
 
 
 def _split_leaf(name: str) -> tuple[str, str]:
-    """(scope, leaf) for a model tensor name, the TF2 object-checkpoint suffix undone."""
+    """(scope, last name component) for a model tensor name, the TF2 object-checkpoint suffix undone."""
     if name.endswith(_TF2_VALUE_SUFFIX):
         name = name[: -len(_TF2_VALUE_SUFFIX)]
     scope, _, leaf = name.rpartition("/")
-    for long_leaf in _LONG_LEAVES.get(leaf, ()):
-        if name == long_leaf or name.endswith("/" + long_leaf):
-            return name[: -len(long_leaf)].rstrip("/"), long_leaf
     return scope, leaf
+
+
+def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]]) -> dict[str, dict[str, TensorInfo]]:
+    """Scopes whose every leaf, after the scope's last component, is a long leaf, merged into the
+    scope above when some layout then claims it whole. All or none, and only then: a TF2 object
+    checkpoint's `X/cell` holds kernel, recurrent_kernel and bias, and a TF1 cell may live in a
+    scope named `cell`, while `cell/kernel` and `cell/bias` are long leaves of the gates export."""
+    children: dict[str, list[str]] = {}
+    for scope, leaves in scopes.items():
+        parent, _, head = scope.rpartition("/")
+        if head and all(f"{head}/{leaf}" in _LONG_LEAVES for leaf in leaves):
+            children.setdefault(parent, []).append(scope)
+    lifted_into: dict[str, str] = {}
+    for parent, scopes_below in children.items():
+        merged = dict(scopes.get(parent, {}))
+        for scope in scopes_below:
+            head = scope.rpartition("/")[2]
+            merged.update({f"{head}/{leaf}": info for leaf, info in scopes[scope].items()})
+        if any(_claim(layout, merged) is not None for layout in SOURCE_LAYOUTS):
+            lifted_into.update(dict.fromkeys(scopes_below, parent))
+    result: dict[str, dict[str, TensorInfo]] = {}
+    for scope, leaves in scopes.items():
+        above = lifted_into.get(scope)
+        if above is None:
+            result.setdefault(scope, {}).update(leaves)
+        else:
+            head = scope.rpartition("/")[2]
+            result.setdefault(above, {}).update({f"{head}/{leaf}": info for leaf, info in leaves.items()})
+    return result
 
 
 def detect(
@@ -167,6 +189,7 @@ def detect(
             continue
         scope, leaf = _split_leaf(info.name)
         scopes.setdefault(scope, {})[leaf] = info
+    scopes = _lift_long_leaves(scopes)
 
     result = Detection()
     used: set[str] = set()

@@ -34,7 +34,7 @@ def to_json(result: Summary | SplitResult | VerifyResult) -> str:
     return json.dumps(result.to_dict(), indent=2)
 
 
-_FRAMEWORK = {"tensorflow": "TF", "keras": "Keras"}
+_FRAMEWORK = {"tensorflow": "TF", "keras": "Keras", "lstm-inspect": "lstm-inspect"}
 # (header, justify) per column of a table.
 Columns = tuple[tuple[str, JustifyMethod], ...]
 
@@ -499,3 +499,85 @@ def _console() -> Console:
     # would print as a bold "y" and an emoji.
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else _PIPE_WIDTH
     return Console(width=width, markup=False, emoji=False)
+
+
+# ---- diff ------------------------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod, RenderableType
+
+    from .diff import DiffResult, LayerDiff
+
+def _optional(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _diff_layer(layer: LayerDiff) -> list[RenderableType]:
+    names = safe(layer.a) if layer.a == layer.b else f"{safe(layer.a)} ↔ {safe(layer.b)}"
+    how = "" if layer.matched_by == "name" else f" (matched by {layer.matched_by})"
+    lines = [f"{names}{how}: {layer.verdict}"] + [f"  {note}" for note in layer.notes]
+    parts: list[RenderableType] = [Text("\n".join(lines))]
+    if layer.status != "changed" or not layer.blocks:
+        return parts
+    table = Table(title_justify="left", box=None, pad_edge=False)
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("gate", "left"),
+        ("part", "left"),
+        ("shape", "left"),
+        ("max |Δ|", "right"),
+        ("‖Δ‖/‖A‖", "right"),
+        ("cosine", "right"),
+        ("units changed most (‖Δ‖)", "left"),
+    )
+    for column, justify in columns:
+        table.add_column(column, justify=justify, no_wrap=column != "units changed most (‖Δ‖)")
+    for block in layer.blocks:
+        table.add_row(
+            block.gate or "-",
+            block.part,
+            _shape(block.shape),
+            "0" if block.identical else f"{block.max_abs_diff:.3g}",
+            _optional(block.relative_change, ".3g"),
+            _optional(block.cosine, ".6f"),
+            ", ".join(f"{u.unit} ({u.norm:.3g})" for u in block.top_units) or "-",
+        )
+    parts.append(Padding(table, (0, 0, 0, 2), expand=False))
+    return parts
+
+
+def diff_renderable(result: DiffResult) -> Group:
+    """Per matched pair of layers a one-line verdict (and notes); a table of every block of a
+    changed pair; layers only one file has; the overall verdict."""
+    parts: list[RenderableType] = [
+        Text(
+            f"A: {safe(result.a)} ({result.format_a})\nB: {safe(result.b)} ({result.format_b})",
+            style="bold",
+        )
+    ]
+    for layer in result.layers:
+        parts += _diff_layer(layer)
+    for side, names in (("A", result.only_in_a), ("B", result.only_in_b)):
+        if names:
+            parts.append(Text(f"Only in {side}: " + ", ".join(safe(name) for name in names)))
+    count = len(result.layers)
+    if result.identical:
+        verdict = f"Identical: all {count} layer(s)."
+    elif result.equal:
+        verdict = f"Equal within {_tolerance(result)}: all {count} layer(s)."
+    else:
+        changed = sum(not layer.equal for layer in result.layers)
+        unmatched = len(result.only_in_a) + len(result.only_in_b)
+        reasons = [f"{changed} of {count} matched layer(s) differ"] if changed else []
+        reasons += [f"{unmatched} layer(s) in one file only"] if unmatched else []
+        verdict = "Different: " + "; ".join(reasons) + "."
+    parts.append(Text(verdict))
+    return Group(*parts)
+
+
+def _tolerance(result: DiffResult) -> str:
+    from .diff import tolerance_text
+
+    return tolerance_text(result.atol, result.rtol)
+
+
+_RENDERERS["DiffResult"] = diff_renderable

@@ -676,6 +676,40 @@ SOURCE_LAYOUTS: tuple[Layout, ...] = (
         },
         min_sizes={"input": 1},
     ),
+    # This tool's own `export --layout gates` (targets/gates.py): every canonical block under its
+    # layer as `L/<gate>/<part>`, in the canonical axes, and `L/projection`. The 0-d L/forget_bias
+    # (and L/cell_clip, L/proj_clip) are settings, which readers/npz.py hands detection as hints.
+    Layout(
+        "gates-export",
+        "lstm-inspect",
+        LSTM,
+        (
+            *(
+                Role(
+                    f"{gate}/{part}",
+                    tuple(Dim(size) for size in CANONICAL_AXES[part]),
+                    part=part,
+                    gate=letter,
+                    optional=part not in ("kernel", "recurrent"),
+                )
+                for letter, gate in zip("ifco", LSTM.gates)  # the canonical order, by LSTM's own letters
+                for part in GATE_PARTS
+                if part != "peephole" or gate in LSTM.peephole_gates
+            ),
+            Role(
+                "projection",
+                tuple(Dim(size) for size in CANONICAL_AXES["projection"]),
+                part="projection",
+                optional=True,
+            ),
+        ),
+        cell_names=(((), "gates export"),),
+        defaults={
+            "forget_bias": Setting(0.0, "the export holds no L/forget_bias; assumed 0 (--forget-bias sets it)", True),
+            "activation": Setting("unknown", "a gates export does not store activations"),
+            "recurrent_activation": Setting("unknown", "a gates export does not store activations"),
+        },
+    ),
 )
 
 # Layouts no file this tool reads is in, only exports.

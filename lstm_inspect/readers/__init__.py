@@ -17,7 +17,7 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str = "native") -> TensorStore:
     """Open a TF checkpoint (prefix, .index, .data-… or directory), a frozen graph (.pb, .pbtxt),
-    a SavedModel directory or a Keras file, given as a local path or a URL (s3://, gs://,
+    a SavedModel directory, a Keras file or an .npz, given as a local path or a URL (s3://, gs://,
     http(s)://, any fsspec URL; file:// reads as a local path).
 
     verify: check CRC-32C checksums of what is read (TF checkpoints).
@@ -52,11 +52,15 @@ def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str =
         # go through the one descriptor: the name could be swapped for a FIFO between two opens.
         with open_regular(path) as f:
             head = f.read(64)
-            is_hdf5, is_zip = head.startswith(_HDF5_SIGNATURE), False
+            is_hdf5, is_zip, is_npz = head.startswith(_HDF5_SIGNATURE), False, path.lower().endswith(".npz")
             if not is_hdf5 and not path.endswith((".h5", ".hdf5")):
                 import zipfile  # only for files: a TF prefix names none, and zipfile costs ~10 ms to import
 
                 is_zip = zipfile.is_zipfile(f)  # reads at most the last 64 KiB
+                if is_zip and not is_npz and not path.endswith(".keras"):
+                    from .npz import accept
+
+                    is_npz = accept(f)  # a zip of .npy members, whatever its name
         check_lfs_pointer(path, head)
         if is_hdf5:
             from .keras import open_keras_h5
@@ -64,6 +68,10 @@ def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str =
             return open_keras_h5(path)
         if path.endswith((".h5", ".hdf5")):
             raise UnsupportedFormat(f"{path}: not an HDF5 file, so not a Keras .h5 (it lacks the HDF5 signature)")
+        if is_npz and not _is_tf_file(path):
+            from .npz import open_npz
+
+            return open_npz(path, verify=verify)
         # A .keras file cut short has lost its zip directory: still send it to the zip reader to say so.
         if (is_zip or path.endswith(".keras")) and not _is_tf_file(path):
             from .keras import open_keras_zip
