@@ -150,6 +150,11 @@ class Layer:
         return self.spec.recurrent_activation
 
     @property
+    def activation_source(self) -> str:
+        """ "config", "graph", "default" (the framework's own), or "unknown" when nothing says."""
+        return self.spec.activation_source
+
+    @property
     def pair(self) -> str | None:
         """The bidirectional pair this layer is a half of."""
         return self.spec.pair
@@ -395,11 +400,11 @@ class Checkpoint:
         max_elements: int | None = None,
     ) -> SplitStream:
         """Per layer, gate and part: shape, where it was cut from, statistics (and values), made one
-        layer at a time as the result's `layers` is iterated."""
-        from .results import DEFAULT_MAX_ELEMENTS, stream_split
+        layer at a time as the result's `layers` is iterated. max_elements: refuse, before reading
+        anything, values of more elements than this in all (None: no limit)."""
+        from .results import stream_split
 
-        limit = DEFAULT_MAX_ELEMENTS if max_elements is None else max_elements
-        return stream_split(self, layers, gates, parts, values, limit)
+        return stream_split(self, layers, gates, parts, values, max_elements)
 
     def export(
         self,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING
 
 from .api import Checkpoint, ExportUnit, resolve_gate
-from .errors import UnsupportedFormat
+from .errors import UnsupportedFormat, UsageError
 from .results import ExportResult
 from .targets import TARGETS, Target
 from .weights import Weights
@@ -117,11 +117,13 @@ def export(
     chosen = target(layout)
     gates = list(gates)
     if gates and chosen.layout is not None:
-        raise UnsupportedFormat("--gate applies to --layout gates only")
+        raise UsageError(
+            f"--gate applies to --layout {', '.join(t.name for t in TARGETS.values() if t.layout is None)} only"
+        )
     if target_forget_bias is not None and "forget_bias" not in chosen.settable:
-        raise UnsupportedFormat(f"--target-forget-bias applies to --layout {', '.join(_settable('forget_bias'))} only")
+        raise UsageError(f"--target-forget-bias applies to --layout {', '.join(_settable('forget_bias'))} only")
     if target_forget_bias is not None and not math.isfinite(target_forget_bias):
-        raise UnsupportedFormat(f"--target-forget-bias {target_forget_bias} is not a finite number")
+        raise UsageError(f"--target-forget-bias {target_forget_bias} is not a finite number")
     kind = "npz" if stream is not None or output is None else output_format(output, layout)
     units = export_units(ckpt, chosen, layers)
     inputs = ckpt.store.files()
@@ -164,5 +166,15 @@ def _export_model(ckpt: Checkpoint, output: str, units: list[ExportUnit], inputs
     finally:
         for layer in unit.layers:
             layer.release()
-    return ExportResult(output, arrays=1, bytes=size, layout="onnx", layers=[unit.name], format="onnx",
-                        directions=len(unit.layers))
+    return ExportResult(
+        output, arrays=1, bytes=size, layout="onnx", layers=[unit.name], format="onnx", directions=len(unit.layers)
+    )
+
+
+def gate_arrays(
+    ckpt: Checkpoint, layers: Iterable[str] = (), gates: Iterable[str] = ()
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(key, array) of the canonical gates export of the layers `layers` selects: `L/G/part`,
+    `L/projection` and the 0-d `L/forget_bias`, as views of the stored tensors, one layer at a time."""
+    canonical = TARGETS["gates"]
+    return arrays(export_units(ckpt, canonical, layers), canonical, gates=gates)

@@ -409,7 +409,7 @@ def plot(
     (B − A), to `output` (.png, .svg or .pdf), written atomically; never over an input file."""
     from .api import resolve_gate
     from .diff import weights_of
-    from .export import atomic_output, check_output
+    from .writers.output import atomic_output, check_output
 
     kind = output_format(output)
     Figure = require_matplotlib()

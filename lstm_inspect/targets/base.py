@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
     from ..api import ExportUnit
 
-    Outputs = tuple[np.ndarray, np.ndarray]  # (h for every step [T, B, out] in processing order, final c)
-    Runner = Callable[[Sequence[Mapping[str, np.ndarray]], Sequence[Weights], np.ndarray], list[Outputs]]
+# What a framework's run gives per direction: (h for every step [T, B, out] in processing order, final c).
+Outputs = tuple["np.ndarray", "np.ndarray"]
+Runner = Callable[[Sequence[Mapping[str, "np.ndarray"]], Sequence[Weights], "np.ndarray"], list[Outputs]]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ _PIECES_AHEAD pieces. Member names are encoded so that no extractor can write ou
 from __future__ import annotations
 
 import os
-import re
 import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +28,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ..results import ExportResult
+from .keys import decode_key, encode_key
 from .output import atomic_output, refuse_inputs
 
 __all__ = ["decode_key", "encode_key", "storable", "write_npz"]
@@ -43,40 +43,6 @@ _PIECES_AHEAD = 8
 _MAX_MEMBER_NAME_BYTES = 0xFFFF
 
 _T = TypeVar("_T")
-
-
-# ---- member names -------------------------------------------------------------------------------
-
-# `%` (the escape itself), `\` (a folder separator on Windows), and the C0 and C1 control
-# characters and DEL (a NUL ends a zip name in zipfile's ZipInfo, a newline fakes a listing).
-_ESCAPED_CHARACTERS = re.compile(r"[%\\\x00-\x1f\x7f-\x9f]")
-# A folder component made of dots and spaces with two dots or more: `..`, and names that Windows,
-# which drops a component's trailing dots and spaces, may read as `..` (`.. `, `...`).
-_PARENT_COMPONENT = re.compile(r"[. ]*\.[. ]*\.[. ]*")
-_DRIVE = re.compile(r"[A-Za-z]:")
-_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
-
-
-def encode_key(key: str) -> str:
-    """`key` as an npz member name that stays inside any folder it is extracted to: `%`, `\\` and
-    control characters, the dots of a `..` component, a leading `/` and a drive's `:` become
-    `%XX` (their code in hex). Ordinary names come back unchanged; decode_key undoes it."""
-
-    def percent(match: re.Match[str]) -> str:
-        return f"%{ord(match[0]):02X}"
-
-    parts = [_ESCAPED_CHARACTERS.sub(percent, part) for part in key.split("/")]
-    name = "/".join(part.replace(".", "%2E") if _PARENT_COMPONENT.fullmatch(part) else part for part in parts)
-    if name.startswith("/"):
-        name = "%2F" + name[1:]
-    if _DRIVE.match(name):
-        name = name[0] + "%3A" + name[2:]
-    return name
-
-
-def decode_key(name: str) -> str:
-    """The key an array was exported under, from its name in the npz (`np.load(f).files`)."""
-    return _ESCAPE.sub(lambda match: chr(int(match[1], 16)), name)
 
 
 def _member_name(path: str, key: str) -> str:

@@ -69,7 +69,7 @@ def _require_file_name(path: str) -> None:
         # The output is written beside its name and renamed into place once complete and synced;
         # an object store has no such rename. Written here, it can be copied.
         raise OutputError(
-            f"{display_url(path)}: lstm-inspect writes local files only; write it here and copy it "
+            f"{display_url(path)}: outputs are written to local files only; write it here and copy it "
             "with the storage's own tool"
         )
     if not path:
@@ -292,5 +292,3 @@ class _Termination:
             signal.signal(signum, previous)
         if kind is not SystemExit:
             self.check()
-
-
