@@ -320,6 +320,7 @@ def split(
     help="Replace an existing file of the default output name (a file that -o names is always replaced).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as one JSON object.")
 def export(
     path: str,
     forget_bias: float | None,
@@ -331,6 +332,7 @@ def export(
     target_forget_bias: float | None,
     force: bool,
     quiet: bool,
+    as_json: bool,
 ) -> None:
     """Write the LSTM layers' weights to an .npz file (atomically): the gate blocks, or in the
     layout of PyTorch, ONNX, Keras or TensorFlow; or one layer as an .onnx model."""
@@ -339,6 +341,8 @@ def export(
         from .writers.output import default_output, output_format
 
         to_stdout = output == "-"
+        if to_stdout and as_json:
+            raise UsageError("--json prints to stdout, where -o - writes the .npz; give -o FILE.npz with --json")
         if output is not None and not to_stdout:
             output_format(output, layout)  # a name that cannot be written is refused before the input is read
         if to_stdout and sys.stdout.isatty():
@@ -354,7 +358,9 @@ def export(
                 # A file -o names is replaced; a default name never replaces one, unless --force.
                 target = default_output(ckpt.path, layout) if output is None else output
                 result = ckpt.export(target, layout, replace=output is not None or force, **options)
-        if not quiet:
+        if as_json:
+            _show(result, as_json=True)
+        elif not quiet:
             where = "stdout" if to_stdout else os.path.abspath(result.path)
             if result.format == "onnx":
                 node = "bidirectional LSTM node" if result.directions == 2 else "LSTM node"

@@ -280,24 +280,29 @@ def _verify_unit(
         if name in refused:
             state.note_all(f"numpy:{name}", note=f"refused: {refused[name]}")
         else:
-            state.record(f"numpy:{name}", lambda target=target: _numpy_on_export(state, target), framework=False)
+            state.record(f"numpy:{name}", functools.partial(_numpy_on_export, state, target), framework=False)
+    _framework_checks(state, refused, frameworks)
+    return state.reports
+
+
+def _framework_checks(state: _Unit, refused: Mapping[str, str], frameworks: Sequence[str]) -> None:
+    """Each target's framework on its export, then the original file's own framework."""
     for name, target in TARGETS.items():
-        if target.check not in frameworks or target.run is None:
+        check, run_framework = target.check, target.run
+        if check is None or check not in frameworks or run_framework is None:
             continue
         absent = [m for m in target.needs if not installed(m)]
         if absent:
-            state.note_all(target.check, f"not installed: {', '.join(absent)}")
+            state.note_all(check, f"not installed: {', '.join(absent)}")
         elif name in refused:
-            state.note_all(target.check, f"refused: {refused[name]}")
+            state.note_all(check, f"refused: {refused[name]}")
         elif name in state.exports:
-            runner = functools.partial(target.run, state.exports[name], state.sources, state.x)
-            state.record(target.check, runner, framework=True)
-    if KERAS_MODEL in frameworks and run.keras_version is not None:
+            state.record(check, functools.partial(run_framework, state.exports[name], state.sources, state.x), True)
+    if KERAS_MODEL in frameworks and state.run.keras_version is not None:
         if not installed("keras"):
             state.note_all(KERAS_MODEL, "not installed: keras")
         else:
-            state.record(KERAS_MODEL, lambda: _keras_model(state), framework=True)
-    return state.reports
+            state.record(KERAS_MODEL, functools.partial(_keras_model, state), framework=True)
 
 
 def _computes(activation: str) -> bool:

@@ -53,7 +53,7 @@ class GatesTarget(Target):
     ) -> list[Weights]:
         (name,) = names
         cell = schema.LSTM
-        blocks = {}
+        blocks: dict[tuple[str | None, str], np.ndarray] = {}
         for gate in cell.gates:
             for part in schema.GATE_PARTS:
                 if key(gate, part) in arrays:
