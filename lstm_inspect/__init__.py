@@ -3,40 +3,60 @@
 import lstm_inspect
 ckpt = lstm_inspect.load("fixtures/tf1_basic/model.ckpt")
 forget = ckpt.layer("rnn/basic_lstm_cell").gate("forget")   # .kernel, .recurrent, .bias
+ckpt.summary(); ckpt.split(gates=["forget"]); ckpt.export("gates.npz"); ckpt.verify()
+lstm_inspect.numpy_lstm.run_lstm(ckpt.layers[0].gates(), x, forget_bias=ckpt.layers[0].forget_bias)
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from .errors import (
     CorruptFile,
     FileNotFound,
     LstmInspectError,
+    LstmInspectWarning,
     NoLSTMLayers,
     OutputError,
     UnknownName,
     UnsupportedFormat,
+    UsageError,
 )
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers (tests/test_api.py keeps both in step)
+    from . import activations, numpy_lstm, schema, targets
+    from .api import Checkpoint, ExportUnit, GateBlocks, Layer, load
 
 __all__ = [
     "Checkpoint",
     "CorruptFile",
+    "ExportUnit",
     "FileNotFound",
+    "GateBlocks",
     "Layer",
     "LstmInspectError",
+    "LstmInspectWarning",
     "NoLSTMLayers",
     "OutputError",
     "UnknownName",
     "UnsupportedFormat",
+    "UsageError",
+    "activations",
     "load",
+    "numpy_lstm",
+    "schema",
+    "targets",
 ]
 
-_LAZY = {"load", "Checkpoint", "Layer", "GateBlocks"}
+# Loaded on first use, so that `lstm-inspect --help` starts fast (numpy and the readers come with api).
+_LAZY_NAMES = {"load": "api", "Checkpoint": "api", "Layer": "api", "GateBlocks": "api", "ExportUnit": "api"}
+_LAZY_MODULES = {"activations", "numpy_lstm", "schema", "targets"}
 
 
 def __getattr__(name: str) -> object:
-    # numpy and the readers load on first use, so that `lstm-inspect --help` starts fast.
-    if name in _LAZY:
-        from . import api
-
-        return getattr(api, name)
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'lstm_inspect' has no attribute {name!r}")

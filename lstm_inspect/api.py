@@ -1,8 +1,10 @@
-"""The library: open a file, list its LSTM layers, take their gate blocks as numpy arrays.
+"""The library: open a file, list its LSTM layers, take their gate blocks as numpy arrays, and run
+each command as one call that returns its result object.
 
 import lstm_inspect
 ckpt = lstm_inspect.load("fixtures/tf1_basic/model.ckpt")
 forget = ckpt.layer("rnn/basic_lstm_cell").gate("forget")   # .kernel, .recurrent, .bias
+ckpt.summary(); ckpt.split(gates=["forget"]); ckpt.export("gates.npz"); ckpt.verify()
 """
 
 from __future__ import annotations
@@ -15,12 +17,22 @@ from typing import TYPE_CHECKING
 from .detect import LayerSpec, Variable, detect
 from .errors import NoLSTMLayers, UnknownName, UnsupportedFormat, warn
 from .readers import TensorStore, open_store
-from .schema import GATE_PARTS, LSTM, PARTS, canonical_part
+from .schema import GATE_PARTS, LSTM, PARTS, Layout, Setting, canonical_part
 from .slicer import Block, cut, plan, view
 from .terminal import safe
 
 if TYPE_CHECKING:
+    from typing import IO
+
     import numpy as np
+
+    from .export import Progress
+    from .results import ExportResult, SplitStream, Summary, VerifyResult
+    from .targets import Features
+    from .weights import Weights
+
+# The settings of a layer that clip what its cell computes (TF1 LSTMCell cell_clip, proj_clip).
+CLIP_SETTINGS = ("cell_clip", "proj_clip")
 
 
 @dataclass
@@ -72,15 +84,110 @@ class Layer:
         self._values: dict[str, np.ndarray] = {}
         self._checked: set[str] = set()  # kept across release(): one warning per tensor, not per read
 
+    # What detection found, read without touching tensor data.
+
     @property
     def name(self) -> str:
         return self.spec.name
 
-    def __getattr__(self, attribute: str) -> object:
-        # cell, layout, input_size, units, recurrent_size, projection_size, forget_bias, ...
-        if attribute.startswith("_") or attribute == "spec":
-            raise AttributeError(attribute)
-        return getattr(self.spec, attribute)
+    @property
+    def cell(self) -> str:
+        """The cell class the file's layer is: "LSTMCell", "LSTM", "CuDNNLSTM", ..."""
+        return self.spec.cell
+
+    @property
+    def layout(self) -> Layout:
+        return self.spec.layout
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return self.spec.sizes
+
+    @property
+    def input_size(self) -> int:
+        return self.spec.input_size
+
+    @property
+    def units(self) -> int:
+        return self.spec.units
+
+    @property
+    def recurrent_size(self) -> int:
+        return self.spec.recurrent_size
+
+    @property
+    def projection_size(self) -> int | None:
+        return self.spec.projection_size
+
+    @property
+    def peepholes(self) -> bool:
+        return self.spec.peepholes
+
+    @property
+    def params(self) -> int:
+        return self.spec.params
+
+    @property
+    def dtype(self) -> str:
+        return self.spec.dtype
+
+    @property
+    def settings(self) -> dict[str, Setting]:
+        """forget_bias, activation, recurrent_activation (and clips), each with where it was read."""
+        return self.spec.settings
+
+    @property
+    def forget_bias(self) -> float:
+        return self.spec.forget_bias
+
+    @property
+    def activation(self) -> str:
+        """The cell's activation: "tanh", ..., or "unknown" when the file does not say."""
+        return self.spec.activation
+
+    @property
+    def recurrent_activation(self) -> str:
+        return self.spec.recurrent_activation
+
+    @property
+    def activation_source(self) -> str:
+        """ "config", "graph", "default" (the framework's own), or "unknown" when nothing says."""
+        return self.spec.activation_source
+
+    @property
+    def pair(self) -> str | None:
+        """The bidirectional pair this layer is a half of."""
+        return self.spec.pair
+
+    @property
+    def direction(self) -> str | None:
+        """ "forward" or "backward" inside a pair."""
+        return self.spec.direction
+
+    def activations(self) -> tuple[str, str]:
+        """(activation, recurrent_activation) the layer computes; where the file does not say (a bare
+        Keras .weights.h5, a TF2 object checkpoint), the layout's defaults, tanh and sigmoid."""
+        chosen = []
+        for setting, fallback in (("activation", "tanh"), ("recurrent_activation", "sigmoid")):
+            value = self.settings[setting].value
+            default = self.layout.defaults.get(setting)
+            chosen.append(str(default.value if default else fallback) if value == "unknown" else str(value))
+        return chosen[0], chosen[1]
+
+    def clips(self) -> dict[str, float]:
+        """The clip settings the layer has, by name (cell_clip, proj_clip)."""
+        return {
+            name: float(setting.value)  # type: ignore[arg-type]
+            for name in CLIP_SETTINGS
+            if (setting := self.settings.get(name)) is not None and setting.value is not None
+        }
+
+    def features(self) -> Features:
+        """What the layer needs of an export target (reads no tensor data)."""
+        from .targets import Features
+
+        activation, recurrent = self.activations()
+        return Features(self.peepholes, self.projection_size, self.units, activation, recurrent, tuple(self.clips()))
 
     def __repr__(self) -> str:
         return f"<Layer {self.spec.name!r} {self.spec.cell} input={self.spec.input_size} units={self.spec.units}>"
@@ -170,6 +277,16 @@ class Layer:
         blocks = [b for b in self.blocks() if b.part == "projection"]
         return self.read(blocks[0]) if blocks else None
 
+    def weights(self) -> Weights:
+        """The layer's canonical blocks, with what its cell computes (call release() when done)."""
+        from .weights import Weights
+
+        activation, recurrent = self.activations()
+        blocks = {(block.gate, block.part): self.read(block) for block in self.blocks()}
+        return Weights(
+            self.name, blocks, self.layout.cell, self.forget_bias, activation, recurrent, settings=self.clips()
+        )
+
     def load(self) -> None:
         """Read every stored tensor of the layer (each is checked as it is read, see the class)."""
         for name in dict.fromkeys(block.tensor for block in self.blocks()):
@@ -243,6 +360,76 @@ class Checkpoint:
             wanted.update(positions)
         return [self.layers[p] for p in sorted(wanted)] if wanted else list(self.layers)
 
+    def units(self, names: Iterable[str] = (), paired: bool = True) -> list[ExportUnit]:
+        """The selected layers as units, in file order: with `paired`, the two halves of a
+        bidirectional pair that are both selected become one unit (forward first), named after the
+        pair; every other layer is a unit of its own."""
+        layers = self.select(names)
+        halves: dict[str, list[Layer]] = {}
+        for layer in layers:
+            if layer.pair is not None:
+                halves.setdefault(layer.pair, []).append(layer)
+        units: list[ExportUnit] = []
+        joined: set[str] = set()
+        for layer in layers:
+            if layer.name in joined:
+                continue
+            pair = halves.get(layer.pair) if layer.pair is not None else None
+            if paired and pair is not None and len(pair) == 2:
+                pair.sort(key=lambda half: half.direction != "forward")
+                joined.update(half.name for half in pair)
+                units.append(ExportUnit(str(layer.pair), pair))
+            else:
+                units.append(ExportUnit(layer.name, [layer]))
+        return units
+
+    # One call per command, keyword arguments named like the command's flags.
+
+    def summary(self) -> Summary:
+        """Every layer, its sizes, how its fused tensors decompose, parameter counts, the other variables."""
+        from .results import summarize
+
+        return summarize(self)
+
+    def split(
+        self,
+        layers: Iterable[str] = (),
+        gates: Iterable[str] = (),
+        parts: Iterable[str] = (),
+        values: bool = False,
+        max_elements: int | None = None,
+    ) -> SplitStream:
+        """Per layer, gate and part: shape, where it was cut from, statistics (and values), made one
+        layer at a time as the result's `layers` is iterated. max_elements: refuse, before reading
+        anything, values of more elements than this in all (None: no limit)."""
+        from .results import stream_split
+
+        return stream_split(self, layers, gates, parts, values, max_elements)
+
+    def export(
+        self,
+        output: str | None,
+        layout: str = "gates",
+        layers: Iterable[str] = (),
+        gates: Iterable[str] = (),
+        target_forget_bias: float | None = None,
+        progress: Progress | None = None,
+        replace: bool = True,
+        stream: IO[bytes] | None = None,
+    ) -> ExportResult:
+        """Write the layers' weights in `layout` to `output` (.npz, or .onnx with the onnx layout)
+        or to `stream`; see export.export."""
+        from .export import export
+
+        return export(self, output, layout, layers, gates, target_forget_bias, progress, replace, stream)
+
+    def verify(self, layers: Iterable[str] = (), seed: int = 0, steps: int = 5, batch: int = 3) -> VerifyResult:
+        """Every layer run over a seeded random input by the numpy LSTM, every export read back and
+        the frameworks that are installed; see verify.verify."""
+        from .verify import verify
+
+        return verify(self, layers, seed=seed, steps=steps, batch=batch)
+
     def iter_blocks(
         self, layers: Iterable[str] = (), gates: Iterable[str] = (), parts: Iterable[str] = ()
     ) -> Iterator[tuple[Layer, Block]]:
@@ -256,6 +443,41 @@ class Checkpoint:
                 if part_names and block.part not in part_names:
                     continue
                 yield layer, block
+
+
+@dataclass
+class ExportUnit:
+    """What one exported layer holds: one LSTM layer, or a bidirectional pair's forward then backward half."""
+
+    name: str
+    layers: list[Layer]
+
+    @property
+    def bidirectional(self) -> bool:
+        return len(self.layers) == 2
+
+    def mismatch(self) -> str | None:
+        """Why the two halves of a pair cannot be one bidirectional layer (they differ), or None."""
+        if not self.bidirectional:
+            return None
+
+        def shape(layer: Layer) -> tuple[object, ...]:
+            return (
+                layer.input_size,
+                layer.units,
+                layer.projection_size,
+                layer.peepholes,
+                *layer.activations(),
+                layer.dtype,
+            )
+
+        forward, backward = self.layers
+        if shape(forward) == shape(backward):
+            return None
+        return (
+            f"its halves {forward.name} and {backward.name} differ (input, units, projection, peepholes, "
+            f"activations, dtype: {shape(forward)} vs {shape(backward)})"
+        )
 
 
 # An unknown name's message lists this many layers: a file of thousands would make it a page.

@@ -15,7 +15,9 @@ from typing import IO, Any
 
 import click
 
-from .errors import LstmInspectError, LstmInspectWarning
+from .errors import LstmInspectError, LstmInspectWarning, UsageError
+from .schema import PARTS
+from .targets import TARGETS
 from .terminal import safe
 
 _EPILOG_SUMMARY = """\b
@@ -40,10 +42,11 @@ Examples:
   lstm-inspect export model.keras --layout onnx --layer enc -o enc.onnx
   lstm-inspect export model.h5 --layout tensorflow --target-forget-bias 0 -o cell.npz
   lstm-inspect export model.h5 -o - | ssh host 'cat > gates.npz'
-An existing file is replaced (atomically) only when -o names it, or with --force.
-Keys (--layout gates): LAYER/GATE/kernel, LAYER/GATE/recurrent, LAYER/GATE/bias [, recurrent_bias,
-peephole], LAYER/projection and the 0-d LAYER/forget_bias. Other layouts: see README.md.
-"""
+
+An existing file is replaced (atomically) only when -o names it, or with --force. Keys, per exported
+layer L (a key with no L/ prefix when one layer or pair goes to pytorch):
+
+""" + "\n\n".join(f"{target.name}: {target.summary}." for target in TARGETS.values())
 
 _EPILOG_VERIFY = """\b
 Examples:
@@ -78,6 +81,8 @@ def _errors() -> Iterator[None]:
     reset_transfers()
     try:
         yield
+    except UsageError as e:
+        raise click.UsageError(safe(str(e))) from None
     except LstmInspectError as e:
         # Messages quote names from the file: shown safely, like every name (terminal.py), and
         # never with a URL's credentials.
@@ -194,8 +199,9 @@ _gate_option = click.option(
 
 
 @contextmanager
-def _progress_bar(total: int, enabled: bool) -> Iterator[Callable[[str, int], None] | None]:
-    """A progress bar on stderr while an export runs, only when stderr is a terminal."""
+def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr while an export runs, only when stderr is a terminal; the export
+    says how many elements it writes in all with each advance."""
     if not (enabled and sys.stderr.isatty()):
         yield None
         return
@@ -204,8 +210,8 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Callable[[str, int], No
 
     columns = (TextColumn("exporting"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("export", total=max(total, 1))
-        yield lambda key, elements: bar.advance(task, elements)
+        task = bar.add_task("export", total=None)
+        yield lambda elements, total: bar.update(task, total=max(total, 1), advance=elements)
 
 
 def _open(path: str, forget_bias: float | None, no_verify: bool) -> Any:
@@ -233,10 +239,8 @@ def summary(path: str, forget_bias: float | None, no_verify: bool, as_json: bool
     """Every LSTM layer: sizes, gate order, how its fused tensors decompose, parameter counts;
     then the other variables, optimizer state and totals."""
     with _errors():
-        from .results import summarize
-
         with _open(path, forget_bias, no_verify) as ckpt:
-            result = summarize(ckpt)
+            result = ckpt.summary()
         _show(result, as_json)
 
 
@@ -248,7 +252,7 @@ def summary(path: str, forget_bias: float | None, no_verify: bool, as_json: bool
     "--part",
     "parts",
     multiple=True,
-    type=click.Choice(["kernel", "recurrent", "bias", "recurrent_bias", "peephole", "projection"]),
+    type=click.Choice(PARTS),
     help="Only this part (repeatable).",
 )
 @click.option(
@@ -279,10 +283,8 @@ def split(
     """Gate tables: for each gate and part its shape, where it was cut from, mean, std, min, max, L2 norm.
     Printed a layer at a time, as read: one layer's tensors are in memory at a time."""
     with _errors():
-        from .results import stream_split
-
         with _open(path, forget_bias, no_verify) as ckpt:
-            _show(stream_split(ckpt, layers, gates, parts, values, max_elements), as_json)
+            _show(ckpt.split(layers, gates, parts, values, max_elements), as_json)
 
 
 @main.command(epilog=_EPILOG_EXPORT)
@@ -299,10 +301,10 @@ def split(
 @_gate_option
 @click.option(
     "--layout",
+    type=click.Choice(list(TARGETS)),
     default="gates",
     show_default=True,
-    metavar="LAYOUT",
-    help="gates|pytorch|onnx|keras|tensorflow: the canonical gate blocks, or ready for that framework.",
+    help="The canonical gate blocks, or the weights ready for that framework (keys below).",
 )
 @click.option(
     "--target-forget-bias",
@@ -318,6 +320,7 @@ def split(
     help="Replace an existing file of the default output name (a file that -o names is always replaced).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as one JSON object.")
 def export(
     path: str,
     forget_bias: float | None,
@@ -329,63 +332,42 @@ def export(
     target_forget_bias: float | None,
     force: bool,
     quiet: bool,
+    as_json: bool,
 ) -> None:
     """Write the LSTM layers' weights to an .npz file (atomically): the gate blocks, or in the
     layout of PyTorch, ONNX, Keras or TensorFlow; or one layer as an .onnx model."""
     with _errors():
-        if gates and layout != "gates":
-            raise click.ClickException("--gate applies to --layout gates only")
-        if target_forget_bias is not None and layout != "tensorflow":
-            raise click.ClickException("--target-forget-bias applies to --layout tensorflow only")
-        from .convert import export_units, layout_arrays
         from .errors import OutputError
-        from .export import default_output, output_format, write_npz
-        from .readers.urls import display_url, is_url
+        from .writers.output import default_output, output_format
 
         to_stdout = output == "-"
-        if output is not None and is_url(output):
-            # An export is written beside its name and renamed into place once complete and
-            # synced (export.py); an object store has no such rename. Written here, it can be copied.
-            raise OutputError(
-                f"{display_url(output)}: export writes local files only; write it here "
-                "(-o NAME.npz) and copy it with the storage's own tool"
-            )
+        if to_stdout and as_json:
+            raise UsageError("--json prints to stdout, where -o - writes the .npz; give -o FILE.npz with --json")
+        if output is not None and not to_stdout:
+            output_format(output, layout)  # a name that cannot be written is refused before the input is read
         if to_stdout and sys.stdout.isatty():
             raise OutputError(
                 "-o - writes the .npz to stdout, which is a terminal; redirect it (> out.npz) or give -o OUT.npz"
             )
-        kind = "npz" if output is None or to_stdout else output_format(output, layout)
-        with _open(path, forget_bias, no_verify) as ckpt:
-            if kind == "onnx" and output is not None:
-                from .onnx_model import export_onnx
-
-                written = export_onnx(ckpt, output, layers)
-                if not quiet:
-                    node = "bidirectional LSTM node" if written.directions == 2 else "LSTM node"
-                    click.echo(
-                        safe(f"Wrote an ONNX model of {written.layer} (one {node}) to {os.path.abspath(output)}")
-                    )
-                return
-            if layout == "gates":
-                names = [layer.name for layer in ckpt.select(layers)]
+        with _open(path, forget_bias, no_verify) as ckpt, _progress_bar(not quiet) as progress:
+            options = {"layers": layers, "gates": gates, "target_forget_bias": target_forget_bias, "progress": progress}
+            if to_stdout:
+                with _stdout_binary() as stream:
+                    result = ckpt.export(None, layout, stream=stream, **options)
             else:
-                names = [unit.name for unit in export_units(ckpt, layout, layers)]
-            arrays = layout_arrays(ckpt, layout, layers, target_forget_bias, gates)
-            # Every layout holds about as many elements as the selected layers store.
-            total = sum(info.size for layer in ckpt.select(layers) for info in layer.spec.tensors.values())
-            with _progress_bar(total, not quiet) as progress:
-                if to_stdout:
-                    with _stdout_binary() as stream:
-                        result = write_npz("stdout", arrays, progress, inputs=ckpt.store.files(), stream=stream)
-                    where = "stdout"
-                else:
-                    target = output or default_output(ckpt.path, layout)
-                    replace = output is not None or force  # a default name never replaces a file
-                    result = write_npz(target, arrays, progress, inputs=ckpt.store.files(), replace=replace)
-                    where = os.path.abspath(target)
-        if not quiet:
-            size = result.bytes / 2**20
-            message = f"Wrote {result.arrays} arrays ({size:.2f} MiB) for {', '.join(names)} to {where}"
+                # A file -o names is replaced; a default name never replaces one, unless --force.
+                target = default_output(ckpt.path, layout) if output is None else output
+                result = ckpt.export(target, layout, replace=output is not None or force, **options)
+        if as_json:
+            _show(result, as_json=True)
+        elif not quiet:
+            where = "stdout" if to_stdout else os.path.abspath(result.path)
+            if result.format == "onnx":
+                node = "bidirectional LSTM node" if result.directions == 2 else "LSTM node"
+                message = f"Wrote an ONNX model of {result.layers[0]} (one {node}) to {where}"
+            else:
+                size = result.bytes / 2**20
+                message = f"Wrote {result.arrays} arrays ({size:.2f} MiB) for {', '.join(result.layers)} to {where}"
             click.echo(safe(message), err=to_stdout)  # stdout holds the npz itself
 
 
@@ -428,10 +410,8 @@ def verify_command(
     file, the first 16 layers of each structure are run and the others only read; --layer runs
     every layer it names."""
     with _errors():
-        from .verify import verify
-
         with _open(path, forget_bias, no_verify) as ckpt:
-            result = verify(ckpt, layers, seed=seed)
+            result = ckpt.verify(layers, seed=seed)
         _show(result, as_json)
         failures = result.failures()
         if failures:

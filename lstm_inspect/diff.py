@@ -152,15 +152,7 @@ def match_layers(
         used_b.add(layer_b.spec.name)
 
     for name_a, name_b in (mapping or {}).items():
-        halves_a, halves_b = a.select([name_a]), b.select([name_b])
-        if len(halves_a) != len(halves_b):
-            raise UnknownName(
-                f"--map {name_a}={name_b}: {name_a!r} is {_count(halves_a)} in {a.path}, "
-                f"{name_b!r} {_count(halves_b)} in {b.path}"
-            )
-        if len(halves_a) > 1:
-            halves_b = sorted(halves_b, key=lambda h: [x.spec.direction for x in halves_a].index(h.spec.direction))
-        for layer_a, layer_b in zip(halves_a, halves_b):
+        for layer_a, layer_b in _mapped(a, b, name_a, name_b):
             pair(layer_a, layer_b, "--map")
     by_name = {layer.spec.name: layer for layer in layers_b}
     for layer_a in layers_a:
@@ -182,6 +174,19 @@ def match_layers(
         [layer for layer in layers_a if layer.spec.name not in pairs],
         [layer for layer in layers_b if layer.spec.name not in used_b],
     )
+
+
+def _mapped(a: Checkpoint, b: Checkpoint, name_a: str, name_b: str) -> list[tuple[Layer, Layer]]:
+    """The layers `--map name_a=name_b` pairs: one with one, or a pair's halves by direction."""
+    halves_a, halves_b = a.select([name_a]), b.select([name_b])
+    if len(halves_a) != len(halves_b):
+        raise UnknownName(
+            f"--map {name_a}={name_b}: {name_a!r} is {_count(halves_a)} in {a.path}, "
+            f"{name_b!r} {_count(halves_b)} in {b.path}"
+        )
+    if len(halves_a) > 1:
+        halves_b = sorted(halves_b, key=lambda h: [x.spec.direction for x in halves_a].index(h.spec.direction))
+    return list(zip(halves_a, halves_b))
 
 
 def _count(halves: list[Layer]) -> str:

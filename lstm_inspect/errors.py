@@ -31,6 +31,11 @@ class UnknownName(LstmInspectError):
     """A layer, gate or part name given by the user does not exist; the message lists valid ones."""
 
 
+class UsageError(LstmInspectError):
+    """The arguments do not fit together (a flag of another layout); the CLI exits 2 for it, as for
+    click's own usage errors."""
+
+
 class OutputError(LstmInspectError):
     """The output file cannot be written."""
 

@@ -6,28 +6,11 @@ own outputs, so it must follow those equations and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # exp(-x) overflows to inf for x below about -709, and 1 / inf is the 0 that sigmoid is there:
-    # run_lstm computes it with overflow warnings off.
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "sigmoid": _sigmoid,
-    "tanh": np.tanh,
-    # Keras 1/2 and tf_keras: clip(0.2 x + 0.5, 0, 1) (tf_keras activations.py hard_sigmoid).
-    "hard_sigmoid": lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
-    # Keras 3 kept the name for relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1) (keras/src/backend/*/nn.py
-    # hard_sigmoid); detect.py gives it this name when the file was written by Keras 3.
-    "hard_sigmoid_keras3": lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0),
-    "linear": lambda x: x,
-    "relu": lambda x: np.maximum(x, 0.0),
-}
+from .activations import numpy_function
 
 
 def _parts(blocks: object) -> Mapping[str, np.ndarray]:
@@ -56,7 +39,7 @@ def run_lstm(
     (rnn_cell_impl.py LSTMCell.call; LSTMBlockCell clips c alike, lstm_ops.cc).
     Returns (h for every step [time, batch, out], final cell state [batch, units]), float64.
     """
-    act, rec_act = ACTIVATIONS[activation], ACTIVATIONS[recurrent_activation]
+    act, rec_act = numpy_function(activation), numpy_function(recurrent_activation)
     g = {
         name: {part: np.asarray(v, dtype=np.float64) for part, v in _parts(blocks).items()}
         for name, blocks in gates.items()

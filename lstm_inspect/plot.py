@@ -396,6 +396,32 @@ def _units(layers: Sequence[Layer]) -> list[list[Layer]]:
     return units
 
 
+def _partners(
+    ckpt: Checkpoint, against: Checkpoint, mapping: Mapping[str, str] | None, selected: list[Layer]
+) -> tuple[list[Layer], dict[str, tuple[Layer, str]]]:
+    """The selected layers that have a partner of the same sizes in `against`, and those partners;
+    the others are warned about (refused when none is left)."""
+    from .diff import match_layers
+
+    matched, _, _ = match_layers(ckpt, against, mapping)
+    partners = {a.spec.name: (b, how) for a, b, how in matched if a.spec.sizes == b.spec.sizes}
+    skipped = []
+    for layer in selected:
+        if layer.spec.name not in partners:
+            partner = next((b.spec.name for a, b, _ in matched if a.spec.name == layer.spec.name), None)
+            skipped.append(
+                f"no layer matches {layer.spec.name!r} of {ckpt.path}"
+                if partner is None
+                else f"{layer.spec.name!r} of {ckpt.path} and {partner!r} differ in shape"
+            )
+    kept = [layer for layer in selected if layer.spec.name in partners]
+    if not kept:
+        raise LstmInspectError(f"{against.path}: {'; '.join(skipped)}: nothing to draw")
+    for reason in skipped:
+        warn(f"{against.path}: {reason}; it is not drawn")
+    return kept, partners
+
+
 def plot(
     ckpt: Checkpoint,
     output: str,
@@ -409,7 +435,7 @@ def plot(
     (B − A), to `output` (.png, .svg or .pdf), written atomically; never over an input file."""
     from .api import resolve_gate
     from .diff import weights_of
-    from .export import atomic_output, check_output
+    from .writers.output import atomic_output, check_output
 
     kind = output_format(output)
     Figure = require_matplotlib()
@@ -419,24 +445,7 @@ def plot(
     selected = ckpt.select(layers)
     partners: dict[str, tuple[Layer, str]] = {}
     if against is not None:
-        from .diff import match_layers
-
-        matched, _, _ = match_layers(ckpt, against, mapping)
-        partners = {a.spec.name: (b, how) for a, b, how in matched if a.spec.sizes == b.spec.sizes}
-        skipped = []
-        for layer in selected:
-            if layer.spec.name not in partners:
-                partner = next((b.spec.name for a, b, _ in matched if a.spec.name == layer.spec.name), None)
-                skipped.append(
-                    f"no layer matches {layer.spec.name!r} of {ckpt.path}"
-                    if partner is None
-                    else f"{layer.spec.name!r} of {ckpt.path} and {partner!r} differ in shape"
-                )
-        selected = [layer for layer in selected if layer.spec.name in partners]
-        if not selected:
-            raise LstmInspectError(f"{against.path}: {'; '.join(skipped)}: nothing to draw")
-        for reason in skipped:
-            warn(f"{against.path}: {reason}; it is not drawn")
+        selected, partners = _partners(ckpt, against, mapping, selected)
     if len(selected) > MAX_LAYERS:
         raise LstmInspectError(
             f"{ckpt.path}: {len(selected)} layers make a figure too large to read; "

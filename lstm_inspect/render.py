@@ -105,7 +105,7 @@ def summary_renderable(summary: Summary) -> Group:
                 f"  activations: {safe(layer.recurrent_activation)} (gates), {safe(layer.activation)} (cell)"
                 f" — {_ACTIVATION_SOURCE[layer.activation_source]}"
             )
-            if layer.forget_bias and layer.layout.startswith("tf1"):
+            if layer.forget_bias:
                 lines.append(f"  forget_bias {layer.forget_bias:g} is added at run time and is not stored")
         if len(summary.layers) > MAX_EXPLAINED_LAYERS:
             lines.append(f"(the first {MAX_EXPLAINED_LAYERS} layers explained; --json decomposes every tensor)")
@@ -507,6 +507,7 @@ if TYPE_CHECKING:
     from rich.console import JustifyMethod, RenderableType
 
     from .diff import DiffResult, LayerDiff
+
 
 def _optional(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)

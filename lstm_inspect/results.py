@@ -1,4 +1,5 @@
-"""Result objects: what `summary` and `split` found, as plain data with to_dict() for --json."""
+"""Result objects: what every command found or did, as plain data with to_dict() for --json; and
+the builders of summary's and split's (export.py and verify.py build theirs)."""
 
 from __future__ import annotations
 
@@ -337,3 +338,83 @@ def split(
         for entry in stream_split(ckpt, layers, gates, parts, values).layers
     ]
     return SplitResult(ckpt.path, out)
+
+
+# ---- export --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote: where, how many arrays and bytes, in which layout, of which layers
+    (unit names: a bidirectional pair exported as one layer is named after the pair)."""
+
+    path: str
+    arrays: int = 0
+    bytes: int = 0
+    layout: str = "gates"
+    layers: list[str] = field(default_factory=list)
+    format: str = "npz"  # "npz", or "onnx" for a runnable model
+    directions: int | None = None  # the ONNX model's LSTM node: 1, or 2 for a pair
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---- verify --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    """One target's run of one layer: the largest |difference| from the baseline, or why there is none."""
+
+    target: str
+    max_abs_diff: float | None = None
+    note: str | None = None  # "refused: …", "not installed: torch", …
+    error: str | None = None  # the framework failed on our export: a failed check
+
+    def passed(self, tolerance: float) -> bool:
+        if self.error is not None:
+            return False
+        return self.max_abs_diff is None or self.max_abs_diff <= tolerance
+
+
+@dataclass
+class LayerCheck:
+    name: str
+    dtype: str
+    tolerance: float  # already scaled by the size of the baseline outputs
+    checks: list[Check] = field(default_factory=list)
+    note: str | None = None  # why the layer could not be run at all
+    # Not run: the unit of the same structure whose checks cover this layer's code paths.
+    covered_by: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(check.passed(self.tolerance) for check in self.checks)
+
+    def check(self, target: str) -> Check | None:
+        return next((c for c in self.checks if c.target == target), None)
+
+
+@dataclass
+class VerifyResult:
+    path: str
+    seed: int
+    steps: int
+    batch: int
+    targets: list[str]
+    layers: list[LayerCheck]
+
+    @property
+    def ok(self) -> bool:
+        return all(layer.ok for layer in self.layers)
+
+    def failures(self) -> list[tuple[LayerCheck, Check]]:
+        return [(layer, c) for layer in self.layers for c in layer.checks if not c.passed(layer.tolerance)]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["ok"] = self.ok
+        for layer, entry in zip(self.layers, data["layers"]):
+            entry["ok"] = layer.ok
+        return data

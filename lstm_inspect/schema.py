@@ -348,24 +348,31 @@ def _fixed_length(axis: Axis) -> int | None:
     return len(axis.parts) if isinstance(axis, PartIndex) else None
 
 
-def solve(layout: Layout, shapes: Mapping[str, tuple[int, ...]]) -> Sizes | None:
-    """The layer's sizes from the shapes of its present roles (role key -> shape), or None when the
-    shapes do not fit the layout: every axis of every present role must check out."""
-    equations: list[tuple[dict[str, int], int]] = []
+Equation = tuple[dict[str, int], int]  # (size -> weight, total): sum(weight * size) == total
+
+
+def _equations(layout: Layout, shapes: Mapping[str, tuple[int, ...]]) -> list[Equation] | None:
+    """What the shapes of the present roles say about the sizes; None when an axis cannot fit."""
+    equations: list[Equation] = []
     for key, shape in shapes.items():
         role = layout.role(key)
         if len(shape) != len(role.axes):
             return None
         for axis, length in zip(role.axes, shape):
             fixed = _fixed_length(axis)
-            if fixed is not None:
-                if length != fixed:
-                    return None
-                continue
-            equations.append((_terms(axis), length))
+            if fixed is None:
+                equations.append((_terms(axis), length))
+            elif length != fixed:
+                return None
     # The recurrent rows are the projection's outputs when the layer projects, else its units.
     projected = any("projection" in layout.role(key).parts() for key in shapes)
     equations.append(({"recurrent": 1, "projection" if projected else "units": -1}, 0))
+    return equations
+
+
+def _solved(equations: list[Equation]) -> Sizes | None:
+    """The sizes every equation holds for, found one unknown at a time; None when they contradict
+    each other, do not divide, or say too little."""
     sizes: Sizes = {}
     pending = equations
     while pending:
@@ -373,20 +380,26 @@ def solve(layout: Layout, shapes: Mapping[str, tuple[int, ...]]) -> Sizes | None
         for terms, total in pending:
             unknown = [s for s in terms if s not in sizes]
             rest = total - sum(weight * sizes[s] for s, weight in terms.items() if s in sizes)
-            if not unknown:
-                if rest != 0:
-                    return None
-            elif len(unknown) == 1:
-                weight = terms[unknown[0]]
-                if rest % weight:
-                    return None
-                sizes[unknown[0]] = rest // weight
-            else:
+            if len(unknown) > 1:
                 unsolved.append((terms, total))
+            elif not unknown and rest != 0:
+                return None
+            elif unknown:
+                if rest % terms[unknown[0]]:
+                    return None
+                sizes[unknown[0]] = rest // terms[unknown[0]]
         if len(unsolved) == len(pending):
             return None  # under-determined: the shapes say too little
         pending = unsolved
-    if any(value < layout.min_sizes.get(size, 0) for size, value in sizes.items()):
+    return sizes
+
+
+def solve(layout: Layout, shapes: Mapping[str, tuple[int, ...]]) -> Sizes | None:
+    """The layer's sizes from the shapes of its present roles (role key -> shape), or None when the
+    shapes do not fit the layout: every axis of every present role must check out."""
+    equations = _equations(layout, shapes)
+    sizes = None if equations is None else _solved(equations)
+    if sizes is None or any(value < layout.min_sizes.get(size, 0) for size, value in sizes.items()):
         return None
     return sizes
 

@@ -43,7 +43,10 @@ class Planned(Protocol):
 
     name: str
     layout: schema.Layout
-    tensors: Mapping[str, Stored]  # role key -> stored tensor
+
+    @property
+    def tensors(self) -> Mapping[str, Stored]:  # role key -> stored tensor
+        ...
 
     @property
     def sizes(self) -> dict[str, int]: ...

@@ -1,13 +1,13 @@
 """verify: every layer run over a seeded random input, by the numpy LSTM on its split blocks (the
-baseline), by the numpy LSTM on every export layout written and read back, and by the frameworks
-themselves where they are installed: torch.nn.LSTM on the PyTorch export, onnxruntime on the
-.onnx model, Keras 3 on the Keras export, and Keras' own loader on the original file when it is a
-full Keras model. The result holds the largest absolute difference from the baseline per layer
-and target; nothing here prints.
+baseline), by the numpy LSTM on every export target's arrays written and read back, by each
+target's own framework where it is installed (Target.run: torch.nn.LSTM on the PyTorch export,
+onnxruntime on the .onnx model, Keras 3 on the Keras export), and by the framework that wrote the
+file when it can load it (a full Keras model, by Keras' own loader). The result holds the largest
+absolute difference from the baseline per layer and check; nothing here prints.
 
-Frameworks are imported only here, only when verify runs, and only if installed. torch and Keras
-compute in float32 (float64 for float64 weights), onnxruntime in float32; the tolerance follows the
-weights' dtype and the size of the outputs.
+Frameworks are imported only inside the target modules, only when verify runs, and only if
+installed. torch and Keras compute in float32 (float64 for float64 weights), onnxruntime in
+float32; the tolerance follows the weights' dtype and the size of the outputs.
 """
 
 from __future__ import annotations
@@ -18,28 +18,22 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from .api import Checkpoint, Layer
-from .convert import (
-    TARGETS,
-    ExportUnit,
-    Weights,
-    layer_activations,
-    layer_refusal,
-    layout_arrays,
-    pair_mismatch,
-    pair_units,
-    read_layout,
-    weights_of,
-)
+from .api import Checkpoint, ExportUnit
 from .errors import LstmInspectError
-from .export import decode_key, write_npz
-from .numpy_lstm import ACTIVATIONS, run_lstm
+from .export import arrays, read_back
+from .numpy_lstm import run_lstm
 from .readers.urls import is_url
+from .results import Check, LayerCheck, VerifyResult
+from .targets import TARGETS, Target
+from .targets import keras as keras_target
+from .targets.base import Outputs
+from .weights import Weights
+from .writers.npz import decode_key, write_npz
 
 # Largest accepted |difference| per unit of output scale, by the weights' dtype: float32 rounding
 # over a few steps stays near 1e-6; a forget bias folded into a half-precision bias is rounded to
@@ -54,72 +48,13 @@ DEFAULT_TOLERANCE = 1e-4
 # Layers named with --layer are all checked in full. (README.md and `verify --help` say 16.)
 FULL_CHECKS_PER_STRUCTURE = 16
 
-# Column order of the report: numpy on each export read back, then the frameworks.
-FRAMEWORKS: tuple[str, ...] = ("torch", "onnxruntime", "keras", "keras-model")
-CHECKS: tuple[str, ...] = tuple(f"numpy:{t}" for t in TARGETS) + FRAMEWORKS
-_NEEDS = {"torch": ("torch",), "onnxruntime": ("onnx", "onnxruntime"), "keras": ("keras",), "keras-model": ("keras",)}
-_KERAS_MODEL_FORMATS = ("keras-v3", "keras-h5")
-# The export each framework runs on (the original Keras model needs none).
-_FRAMEWORK_LAYOUT = {"torch": "pytorch", "onnxruntime": "onnx", "keras": "keras", "keras-model": None}
+# The check that runs the file's own framework on the original file (its origin, see _origin).
+KERAS_MODEL = "keras-model"
 
-Outputs = tuple[np.ndarray, np.ndarray]  # (h for every step [T, B, out] in processing order, final c [B, units])
-
-
-@dataclass
-class Check:
-    """One target's run of one layer: the largest |difference| from the baseline, or why there is none."""
-
-    target: str
-    max_abs_diff: float | None = None
-    note: str | None = None  # "refused: …", "not installed: torch", …
-    error: str | None = None  # the framework failed on our export: a failed check
-
-    def passed(self, tolerance: float) -> bool:
-        if self.error is not None:
-            return False
-        return self.max_abs_diff is None or self.max_abs_diff <= tolerance
-
-
-@dataclass
-class LayerCheck:
-    name: str
-    dtype: str
-    tolerance: float  # already scaled by the size of the baseline outputs
-    checks: list[Check] = field(default_factory=list)
-    note: str | None = None  # why the layer could not be run at all
-    # Not run: the unit of the same structure whose checks cover this layer's code paths.
-    covered_by: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return all(check.passed(self.tolerance) for check in self.checks)
-
-    def check(self, target: str) -> Check | None:
-        return next((c for c in self.checks if c.target == target), None)
-
-
-@dataclass
-class VerifyResult:
-    path: str
-    seed: int
-    steps: int
-    batch: int
-    targets: list[str]
-    layers: list[LayerCheck]
-
-    @property
-    def ok(self) -> bool:
-        return all(layer.ok for layer in self.layers)
-
-    def failures(self) -> list[tuple[LayerCheck, Check]]:
-        return [(layer, c) for layer in self.layers for c in layer.checks if not c.passed(layer.tolerance)]
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["ok"] = self.ok
-        for layer, entry in zip(self.layers, data["layers"]):
-            entry["ok"] = layer.ok
-        return data
+# Column order of the report: numpy on each target read back, then each target's framework, then
+# the original file's own.
+FRAMEWORKS: tuple[str, ...] = (*(t.check for t in TARGETS.values() if t.check), KERAS_MODEL)
+CHECKS: tuple[str, ...] = (*(f"numpy:{name}" for name in TARGETS), *FRAMEWORKS)
 
 
 def tolerance_for(dtype: str, *outputs: np.ndarray) -> float:
@@ -137,135 +72,27 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _compute_dtype(dtype: np.dtype) -> type:
-    return np.float64 if dtype == np.float64 else np.float32
+def _origin(ckpt: Checkpoint) -> str | None:
+    """The Keras version that wrote a full Keras model file ("" when it does not say), which Keras'
+    own loader can then load; None for any other file (a bare weights file has no config to build
+    the model from)."""
+    configs = ckpt.store.layer_configs()
+    if ckpt.format not in ("keras-v3", "keras-h5") or not configs:
+        return None
+    versions = {c.keras_version for c in configs.values()}
+    return str(versions.pop() or "") if len(versions) == 1 else ""
 
 
-# ---- the framework runs (each imports its framework) ----------------------------------------------------
-
-
-def torch_outputs(state: Mapping[str, np.ndarray], x: np.ndarray) -> list[Outputs]:
-    """torch.nn.LSTM built from a state_dict's shapes, loaded with load_state_dict(strict=True) and
-    run over x [T, B, in]; per direction (h in processing order, final c)."""
-    import torch
-
-    dtype = _compute_dtype(state["weight_ih_l0"].dtype)
-    hidden = state["weight_hh_l0"].shape[0] // 4
-    projection = state.get("weight_hr_l0")
-    bidirectional = "weight_ih_l0_reverse" in state
-    lstm = torch.nn.LSTM(
-        state["weight_ih_l0"].shape[1],
-        hidden,
-        bias="bias_ih_l0" in state,
-        proj_size=0 if projection is None else projection.shape[0],
-        bidirectional=bidirectional,
-        dtype=torch.float64 if dtype == np.float64 else torch.float32,
-    )
-    lstm.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=dtype)) for k, v in state.items()}, strict=True)
-    with torch.no_grad():
-        y, (_, c) = lstm(torch.from_numpy(np.ascontiguousarray(x, dtype=dtype)))
-    y, c = y.numpy(), c.numpy()
-    out = y.shape[2] // (2 if bidirectional else 1)
-    results = [(y[:, :, :out], c[0])]
-    if bidirectional:
-        # nn.LSTM aligns the reverse direction's outputs with the input steps: undo that.
-        results.append((y[::-1, :, out:], c[1]))
-    return results
-
-
-def onnxruntime_outputs(model: str | bytes, x: np.ndarray) -> list[Outputs]:
-    """An .onnx model (path or bytes) run by onnxruntime on the CPU; per direction (h in processing order, c)."""
-    import onnxruntime  # type: ignore[import-untyped]
-
-    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
-    dtype = np.float64 if session.get_inputs()[0].type == "tensor(double)" else np.float32
-    y, _, c = session.run(None, {"X": np.ascontiguousarray(x, dtype=dtype)})
-    results = [(y[:, 0], c[0])]
-    if y.shape[1] == 2:
-        results.append((y[::-1, 1], c[1]))  # ONNX too stores the reverse direction in input order
-    return results
-
-
-def keras_activation(name: str) -> Any:
-    """A Keras 3 activation computing what numpy_lstm calls `name`."""
-    if name == "hard_sigmoid":
-        from keras import ops  # type: ignore[import-untyped]
-
-        # numpy_lstm's hard_sigmoid is Keras 2's clip(0.2x + 0.5, 0, 1); Keras 3's own
-        # (keras/src/activations/activations.py) is relu6(x + 3) / 6, a different function.
-        return lambda z: ops.clip(0.2 * z + 0.5, 0.0, 1.0)
-    if name == "hard_sigmoid_keras3":
-        return "hard_sigmoid"
-    return name
-
-
-def run_keras_layer(cls: Any, config: Mapping[str, Any], weights: Sequence[np.ndarray], x: np.ndarray) -> Outputs:
-    """A fresh `cls` (keras.layers.LSTM, or the class of a loaded layer) built from `config`, given
-    `weights` by set_weights and run over x [T, B, in] in one direction; (h for every step, final c)."""
-    config = {**config, "return_sequences": True, "return_state": True, "go_backwards": False}
-    config.pop("name", None)
-    layer = cls.from_config(config)
-    layer.build((x.shape[1], x.shape[0], x.shape[2]))
-    layer.set_weights([np.asarray(w) for w in weights])
-    y, _, c = layer(np.ascontiguousarray(np.asarray(x, dtype=np.asarray(weights[0]).dtype).transpose(1, 0, 2)))
-    return np.asarray(y).transpose(1, 0, 2), np.asarray(c)
-
-
-def keras_outputs(
-    weights: Sequence[np.ndarray], x: np.ndarray, activation: str = "tanh", recurrent_activation: str = "sigmoid"
-) -> Outputs:
-    """A Keras 3 LSTM given [kernel, recurrent_kernel(, bias)] by set_weights, run over x [T, B, in]."""
-    import keras  # type: ignore[import-untyped]
-
-    dtype = _compute_dtype(np.asarray(weights[0]).dtype)
-    config = {
-        "units": weights[1].shape[0],
-        "use_bias": len(weights) == 3,
-        "activation": keras_activation(activation),
-        "recurrent_activation": keras_activation(recurrent_activation),
-        "dtype": np.dtype(dtype).name,
-    }
-    return run_keras_layer(keras.layers.LSTM, config, [np.asarray(w, dtype=dtype) for w in weights], x)
-
-
-def load_keras_model(path: str, keras_version: str | None = None) -> Any:
-    """The model as the Keras that wrote it loads it: tf_keras for a file that says Keras 1 or 2
-    (the same activation name can mean another function in Keras 3: hard_sigmoid); otherwise
-    Keras 3 first, and tf_keras for a file Keras 3 rejects."""
-    written_by_keras2 = keras_version is not None and not keras_version.startswith("3")
-    if not (written_by_keras2 and installed("tf_keras")):
-        import keras  # type: ignore[import-untyped]
-
-        try:
-            return keras.saving.load_model(path, compile=False)
-        except Exception:
-            if not installed("tf_keras"):
-                raise
-    import tf_keras  # type: ignore[import-untyped]
-
-    return tf_keras.models.load_model(path, compile=False)
-
-
-def keras_model_layer(model: Any, layer: Layer) -> Any:
-    """The Keras layer object for one of our layers: `enc`, or a Bidirectional `bi`'s forward/backward half."""
-    spec = layer.spec
-    if spec.pair is not None:
-        wrapper = model.get_layer(spec.pair)
-        return wrapper.forward_layer if spec.direction == "forward" else wrapper.backward_layer
-    return model.get_layer(spec.name)
-
-
-# ---- verify ------------------------------------------------------------------------------------------------
-
-
-def _numpy_outputs(weights: Weights, source: Weights, x: np.ndarray) -> Outputs:
+def _numpy_outputs(weights: Weights, x: np.ndarray) -> Outputs:
     return run_lstm(
-        weights.gates,
+        weights.gates(),
         x,
         forget_bias=weights.forget_bias,
         projection=weights.projection,
-        activation=source.activation,
-        recurrent_activation=source.recurrent_activation,
+        activation=weights.activation,
+        recurrent_activation=weights.recurrent_activation,
+        cell_clip=weights.settings.get("cell_clip"),
+        proj_clip=weights.settings.get("proj_clip"),
     )
 
 
@@ -277,34 +104,37 @@ def _diff(got: Outputs, expected: Outputs) -> float:
 
 
 class _Run:
-    """State shared by one verify call: scratch directory, the Keras model (loaded once)."""
+    """State shared by one verify call: scratch directory, the original Keras model (loaded once)."""
 
     def __init__(self, ckpt: Checkpoint, scratch: str) -> None:
         self.ckpt = ckpt
         self.scratch = scratch
-        self.layer_configs = ckpt.store.layer_configs()
-        self._keras_model: Any = None
-        self._keras_model_error: str | None = None
+        self.keras_version = _origin(ckpt)
+        self._model: Any = None
+        self._model_error: str | None = None
 
     def keras_model(self) -> Any:
-        if self._keras_model is None and self._keras_model_error is None and is_url(self.ckpt.path):
+        if self._model is None and self._model_error is None:
+            self._model_error = self._load()
+        if self._model is None:
+            raise LstmInspectError(self._model_error or "Keras could not load the file")
+        return self._model
+
+    def _load(self) -> str | None:
+        path = self.ckpt.path
+        if is_url(path):
             # Keras opens what it loads itself; a URL would be fetched whole, or not at all.
-            self._keras_model_error = "Keras' own loader reads local files only: verify a local copy to run it"
-        if self._keras_model is None and self._keras_model_error is None:
-            path = self.ckpt.path
-            if self.ckpt.format == "keras-h5":
-                # HDF5 refuses a second open of a file that our reader holds open with other
-                # locking flags ("file locking flag values don't match"): let Keras read a copy.
-                path = os.path.join(self.scratch, "model.h5")
-                shutil.copyfile(self.ckpt.path, path)
-            try:
-                versions = {c.keras_version for c in self.layer_configs.values()}
-                self._keras_model = load_keras_model(path, versions.pop() if len(versions) == 1 else None)
-            except Exception as e:  # any loader failure is a fact to report, not a crash of verify
-                self._keras_model_error = f"Keras could not load the file: {type(e).__name__}: {e}".splitlines()[0]
-        if self._keras_model is None:
-            raise LstmInspectError(self._keras_model_error)
-        return self._keras_model
+            return "Keras' own loader reads local files only: verify a local copy to run it"
+        if path.endswith((".h5", ".hdf5")):
+            # HDF5 refuses a second open of a file that our reader holds open with other locking
+            # flags ("file locking flag values don't match"): let Keras read a copy.
+            path = os.path.join(self.scratch, os.path.basename(path))
+            shutil.copyfile(self.ckpt.path, path)
+        try:
+            self._model = keras_target.load_model(path, self.keras_version or None)
+        except Exception as e:  # any loader failure is a fact to report, not a crash of verify
+            return f"Keras could not load the file: {type(e).__name__}: {e}".splitlines()[0]
+        return None
 
 
 def verify(
@@ -316,23 +146,24 @@ def verify(
     frameworks: Iterable[str] = FRAMEWORKS,
     per_structure: int | None = FULL_CHECKS_PER_STRUCTURE,
 ) -> VerifyResult:
-    """Run every selected layer through the baseline, every export layout and the frameworks.
+    """Run every selected layer through the baseline, every export target and the frameworks.
 
     Layers named in `layers` are all checked in full; of a whole-file selection, the first
     `per_structure` units of each structure are, and the others are read (so that their values
     are checked) and marked `covered_by` the first unit of their structure (None: check all)."""
-    frameworks = [f for f in FRAMEWORKS if f in set(frameworks)]
-    if any(f.startswith("keras") for f in frameworks):
+    wanted = set(frameworks)
+    chosen = [f for f in FRAMEWORKS if f in wanted]
+    if chosen:
         # TensorFlow, Keras' default backend, logs to stderr at import time unless told not to.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     names = list(layers)
     units = []
-    for unit in pair_units(ckpt.select(names), paired=True):
+    for unit in ckpt.units(names, paired=True):
         # Halves that differ cannot be one bidirectional layer: check them one by one.
-        units += [ExportUnit(layer.name, [layer]) for layer in unit.layers] if pair_mismatch(unit) else [unit]
+        units += [ExportUnit(layer.name, [layer]) for layer in unit.layers] if unit.mismatch() else [unit]
     limit = None if names else per_structure
-    result = VerifyResult(ckpt.path, seed, steps, batch, [*(f"numpy:{t}" for t in TARGETS), *frameworks], [])
-    checked: dict[tuple, list[str]] = {}
+    result = VerifyResult(ckpt.path, seed, steps, batch, [*(f"numpy:{t}" for t in TARGETS), *chosen], [])
+    checked: dict[tuple[object, ...], list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="lstm-inspect-verify-") as scratch:
         run = _Run(ckpt, scratch)
         for unit in units:
@@ -340,7 +171,7 @@ def verify(
             try:
                 if limit is None or len(alike) < limit:
                     alike.append(unit.name)
-                    result.layers += _verify_unit(run, unit, seed, steps, batch, frameworks)
+                    result.layers += _verify_unit(run, unit, seed, steps, batch, chosen)
                 else:
                     result.layers += _covered(unit, alike[0])
             finally:
@@ -349,25 +180,23 @@ def verify(
     return result
 
 
-def _structure(unit: ExportUnit) -> tuple:
+def _structure(unit: ExportUnit) -> tuple[object, ...]:
     """What decides the code path of every check: per layer its layout, sizes, features,
     activations, dtype and forget bias. Units of one structure differ in their values only."""
     return tuple(
         (
-            s.layout.key,
-            s.cell,
-            s.input_size,
-            s.units,
-            s.recurrent_size,
-            s.projection_size,
-            s.peepholes,
-            tuple(s.tensors),
-            *layer_activations(layer),
-            s.dtype,
-            s.forget_bias,
-            s.direction,
+            layer.layout.key,
+            layer.cell,
+            tuple(sorted(layer.sizes.items())),
+            layer.peepholes,
+            tuple(layer.spec.tensors),
+            *layer.activations(),
+            tuple(sorted(layer.clips().items())),
+            layer.dtype,
+            layer.forget_bias,
+            layer.direction,
         )
-        for layer, s in ((layer, layer.spec) for layer in unit.layers)
+        for layer in unit.layers
     )
 
 
@@ -375,137 +204,144 @@ def _covered(unit: ExportUnit, like: str) -> list[LayerCheck]:
     reports = []
     for layer in unit.layers:
         layer.load()
-        dtype = layer.spec.dtype
-        reports.append(LayerCheck(layer.name, dtype, tolerance_for(dtype), covered_by=like))
+        reports.append(LayerCheck(layer.name, layer.dtype, tolerance_for(layer.dtype), covered_by=like))
     return reports
 
 
-def _verify_unit(
-    run: _Run, unit: ExportUnit, seed: int, steps: int, batch: int, frameworks: Sequence[str]
-) -> list[LayerCheck]:
-    sources = [weights_of(layer) for layer in unit.layers]
-    first = sources[0]
-    dtype = _compute_dtype(first.dtype)
-    x: np.ndarray = np.random.default_rng(seed).standard_normal((steps, batch, first.input_size)).astype(dtype)
-    # Each direction's input in its own processing order: a backward half reads the sequence reversed.
-    inputs = [x, x[::-1]][: len(sources)]
-    reports = [
-        LayerCheck(layer.name, w.dtype.name, tolerance_for(w.dtype.name)) for layer, w in zip(unit.layers, sources)
-    ]
-    if not first.units:
-        for report in reports:
-            report.note = "0 units: the layer computes nothing, so there is nothing to compare"
-        return reports
-    missing = [a for w in sources for a in (w.activation, w.recurrent_activation) if a not in ACTIVATIONS]
-    if missing:
-        for report in reports:
-            report.note = f"the numpy LSTM has no activation {missing[0]!r}; nothing to compare with"
-        return reports
-    baselines = [_numpy_outputs(w, w, xi) for w, xi in zip(sources, inputs)]
-    for report, baseline in zip(reports, baselines):
-        report.tolerance = tolerance_for(report.dtype, *baseline)
+class _Unit:
+    """One unit's run: its source weights, the input each direction reads, the baseline outputs,
+    and the reports the checks are added to."""
 
-    # What each layout cannot express, asked before exporting (convert's own refusal logic).
-    refused: dict[str, str] = {}
-    for target in TARGETS:
-        reasons = [reason for layer in unit.layers if (reason := layer_refusal(layer, target))]
-        if reasons:
-            refused[target] = reasons[0]
+    def __init__(self, run: _Run, unit: ExportUnit, seed: int, steps: int, batch: int) -> None:
+        self.run, self.unit = run, unit
+        self.sources = [layer.weights() for layer in unit.layers]
+        first = self.sources[0]
+        dtype = np.float64 if first.dtype == np.float64 else np.float32
+        self.x: np.ndarray = np.random.default_rng(seed).standard_normal((steps, batch, first.input_size)).astype(dtype)
+        # Each direction's input in its own processing order: a backward half reads the sequence reversed.
+        self.inputs = [self.x, self.x[::-1]][: len(self.sources)]
+        self.reports = [
+            LayerCheck(layer.name, w.dtype.name, tolerance_for(w.dtype.name))
+            for layer, w in zip(unit.layers, self.sources)
+        ]
+        self.baselines: list[Outputs] = []
+        self.exports: dict[str, list[dict[str, np.ndarray]]] = {}
 
-    def record(target: str, runner: Callable[[], list[Outputs]]) -> None:
+    def note_all(self, check: str, note: str | None = None, error: str | None = None) -> None:
+        for report in self.reports:
+            report.checks.append(Check(check, note=note, error=error))
+
+    def record(self, check: str, runner: Callable[[], list[Outputs]], framework: bool) -> None:
         """Run `runner` for all directions, or note on every layer why it could not run. A framework
         that raises on our export fails the check; an error in our own code keeps its traceback."""
-        note = error = None
         try:
             # Damaged weights (reported when read) overflow in casts and computations alike.
             with np.errstate(over="ignore", invalid="ignore"):
                 outputs = runner()
         except LstmInspectError as e:
-            note = str(e)
+            self.note_all(check, note=str(e))
         except Exception as e:
-            if target not in FRAMEWORKS:
+            if not framework:
                 raise
-            error = f"{type(e).__name__}: {e}".splitlines()[0]
+            self.note_all(check, error=f"{type(e).__name__}: {e}".splitlines()[0])
         else:
-            for report, got, expected in zip(reports, outputs, baselines):
-                report.checks.append(Check(target, _diff(got, expected)))
-            return
-        for report in reports:
-            report.checks.append(Check(target, note=note, error=error))
+            for report, got, expected in zip(self.reports, outputs, self.baselines):
+                report.checks.append(Check(check, _diff(got, expected)))
 
-    names = [layer.name for layer in unit.layers]
-    exports: dict[str, dict[str, np.ndarray]] = {}
-    for target in TARGETS:
-        if target in refused:
-            for report in reports:
-                report.checks.append(Check(f"numpy:{target}", note=f"refused: {refused[target]}"))
-            continue
 
-        def numpy_on_export(target: str = target) -> list[Outputs]:
-            path = os.path.join(run.scratch, f"{target}.npz")
-            write_npz(path, layout_arrays(run.ckpt, target, names))
-            with np.load(path) as npz:
-                arrays = exports[target] = {decode_key(key): npz[key] for key in npz.files}
-            # A pytorch export of one layer or pair has no `L/` prefix (convert.layout_arrays).
-            read = read_layout(arrays, target, unit, prefixed=target != "pytorch")
-            return [
-                _numpy_outputs(replace(w, activation=s.activation, recurrent_activation=s.recurrent_activation), s, xi)
-                for w, s, xi in zip(read, sources, inputs)
-            ]
+def _verify_unit(
+    run: _Run, unit: ExportUnit, seed: int, steps: int, batch: int, frameworks: Sequence[str]
+) -> list[LayerCheck]:
+    state = _Unit(run, unit, seed, steps, batch)
+    first = state.sources[0]
+    if not first.units or not first.input_size:
+        for report in state.reports:
+            report.note = (
+                f"{first.units} units, {first.input_size} inputs: the layer computes nothing, so there is "
+                "nothing to compare"
+            )
+        return state.reports
+    missing = [a for w in state.sources for a in (w.activation, w.recurrent_activation) if not _computes(a)]
+    if missing:
+        for report in state.reports:
+            report.note = f"the numpy LSTM has no activation {missing[0]!r}; nothing to compare with"
+        return state.reports
+    state.baselines = [_numpy_outputs(w, xi) for w, xi in zip(state.sources, state.inputs)]
+    for report, baseline in zip(state.reports, state.baselines):
+        report.tolerance = tolerance_for(report.dtype, *baseline)
 
-        record(f"numpy:{target}", numpy_on_export)
-
-    runners: dict[str, Callable[[], list[Outputs]]] = {
-        "torch": lambda: torch_outputs(exports["pytorch"], x),
-        "onnxruntime": lambda: _onnxruntime(run, unit, x),
-        "keras": lambda: _keras(exports["keras"], unit, sources, inputs),
-        "keras-model": lambda: _keras_model(run, unit, inputs),
+    # What each target cannot express, asked before exporting (its own declared abilities).
+    refused = {
+        name: reason
+        for name, target in TARGETS.items()
+        if (reason := next((r for layer in unit.layers if (r := target.refusal(layer.features()))), None))
     }
-    for framework in frameworks:
-        if framework == "keras-model" and not (run.ckpt.format in _KERAS_MODEL_FORMATS and run.layer_configs):
-            continue  # not a Keras model file (a bare weights file has no config to build the model from)
-        absent = [m for m in _NEEDS[framework] if not installed(m)]
-        layout = _FRAMEWORK_LAYOUT[framework]
-        if absent or (layout is not None and layout in refused):
-            note = f"not installed: {', '.join(absent)}" if absent else f"refused: {refused[str(layout)]}"
-            for report in reports:
-                report.checks.append(Check(framework, note=note))
+    for name, target in TARGETS.items():
+        if name in refused:
+            state.note_all(f"numpy:{name}", note=f"refused: {refused[name]}")
+        else:
+            state.record(f"numpy:{name}", functools.partial(_numpy_on_export, state, target), framework=False)
+    _framework_checks(state, refused, frameworks)
+    return state.reports
+
+
+def _framework_checks(state: _Unit, refused: Mapping[str, str], frameworks: Sequence[str]) -> None:
+    """Each target's framework on its export, then the original file's own framework."""
+    for name, target in TARGETS.items():
+        check, run_framework = target.check, target.run
+        if check is None or check not in frameworks or run_framework is None:
             continue
-        record(framework, runners[framework])
-    return reports
+        absent = [m for m in target.needs if not installed(m)]
+        if absent:
+            state.note_all(check, f"not installed: {', '.join(absent)}")
+        elif name in refused:
+            state.note_all(check, f"refused: {refused[name]}")
+        elif name in state.exports:
+            state.record(check, functools.partial(run_framework, state.exports[name], state.sources, state.x), True)
+    if KERAS_MODEL in frameworks and state.run.keras_version is not None:
+        if not installed("keras"):
+            state.note_all(KERAS_MODEL, "not installed: keras")
+        else:
+            state.record(KERAS_MODEL, functools.partial(_keras_model, state), framework=True)
 
 
-def _onnxruntime(run: _Run, unit: ExportUnit, x: np.ndarray) -> list[Outputs]:
-    from .onnx_model import export_onnx
+def _computes(activation: str) -> bool:
+    from .activations import known
 
-    path = os.path.join(run.scratch, "model.onnx")
-    export_onnx(run.ckpt, path, [layer.name for layer in unit.layers])
-    return onnxruntime_outputs(path, x)
+    return known(activation)
 
 
-def _keras(
-    arrays: Mapping[str, np.ndarray], unit: ExportUnit, sources: Sequence[Weights], inputs: Sequence[np.ndarray]
-) -> list[Outputs]:
-    outputs = []
-    for layer, source, xi in zip(unit.layers, sources, inputs):
-        keys = [f"{layer.name}/{k}" for k in ("kernel", "recurrent_kernel", "bias")]
-        weights = [arrays[k] for k in keys if k in arrays]
-        outputs.append(keras_outputs(weights, xi, source.activation, source.recurrent_activation))
-    return outputs
+def _numpy_on_export(state: _Unit, target: Target) -> list[Outputs]:
+    """The unit exported to `target`, written as an .npz, read back and run by the numpy LSTM."""
+    path = os.path.join(state.run.scratch, f"{target.name}.npz")
+    write_npz(path, arrays([state.unit], target))
+    with np.load(path) as npz:
+        exported = {decode_key(key): npz[key] for key in npz.files}
+    prefixed = not target.unprefixed_single  # a single unit: unprefixed for such a target
+    state.exports[target.name] = _per_layer(exported, target, state.unit, prefixed)
+    read = read_back(exported, target, state.unit, prefixed)
+    return [
+        _numpy_outputs(replace(w, activation=s.activation, recurrent_activation=s.recurrent_activation), xi)
+        for w, s, xi in zip(read, state.sources, state.inputs)
+    ]
 
 
-def _keras_model(run: _Run, unit: ExportUnit, inputs: Sequence[np.ndarray]) -> list[Outputs]:
-    model = run.keras_model()
-    outputs = []
-    for layer, xi in zip(unit.layers, inputs):
-        try:
-            original = keras_model_layer(model, layer)
-        except ValueError as e:
-            raise LstmInspectError(f"no layer {layer.name} in the model Keras loaded ({e})") from None
-        try:
-            outputs.append(run_keras_layer(type(original), original.get_config(), original.get_weights(), xi))
-        except Exception as e:  # e.g. CuDNNLSTM, which runs on a GPU only
-            raise LstmInspectError(
-                f"Keras could not run {layer.name}: {type(e).__name__}: {e}".splitlines()[0]
-            ) from None
-    return outputs
+def _per_layer(
+    exported: Mapping[str, np.ndarray], target: Target, unit: ExportUnit, prefixed: bool
+) -> list[dict[str, np.ndarray]]:
+    """An export's arrays as the target's framework takes them: one mapping for a paired target's
+    unit, one per layer otherwise, keys without the layer prefix."""
+    names = [unit.name] if target.paired else [layer.name for layer in unit.layers]
+    if not prefixed:
+        return [dict(exported)]
+    return [
+        {key[len(name) + 1 :]: value for key, value in exported.items() if key.startswith(name + "/")} for name in names
+    ]
+
+
+def _keras_model(state: _Unit) -> list[Outputs]:
+    model = state.run.keras_model()
+    return [
+        keras_target.run_original(model, layer.name, layer.pair, layer.direction, xi)
+        for layer, xi in zip(state.unit.layers, state.inputs)
+    ]

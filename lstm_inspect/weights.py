@@ -115,7 +115,16 @@ def fold_forget_bias(weights: Weights, runtime: float) -> Weights:
     bias = weights.blocks.get((gate, "bias"))
     if bias is None:
         bias = np.zeros(weights.units, dtype=weights.dtype)
-    blocks = {**weights.blocks, (gate, "bias"): bias + np.asarray(delta, dtype=bias.dtype)}
+    with np.errstate(over="ignore"):
+        folded = bias + np.asarray(delta, dtype=bias.dtype)
+    if not np.isfinite(folded).all() and np.isfinite(bias).all():
+        from .errors import UnsupportedFormat
+
+        raise UnsupportedFormat(
+            f"{weights.name}: a forget bias of {delta:+g} moved into its {bias.dtype.name} forget-gate bias "
+            f"overflows {bias.dtype.name}; choose a target forget bias nearer {weights.forget_bias:g}"
+        )
+    blocks = {**weights.blocks, (gate, "bias"): folded}
     return replace(weights, blocks=blocks, forget_bias=float(runtime))
 
 

@@ -213,14 +213,14 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
             return True
 
     monkeypatch.setattr(sys, "stderr", Terminal())
-    with cli._progress_bar(10, enabled=False) as progress:
+    with cli._progress_bar(enabled=False) as progress:
         assert progress is None
-    with cli._progress_bar(10, enabled=True) as progress:
-        progress("a", 4)
-        progress("b", 6)
+    with cli._progress_bar(enabled=True) as progress:
+        progress(4, 10)  # (elements just written, elements in all)
+        progress(6, 10)
     assert "exporting" in sys.stderr.getvalue() and "100%" in sys.stderr.getvalue()
     monkeypatch.setattr(sys, "stderr", io.StringIO())
-    with cli._progress_bar(10, enabled=True) as progress:
+    with cli._progress_bar(enabled=True) as progress:
         assert progress is None
 
 

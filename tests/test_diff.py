@@ -19,11 +19,11 @@ import lstm_inspect
 from lstm_inspect import UnknownName
 from lstm_inspect.cli import main
 from lstm_inspect.diff import diff, match_layers, parse_mapping, weights_of
-from lstm_inspect.export import write_npz
 from lstm_inspect.readers import open_store
 from lstm_inspect.readers.base import LayerHint, Setting
 from lstm_inspect.targets import TARGETS
 from lstm_inspect.weights import fold_forget_bias
+from lstm_inspect.writers.npz import write_npz
 
 from .conftest import FIXTURES
 from .test_slicer import MemoryStore

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_inspect import export
 from lstm_inspect.errors import CorruptFile, OutputError
-from lstm_inspect.export import decode_key, encode_key, write_npz
+from lstm_inspect.writers import npz as export
+from lstm_inspect.writers.npz import decode_key, encode_key, write_npz
 
 
 def every_kind_of_array() -> dict[str, np.ndarray]:

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import lstm_inspect
-from lstm_inspect.export import gate_arrays, write_npz
+from lstm_inspect.export import gate_arrays
 from lstm_inspect.numpy_lstm import run_lstm
 from lstm_inspect.results import summarize
 from lstm_inspect.schema import LSTM
+from lstm_inspect.writers.npz import write_npz
 
 from .conftest import FIXTURES, UNREADABLE, manifest
 

@@ -58,9 +58,10 @@ from hypothesis import strategies as st
 
 from lstm_inspect.api import load
 from lstm_inspect.errors import CorruptFile
-from lstm_inspect.export import decode_key, gate_arrays, write_npz
+from lstm_inspect.export import gate_arrays
 from lstm_inspect.readers import open_store
 from lstm_inspect.readers.tf_bundle import _slice_key, _table_entries, open_checkpoint
+from lstm_inspect.writers.npz import decode_key, write_npz
 
 from .conftest import FIXTURES
 from .test_tf_bundle import MAGIC, entry, mask, pb, varint, write_bundle
@@ -102,8 +103,9 @@ def _exercise(path: str, verify: bool, out_dir: str) -> dict[str, Any]:
     """Everything a user can do with the file: list, read every tensor, summarise, split, export."""
     from lstm_inspect.api import load
     from lstm_inspect.errors import LstmInspectError
-    from lstm_inspect.export import gate_arrays, write_npz
+    from lstm_inspect.export import gate_arrays
     from lstm_inspect.results import split, summarize
+    from lstm_inspect.writers.npz import write_npz
 
     found: dict[str, Any] = {"errors": [], "values": {}}
     if path.endswith(".h5"):

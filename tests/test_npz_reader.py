@@ -18,10 +18,11 @@ from click.testing import CliRunner
 import lstm_inspect
 from lstm_inspect import CorruptFile, UnsupportedFormat
 from lstm_inspect.cli import main
-from lstm_inspect.export import gate_arrays, write_npz
+from lstm_inspect.export import gate_arrays
 from lstm_inspect.numpy_lstm import run_lstm
 from lstm_inspect.readers import open_store
 from lstm_inspect.readers.npz import NpzStore
+from lstm_inspect.writers.npz import write_npz
 
 from .conftest import FIXTURES, manifest
 

@@ -26,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from lstm_inspect.cli import main
-from lstm_inspect.export import decode_key
+from lstm_inspect.writers.npz import decode_key
 
 from .conftest import FIXTURES
 from .test_cli import assert_clean_error

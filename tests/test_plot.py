@@ -18,8 +18,8 @@ from click.testing import CliRunner
 import lstm_inspect
 from lstm_inspect.cli import main
 from lstm_inspect.errors import LstmInspectError, OutputError
-from lstm_inspect.export import write_npz
 from lstm_inspect.plot import HISTOGRAM_BINS, MAX_POINTS, _Grid, plot, shrink
+from lstm_inspect.writers.npz import write_npz
 
 from .conftest import FIXTURES, manifest
 from .test_diff import TF1_AFTER, TF1_BEFORE, tf1_raw_gates

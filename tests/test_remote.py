@@ -447,7 +447,7 @@ def test_verbose_and_stats_only_for_remote_inputs(root, http):
 
 def test_export_to_a_url_is_refused(http):
     result = cli("export", f"{http.url}/keras/model.h5", "-o", "s3://bucket/out.npz?sig=abc")
-    assert_clean_error(result, "s3://bucket/out.npz: export writes local files only")
+    assert_clean_error(result, "s3://bucket/out.npz: outputs are written to local files only")
     assert http.log.requests == []  # refused before the input is opened
 
 

@@ -109,7 +109,8 @@ def test_a_view_is_the_block_read_without_a_copy():
 def test_bfloat16_blocks_export_as_exact_float32(tmp_path):
     import ml_dtypes
 
-    from lstm_inspect.export import gate_arrays, write_npz
+    from lstm_inspect.export import gate_arrays
+    from lstm_inspect.writers.npz import write_npz
 
     kernel = rng.normal(size=(IN + U, 4 * U)).astype(ml_dtypes.bfloat16)
     store = MemoryStore({"rnn/lstm_cell/kernel": kernel, "rnn/lstm_cell/bias": np.zeros(4 * U, ml_dtypes.bfloat16)})

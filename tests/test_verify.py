@@ -4,6 +4,7 @@ fails with a non-zero exit."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 import lstm_inspect
-from lstm_inspect import convert
+from lstm_inspect import weights as weights_module
 from lstm_inspect.api import Checkpoint
 from lstm_inspect.cli import main
+from lstm_inspect.targets import TARGETS
 from lstm_inspect.verify import CHECKS, tolerance_for, verify
 
 from .conftest import FIXTURES
@@ -117,7 +119,7 @@ def test_a_missing_library_is_reported_not_failed(monkeypatch):
 
 def test_a_dropped_forget_bias_fails_verify_and_the_command(monkeypatch, tmp_path):
     # A converter that forgets to fold TF1's forget bias of 1.0: what verify exists to catch.
-    monkeypatch.setattr(convert, "fold_forget_bias", lambda weights, runtime: weights)
+    monkeypatch.setattr(weights_module, "fold_forget_bias", lambda weights, runtime: weights)
     path = str(FIXTURES / "tf1_basic" / "model.ckpt")
     with lstm_inspect.load(path) as ckpt:
         result = verify(ckpt, frameworks=[])
@@ -165,10 +167,10 @@ def test_tolerance_follows_the_dtype_and_the_output_scale():
 def test_a_framework_that_rejects_an_export_fails_the_check(monkeypatch):
     import lstm_inspect.verify as verify_module
 
-    def broken(state, x):
+    def broken(arrays, directions, x):
         raise RuntimeError("Error(s) in loading state_dict for LSTM:\nMissing key(s)")
 
-    monkeypatch.setattr(verify_module, "torch_outputs", broken)
+    monkeypatch.setitem(TARGETS, "pytorch", dataclasses.replace(TARGETS["pytorch"], run=broken))
     monkeypatch.setattr(verify_module, "installed", lambda *modules: True)
     result = verify(Checkpoint(tf1_cell()), frameworks=["torch"])
     (layer,) = result.layers

@@ -74,7 +74,7 @@ class NpzStore:
 
     def __init__(self, path: str, verify: bool = True) -> None:
         # zipfile checks each member's CRC-32 as it reads the member to its end, --no-verify or not.
-        from ..export import decode_key  # numpy comes with it; an .npz is read with numpy anyway
+        from ..writers.keys import decode_key
 
         self.path = path
         self._raw = open_regular(path)

@@ -9,7 +9,7 @@ inside `run`, only when verify asks).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,8 +19,11 @@ from ..weights import Weights, normalize
 if TYPE_CHECKING:
     import numpy as np
 
-    Outputs = tuple[np.ndarray, np.ndarray]  # (h for every step [T, B, out] in processing order, final c)
-    Runner = Callable[[Sequence[Mapping[str, np.ndarray]], Sequence[Weights], np.ndarray], list[Outputs]]
+    from ..api import ExportUnit
+
+# What a framework's run gives per direction: (h for every step [T, B, out] in processing order, final c).
+Outputs = tuple["np.ndarray", "np.ndarray"]
+Runner = Callable[[Sequence[Mapping[str, "np.ndarray"]], Sequence[Weights], "np.ndarray"], list[Outputs]]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class Target:
     projection:   "any", "smaller" (only a projection smaller than the units; `projection_words`
                   says so in the framework's terms) or "none".
     activations, recurrent_activations: the cell and gate activations it computes (None: any).
+    settable:     settings of the target's own cell that the user may choose (--target-forget-bias).
+    check:        the name of verify's check that runs the framework ("torch").
     needs:        the modules `run` imports (verify says which are missing).
     run:          runs the framework on this target's arrays (one mapping per exported layer of a
                   unit) for verify: per direction (h in processing order, final c); None: no framework.
@@ -66,6 +71,8 @@ class Target:
     projection_words: str = ""
     activations: frozenset[str] | None = None
     recurrent_activations: frozenset[str] | None = None
+    settable: frozenset[str] = frozenset()
+    check: str | None = None
     needs: tuple[str, ...] = ()
     run: Runner | None = field(default=None, compare=False)
 
@@ -99,6 +106,17 @@ class Target:
             if clip not in self.clips:
                 return f"{self.what} has no {clip}"
         return None
+
+    def unit_arrays(
+        self, unit: ExportUnit, runtime_forget_bias: float | None = None, gates: Collection[str] = ()
+    ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        """(exported layer name, its arrays) for one unit: the unit's name once when `paired`, each
+        layer's otherwise. `gates` selects gates of the canonical layout only."""
+        if self.paired:
+            yield unit.name, self.arrays([layer.weights() for layer in unit.layers], runtime_forget_bias)
+        else:
+            for layer in unit.layers:
+                yield layer.name, self.arrays([layer.weights()], runtime_forget_bias)
 
     def arrays(self, directions: Sequence[Weights], runtime_forget_bias: float | None = None) -> dict[str, np.ndarray]:
         """The target's arrays for one exported layer: one direction, or a pair when `paired`."""

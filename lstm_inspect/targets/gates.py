@@ -3,7 +3,7 @@ layer has them, 0-d `L/cell_clip` and `L/proj_clip`). What every other layout is
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,8 @@ from .base import Target
 if TYPE_CHECKING:
     import numpy as np
 
+    from ..api import ExportUnit
+
 
 def key(gate: str | None, part: str) -> str:
     """A block's key under its layer: "forget/kernel", or "projection" for a layer part."""
@@ -22,6 +24,20 @@ def key(gate: str | None, part: str) -> str:
 
 @dataclass(frozen=True)
 class GatesTarget(Target):
+    def unit_arrays(
+        self, unit: ExportUnit, runtime_forget_bias: float | None = None, gates: Collection[str] = ()
+    ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        """Each layer's blocks as views of its stored tensors (what the .npz writer streams from,
+        with no copy of a whole block), the selected gates' only when `gates` names some."""
+        import numpy as np
+
+        for layer in unit.layers:
+            out = {key(b.gate, b.part): layer.view(b) for b in layer.blocks() if not gates or b.gate in gates}
+            out["forget_bias"] = np.array(layer.forget_bias, dtype=np.float32)
+            for name, value in layer.clips().items():
+                out[name] = np.array(value, dtype=np.float32)
+            yield layer.name, out
+
     def arrays(self, directions: Sequence[Weights], runtime_forget_bias: float | None = None) -> dict[str, np.ndarray]:
         import numpy as np
 
@@ -37,7 +53,7 @@ class GatesTarget(Target):
     ) -> list[Weights]:
         (name,) = names
         cell = schema.LSTM
-        blocks = {}
+        blocks: dict[tuple[str | None, str], np.ndarray] = {}
         for gate in cell.gates:
             for part in schema.GATE_PARTS:
                 if key(gate, part) in arrays:

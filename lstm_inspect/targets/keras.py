@@ -46,24 +46,35 @@ def run_layer(cls: Any, config: Mapping[str, Any], weights: Sequence[np.ndarray]
     return np.asarray(y).transpose(1, 0, 2), np.asarray(c)
 
 
-def run(arrays: Sequence[Mapping[str, np.ndarray]], directions: Sequence[Weights], x: np.ndarray) -> list[Outputs]:
-    """A Keras 3 LSTM per direction, given its export by set_weights, over its own processing order."""
+def outputs(
+    values: Sequence[np.ndarray], x: np.ndarray, activation: str = "tanh", recurrent_activation: str = "sigmoid"
+) -> Outputs:
+    """A Keras 3 LSTM given [kernel, recurrent_kernel(, bias)] by set_weights, run over x [T, B, in]."""
     import keras
     import numpy as np
 
-    outputs = []
-    for index, (layer_arrays, weights) in enumerate(zip(arrays, directions)):
-        dtype = compute_dtype(weights.dtype)
-        values = [np.asarray(layer_arrays[role.key], dtype=dtype) for role in LAYOUT.roles if role.key in layer_arrays]
-        config = {
-            "units": weights.units,
-            "use_bias": "bias" in layer_arrays,
-            "activation": keras_activation(weights.activation),
-            "recurrent_activation": keras_activation(weights.recurrent_activation),
-            "dtype": np.dtype(dtype).name,
-        }
-        outputs.append(run_layer(keras.layers.LSTM, config, values, x if index == 0 else x[::-1]))
-    return outputs
+    dtype = compute_dtype(np.asarray(values[0]).dtype)
+    config = {
+        "units": values[1].shape[0],
+        "use_bias": len(values) == 3,
+        "activation": keras_activation(activation),
+        "recurrent_activation": keras_activation(recurrent_activation),
+        "dtype": np.dtype(dtype).name,
+    }
+    return run_layer(keras.layers.LSTM, config, [np.asarray(v, dtype=dtype) for v in values], x)
+
+
+def run(arrays: Sequence[Mapping[str, np.ndarray]], directions: Sequence[Weights], x: np.ndarray) -> list[Outputs]:
+    """A Keras 3 LSTM per direction, given its export by set_weights, over its own processing order."""
+    return [
+        outputs(
+            [layer_arrays[role.key] for role in LAYOUT.roles if role.key in layer_arrays],
+            x if index == 0 else x[::-1],
+            weights.activation,
+            weights.recurrent_activation,
+        )
+        for index, (layer_arrays, weights) in enumerate(zip(arrays, directions))
+    ]
 
 
 # keras/src/layers/rnn/lstm.py: no peepholes, no projection; any activation, since the arrays carry
@@ -76,6 +87,50 @@ TARGET = Target(
     "arrays for keras.layers.LSTM.set_weights: kernel, recurrent_kernel [, bias]",
     peepholes=False,
     projection="none",
+    check="keras",
     needs=("keras",),
     run=run,
 )
+
+
+# ---- the original file, loaded by the Keras that wrote it (verify's keras-model check) -------------
+
+
+def load_model(path: str, keras_version: str | None = None) -> Any:
+    """The model as the Keras that wrote it loads it: tf_keras for a file that says Keras 1 or 2
+    (the same activation name can mean another function in Keras 3: hard_sigmoid); otherwise
+    Keras 3 first, and tf_keras for a file Keras 3 rejects."""
+    import importlib.util
+
+    has_tf_keras = importlib.util.find_spec("tf_keras") is not None
+    written_by_keras2 = keras_version is not None and not keras_version.startswith("3")
+    if not (written_by_keras2 and has_tf_keras):
+        import keras
+
+        try:
+            return keras.saving.load_model(path, compile=False)
+        except Exception:
+            if not has_tf_keras:
+                raise
+    import tf_keras
+
+    return tf_keras.models.load_model(path, compile=False)
+
+
+def run_original(model: Any, name: str, pair: str | None, direction: str | None, x: np.ndarray) -> Outputs:
+    """One layer of a loaded model (`enc`, or a Bidirectional pair's forward or backward half) built
+    afresh from its own config and weights and run over x in its processing order."""
+    from ..errors import LstmInspectError
+
+    try:
+        if pair is not None:
+            wrapper = model.get_layer(pair)
+            original = wrapper.forward_layer if direction == "forward" else wrapper.backward_layer
+        else:
+            original = model.get_layer(name)
+    except ValueError as e:
+        raise LstmInspectError(f"no layer {name} in the model Keras loaded ({e})") from None
+    try:
+        return run_layer(type(original), original.get_config(), original.get_weights(), x)
+    except Exception as e:  # e.g. CuDNNLSTM, which runs on a GPU only
+        raise LstmInspectError(f"Keras could not run {name}: {type(e).__name__}: {e}".splitlines()[0]) from None

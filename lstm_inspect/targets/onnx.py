@@ -53,6 +53,7 @@ TARGET = Target(
     projection="none",
     activations=frozenset(name for name, a in activations.ACTIVATIONS.items() if a.onnx is not None),
     recurrent_activations=frozenset(name for name, a in activations.ACTIVATIONS.items() if a.onnx is not None),
+    check="onnxruntime",
     needs=("onnx", "onnxruntime"),
     run=run,
 )

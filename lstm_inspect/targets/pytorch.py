@@ -69,6 +69,7 @@ TARGET = Target(
     projection_words="proj_size < hidden_size",
     activations=frozenset({"tanh"}),
     recurrent_activations=frozenset({"sigmoid"}),
+    check="torch",
     needs=("torch",),
     run=run,
 )

@@ -15,4 +15,5 @@ TARGET = Target(
     "w_o_diag, projection/kernel]",
     clips=frozenset({"cell_clip", "proj_clip"}),
     recurrent_activations=frozenset({"sigmoid"}),
+    settable=frozenset({"forget_bias"}),
 )

@@ -9,15 +9,16 @@ batch_size, hidden_size], `Y_h` and `Y_c` [num_directions, batch_size, hidden_si
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .api import Checkpoint
-from .convert import ONNX_ACTIVATIONS, Weights, export_units, to_onnx, weights_of
-from .errors import OutputError, UnsupportedFormat
-from .export import atomic_output, check_output
+from ..activations import ACTIVATIONS
+from ..errors import OutputError
+from .output import atomic_output
+
+if TYPE_CHECKING:
+    from ..weights import Weights
 
 # LSTM-14 is the version that onnxruntime and most converters have run longest; IR 7 is the IR
 # version that introduced opset 14 (onnx/docs/Versioning.md), so older runtimes load the file too.
@@ -25,18 +26,7 @@ OPSET = 14
 IR_VERSION = 7
 
 
-@dataclass
-class OnnxExportResult:
-    path: str
-    layer: str
-    directions: int
-    bytes: int
-
-    def to_dict(self) -> dict:
-        return {"path": self.path, "layer": self.layer, "directions": self.directions, "bytes": self.bytes}
-
-
-def _import_onnx() -> Any:
+def import_onnx() -> Any:
     try:
         import onnx
     except ImportError:
@@ -49,10 +39,12 @@ def _import_onnx() -> Any:
 
 def build_model(directions: Sequence[Weights], name: str) -> Any:
     """The onnx.ModelProto of one LSTM node: forward, or bidirectional for a (forward, backward) pair."""
-    onnx = _import_onnx()
+    onnx = import_onnx()
     from onnx import TensorProto, helper, numpy_helper
 
-    arrays = to_onnx(directions)
+    from ..targets import onnx as target
+
+    arrays = target.TARGET.arrays(directions)
     # float32 whatever the weights: half-precision ones widen to it exactly, and onnxruntime's LSTM
     # runs float only ("LSTM operator does not support double yet"), so float64 ones are rounded.
     dtype, elem_type = np.float32, TensorProto.FLOAT
@@ -63,7 +55,9 @@ def build_model(directions: Sequence[Weights], name: str) -> Any:
     for _ in directions:
         # The operator's f (gates), g (cell input) and h (cell output); numpy_lstm uses `activation` for both g and h.
         for activation in (first.recurrent_activation, first.activation, first.activation):
-            op, alpha, beta = ONNX_ACTIVATIONS[activation]
+            spelled = ACTIVATIONS[activation].onnx
+            assert spelled is not None  # the onnx target refuses the others
+            op, alpha, beta = spelled
             activations.append(op)
             alphas += [] if alpha is None else [alpha]
             betas += [] if beta is None else [beta]
@@ -111,29 +105,10 @@ def build_model(directions: Sequence[Weights], name: str) -> Any:
     return model
 
 
-def write_onnx(path: str, directions: Sequence[Weights], name: str, inputs: Iterable[str] = ()) -> OnnxExportResult:
+def write_onnx(path: str, directions: Sequence[Weights], name: str, inputs: Iterable[str] = ()) -> int:
     """Write the model of one layer or pair to `path`, atomically, never over one of `inputs`
-    (export.atomic_output: a full disk is an OutputError, and nothing is left behind)."""
+    (writers/output.py: a full disk is an OutputError, and nothing is left behind); its size."""
     data = build_model(directions, name).SerializeToString()
     with atomic_output(path, inputs) as f:
         f.write(data)
-    return OnnxExportResult(path, name, len(directions), len(data))
-
-
-def export_onnx(ckpt: Checkpoint, path: str, names: Iterable[str] = ()) -> OnnxExportResult:
-    """Write the .onnx model of the one layer or bidirectional pair selected by `names`."""
-    units = export_units(ckpt, "onnx", names)
-    if len(units) != 1:
-        listed = ", ".join(unit.name for unit in units)
-        raise UnsupportedFormat(
-            f"{ckpt.path}: an .onnx model holds one LSTM layer or bidirectional pair, and {len(units)} are "
-            f"selected ({listed}); choose one with --layer, or write all of them as arrays with -o OUT.npz"
-        )
-    _import_onnx()
-    check_output(path, ckpt.store.files())  # before reading the weights; atomic_output checks again
-    (unit,) = units
-    try:
-        return write_onnx(path, [weights_of(layer) for layer in unit.layers], unit.name, ckpt.store.files())
-    finally:
-        for layer in unit.layers:
-            layer.release()
+    return len(data)

@@ -1,5 +1,6 @@
-"""Export layouts: where each gate lands, forget-bias folding, exact round trips, refusals, and on
-every fixture each layout loaded by its own framework reproducing the framework's saved outputs."""
+"""Export targets: where each gate lands, forget-bias folding, exact round trips, refusals, and on
+every fixture each target's export loaded by its own framework reproducing the framework's saved
+outputs."""
 
 from __future__ import annotations
 
@@ -10,25 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 import lstm_inspect
-from lstm_inspect import convert
+from lstm_inspect import activations, export
 from lstm_inspect.api import Checkpoint
 from lstm_inspect.cli import main
-from lstm_inspect.convert import (
-    Weights,
-    from_keras,
-    from_onnx,
-    from_pytorch,
-    from_tensorflow,
-    layout_arrays,
-    normalize,
-    to_keras,
-    to_onnx,
-    to_pytorch,
-    to_tensorflow,
-)
 from lstm_inspect.errors import UnsupportedFormat
-from lstm_inspect.export import write_npz
-from lstm_inspect.numpy_lstm import ACTIVATIONS
+from lstm_inspect.targets import TARGETS
+from lstm_inspect.weights import Weights, normalize
+from lstm_inspect.writers.npz import write_npz
 
 from .conftest import FIXTURES, manifest
 from .test_slicer import MemoryStore
@@ -62,22 +51,57 @@ def make_weights(
         if peepholes and gate != "cell":
             blocks["peephole"] = rng.normal(size=U).astype(np.float32)
         gates[gate] = blocks
-    proj = rng.normal(size=(U, projection)).astype(np.float32) if projection else None
-    return Weights(name, gates, proj, forget_bias)
+    blocks = {(gate, part): block for gate, parts in gates.items() for part, block in parts.items()}
+    if projection:
+        blocks[(None, "projection")] = rng.normal(size=(U, projection)).astype(np.float32)
+    return Weights(name, blocks, forget_bias=forget_bias)
+
+
+def to(target: str, *directions: Weights, forget_bias: float | None = None) -> dict[str, np.ndarray]:
+    """A target's arrays for one layer or pair (Target.arrays), refused as an export would be."""
+    chosen = TARGETS[target]
+    for weights in directions:
+        reason = chosen.refusal(features(weights))
+        if reason is not None:
+            raise UnsupportedFormat(f"{weights.name}: cannot export to --layout {target}: {reason}")
+    return chosen.arrays(list(directions), forget_bias)
+
+
+def back(target: str, arrays: dict[str, np.ndarray], count: int = 1, forget_bias: float | None = None) -> list:
+    return TARGETS[target].read(arrays, ["layer"] * count, forget_bias)
+
+
+def features(weights: Weights):
+    from lstm_inspect.targets import Features
+
+    projection = weights.projection
+    return Features(
+        weights.peepholes,
+        None if projection is None else int(projection.shape[1]),
+        weights.units,
+        weights.activation,
+        weights.recurrent_activation,
+    )
+
+
+def part(weights: Weights, gate: str, name: str) -> np.ndarray:
+    block = weights.block(gate, name)
+    assert block is not None, (gate, name)
+    return block
 
 
 def assert_same_weights(got: Weights, expected: Weights) -> None:
     """Every block equal, bit for bit; an absent bias counts as zeros (what nn.LSTM and ONNX store)."""
     assert got.forget_bias == expected.forget_bias
     for gate in GATES:
-        parts = set(got.gates[gate]) | set(expected.gates[gate])
-        for part in parts:
-            a, b = got.gates[gate].get(part), expected.gates[gate].get(part)
-            if part in ("bias", "recurrent_bias"):
+        names = {p for g, p in got.blocks if g == gate} | {p for g, p in expected.blocks if g == gate}
+        for name in names:
+            a, b = got.block(gate, name), expected.block(gate, name)
+            if name in ("bias", "recurrent_bias"):
                 a = np.zeros(U, np.float32) if a is None else a
                 b = np.zeros(U, np.float32) if b is None else b
-            assert a is not None and b is not None, (gate, part)
-            assert a.dtype == b.dtype and np.array_equal(a, b), (gate, part)
+            assert a is not None and b is not None, (gate, name)
+            assert a.dtype == b.dtype and np.array_equal(a, b), (gate, name)
     if expected.projection is None:
         assert got.projection is None
     else:
@@ -89,63 +113,63 @@ def assert_same_weights(got: Weights, expected: Weights) -> None:
 
 def test_pytorch_rows_are_i_f_g_o_and_bidirectional_keys():
     fw, bw = make_weights(seed=1, projection=P), make_weights(seed=2, projection=P)
-    out = to_pytorch([fw, bw])
+    out = to("pytorch", fw, bw)
     assert sorted(out) == sorted(
         f"{k}{s}" for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr") for s in ("_l0", "_l0_reverse")
     )
     assert out["weight_ih_l0"].shape == (4 * U, IN) and out["weight_hh_l0"].shape == (4 * U, P)
     for row, gate in enumerate(("input", "forget", "cell", "output")):
-        np.testing.assert_array_equal(out["weight_ih_l0"][row * U : (row + 1) * U], fw.gates[gate]["kernel"].T)
+        np.testing.assert_array_equal(out["weight_ih_l0"][row * U : (row + 1) * U], part(fw, gate, "kernel").T)
         np.testing.assert_array_equal(
-            out["weight_hh_l0_reverse"][row * U : (row + 1) * U], bw.gates[gate]["recurrent"].T
+            out["weight_hh_l0_reverse"][row * U : (row + 1) * U], part(bw, gate, "recurrent").T
         )
-        np.testing.assert_array_equal(out["bias_ih_l0"][row * U : (row + 1) * U], fw.gates[gate]["bias"])
+        np.testing.assert_array_equal(out["bias_ih_l0"][row * U : (row + 1) * U], part(fw, gate, "bias"))
     np.testing.assert_array_equal(out["bias_hh_l0"], np.zeros(4 * U, np.float32))
     np.testing.assert_array_equal(out["weight_hr_l0"], fw.projection.T)
 
 
 def test_onnx_rows_are_i_o_f_c_peepholes_i_o_f_and_biases_input_then_recurrent():
     w = make_weights(recurrent_bias=True, peepholes=True)
-    out = to_onnx([w])
+    out = to("onnx", w)
     assert out["W"].shape == (1, 4 * U, IN) and out["R"].shape == (1, 4 * U, U)
     assert out["B"].shape == (1, 8 * U) and out["P"].shape == (1, 3 * U)
     for row, gate in enumerate(("input", "output", "forget", "cell")):
-        np.testing.assert_array_equal(out["W"][0, row * U : (row + 1) * U], w.gates[gate]["kernel"].T)
-        np.testing.assert_array_equal(out["B"][0, row * U : (row + 1) * U], w.gates[gate]["bias"])
+        np.testing.assert_array_equal(out["W"][0, row * U : (row + 1) * U], part(w, gate, "kernel").T)
+        np.testing.assert_array_equal(out["B"][0, row * U : (row + 1) * U], part(w, gate, "bias"))
         np.testing.assert_array_equal(
-            out["B"][0, 4 * U + row * U : 4 * U + (row + 1) * U], w.gates[gate]["recurrent_bias"]
+            out["B"][0, 4 * U + row * U : 4 * U + (row + 1) * U], part(w, gate, "recurrent_bias")
         )
     for row, gate in enumerate(("input", "output", "forget")):
-        np.testing.assert_array_equal(out["P"][0, row * U : (row + 1) * U], w.gates[gate]["peephole"])
+        np.testing.assert_array_equal(out["P"][0, row * U : (row + 1) * U], part(w, gate, "peephole"))
 
 
 def test_keras_columns_are_i_f_c_o_and_cudnn_biases_are_summed():
     w = make_weights(recurrent_bias=True)
-    out = to_keras(w)
+    out = to("keras", w)
     assert {k: v.shape for k, v in out.items()} == {
         "kernel": (IN, 4 * U),
         "recurrent_kernel": (U, 4 * U),
         "bias": (4 * U,),
     }
     for col, gate in enumerate(("input", "forget", "cell", "output")):
-        np.testing.assert_array_equal(out["kernel"][:, col * U : (col + 1) * U], w.gates[gate]["kernel"])
-        np.testing.assert_array_equal(out["recurrent_kernel"][:, col * U : (col + 1) * U], w.gates[gate]["recurrent"])
+        np.testing.assert_array_equal(out["kernel"][:, col * U : (col + 1) * U], part(w, gate, "kernel"))
+        np.testing.assert_array_equal(out["recurrent_kernel"][:, col * U : (col + 1) * U], part(w, gate, "recurrent"))
         np.testing.assert_array_equal(
-            out["bias"][col * U : (col + 1) * U], w.gates[gate]["bias"] + w.gates[gate]["recurrent_bias"]
+            out["bias"][col * U : (col + 1) * U], part(w, gate, "bias") + part(w, gate, "recurrent_bias")
         )
 
 
 def test_tensorflow_kernel_is_input_then_recurrent_rows_in_i_j_f_o():
     w = make_weights(peepholes=True, projection=P, forget_bias=1.0)
-    out = to_tensorflow(w)
+    out = to("tensorflow", w)
     assert sorted(out) == ["bias", "kernel", "projection/kernel", "w_f_diag", "w_i_diag", "w_o_diag"]
     assert out["kernel"].shape == (IN + P, 4 * U)
     for col, gate in enumerate(("input", "cell", "forget", "output")):
-        np.testing.assert_array_equal(out["kernel"][:IN, col * U : (col + 1) * U], w.gates[gate]["kernel"])
-        np.testing.assert_array_equal(out["kernel"][IN:, col * U : (col + 1) * U], w.gates[gate]["recurrent"])
+        np.testing.assert_array_equal(out["kernel"][:IN, col * U : (col + 1) * U], part(w, gate, "kernel"))
+        np.testing.assert_array_equal(out["kernel"][IN:, col * U : (col + 1) * U], part(w, gate, "recurrent"))
         # Source and target cells both add 1.0: the bias is untouched.
-        np.testing.assert_array_equal(out["bias"][col * U : (col + 1) * U], w.gates[gate]["bias"])
-    np.testing.assert_array_equal(out["w_f_diag"], w.gates["forget"]["peephole"])
+        np.testing.assert_array_equal(out["bias"][col * U : (col + 1) * U], part(w, gate, "bias"))
+    np.testing.assert_array_equal(out["w_f_diag"], part(w, "forget", "peephole"))
     np.testing.assert_array_equal(out["projection/kernel"], w.projection)
 
 
@@ -154,32 +178,32 @@ def test_tensorflow_kernel_is_input_then_recurrent_rows_in_i_j_f_o():
 
 def test_runtime_forget_bias_is_folded_into_the_input_side_forget_bias():
     tf1 = make_weights(forget_bias=1.0, recurrent_bias=True)
-    b_f = tf1.gates["forget"]["bias"]
-    out = to_pytorch([tf1])
+    b_f = part(tf1, "forget", "bias")
+    out = to("pytorch", tf1)
     np.testing.assert_array_equal(out["bias_ih_l0"][U : 2 * U], b_f + np.float32(1.0))
-    np.testing.assert_array_equal(out["bias_hh_l0"][U : 2 * U], tf1.gates["forget"]["recurrent_bias"])
-    np.testing.assert_array_equal(out["bias_ih_l0"][:U], tf1.gates["input"]["bias"])
-    np.testing.assert_array_equal(to_onnx([tf1])["B"][0, 2 * U : 3 * U], b_f + np.float32(1.0))
-    rb_f = tf1.gates["forget"]["recurrent_bias"]
-    np.testing.assert_array_equal(to_keras(tf1)["bias"][U : 2 * U], b_f + rb_f + np.float32(1.0))
+    np.testing.assert_array_equal(out["bias_hh_l0"][U : 2 * U], part(tf1, "forget", "recurrent_bias"))
+    np.testing.assert_array_equal(out["bias_ih_l0"][:U], part(tf1, "input", "bias"))
+    np.testing.assert_array_equal(to("onnx", tf1)["B"][0, 2 * U : 3 * U], b_f + np.float32(1.0))
+    rb_f = part(tf1, "forget", "recurrent_bias")
+    np.testing.assert_array_equal(to("keras", tf1)["bias"][U : 2 * U], b_f + rb_f + np.float32(1.0))
 
 
 def test_tensorflow_target_subtracts_the_forget_bias_its_cell_adds():
     keras_weights = make_weights(forget_bias=0.0)
-    b_f = keras_weights.gates["forget"]["bias"]
-    np.testing.assert_array_equal(to_tensorflow(keras_weights)["bias"][2 * U : 3 * U], b_f - np.float32(1.0))
-    np.testing.assert_array_equal(to_tensorflow(keras_weights, forget_bias=0.0)["bias"][2 * U : 3 * U], b_f)
+    b_f = part(keras_weights, "forget", "bias")
+    np.testing.assert_array_equal(to("tensorflow", keras_weights)["bias"][2 * U : 3 * U], b_f - np.float32(1.0))
+    np.testing.assert_array_equal(to("tensorflow", keras_weights, forget_bias=0.0)["bias"][2 * U : 3 * U], b_f)
     np.testing.assert_array_equal(
-        to_tensorflow(keras_weights, forget_bias=0.5)["bias"][2 * U : 3 * U], b_f - np.float32(0.5)
+        to("tensorflow", keras_weights, forget_bias=0.5)["bias"][2 * U : 3 * U], b_f - np.float32(0.5)
     )
 
 
 def test_a_forget_bias_without_a_stored_bias_creates_one():
     w = make_weights(bias=False, forget_bias=1.0)
-    out = to_keras(w)
+    out = to("keras", w)
     np.testing.assert_array_equal(out["bias"], np.repeat(np.array([0, 1, 0, 0], np.float32), U))
-    assert "bias" not in to_keras(make_weights(bias=False)) and "bias_ih_l0" not in to_pytorch(
-        [make_weights(bias=False)]
+    assert "bias" not in to("keras", make_weights(bias=False)) and "bias_ih_l0" not in to(
+        "pytorch", make_weights(bias=False)
     )
 
 
@@ -195,10 +219,8 @@ VARIANTS = {
     "peepholes-projection": {"peepholes": True, "projection": P, "forget_bias": 1.0},
 }
 CODECS = {
-    "pytorch": (lambda w: to_pytorch([w]), lambda a: from_pytorch(a)[0]),
-    "onnx": (lambda w: to_onnx([w]), lambda a: from_onnx(a)[0]),
-    "keras": (to_keras, from_keras),
-    "tensorflow": (to_tensorflow, from_tensorflow),
+    target: (lambda w, target=target: to(target, w), lambda a, target=target: back(target, a)[0])
+    for target in ("pytorch", "onnx", "keras", "tensorflow")
 }
 
 
@@ -223,12 +245,13 @@ def test_round_trips_are_exact(target, variant):
     arrays = encode(w)
     # gates → layout → gates: exactly the blocks the target holds (the source's, when the
     # target has as many biases and the same runtime forget bias) ...
-    back = decode(arrays)
-    assert_same_weights(back, normalize(w, target))
-    if not w.has("recurrent_bias") and w.forget_bias == convert.runtime_forget_bias(target):
-        assert_same_weights(back, w)
+    read = decode(arrays)
+    chosen = TARGETS[target]
+    assert_same_weights(read, normalize(w, chosen.layout, chosen.runtime_forget_bias))
+    if not w.has("recurrent_bias") and w.forget_bias == chosen.runtime_forget_bias:
+        assert_same_weights(read, w)
     # ... and layout → gates → layout: the same arrays, bit for bit.
-    again = encode(back)
+    again = encode(read)
     assert sorted(again) == sorted(arrays)
     for key in arrays:
         assert np.array_equal(again[key], arrays[key]), key
@@ -236,8 +259,8 @@ def test_round_trips_are_exact(target, variant):
 
 def test_bidirectional_round_trips_keep_the_direction_order():
     fw, bw = make_weights(seed=1), make_weights(seed=2)
-    for encode, decode in ((to_pytorch, from_pytorch), (to_onnx, from_onnx)):
-        back_fw, back_bw = decode(encode([fw, bw]))
+    for target in ("pytorch", "onnx"):
+        back_fw, back_bw = back(target, to(target, fw, bw), count=2)
         assert_same_weights(back_fw, fw)
         assert_same_weights(back_bw, bw)
 
@@ -303,25 +326,36 @@ def test_keras3_hard_sigmoid_is_refused_by_pytorch_and_tensorflow_but_not_onnx_o
 @pytest.mark.parametrize("name", ["hard_sigmoid", "hard_sigmoid_keras3"])
 def test_onnx_hard_sigmoid_computes_what_numpy_lstm_computes(name):
     # onnx/defs/math/defs.cc HardSigmoid: max(0, min(1, alpha * x + beta)).
-    op, alpha, beta = convert.ONNX_ACTIVATIONS[name]
+    op, alpha, beta = activations.ACTIVATIONS[name].onnx
     x = np.linspace(-8.0, 8.0, 1601)
     assert op == "HardSigmoid"
-    np.testing.assert_allclose(np.clip(alpha * x + beta, 0.0, 1.0), ACTIVATIONS[name](x), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        np.clip(alpha * x + beta, 0.0, 1.0), activations.numpy_function(name)(x), rtol=0, atol=1e-12
+    )
 
 
 def test_hard_sigmoid_keras3_is_keras3_own_and_keras_runs_both():
     pytest.importorskip("keras")
     import keras
 
-    from lstm_inspect.verify import keras_activation
+    from lstm_inspect.targets.keras import keras_activation
 
     x = np.linspace(-8.0, 8.0, 1601).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(keras.ops.hard_sigmoid(x)), ACTIVATIONS["hard_sigmoid_keras3"](x), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(keras.ops.hard_sigmoid(x)), activations.numpy_function("hard_sigmoid_keras3")(x), atol=1e-6
+    )
     # The two differ by up to 1/12 (at |x| = 2.5, where Keras 2's saturates).
-    assert np.abs(ACTIVATIONS["hard_sigmoid"](x) - ACTIVATIONS["hard_sigmoid_keras3"](x)).max() > 0.08
+    assert (
+        np.abs(
+            activations.numpy_function("hard_sigmoid")(x) - activations.numpy_function("hard_sigmoid_keras3")(x)
+        ).max()
+        > 0.08
+    )
     for name in ("hard_sigmoid", "hard_sigmoid_keras3"):
         function = keras.activations.get(keras_activation(name))
-        np.testing.assert_allclose(np.asarray(function(x)), ACTIVATIONS[name](x), atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(
+            np.asarray(function(x)), activations.numpy_function(name)(x), atol=1e-6, err_msg=name
+        )
 
 
 def test_bidirectional_halves_that_differ_are_refused_as_one_layer():
@@ -400,18 +434,29 @@ def test_cli_tensorflow_target_forget_bias(tmp_path):
     np.testing.assert_array_equal(b0[:128], b1[:128])
 
 
+def test_cli_export_refusal_leaves_no_file(tmp_path):
+    path = str(FIXTURES / "tf1_peephole_proj" / "model.ckpt")
+    result = run("export", path, "--layout", "pytorch", "-o", str(tmp_path / "x.npz"))
+    assert_clean_error(result, "rnn/lstm_cell", "torch.nn.LSTM has no peephole connections")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
-    ("args", "fragments"),
+    ("args", "fragment"),
     [
-        (["--layout", "pytorch"], ["rnn/lstm_cell", "torch.nn.LSTM has no peephole connections"]),
-        (["--layout", "caffe"], ["unknown layout 'caffe'", "pytorch"]),
-        (["--layout", "keras", "--gate", "forget"], ["--gate applies to --layout gates only"]),
-        (["--layout", "keras", "--target-forget-bias", "0"], ["--target-forget-bias applies to --layout tensorflow"]),
+        (["--layout", "caffe"], "Invalid value for '--layout': 'caffe' is not one of 'gates', 'pytorch'"),
+        (["--layout", "keras", "--gate", "forget"], "--gate applies to --layout gates only"),
+        (["--layout", "keras", "--target-forget-bias", "0"], "--target-forget-bias applies to --layout tensorflow"),
     ],
 )
-def test_cli_export_errors_leave_no_file(tmp_path, args, fragments):
+def test_cli_export_usage_errors_exit_2_and_leave_no_file(tmp_path, args, fragment):
+    # What the flags ask for does not fit: click's usage error (exit 2), whether click or the
+    # library finds it (errors.UsageError).
     path = str(FIXTURES / "tf1_peephole_proj" / "model.ckpt")
-    assert_clean_error(run("export", path, *args, "-o", str(tmp_path / "x.npz")), *fragments)
+    result = run("export", path, *args, "-o", str(tmp_path / "x.npz"))
+    assert result.exit_code == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and fragment in last
     assert list(tmp_path.iterdir()) == []
 
 
@@ -457,15 +502,24 @@ def check_unit_outputs(entry, unit, reference, run_on):
         )
 
 
-def export_npz(ckpt, target, tmp_path, **kwargs):
+def layout_arrays(ckpt, target, names=(), forget_bias=None):
+    chosen = TARGETS[target]
+    return export.arrays(export.export_units(ckpt, chosen, names), chosen, forget_bias)
+
+
+def export_npz(ckpt, target, tmp_path, forget_bias=None):
     path = tmp_path / f"{target}.npz"
-    write_npz(str(path), layout_arrays(ckpt, target, **kwargs))
+    write_npz(str(path), layout_arrays(ckpt, target, forget_bias=forget_bias))
     return dict(np.load(path))
+
+
+def export_units(ckpt, target):
+    return export.export_units(ckpt, TARGETS[target])
 
 
 def refused(ckpt, target):
     try:
-        convert.export_units(ckpt, target)
+        export_units(ckpt, target)
     except UnsupportedFormat:
         return True
     return False
@@ -474,7 +528,7 @@ def refused(ckpt, target):
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 def test_pytorch_export_run_by_torch_reproduces_the_fixture(entry, tmp_path):
     pytest.importorskip("torch")
-    from lstm_inspect.verify import torch_outputs
+    from lstm_inspect.targets.pytorch import run as torch_outputs
 
     reference = np.load(FIXTURES / entry["reference"])
     with load_fixture(entry) as ckpt:
@@ -482,28 +536,27 @@ def test_pytorch_export_run_by_torch_reproduces_the_fixture(entry, tmp_path):
             assert any(lay["peepholes"] or lay["recurrent_activation"] != "sigmoid" for lay in entry["layers"])
             return
         arrays = export_npz(ckpt, "pytorch", tmp_path)
-        units = convert.export_units(ckpt, "pytorch")
+        units = export_units(ckpt, "pytorch")
         for unit in units:
             prefix = f"{unit.name}/" if len(units) > 1 else ""
             state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            check_unit_outputs(entry, unit, reference, lambda x, state=state: torch_outputs(state, x))
+            check_unit_outputs(entry, unit, reference, lambda x, state=state: torch_outputs([state], [], x))
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 def test_onnx_model_run_by_onnxruntime_reproduces_the_fixture(entry, tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from lstm_inspect.onnx_model import export_onnx
-    from lstm_inspect.verify import onnxruntime_outputs
+    from lstm_inspect.targets.onnx import run_model as onnxruntime_outputs
 
     reference = np.load(FIXTURES / entry["reference"])
     with load_fixture(entry) as ckpt:
         if refused(ckpt, "onnx"):
             assert any(lay["projection"] for lay in entry["layers"])
             return
-        for unit in convert.export_units(ckpt, "onnx"):
+        for unit in export_units(ckpt, "onnx"):
             path = tmp_path / f"{len(os.listdir(tmp_path))}.onnx"
-            export_onnx(ckpt, str(path), [unit.name])
+            ckpt.export(str(path), "onnx", [unit.name])
             check_unit_outputs(entry, unit, reference, lambda x, path=path: onnxruntime_outputs(str(path), x))
         # The npz form holds the same W, R, B the model does.
         arrays = export_npz(ckpt, "onnx", tmp_path)
@@ -513,7 +566,7 @@ def test_onnx_model_run_by_onnxruntime_reproduces_the_fixture(entry, tmp_path):
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 def test_keras_export_set_into_keras3_reproduces_the_fixture(entry, tmp_path):
     pytest.importorskip("keras")
-    from lstm_inspect.verify import keras_outputs
+    from lstm_inspect.targets.keras import outputs as keras_outputs
 
     reference = np.load(FIXTURES / entry["reference"])
     with load_fixture(entry) as ckpt:
@@ -571,7 +624,7 @@ def test_tensorflow_export_loaded_into_tf1_cells_reproduces_the_fixture(entry, t
         if refused(ckpt, "tensorflow"):
             assert any(lay["recurrent_activation"] != "sigmoid" for lay in entry["layers"])
             return
-        arrays = export_npz(ckpt, "tensorflow", tmp_path, tensorflow_forget_bias=target_forget_bias)
+        arrays = export_npz(ckpt, "tensorflow", tmp_path, forget_bias=target_forget_bias)
         for expected in entry["layers"]:
             name = expected["name"]
             variables = {k[len(name) + 1 :]: v for k, v in arrays.items() if k.startswith(f"{name}/")}
