@@ -49,6 +49,8 @@ BENCH = Path(__file__).resolve().parent
 LSTM_INSPECT = [shutil.which("lstm-inspect", path=os.path.dirname(sys.executable)) or "lstm-inspect"]
 # The layer that `split`, single-layer `export` and the TensorFlow single-tensor tools read.
 SPLIT_LAYER = "layer_10/lstm_cell"
+# The wide checkpoint's LSTMCell units and inputs (issue #13's big layers).
+WIDE_UNITS = 2048
 SHARDS = 4
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 MiB = 2**20
@@ -167,7 +169,30 @@ def make_many(out: Path, scale: float) -> None:
     )
 
 
-MAKERS = {"small": make_small, "big": make_big, "keras": make_keras, "many": make_many}
+def make_wide(out: Path, scale: float) -> None:
+    """Two LSTMCell(2048) layers on 2048 inputs (issue #13): each kernel [4096, 8192] float32,
+    128 MiB, the largest tensor; written as TF1 graph code saves a MultiRNNCell."""
+    import tensorflow as tf
+
+    v1, rng = tf.compat.v1, np.random.default_rng(4)
+    units = WIDE_UNITS
+    with tf.Graph().as_default():
+        variables = []
+        for k in range(2):
+            scope = f"rnn/multi_rnn_cell/cell_{k}/lstm_cell"
+            variables.append(v1.get_variable(f"{scope}/kernel", (2 * units, 4 * units), initializer=v1.zeros_initializer()))
+            variables.append(v1.get_variable(f"{scope}/bias", (4 * units,), initializer=v1.zeros_initializer()))
+        v1.train.get_or_create_global_step()
+        value = v1.placeholder(tf.float32)
+        assigns = [v.assign(value) for v in variables]
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            for variable, assign in zip(variables, assigns):
+                sess.run(assign, {value: rng.standard_normal(variable.shape.as_list(), np.float32) * 0.02})
+            v1.train.Saver().save(sess, str(out / "model.ckpt"), write_meta_graph=False)
+
+
+MAKERS = {"small": make_small, "big": make_big, "keras": make_keras, "many": make_many, "wide": make_wide}
 SCALED = {"big", "keras"}  # --scale shrinks these; the small and the 20,000-tensor inputs never change
 
 

@@ -277,12 +277,15 @@ class Layer:
         blocks = [b for b in self.blocks() if b.part == "projection"]
         return self.read(blocks[0]) if blocks else None
 
-    def weights(self) -> Weights:
-        """The layer's canonical blocks, with what its cell computes (call release() when done)."""
+    def weights(self, views: bool = False) -> Weights:
+        """The layer's canonical blocks, with what its cell computes (call release() when done).
+        views: the blocks as views of the stored tensors where numpy can make them (see view):
+        nothing is copied, and a tensor read through a memory map may be read-only."""
         from .weights import Weights
 
         activation, recurrent = self.activations()
-        blocks = {(block.gate, block.part): self.read(block) for block in self.blocks()}
+        take = self.view if views else self.read
+        blocks = {(block.gate, block.part): take(block) for block in self.blocks()}
         return Weights(
             self.name, blocks, self.layout.cell, self.forget_bias, activation, recurrent, settings=self.clips()
         )
@@ -293,7 +296,9 @@ class Layer:
             self._tensor(name)
 
     def release(self) -> None:
-        """Forget the tensors read so far (exports of many layers call this to bound memory)."""
+        """Forget the tensors read so far (exports of many layers call this to bound memory). A
+        tensor the reader mapped from its file is unmapped once no view of it is left (numpy
+        keeps the mapping alive while a view of it lives, so that no view can outlive its bytes)."""
         self._values.clear()
 
 
@@ -423,12 +428,21 @@ class Checkpoint:
 
         return export(self, output, layout, layers, gates, target_forget_bias, progress, replace, stream)
 
-    def verify(self, layers: Iterable[str] = (), seed: int = 0, steps: int = 5, batch: int = 3) -> VerifyResult:
+    def verify(
+        self,
+        layers: Iterable[str] = (),
+        seed: int = 0,
+        steps: int = 5,
+        batch: int = 3,
+        frameworks: Iterable[str] | None = None,
+        progress: Progress | None = None,
+    ) -> VerifyResult:
         """Every layer run over a seeded random input by the numpy LSTM, every export read back and
-        the frameworks that are installed; see verify.verify."""
-        from .verify import verify
+        the frameworks that are installed (or those of `frameworks`; [] for none); see verify.verify."""
+        from .verify import FRAMEWORKS, verify
 
-        return verify(self, layers, seed=seed, steps=steps, batch=batch)
+        chosen = FRAMEWORKS if frameworks is None else frameworks
+        return verify(self, layers, seed=seed, steps=steps, batch=batch, frameworks=chosen, progress=progress)
 
     def iter_blocks(
         self, layers: Iterable[str] = (), gates: Iterable[str] = (), parts: Iterable[str] = ()

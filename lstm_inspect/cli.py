@@ -199,19 +199,42 @@ _gate_option = click.option(
 
 
 @contextmanager
-def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr while an export runs, only when stderr is a terminal; the export
-    says how many elements it writes in all with each advance."""
+def _progress_bar(enabled: bool, doing: str = "exporting") -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr while a command runs, only when stderr is a terminal; the command
+    calls it with (bytes just done, bytes in all) as it goes (export.Progress)."""
     if not (enabled and sys.stderr.isatty()):
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = (TextColumn("exporting"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn())
+    columns = (
+        TextColumn(doing),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        DownloadColumn(binary_units=True),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("export", total=None)
-        yield lambda elements, total: bar.update(task, total=max(total, 1), advance=elements)
+        task = bar.add_task(doing, total=None)
+        yield lambda done, total: bar.update(task, total=max(total, 1), advance=done)
+
+
+def _one_blas_thread() -> None:
+    """Ask numpy's BLAS for one thread, before numpy loads, in this process only: an export does
+    no linear algebra, and OpenBLAS starts a thread per core at load (which costs start-up time
+    and memory). A limit the user set is kept; children get the environment as it was."""
+    if "numpy" in sys.modules:
+        return
+    limits = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    added = [name for name in limits if name not in os.environ]
+    for name in added:
+        os.environ[name] = "1"
+    try:
+        import numpy  # noqa: F401  # loads its BLAS, which reads the limits now
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def _open(path: str, forget_bias: float | None, no_verify: bool) -> Any:
@@ -337,6 +360,7 @@ def export(
     """Write the LSTM layers' weights to an .npz file (atomically): the gate blocks, or in the
     layout of PyTorch, ONNX, Keras or TensorFlow; or one layer as an .onnx model."""
     with _errors():
+        _one_blas_thread()
         from .errors import OutputError
         from .writers.output import default_output, output_format
 
@@ -395,6 +419,16 @@ def _stdout_binary() -> Iterator[IO[bytes]]:
     show_default=True,
     help="Seed of the random input sequence (numpy's: 0 or more).",
 )
+@click.option(
+    "--framework",
+    "frameworks",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this framework's check (repeatable): "
+    + ", ".join([*(t.check for t in TARGETS.values() if t.check), "keras-model"])
+    + "; none for numpy's checks only (default: every installed one).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Show no progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 def verify_command(
     path: str,
@@ -402,6 +436,8 @@ def verify_command(
     no_verify: bool,
     layers: tuple[str, ...],
     seed: int,
+    frameworks: tuple[str, ...],
+    quiet: bool,
     as_json: bool,
 ) -> None:
     """Run each layer over a seeded random input with the numpy LSTM on its split blocks, on every
@@ -410,8 +446,9 @@ def verify_command(
     file, the first 16 layers of each structure are run and the others only read; --layer runs
     every layer it names."""
     with _errors():
-        with _open(path, forget_bias, no_verify) as ckpt:
-            result = ckpt.verify(layers, seed=seed)
+        chosen = None if not frameworks else [f for f in frameworks if f != "none"]
+        with _open(path, forget_bias, no_verify) as ckpt, _progress_bar(not quiet, "verifying") as progress:
+            result = ckpt.verify(layers, seed=seed, frameworks=chosen, progress=progress)
         _show(result, as_json)
         failures = result.failures()
         if failures:

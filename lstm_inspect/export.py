@@ -5,7 +5,10 @@ layer or pair (writers/onnx_model.py).
 Layers are exported as units: one layer, or for a target that holds both directions in one layer
 (Target.paired) a bidirectional pair, forward half first. Every unit is checked against what the
 target can express before anything is read or written, and read one unit at a time, its tensors
-released before the next: memory stays one unit's tensors.
+released before the next. Every layout's arrays are made a piece at a time from views of the
+stored tensors (slicer.Packed; the gates layout's blocks are such views themselves), and the
+writer copies each piece out as it goes: memory stays one unit's tensors (memory maps, for a
+local TF checkpoint) and a few pieces.
 """
 
 from __future__ import annotations
@@ -24,7 +27,11 @@ from .writers.output import check_output, output_format
 if TYPE_CHECKING:
     import numpy as np
 
-# Called with (elements just written, elements in all) as an export goes.
+    from .writers.npz import Streamable
+
+# Called with (bytes just written, bytes in all) as an export goes, after each piece written. The
+# total starts as the selected layers' stored bytes and is made exact as each unit is read (a
+# target may add zero biases, a gate selection writes less, bfloat16 is written as float32).
 Progress = Callable[[int, int], None]
 
 
@@ -60,27 +67,62 @@ def export_units(ckpt: Checkpoint, layout: Target, names: Iterable[str] = ()) ->
 
 
 def unit_arrays(
-    unit: ExportUnit, layout: Target, runtime_forget_bias: float | None = None, gates: Iterable[str] = ()
-) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    unit: ExportUnit,
+    layout: Target,
+    runtime_forget_bias: float | None = None,
+    gates: Iterable[str] = (),
+    keep: bool = False,
+) -> Iterator[tuple[str, Mapping[str, Streamable]]]:
     """(exported layer name, its arrays) for one unit: the unit's name once for a paired target,
-    each layer's otherwise. Reads the unit's tensors and releases them when done."""
+    each layer's otherwise. Reads the unit's tensors and releases them when done, unless `keep`."""
     try:
         yield from layout.unit_arrays(unit, runtime_forget_bias, {resolve_gate(g) for g in gates})
     finally:
-        for layer in unit.layers:
-            layer.release()
+        if not keep:
+            for layer in unit.layers:
+                layer.release()
 
 
 def arrays(
-    units: Sequence[ExportUnit], layout: Target, runtime_forget_bias: float | None = None, gates: Iterable[str] = ()
-) -> Iterator[tuple[str, np.ndarray]]:
+    units: Sequence[ExportUnit],
+    layout: Target,
+    runtime_forget_bias: float | None = None,
+    gates: Iterable[str] = (),
+    planned: Callable[[int, int], None] | None = None,
+    keep: bool = False,
+) -> Iterator[tuple[str, Streamable]]:
     """(key, array) of an export, one unit at a time: `L/<key>` per exported layer L, except that a
-    target whose single unit loads as it is (Target.unprefixed_single) gets no prefix."""
+    target whose single unit loads as it is (Target.unprefixed_single) gets no prefix. An array is
+    a numpy array or a slicer.Packed (see writers/npz.py write_npz), valid until the next unit's.
+
+    planned: called with (unit's position, bytes its arrays hold) once a unit is read, before its
+    arrays are handed on. keep: leave the units' tensors read (see unit_arrays)."""
     prefixed = not (layout.unprefixed_single and len(units) == 1)
-    for unit in units:
-        for name, layer_arrays in unit_arrays(unit, layout, runtime_forget_bias, gates):
-            for key, array in layer_arrays.items():
-                yield (f"{name}/{key}" if prefixed else key), array
+    for position, unit in enumerate(units):
+        yield from _unit_items(unit, position, layout, runtime_forget_bias, gates, planned, prefixed, keep)
+
+
+def _unit_items(
+    unit: ExportUnit,
+    position: int,
+    layout: Target,
+    runtime_forget_bias: float | None,
+    gates: Iterable[str],
+    planned: Callable[[int, int], None] | None,
+    prefixed: bool,
+    keep: bool,
+) -> Iterator[tuple[str, Streamable]]:
+    # A generator of its own, whose frame goes when it is done: the arrays hold views of the
+    # unit's tensors, which must go with them before the next unit is read.
+    from .writers.npz import stored_dtype
+
+    exported = list(unit_arrays(unit, layout, runtime_forget_bias, gates, keep))
+    if planned is not None:
+        nbytes = sum(math.prod(a.shape) * stored_dtype(a.dtype).itemsize for _, d in exported for a in d.values())
+        planned(position, nbytes)
+    for name, layer_arrays in exported:
+        for key, array in layer_arrays.items():
+            yield (f"{name}/{key}" if prefixed else key), array
 
 
 def read_back(
@@ -131,18 +173,46 @@ def export(
         return _export_model(ckpt, str(output), units, inputs)
     from .writers.npz import write_npz
 
-    total = sum(info.size for unit in units for layer in unit.layers for info in layer.spec.tensors.values())
-    step = None if progress is None else (lambda key, elements: progress(elements, total))
+    counted = None if progress is None else _Counted(progress, units)
     result = write_npz(
         output or "stdout",
-        arrays(units, chosen, target_forget_bias, gates),
-        step,
+        arrays(units, chosen, target_forget_bias, gates, None if counted is None else counted.planned),
+        None if counted is None else counted.written,
         inputs=inputs,
         replace=replace,
         stream=stream,
     )
     result.layout, result.layers = chosen.name, [unit.name for unit in units]
     return result
+
+
+class _Counted:
+    """Progress by bytes written: the total at first the units' stored bytes, then exact for each
+    unit once it is read (Progress)."""
+
+    def __init__(self, progress: Progress, units: Sequence[ExportUnit]) -> None:
+        self.progress = progress
+        self.estimates = [stored_bytes(unit) for unit in units]
+        self.total = sum(self.estimates)
+
+    def planned(self, position: int, nbytes: int) -> None:
+        self.total += nbytes - self.estimates[position]
+
+    def written(self, key: str, nbytes: int) -> None:
+        self.progress(nbytes, self.total)
+
+
+def stored_bytes(unit: ExportUnit) -> int:
+    """The bytes of a unit's stored tensors, as exports write them (dtypes numpy cannot store in
+    .npy, bfloat16 and float8, as float32: writers/npz.py stored_dtype), without reading them."""
+    return sum(
+        info.size * _WRITTEN_ITEMSIZE.get(info.dtype, 4)
+        for layer in unit.layers
+        for info in layer.spec.tensors.values()
+    )
+
+
+_WRITTEN_ITEMSIZE = {"float16": 2, "float64": 8}  # float32 and what is written as float32: 4
 
 
 def _settable(setting: str) -> list[str]:
@@ -162,7 +232,7 @@ def _export_model(ckpt: Checkpoint, output: str, units: list[ExportUnit], inputs
     check_output(output, inputs)  # before reading the weights; the writer checks again
     (unit,) = units
     try:
-        size = write_onnx(output, [layer.weights() for layer in unit.layers], unit.name, inputs)
+        size = write_onnx(output, [layer.weights(views=True) for layer in unit.layers], unit.name, inputs)
     finally:
         for layer in unit.layers:
             layer.release()

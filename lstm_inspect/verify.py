@@ -8,6 +8,10 @@ absolute difference from the baseline per layer and check; nothing here prints.
 Frameworks are imported only inside the target modules, only when verify runs, and only if
 installed. torch and Keras compute in float32 (float64 for float64 weights), onnxruntime in
 float32; the tolerance follows the weights' dtype and the size of the outputs.
+
+Memory stays one unit's worth: a unit's source blocks are views of its stored tensors (memory maps
+for a local TF checkpoint), and its export to each target is written, read back member by member,
+run by numpy and by the target's framework, and let go before the next target's.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from .api import Checkpoint, ExportUnit
-from .errors import LstmInspectError
-from .export import arrays, read_back
+from .errors import LstmInspectError, UsageError
+from .export import Progress, arrays, read_back, stored_bytes
 from .numpy_lstm import run_lstm
 from .readers.urls import is_url
 from .results import Check, LayerCheck, VerifyResult
@@ -145,13 +149,20 @@ def verify(
     batch: int = 3,
     frameworks: Iterable[str] = FRAMEWORKS,
     per_structure: int | None = FULL_CHECKS_PER_STRUCTURE,
+    progress: Progress | None = None,
 ) -> VerifyResult:
     """Run every selected layer through the baseline, every export target and the frameworks.
 
     Layers named in `layers` are all checked in full; of a whole-file selection, the first
     `per_structure` units of each structure are, and the others are read (so that their values
-    are checked) and marked `covered_by` the first unit of their structure (None: check all)."""
+    are checked) and marked `covered_by` the first unit of their structure (None: check all).
+    frameworks: the framework checks to run (FRAMEWORKS names; none: numpy's only).
+    progress: called with (bytes, bytes in all) after each step of each unit, a step being the
+    unit's stored bytes read, checked or run once."""
     wanted = set(frameworks)
+    unknown = sorted(wanted - set(FRAMEWORKS))
+    if unknown:
+        raise UsageError(f"unknown framework {unknown[0]!r}; frameworks: {', '.join(FRAMEWORKS)}")
     chosen = [f for f in FRAMEWORKS if f in wanted]
     if chosen:
         # TensorFlow, Keras' default backend, logs to stderr at import time unless told not to.
@@ -164,20 +175,51 @@ def verify(
     limit = None if names else per_structure
     result = VerifyResult(ckpt.path, seed, steps, batch, [*(f"numpy:{t}" for t in TARGETS), *chosen], [])
     checked: dict[tuple[object, ...], list[str]] = {}
+    full = []
+    for unit in units:
+        alike = checked.setdefault(_structure(unit), [])
+        full.append(limit is None or len(alike) < limit)
+        if full[-1]:
+            alike.append(unit.name)
+    counter = _Steps(progress, units, full, 1 + len(TARGETS) + len(chosen))
     with tempfile.TemporaryDirectory(prefix="lstm-inspect-verify-") as scratch:
         run = _Run(ckpt, scratch)
-        for unit in units:
-            alike = checked.setdefault(_structure(unit), [])
+        for unit, in_full in zip(units, full):
             try:
-                if limit is None or len(alike) < limit:
-                    alike.append(unit.name)
-                    result.layers += _verify_unit(run, unit, seed, steps, batch, chosen)
+                if in_full:
+                    result.layers += _verify_unit(run, unit, seed, steps, batch, chosen, counter)
                 else:
-                    result.layers += _covered(unit, alike[0])
+                    result.layers += _covered(unit, checked[_structure(unit)][0])
             finally:
                 for layer in unit.layers:
                     layer.release()
+            counter.finish(unit)
     return result
+
+
+class _Steps:
+    """Progress of a verify by bytes: each unit counts its stored bytes once per step (a unit only
+    read, one step; a unit checked in full, its baseline, each target and each framework)."""
+
+    def __init__(
+        self, progress: Progress | None, units: Sequence[ExportUnit], full: Sequence[bool], steps: int
+    ) -> None:
+        self.progress = progress
+        self.bytes = {id(unit): stored_bytes(unit) for unit in units}
+        self.steps = {id(unit): steps if in_full else 1 for unit, in_full in zip(units, full)}
+        self.total = sum(self.bytes[key] * self.steps[key] for key in self.bytes)
+        self.done: dict[int, int] = {}
+
+    def step(self, unit: ExportUnit) -> None:
+        if self.done.get(id(unit), 0) < self.steps[id(unit)]:
+            self.done[id(unit)] = self.done.get(id(unit), 0) + 1
+            if self.progress is not None:
+                self.progress(self.bytes[id(unit)], self.total)
+
+    def finish(self, unit: ExportUnit) -> None:
+        """The steps a unit skipped (a refused target, a layer that computes nothing), at once."""
+        while self.done.get(id(unit), 0) < self.steps[id(unit)]:
+            self.step(unit)
 
 
 def _structure(unit: ExportUnit) -> tuple[object, ...]:
@@ -214,7 +256,7 @@ class _Unit:
 
     def __init__(self, run: _Run, unit: ExportUnit, seed: int, steps: int, batch: int) -> None:
         self.run, self.unit = run, unit
-        self.sources = [layer.weights() for layer in unit.layers]
+        self.sources = [layer.weights(views=True) for layer in unit.layers]
         first = self.sources[0]
         dtype = np.float64 if first.dtype == np.float64 else np.float32
         self.x: np.ndarray = np.random.default_rng(seed).standard_normal((steps, batch, first.input_size)).astype(dtype)
@@ -250,7 +292,7 @@ class _Unit:
 
 
 def _verify_unit(
-    run: _Run, unit: ExportUnit, seed: int, steps: int, batch: int, frameworks: Sequence[str]
+    run: _Run, unit: ExportUnit, seed: int, steps: int, batch: int, frameworks: Sequence[str], counter: _Steps
 ) -> list[LayerCheck]:
     state = _Unit(run, unit, seed, steps, batch)
     first = state.sources[0]
@@ -269,6 +311,7 @@ def _verify_unit(
     state.baselines = [_numpy_outputs(w, xi) for w, xi in zip(state.sources, state.inputs)]
     for report, baseline in zip(state.reports, state.baselines):
         report.tolerance = tolerance_for(report.dtype, *baseline)
+    counter.step(unit)
 
     # What each target cannot express, asked before exporting (its own declared abilities).
     refused = {
@@ -276,33 +319,44 @@ def _verify_unit(
         for name, target in TARGETS.items()
         if (reason := next((r for layer in unit.layers if (r := target.refusal(layer.features()))), None))
     }
+    # Target by target, numpy on its export read back, then its framework on the same export,
+    # which then goes: one target's export in memory at a time.
     for name, target in TARGETS.items():
         if name in refused:
             state.note_all(f"numpy:{name}", note=f"refused: {refused[name]}")
         else:
             state.record(f"numpy:{name}", functools.partial(_numpy_on_export, state, target), framework=False)
-    _framework_checks(state, refused, frameworks)
-    return state.reports
-
-
-def _framework_checks(state: _Unit, refused: Mapping[str, str], frameworks: Sequence[str]) -> None:
-    """Each target's framework on its export, then the original file's own framework."""
-    for name, target in TARGETS.items():
-        check, run_framework = target.check, target.run
-        if check is None or check not in frameworks or run_framework is None:
-            continue
-        absent = [m for m in target.needs if not installed(m)]
-        if absent:
-            state.note_all(check, f"not installed: {', '.join(absent)}")
-        elif name in refused:
-            state.note_all(check, f"refused: {refused[name]}")
-        elif name in state.exports:
-            state.record(check, functools.partial(run_framework, state.exports[name], state.sources, state.x), True)
+        counter.step(unit)
+        if _framework_check(state, name, target, refused, frameworks):
+            counter.step(unit)
+        state.exports.pop(name, None)
     if KERAS_MODEL in frameworks and state.run.keras_version is not None:
         if not installed("keras"):
             state.note_all(KERAS_MODEL, "not installed: keras")
         else:
             state.record(KERAS_MODEL, functools.partial(_keras_model, state), framework=True)
+        counter.step(unit)
+    columns = {check: position for position, check in enumerate(CHECKS)}
+    for report in state.reports:
+        report.checks.sort(key=lambda c: columns.get(c.target, len(columns)))
+    return state.reports
+
+
+def _framework_check(
+    state: _Unit, name: str, target: Target, refused: Mapping[str, str], frameworks: Sequence[str]
+) -> bool:
+    """The target's framework on its export (whether it has a chosen one)."""
+    check, run_framework = target.check, target.run
+    if check is None or check not in frameworks or run_framework is None:
+        return False
+    absent = [m for m in target.needs if not installed(m)]
+    if absent:
+        state.note_all(check, f"not installed: {', '.join(absent)}")
+    elif name in refused:
+        state.note_all(check, f"refused: {refused[name]}")
+    elif name in state.exports:
+        state.record(check, functools.partial(run_framework, state.exports[name], state.sources, state.x), True)
+    return True
 
 
 def _computes(activation: str) -> bool:
@@ -314,9 +368,10 @@ def _computes(activation: str) -> bool:
 def _numpy_on_export(state: _Unit, target: Target) -> list[Outputs]:
     """The unit exported to `target`, written as an .npz, read back and run by the numpy LSTM."""
     path = os.path.join(state.run.scratch, f"{target.name}.npz")
-    write_npz(path, arrays([state.unit], target))
-    with np.load(path) as npz:
+    write_npz(path, arrays([state.unit], target, keep=True))  # the unit's tensors, read once
+    with np.load(path) as npz:  # member by member: one unit's export, once
         exported = {decode_key(key): npz[key] for key in npz.files}
+    os.unlink(path)
     prefixed = not target.unprefixed_single  # a single unit: unprefixed for such a target
     state.exports[target.name] = _per_layer(exported, target, state.unit, prefixed)
     read = read_back(exported, target, state.unit, prefixed)

@@ -33,6 +33,7 @@ __all__ = [
     "lexists",
     "list_dir",
     "look_up",
+    "map_range",
     "new_session",
     "open_regular",
     "opened_size",
@@ -160,6 +161,28 @@ def advise(f: BinaryIO, ranges: Iterable[tuple[int, int]]) -> None:
     hint = getattr(f, "advise", None)
     if hint is not None:
         hint(ranges)
+
+
+def map_range(f: BinaryIO, offset: int, size: int) -> memoryview | None:
+    """Bytes [offset, offset + size) of a file open_regular opened, as a read-only memoryview of a
+    memory map of them, which stays mapped while any view of it (a numpy array on it) lives; None
+    where the file cannot be mapped (a remote file, a file system without mmap) or `size` is 0:
+    read it instead. What a reader of large values uses rather than a fresh buffer per value.
+
+    The caller has checked the range against the file's size: a file cut short afterwards (by
+    another program, while it is read) makes a read of a page past its new end a SIGBUS."""
+    import mmap
+
+    try:
+        fileno = f.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    start = offset - offset % mmap.ALLOCATIONGRANULARITY  # a map starts at a multiple of this
+    try:
+        mapped = mmap.mmap(fileno, offset + size - start, access=mmap.ACCESS_READ, offset=start)
+    except (OSError, ValueError, OverflowError):
+        return None
+    return memoryview(mapped)[offset - start : offset - start + size]
 
 
 def exists(path: str) -> bool:

@@ -15,9 +15,9 @@ import os
 import re
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from ..errors import CorruptFile, FileNotFound, LstmInspectError, UnknownName, UnsupportedFormat, warn
 from . import files
@@ -71,14 +71,15 @@ _PYTHON_CRC_LIMIT = 32 * 1024
 # crafted handle claiming more is refused before anything is read.
 _MAX_BLOCK = 64 << 20
 _CRC32C_TABLE: list[int] = []
+# Tensors of this many bytes or more are read through a memory map of their shard; smaller ones,
+# whose pages the allocator reuses, into an array (a map costs two system calls and its own pages).
+_MAP_AT_LEAST = 1 << 20
 
 
 def _crc32c(data: bytes | bytearray | memoryview, crc: int = 0, small_index: bool = False) -> int:
     """CRC-32C (Castagnoli) of data, continuing from crc; small_index: a block of a small index file."""
     if not (small_index and len(data) <= _PYTHON_CRC_LIMIT):
-        from crc32c import crc32c
-
-        return crc32c(data, crc)
+        return _c_crc32c()(data, crc)
     if not _CRC32C_TABLE:
         for byte in range(256):
             value = byte
@@ -89,6 +90,31 @@ def _crc32c(data: bytes | bytearray | memoryview, crc: int = 0, small_index: boo
     for byte in bytes(data):
         crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
+
+
+@functools.cache
+def _c_crc32c() -> Callable[[Any, int], int]:
+    """The crc32c package's C function, loaded from its extension module without running the
+    package's __init__, which costs 20-40 ms in importlib.metadata (for its __version__) and
+    provides nothing the function needs (crc32c/__init__.py only re-exports _crc32c's names)."""
+    import importlib.machinery
+    import importlib.util
+
+    module = sys.modules.get("crc32c._crc32c")
+    if module is None:
+        spec = importlib.util.find_spec("crc32c")  # finds the package; runs nothing of it
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        for path in (os.path.join(d, "_crc32c" + s) for d in folders for s in importlib.machinery.EXTENSION_SUFFIXES):
+            extension = importlib.util.spec_from_file_location("crc32c._crc32c", path)
+            if os.path.isfile(path) and extension is not None and extension.loader is not None:
+                module = importlib.util.module_from_spec(extension)
+                extension.loader.exec_module(module)
+                # A later `import crc32c` finds it loaded, as its __init__ would have loaded it.
+                sys.modules["crc32c._crc32c"] = module
+                break
+    if module is None:  # laid out otherwise: the package as it is
+        import crc32c as module
+    return cast(Callable[[Any, int], int], module.crc32c)
 
 
 def _mask(crc: int) -> int:
@@ -702,14 +728,23 @@ class TFCheckpoint:
         import numpy as np
 
         f, path = self._locate(name, entry, dtype)
-        # Numbers are read straight into their array. np.empty, unlike bytearray, leaves the
-        # memory unwritten until the read fills it, and numpy asks Linux for huge pages for large
-        # arrays: a 32 MiB tensor reads in 25 ms instead of 45.
-        numbers = None if dtype.hasobject else np.empty(entry.size, np.uint8)
-        raw = memoryview(bytearray(entry.size)) if numbers is None else numbers.data
-        f.seek(entry.offset)
-        if cast(io.RawIOBase, f).readinto(raw) != entry.size:
-            raise self._corrupt(path, f"tensor {name!r} is cut short")
+        # A large tensor is a memory map of its bytes in the shard (files.map_range): no fresh
+        # pages to fill (3.3 s for 269 MB through fresh 32 MiB buffers here, against 0.2 s mapped),
+        # no copy from the page cache, and each page read only when the CRC or an export touches
+        # it. It is unmapped when the last array on it goes (Layer.release).
+        mapped = None
+        if not dtype.hasobject and entry.size >= _MAP_AT_LEAST:
+            mapped = files.map_range(f, entry.offset, entry.size)
+        if mapped is not None:
+            numbers: np.ndarray | None = np.frombuffer(mapped, np.uint8)
+            raw = mapped
+        else:
+            # np.empty, unlike bytearray, leaves the memory unwritten until the read fills it.
+            numbers = None if dtype.hasobject else np.empty(entry.size, np.uint8)
+            raw = memoryview(bytearray(entry.size)) if numbers is None else numbers.data
+            f.seek(entry.offset)
+            if cast(io.RawIOBase, f).readinto(raw) != entry.size:
+                raise self._corrupt(path, f"tensor {name!r} is cut short")
         try:
             if numbers is None:
                 value, crc = _decode_strings(raw, math.prod(entry.shape), self._verify)

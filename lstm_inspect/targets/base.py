@@ -1,7 +1,8 @@
 """What an export target is: a framework's layout plus what it can express, as data.
 
 Each target module (pytorch.py, onnx.py, ...) declares one `Target`; `targets/__init__.py` lists
-them. A target packs canonical blocks into its layout (weights.normalize, then slicer.pack), reads
+them. A target packs canonical blocks into its layout (weights.normalize, then slicer.packing: each
+array made a piece at a time from views of the stored tensors, or whole), reads
 its own arrays back (slicer.unpack), says why it cannot compute a layer (`refusal`, from its
 declared abilities), and may run its framework on its export for `verify` (framework imported
 inside `run`, only when verify asks).
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..api import ExportUnit
+
+    # An exported array: whole, or a slicer.Packed made a piece at a time (what writers/npz.py streams).
+    Streamable = np.ndarray | slicer.Packed
 
 # What a framework's run gives per direction: (h for every step [T, B, out] in processing order, final c).
 Outputs = tuple["np.ndarray", "np.ndarray"]
@@ -109,21 +113,29 @@ class Target:
 
     def unit_arrays(
         self, unit: ExportUnit, runtime_forget_bias: float | None = None, gates: Collection[str] = ()
-    ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    ) -> Iterator[tuple[str, Mapping[str, Streamable]]]:
         """(exported layer name, its arrays) for one unit: the unit's name once when `paired`, each
-        layer's otherwise. `gates` selects gates of the canonical layout only."""
+        layer's otherwise. `gates` selects gates of the canonical layout only. The arrays are made
+        a piece at a time from views of the stored tensors (slicer.Packed), valid until the
+        unit's layers are released."""
         if self.paired:
-            yield unit.name, self.arrays([layer.weights() for layer in unit.layers], runtime_forget_bias)
+            yield unit.name, self.packing([layer.weights(views=True) for layer in unit.layers], runtime_forget_bias)
         else:
             for layer in unit.layers:
-                yield layer.name, self.arrays([layer.weights()], runtime_forget_bias)
+                yield layer.name, self.packing([layer.weights(views=True)], runtime_forget_bias)
 
     def arrays(self, directions: Sequence[Weights], runtime_forget_bias: float | None = None) -> dict[str, np.ndarray]:
         """The target's arrays for one exported layer: one direction, or a pair when `paired`."""
+        return {key: packed.array() for key, packed in self.packing(directions, runtime_forget_bias).items()}
+
+    def packing(
+        self, directions: Sequence[Weights], runtime_forget_bias: float | None = None
+    ) -> dict[str, slicer.Packed]:
+        """The same arrays, each as a slicer.Packed that makes its values a piece at a time."""
         assert self.layout is not None
         runtime = self.runtime_forget_bias if runtime_forget_bias is None else runtime_forget_bias
         normalized = [normalize(w, self.layout, runtime) for w in directions]
-        return slicer.pack(self.layout, [w.blocks for w in normalized], normalized[0].sizes)
+        return slicer.packing(self.layout, [w.blocks for w in normalized], normalized[0].sizes)
 
     def read(
         self, arrays: Mapping[str, np.ndarray], names: Sequence[str], runtime_forget_bias: float | None = None

@@ -34,13 +34,11 @@ def run_model(model: str | bytes, x: np.ndarray) -> list[Outputs]:
 
 def run(arrays: Sequence[Mapping[str, np.ndarray]], directions: Sequence[Weights], x: np.ndarray) -> list[Outputs]:
     """The runnable model of this unit, as `export -o X.onnx` writes it, run by onnxruntime."""
-    from ..writers.onnx_model import build_model
+    from ..writers.onnx_model import write_onnx
 
-    model = build_model(directions, directions[0].name).SerializeToString()
     with tempfile.TemporaryDirectory(prefix="lstm-inspect-onnx-") as scratch:
         path = os.path.join(scratch, "model.onnx")
-        with open(path, "wb") as f:
-            f.write(model)
+        write_onnx(path, directions, directions[0].name)
         return run_model(path, x)
 
 

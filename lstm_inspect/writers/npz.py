@@ -14,15 +14,16 @@ _PIECES_AHEAD pieces. Member names are encoded so that no extractor can write ou
 
 from __future__ import annotations
 
+import importlib
+import math
 import os
 import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
-from itertools import islice
-from queue import Empty, Queue
-from typing import IO, TypeVar, cast
+from queue import Full, Queue
+from typing import IO, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
 
@@ -31,7 +32,16 @@ from ..results import ExportResult
 from .keys import decode_key, encode_key
 from .output import atomic_output, refuse_inputs
 
-__all__ = ["decode_key", "encode_key", "storable", "write_npz"]
+__all__ = [
+    "Pieces",
+    "Streamable",
+    "decode_key",
+    "encode_key",
+    "storable",
+    "stored_dtype",
+    "use_fastest_crc32",
+    "write_npz",
+]
 
 # A piece stays in the CPU cache from its copy to its write; a gate block copied out whole
 # (4 MiB in the benchmark) does not, and costs each thread 15% more CPU. Pieces of 256 KiB to
@@ -62,17 +72,64 @@ def _member_name(path: str, key: str) -> str:
     return name
 
 
+def stored_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype .npy holds values of `dtype` in: bfloat16 and float8 (ml_dtypes, numpy kind "V")
+    would be saved as raw void bytes that np.load cannot read back as numbers (numpy/lib/format.py
+    stores only builtin dtypes), so they are widened to float32, which holds every value exactly."""
+    return np.dtype(np.float32) if dtype.kind == "V" else np.dtype(dtype)
+
+
 def storable(array: np.ndarray) -> np.ndarray:
-    """`array` as .npy can hold it: bfloat16 and float8 (ml_dtypes, numpy kind "V") would be saved
-    as raw void bytes that np.load cannot read back as numbers (numpy/lib/format.py stores only
-    builtin dtypes), so they are widened to float32, which holds every value exactly."""
+    """`array` as .npy can hold it (see stored_dtype)."""
     array = np.asanyarray(array)
-    return array.astype(np.float32) if array.dtype.kind == "V" else array
+    return array.astype(stored_dtype(array.dtype))
+
+
+@runtime_checkable
+class Pieces(Protocol):
+    """An array made a piece at a time (slicer.Packed): its shape, dtype and values in C order."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    def pieces(self, piece_bytes: int) -> Iterator[np.ndarray]: ...
+
+
+Streamable = np.ndarray | Pieces
+
+
+def use_fastest_crc32() -> str:
+    """Make zipfile checksum members with the fastest CRC-32 installed, once; its name.
+
+    zipfile computes each member's CRC-32 with its module-level `crc32` (Lib/zipfile.py
+    _ZipWriteFile.write and ZipExtFile._update_crc), zlib's, which runs at 2.7-3.2 GB/s here; ISA-L's
+    (the `isal` package) and zlib-ng's compute the same function at 9-70 GB/s. Neither is a
+    dependency, as neither has wheels for every platform crc32c has (Windows on ARM), so
+    `pip install 'lstm-inspect[fast]'` adds ISA-L where it installs, and zlib remains the fallback.
+    """
+    global _CRC32_NAME
+    if _CRC32_NAME is None:
+        _CRC32_NAME = "zlib"
+        for module, name in (("isal.isal_zlib", "isal"), ("zlib_ng.zlib_ng", "zlib-ng")):
+            try:
+                crc32 = importlib.import_module(module).crc32
+            except ImportError:
+                continue
+            zipfile.crc32 = crc32  # type: ignore[attr-defined]
+            _CRC32_NAME = name
+            break
+    return _CRC32_NAME
+
+
+_CRC32_NAME: str | None = None
 
 
 def write_npz(
     path: str,
-    arrays: Iterable[tuple[str, np.ndarray]],
+    arrays: Iterable[tuple[str, Streamable]],
     progress: Callable[[str, int], None] | None = None,
     *,
     inputs: Iterable[str] = (),
@@ -80,11 +137,14 @@ def write_npz(
     stream: IO[bytes] | None = None,
 ) -> ExportResult:
     """Write (key, array) pairs as an .npz that np.load reads, atomically (see atomic_output for
-    `inputs` and `replace`). Member names are the keys through encode_key.
+    `inputs` and `replace`). Member names are the keys through encode_key. An array is a numpy
+    array (a view is copied out a piece at a time), or anything with `shape`, `dtype` and
+    `pieces(piece_bytes)` giving its values in C order (slicer.Packed).
 
-    progress: called with (key, elements written) after each array.
+    progress: called with (key, bytes of values just written) after each piece.
     stream: write to this binary stream instead (stdout for `-o -`), as it goes, not atomically; it
     is refused if it is one of `inputs`, and `path` only names it in messages."""
+    use_fastest_crc32()
     result = ExportResult(path)
     if stream is None:
         with atomic_output(path, inputs, replace) as f:
@@ -106,28 +166,43 @@ def write_npz(
 def _write_members(
     path: str,
     f: IO[bytes],
-    arrays: Iterable[tuple[str, np.ndarray]],
+    arrays: Iterable[tuple[str, Streamable]],
     result: ExportResult,
     progress: Callable[[str, int], None] | None,
 ) -> None:
     written: set[str] = set()
     # zipfile writes to an unseekable stream too (a pipe), with a data descriptor after each member.
     with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        with _in_background(_pieces(arrays), _PIECES_AHEAD) as pieces:
-            for member in pieces:  # each _Member is followed by its pieces
-                assert isinstance(member, _Member)
-                key, name = member.key, _member_name(path, member.key)
-                if name in written:
-                    raise OutputError(f"{path}: two arrays are both named {key!r}; an .npz keeps only one of them")
-                written.add(name)
-                with archive.open(name, "w", force_zip64=True) as out:
+        with _in_background(_pieces(arrays), _PIECES_AHEAD) as items, ExitStack() as member_file:
+            member: _Member | None = None
+            out: IO[bytes] | None = None
+            for item in items:  # each _Member is followed by its pieces
+                if isinstance(item, _Member):
+                    if out is not None:
+                        member_file.close()
+                        _done(result, member)
+                    member, name = item, _member_name(path, item.key)
+                    if name in written:
+                        raise OutputError(
+                            f"{path}: two arrays are both named {member.key!r}; an .npz keeps only one of them"
+                        )
+                    written.add(name)
+                    out = member_file.enter_context(archive.open(name, "w", force_zip64=True))
                     np.lib.format.write_array_header_2_0(out, member.header)
-                    for piece in islice(pieces, member.pieces):
-                        out.write(piece)  # type: ignore[call-overload]  # after a _Member, its arrays
-                result.arrays += 1
-                result.bytes += member.nbytes
+                    continue
+                assert out is not None and member is not None
+                out.write(item)  # type: ignore[call-overload]
                 if progress is not None:
-                    progress(key, member.elements)
+                    progress(member.key, item.nbytes)
+            if out is not None:
+                member_file.close()
+                _done(result, member)
+
+
+def _done(result: ExportResult, member: _Member | None) -> None:
+    assert member is not None
+    result.arrays += 1
+    result.bytes += member.nbytes
 
 
 class _WriteOnly:
@@ -142,27 +217,34 @@ class _WriteOnly:
 
 @dataclass
 class _Member:
-    """The .npy member of one array, whose bytes follow in `pieces` arrays."""
+    """The .npy member of one array, whose bytes follow as arrays, up to the next _Member."""
 
     key: str
     header: dict
-    elements: int
     nbytes: int
-    pieces: int
 
 
-def _pieces(arrays: Iterable[tuple[str, np.ndarray]]) -> Iterator[_Member | np.ndarray]:
+def _pieces(arrays: Iterable[tuple[str, Streamable]]) -> Iterator[_Member | np.ndarray]:
     """Per array, its _Member, then its bytes in C order as new arrays of about _PIECE_BYTES each."""
     for key, array in arrays:
-        array = storable(array)
-        # Rows at a time when the array is a view, as a gate block is (columns of its tensor).
-        rows = array.reshape(-1) if array.ndim == 0 or array.flags.c_contiguous else array
-        step = max(1, _PIECE_BYTES // max(rows[:1].nbytes, 1))
-        starts = range(0, len(rows), step)
-        header = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False, "shape": array.shape}
-        yield _Member(key, header, array.size, array.nbytes, len(starts))
-        for start in starts:
-            yield rows[start : start + step].copy()
+        values = array if isinstance(array, Pieces) else np.asanyarray(array)
+        dtype = stored_dtype(values.dtype)
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(values.shape)}
+        yield _Member(key, header, math.prod(values.shape) * dtype.itemsize)
+        pieces = values.pieces(_PIECE_BYTES) if isinstance(values, Pieces) else _rows(values, _PIECE_BYTES)
+        for piece in pieces:
+            yield piece if piece.dtype == dtype else piece.astype(dtype)
+        # Let go of the array before the next is made: a view holds its whole stored tensor.
+        del array, values, pieces
+
+
+def _rows(array: np.ndarray, piece_bytes: int) -> Iterator[np.ndarray]:
+    """An array's values in C order as new arrays of about `piece_bytes`: rows at a time when it is
+    a view, as a gate block is (columns of its tensor)."""
+    rows = array.reshape(-1) if array.ndim == 0 or array.flags.c_contiguous else array
+    step = max(1, piece_bytes // max(rows[:1].nbytes, 1))
+    for start in range(0, len(rows), step):
+        yield rows[start : start + step].copy()
 
 
 @dataclass
@@ -175,20 +257,27 @@ class _End:
 @contextmanager
 def _in_background(items: Iterator[_T], depth: int) -> Iterator[Iterator[_T]]:
     """`items`, made by a thread of their own at most `depth` ahead of the caller, who gets what
-    the thread raises; leaving the block stops the thread."""
+    the thread raises; leaving the block stops the thread, waiting for it _STOP_WAIT seconds at
+    most (it stops at its next item: a Ctrl-C must not wait for a slow read to finish)."""
     queue: Queue[_T | _End] = Queue(depth)
     stop = threading.Event()
+
+    def put(item: _T | _End) -> None:
+        while not stop.is_set():
+            with suppress(Full):
+                queue.put(item, timeout=_POLL)
+                return
 
     def produce() -> None:
         error = None
         try:
             for item in items:
-                queue.put(item)
+                put(item)
                 if stop.is_set():
                     break
         except BaseException as e:  # handed to the caller, who shows or handles it
             error = e
-        queue.put(_End(error))
+        put(_End(error))
 
     def consume() -> Iterator[_T]:
         while not isinstance(item := queue.get(), _End):
@@ -203,6 +292,9 @@ def _in_background(items: Iterator[_T], depth: int) -> Iterator[Iterator[_T]]:
         yield consume()
     finally:
         stop.set()
-        while thread.is_alive():  # take what it is blocked putting, until it sees `stop`
-            with suppress(Empty):
-                queue.get(timeout=0.01)
+        thread.join(_STOP_WAIT)
+
+
+# How often a blocked producer looks whether it should stop, and how long the caller waits for it.
+_POLL = 0.02
+_STOP_WAIT = 0.5
