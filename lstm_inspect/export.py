@@ -243,7 +243,7 @@ def _export_model(ckpt: Checkpoint, output: str, units: list[ExportUnit], inputs
 
 def gate_arrays(
     ckpt: Checkpoint, layers: Iterable[str] = (), gates: Iterable[str] = ()
-) -> Iterator[tuple[str, np.ndarray]]:
+) -> Iterator[tuple[str, Streamable]]:
     """(key, array) of the canonical gates export of the layers `layers` selects: `L/G/part`,
     `L/projection` and the 0-d `L/forget_bias`, as views of the stored tensors, one layer at a time."""
     canonical = TARGETS["gates"]

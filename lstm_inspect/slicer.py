@@ -113,10 +113,11 @@ def plan(layer: Planned) -> list[Block]:
 
 
 def cut(block: Block, value: np.ndarray) -> np.ndarray:
-    """The block's values, taken from the whole stored tensor `value` (a new, contiguous array)."""
+    """The block's values, taken from the whole stored tensor `value` (a new, contiguous array,
+    writable whatever `value` is: a stored tensor may be a read-only memory map)."""
     import numpy as np
 
-    return np.ascontiguousarray(view(block, value))
+    return np.array(view(block, value), order="C", copy=True)
 
 
 def view(block: Block, value: np.ndarray) -> np.ndarray:
@@ -217,13 +218,12 @@ class Packed:
         the axes before it taking one index at a time."""
         if self.size == 0:
             return
-        itemsize = self.dtype.itemsize
-        axis = next(
-            (k for k in range(self.ndim) if math.prod(self.shape[k + 1 :]) * itemsize <= piece_bytes), self.ndim
-        )
-        if axis == self.ndim:  # a 0-d tensor
+        if self.ndim == 0:
             yield self.array()
             return
+        itemsize = self.dtype.itemsize
+        last = self.ndim - 1  # one element at a time, when even one exceeds piece_bytes
+        axis = next((k for k in range(self.ndim) if math.prod(self.shape[k + 1 :]) * itemsize <= piece_bytes), last)
         step = max(1, piece_bytes // (math.prod(self.shape[axis + 1 :]) * itemsize))
         rest = [(0, n) for n in self.shape[axis + 1 :]]
         for prefix in itertools.product(*(range(n) for n in self.shape[:axis])):
@@ -277,7 +277,8 @@ def _assign(target: np.ndarray, source: np.ndarray) -> None:
 
 
 def unpack(layout: schema.Layout, arrays: Mapping[str, np.ndarray]) -> list[dict[tuple[str | None, str], np.ndarray]]:
-    """The canonical blocks of each direction held in a layout's tensors (the inverse of pack)."""
+    """The canonical blocks of each direction held in a layout's tensors (the inverse of pack), as
+    views of `arrays` where numpy can make them (verify reads a whole export back this way)."""
     suffixes = layout.direction_suffixes or ("",)
     found = []
     for suffix in suffixes:
@@ -294,7 +295,7 @@ def unpack(layout: schema.Layout, arrays: Mapping[str, np.ndarray]) -> list[dict
             for gate, part, location in schema.locations(layout, sizes, set(present), d):
                 value = present[location.role.key]
                 tensor = _Shaped(location.role.key, tuple(value.shape))
-                blocks[(gate, part)] = cut(_block("", gate, part, tensor, location, sizes), value)
+                blocks[(gate, part)] = view(_block("", gate, part, tensor, location, sizes), value)
             result.append(blocks)
     return result
 

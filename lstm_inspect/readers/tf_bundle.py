@@ -100,7 +100,7 @@ def _c_crc32c() -> Callable[[Any, int], int]:
     import importlib.machinery
     import importlib.util
 
-    module = sys.modules.get("crc32c._crc32c")
+    module: Any = sys.modules.get("crc32c._crc32c")
     if module is None:
         spec = importlib.util.find_spec("crc32c")  # finds the package; runs nothing of it
         folders = list(spec.submodule_search_locations or []) if spec is not None else []

@@ -14,9 +14,11 @@ _PIECES_AHEAD pieces. Member names are encoded so that no extractor can write ou
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import os
+import sys
 import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -171,6 +173,7 @@ def _write_members(
     progress: Callable[[str, int], None] | None,
 ) -> None:
     written: set[str] = set()
+    writeback = _Writeback(f)
     # zipfile writes to an unseekable stream too (a pipe), with a data descriptor after each member.
     with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         with _in_background(_pieces(arrays), _PIECES_AHEAD) as items, ExitStack() as member_file:
@@ -192,11 +195,55 @@ def _write_members(
                     continue
                 assert out is not None and member is not None
                 out.write(item)  # type: ignore[call-overload]
+                writeback.wrote(item.nbytes)
                 if progress is not None:
                     progress(member.key, item.nbytes)
             if out is not None:
                 member_file.close()
                 _done(result, member)
+
+
+class _Writeback:
+    """Starts the disk writes of what is written so far, every _WRITEBACK bytes, so that the sync
+    before the output's rename (writers/output.py) waits for the last few pieces only: syncing
+    256 MiB written to the page cache took 0.11-0.2 s here, a fifth of the export. Linux's
+    sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) starts them and does not wait (Python's os
+    has no binding for it: libc's, through ctypes); elsewhere, and for a pipe, nothing is done."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.fd: int | None = None
+        self.pending = 0
+        self.call = _sync_file_range()
+        if self.call is not None:
+            with suppress(AttributeError, OSError, ValueError):
+                self.fd = f.fileno()
+
+    def wrote(self, nbytes: int) -> None:
+        self.pending += nbytes
+        if self.fd is None or self.call is None or self.pending < _WRITEBACK:
+            return
+        self.pending = 0
+        if self.call(self.fd, 0, 0, _SYNC_FILE_RANGE_WRITE) != 0:  # a pipe (ESPIPE): the final sync only
+            self.fd = None
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return cast(Callable[[int, int, int, int], int], call)
+
+
+_SYNC_FILE_RANGE_WRITE = 2  # linux/fs.h
+_WRITEBACK = 32 << 20
 
 
 def _done(result: ExportResult, member: _Member | None) -> None:

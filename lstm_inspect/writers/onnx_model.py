@@ -9,7 +9,7 @@ batch_size, hidden_size], `Y_h` and `Y_c` [num_directions, batch_size, hidden_si
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -187,6 +187,6 @@ def write_onnx(path: str, directions: Sequence[Weights], name: str, inputs: Iter
     size = 0
     with atomic_output(path, inputs) as f:
         for piece in serialized(directions, name):
-            f.write(piece)
+            f.write(cast(Any, piece))  # bytes, or a contiguous array: both buffers
             size += len(piece) if isinstance(piece, bytes) else piece.nbytes
     return size
