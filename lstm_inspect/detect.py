@@ -8,6 +8,7 @@ declared in schema.py; this module only groups tensors by scope and asks each la
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -219,18 +220,20 @@ def _detect_scope(
     name = _layer_name(scope)
     config = configs.get(name)
     for layout in SOURCE_LAYOUTS:
+        if not leaves.keys() <= _LEAF_NAMES[layout.key]:
+            continue  # a tensor no role of the layout names: _claim would say None, at length
         foreign = layout.cell.foreign_scope
-        if foreign is not None and re.search(foreign, scope):
+        if foreign is not None and _pattern(foreign).search(scope):
             continue
-        if config is not None and not (layout.config_class and re.search(layout.config_class, config.class_name)):
+        if config is not None and not (layout.config_class and _pattern(layout.config_class).search(config.class_name)):
             continue
-        if layout.scope_required is not None and not re.search(layout.scope_required, scope):
+        if layout.scope_required is not None and not _pattern(layout.scope_required).search(scope):
             continue
         tensors = _claim(layout, leaves)
         if tensors is None:
             continue
         evidence = any(layout.role(key).evidence for key in tensors)
-        if layout.scope_pattern is not None and not (evidence or re.search(layout.scope_pattern, scope)):
+        if layout.scope_pattern is not None and not (evidence or _pattern(layout.scope_pattern).search(scope)):
             continue
         sizes = solve(layout, {key: info.shape for key, info in tensors.items()})
         if sizes is None:
@@ -246,6 +249,15 @@ def _detect_scope(
             settings=_settings(layout, name, config, hints.get(scope) or hints.get(name)),
         )
     return None
+
+
+# Every leaf name each source layout's roles may have: a scope holding any other is none of its layers.
+_LEAF_NAMES = {layout.key: frozenset(n for role in layout.roles for n in role.leaf_names) for layout in SOURCE_LAYOUTS}
+
+
+@functools.cache
+def _pattern(expression: str) -> re.Pattern[str]:
+    return re.compile(expression)
 
 
 def _claim(layout: Layout, leaves: dict[str, TensorInfo]) -> dict[str, TensorInfo] | None:

@@ -31,7 +31,22 @@ if TYPE_CHECKING:  # verify pulls in the converters; summary and split need none
 
 
 def to_json(result: Summary | SplitResult | VerifyResult) -> str:
-    return json.dumps(result.to_dict(), indent=2)
+    return json_text(result.to_dict())
+
+
+def json_text(data: dict[str, Any]) -> str:
+    """`data` as one JSON object: a member per line, and a member that is a list one element per
+    line, each member and element as json.dumps writes it in one line. json.dumps' C encoder
+    writes no indentation; with indent=2 its Python encoder made the --json of a 100,000-tensor
+    summary take 0.9 s, four times the table's rendering."""
+    members = []
+    for key, value in data.items():
+        head = "  " + json.dumps(key) + ": "
+        if isinstance(value, list) and value:
+            members.append(head + "[\n    " + ",\n    ".join(map(json.dumps, value)) + "\n  ]")
+        else:
+            members.append(head + json.dumps(value))
+    return "{\n" + ",\n".join(members) + "\n}" if members else "{}"
 
 
 _FRAMEWORK = {"tensorflow": "TF", "keras": "Keras", "lstm-inspect": "lstm-inspect"}
@@ -482,7 +497,7 @@ def show(
         extra = stats() if stats is not None else None
         if extra is not None:
             data["stats"] = extra
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        sys.stdout.write(json_text(data) + "\n")
     else:
         # crop=False: the plain columns of a large summary are as wide as their rows and must
         # reach the output whole, where rich would cut them at the console's width.

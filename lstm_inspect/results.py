@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from itertools import groupby
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
 from .api import Checkpoint, Layer, is_float_dtype
@@ -25,13 +25,22 @@ def plain(value: object) -> object:
     """dataclasses.asdict for results: dataclasses as dicts, lists and tuples and dicts of them in
     kind; other values as they are, where asdict deep-copies each (results hold numbers, strings
     and None), which made --json of a 20,001-tensor summary cost 180 ms more than its table."""
-    names = _FIELD_NAMES.get(type(value))
-    if names is None and hasattr(type(value), "__dataclass_fields__"):
-        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))  # type: ignore[arg-type]
-    if names is not None:
-        return {name: plain(getattr(value, name)) for name in names}
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    fields_of = _FIELDS.get(kind)
+    if fields_of is None and hasattr(kind, "__dataclass_fields__"):
+        names = tuple(f.name for f in fields(value))  # type: ignore[arg-type]
+        fields_of = _FIELDS[kind] = (names, attrgetter(*names) if len(names) > 1 else lambda v: (getattr(v, names[0]),))
+    if fields_of is not None:
+        names, values = fields_of
+        out = dict(zip(names, values(value)))
+        for name, item in out.items():
+            if type(item) not in _SCALARS:
+                out[name] = plain(item)
+        return out
     if isinstance(value, list):
-        return [plain(item) for item in value]
+        return [item if type(item) in _SCALARS else plain(item) for item in value]
     if isinstance(value, tuple):
         return tuple(plain(item) for item in value)
     if isinstance(value, dict):
@@ -39,7 +48,8 @@ def plain(value: object) -> object:
     return value
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[object], tuple]]] = {}
 
 
 def as_dict(result: object) -> dict:

@@ -28,6 +28,7 @@ This module imports nothing heavy: `summary` detects layers without numpy.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -278,7 +279,7 @@ class Layout:
                 return role
         raise KeyError(f"layout {self.key} has no role {key!r}")
 
-    @property
+    @functools.cached_property  # asked per layer by summary: once per layout, not 10,000 times
     def letters(self) -> str:
         """The framework's gate letters in stored order, each once ("ijfo")."""
         seen: dict[str, None] = {}
@@ -288,7 +289,7 @@ class Layout:
                     seen.setdefault(letter)
         return "".join(seen)
 
-    @property
+    @functools.cached_property
     def order(self) -> tuple[str, ...]:
         """The same order in canonical gate names."""
         return tuple(self.gate_of(letter) for letter in self.letters)

@@ -585,3 +585,34 @@ def test_weights_as_views_copy_nothing(wide):
         assert isinstance(views, Weights)
         layer.release()
     assert math.prod(views.kernel.shape) == INPUTS * UNITS
+
+
+def test_results_as_plain_data_are_what_dataclasses_asdict_gave():
+    import dataclasses
+
+    with lstm_inspect.load(FIXTURES / "tf1_bidi_multi/model.ckpt") as ckpt:
+        summary = ckpt.summary()
+        verified = ckpt.verify(frameworks=[])
+    assert summary.to_dict() == dataclasses.asdict(summary)
+    expected = dataclasses.asdict(verified)
+    expected["ok"] = verified.ok
+    for layer, entry in zip(verified.layers, expected["layers"]):
+        entry["ok"] = layer.ok
+    assert verified.to_dict() == expected
+
+
+def test_summary_json_is_one_line_per_member_and_per_list_element():
+    import json
+
+    from click.testing import CliRunner
+
+    from lstm_inspect.cli import main
+
+    result = CliRunner().invoke(main, ["summary", str(FIXTURES / "tf1_multi/model.ckpt"), "--json"])
+    assert result.exit_code == 0
+    with lstm_inspect.load(FIXTURES / "tf1_multi/model.ckpt") as ckpt:
+        data = ckpt.summary().to_dict()
+    assert json.loads(result.stdout) == data
+    lines = result.stdout.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    assert len(lines) == 2 + len(data) + sum(len(v) + 1 for v in data.values() if isinstance(v, list) and v)

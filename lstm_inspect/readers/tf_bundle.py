@@ -138,6 +138,56 @@ class _Entry:
 
 
 def _parse_entry(buf: bytes) -> _Entry:
+    """A BundleEntryProto. This loop reads the fields as TF writes them (dtype, shape, shard_id,
+    offset, size, crc32c: one-byte tags, numbers in short varints, a shape under 128 bytes) in
+    half the time of the general decoder, which reads anything else (slices, long or negative
+    numbers, unknown fields, a damaged record) and says what is wrong with it."""
+    pos, end = 0, len(buf)
+    dtype = shard_id = offset = size = crc = 0
+    shape: tuple[int, ...] = ()
+    while pos < end:
+        tag = buf[pos]
+        if tag == 0x12:  # 2: shape, length-delimited
+            length = buf[pos + 1] if pos + 1 < end else 0x80
+            if length >= 0x80:
+                return _parse_entry_fields(buf)
+            shape = _parse_shape(buf[pos + 2 : pos + 2 + length])
+            pos += 2 + length
+        elif tag == 0x35:  # 6: crc32c, fixed32
+            crc = int.from_bytes(buf[pos + 1 : pos + 5], "little")
+            pos += 5
+        elif tag in _NUMBER_TAGS:
+            value = shift = 0
+            pos += 1
+            while True:
+                if pos >= end or shift > 56:  # cut short, or 9 bytes and more: a negative number
+                    return _parse_entry_fields(buf)
+                byte = buf[pos]
+                pos += 1
+                value |= (byte & 0x7F) << shift
+                if byte < 0x80:
+                    break
+                shift += 7
+            if tag == 0x08:
+                dtype = value
+            elif tag == 0x18:
+                shard_id = value
+            elif tag == 0x20:
+                offset = value
+            else:
+                size = value
+        else:
+            return _parse_entry_fields(buf)
+    if pos != end:
+        return _parse_entry_fields(buf)
+    return _Entry(dtype, shape, shard_id, offset, size, crc)
+
+
+# The varint fields of BundleEntryProto as tags: dtype (1), shard_id (3), offset (4), size (5).
+_NUMBER_TAGS = frozenset((0x08, 0x18, 0x20, 0x28))
+
+
+def _parse_entry_fields(buf: bytes) -> _Entry:
     entry = _Entry()
     for number, value in fields(buf):
         if number == 1:
