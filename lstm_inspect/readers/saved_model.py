@@ -12,7 +12,7 @@ lists, then shortest, then first in order), so that detection sees `enc/cell/ker
   tf_keras/protobuf/saved_metadata.proto; before, the SavedUserObject `metadata` in
   saved_model.pb), each layer on the path is named by its Keras name, an RNN's `cell` step is
   dropped and a Bidirectional's halves are `forward` and `backward`: the names and layer configs
-  the same model's `.h5` gives (readers/keras.py);
+  the same model's `.h5` gives (readers/keras/);
 - with no positional step, the object path itself (`tf.saved_model.save` of a tf.Module);
 - else each variable's own name from saved_model.pb (SavedVariable.name: Keras 3's
   `enc/lstm_cell/kernel`), its cell level dropped and `forward_X`/`backward_X` siblings named
@@ -63,7 +63,7 @@ _TRACKING = {
     "_non_trainable_variables", "_self_unconditional_checkpoint_dependencies", "_operations",
     "_functional", "layer_metrics", "metrics",
 }  # fmt: skip
-# An RNN cell's level in a Keras variable name ("lstm_cell", "lstm_cell_1"; keras.py's _CELL_LEVEL).
+# An RNN cell's level in a Keras variable name ("lstm_cell", "lstm_cell_1"; keras/legacy_h5.py _CELL_LEVEL).
 _CELL_LEVEL = re.compile(r"(?:\w+_)?cell(?:_\d+)?")
 _KERAS_LAYER = re.compile(r"^_tf_keras_(layer|rnn_layer|network|model|sequential)$")
 _DIRECTIONS = {"forward_layer": "forward", "backward_layer": "backward"}
