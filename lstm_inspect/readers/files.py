@@ -26,6 +26,7 @@ __all__ = [
     "FileRange",
     "advise",
     "check_lfs_pointer",
+    "check_placeholder",
     "describe_kind",
     "descriptor",
     "exists",
@@ -73,6 +74,14 @@ def check_lfs_pointer(path: str, head: bytes) -> None:
         raise UnsupportedFormat(
             f"{path}: this is a Git LFS pointer, not the file itself; fetch the content with `git lfs pull`"
         )
+
+
+def check_placeholder(path: str, head: bytes) -> None:
+    """Refuse what stands in for a file, given its first bytes: a Git LFS pointer, or nothing at
+    all (an empty file)."""
+    check_lfs_pointer(path, head)
+    if not head:
+        raise UnsupportedFormat(f"{path}: an empty file (0 bytes), not a model; copy or save it again")
 
 
 def _refuse_unless_regular(path: str, mode: int) -> None:
@@ -287,6 +296,7 @@ class FileRange(io.RawIOBase):
             got = os.preadv(self._fd, [view], self._start + self._pos)
         else:
             self._raw.seek(self._start + self._pos)
-            got = self._raw.readinto(view) or 0
+            # every file open_regular opens has readinto (a local one, remote.RemoteFile); BinaryIO does not say so
+            got = cast(io.RawIOBase, self._raw).readinto(view) or 0
         self._pos += got
         return got

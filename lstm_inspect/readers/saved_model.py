@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
 from .base import LayerConfig, LayerHint, TensorInfo
 from .files import open_regular, read_bounded
+from .formats.saved_model import GRAPH_FILES, VARIABLES_DIRECTORY, is_saved_model_dir
 from .protobuf import Malformed, decode, varint
 from .tf_bundle import TFCheckpoint, _crc32c, _mask
 from .tf_protos import ENUMS, SCHEMA
@@ -42,11 +43,14 @@ from .tf_protos import ENUMS, SCHEMA
 if TYPE_CHECKING:  # tf_graph only for a SavedModel directory: a TF2 checkpoint's names need none of it
     import numpy as np
 
+    from .frozen_graph import FrozenGraph
     from .tf_graph import MetaGraph
 
 __all__ = ["FORMAT", "OBJECT_GRAPH_KEY", "SavedModel", "is_saved_model_dir", "open_saved_model", "with_object_paths"]
 
 FORMAT = "saved-model"
+_KERAS_METADATA = "keras_metadata.pb"
+_SIDE_FILES = (_KERAS_METADATA, "fingerprint.pb")
 # tensorflow/python/checkpoint/checkpoint.py: the object graph's key, and the suffix of a value
 # (_OBJECT_ATTRIBUTES_NAME + VARIABLE_VALUE_KEY); slots sit under `.OPTIMIZER_SLOT`.
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -298,9 +302,13 @@ class RenamedStore:
         format: str | None = None,
         configs: dict[str, LayerConfig] | None = None,
         hints: dict[str, LayerHint] | None = None,
+        beside: list[str] | None = None,
     ) -> None:
+        """`beside`: the files the store belongs with besides the checkpoint's (a SavedModel's graph)."""
         self.path = path or checkpoint.path
         self.format = format or checkpoint.format
+        self.origin, self.checksums = checkpoint.origin, checkpoint.checksums
+        self._beside = beside or []
         self._checkpoint = checkpoint
         self._configs = configs or {}
         self._hints = hints or {}
@@ -326,6 +334,9 @@ class RenamedStore:
         if key is None:
             raise UnknownName(f"{self.path}: no tensor named {name!r}")
         return self._checkpoint.read(key)
+
+    def files(self) -> list[str]:
+        return [*self._checkpoint.files(), *self._beside]
 
     def layer_configs(self) -> dict[str, LayerConfig]:
         return dict(self._configs)
@@ -377,12 +388,6 @@ def with_object_paths(checkpoint: TFCheckpoint) -> TFCheckpoint | RenamedStore:
 # --- the SavedModel directory -------------------------------------------------------------------
 
 
-def is_saved_model_dir(path: str) -> bool:
-    return os.path.isdir(path) and any(
-        os.path.isfile(os.path.join(path, name)) for name in ("saved_model.pb", "saved_model.pbtxt")
-    )
-
-
 @dataclass
 class SavedModel:
     """What saved_model.pb says: the MetaGraph lstm-inspect reads (the `serve` one, else the first)."""
@@ -432,7 +437,7 @@ def _keras_objects(directory: str, saved: SavedModel, nodes: list[dict[str, Any]
     their node_path (`root.layer_with_weights-0.cell`), or else the SavedUserObject metadata of
     saved_model.pb's object graph (TF < 2.5), whose nodes are the checkpoint's."""
     found: dict[int, _Keras] = {}
-    metadata_path = os.path.join(directory, "keras_metadata.pb")
+    metadata_path = os.path.join(directory, _KERAS_METADATA)
     if os.path.isfile(metadata_path) and nodes is not None:
         raw = read_bounded(metadata_path, _MAX_METADATA_BYTES, "Keras metadata file")
         try:
@@ -488,7 +493,9 @@ def _aligned(saved_nodes: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> 
     )
 
 
-def open_saved_model(directory: str | os.PathLike[str], saved_model_file: str | None = None) -> Any:
+def open_saved_model(
+    directory: str | os.PathLike[str], saved_model_file: str | None = None
+) -> RenamedStore | FrozenGraph:
     """Open a SavedModel directory (saved_model.pb + variables/) as a TensorStore.
 
     Without variables/, the graph's frozen-style Consts are the weights where it has them; a
@@ -496,14 +503,17 @@ def open_saved_model(directory: str | os.PathLike[str], saved_model_file: str | 
     """
     directory = os.fspath(directory)
     if saved_model_file is None:
-        names = [n for n in ("saved_model.pb", "saved_model.pbtxt") if os.path.isfile(os.path.join(directory, n))]
+        names = [n for n in GRAPH_FILES if os.path.isfile(os.path.join(directory, n))]
         if not names:
             raise FileNotFound(f"{directory}: no saved_model.pb in this directory, so it is no SavedModel")
         saved_model_file = os.path.join(directory, names[0])
     saved = read_saved_model(saved_model_file)
-    prefix = os.path.join(directory, "variables", "variables")
+    prefix = os.path.join(directory, VARIABLES_DIRECTORY, "variables")
     if not os.path.isfile(prefix + ".index"):
         return _without_variables(directory, saved)
+    # Keras' own saved metadata and the fingerprint belong with the graph (keras_metadata.pb since
+    # TF 2.5, fingerprint.pb since TF 2.12: saved_model/constants.py).
+    beside = [saved_model_file, *(p for n in _SIDE_FILES if os.path.isfile(p := os.path.join(directory, n)))]
     checkpoint = TFCheckpoint(prefix)
     try:
         nodes = read_object_graph(checkpoint)
@@ -511,12 +521,13 @@ def open_saved_model(directory: str | os.PathLike[str], saved_model_file: str | 
         if nodes is None:
             # A TF1 SavedModel (saved_model.Builder): variables under their graph names, and the
             # graph saying what the weights do not.
-            return RenamedStore(checkpoint, {}, path=directory, format=FORMAT, hints=_graph_hints(saved))
+            hints = _graph_hints(saved)
+            return RenamedStore(checkpoint, {}, path=directory, format=FORMAT, hints=hints, beside=beside)
         variable_names = _variable_names(saved, nodes)
         naming = _name_keys(nodes, keras, variable_names, only_positional=False)
         hints = {} if keras or saved.meta.object_graph else _graph_hints(saved)
         return RenamedStore(
-            checkpoint, naming.names, path=directory, format=FORMAT, configs=naming.configs, hints=hints
+            checkpoint, naming.names, path=directory, format=FORMAT, configs=naming.configs, hints=hints, beside=beside
         )
     except BaseException:
         checkpoint.close()
@@ -543,7 +554,7 @@ def _graph_hints(saved: SavedModel) -> dict[str, LayerHint]:
         raise _corrupt(saved.path, str(e)) from None
 
 
-def _without_variables(directory: str, saved: SavedModel) -> Any:
+def _without_variables(directory: str, saved: SavedModel) -> FrozenGraph:
     from .frozen_graph import FrozenGraph
 
     store = FrozenGraph(directory, saved.meta.graph, where=saved.path)

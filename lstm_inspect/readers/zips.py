@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import CorruptFile, UnsupportedFormat
-from .files import FileRange
+from .files import FileRange, check_placeholder
 
 if TYPE_CHECKING:
     import zipfile
@@ -71,7 +71,9 @@ def open_zip(raw: BinaryIO, path: str, what: str, remedy: str = "re-save it") ->
         return zipfile.ZipFile(raw)
     except (zipfile.BadZipFile, OSError, ValueError) as e:
         raw.seek(0)
-        if raw.read(2) != ZIP_SIGNATURE:
+        head = raw.read(64)
+        if not head.startswith(ZIP_SIGNATURE):
+            check_placeholder(path, head)
             raise UnsupportedFormat(f"{path}: not a zip archive, so not a {what} file") from None
         raise CorruptFile(f"{path}: the {what} zip archive is damaged or truncated ({e}); {remedy}") from None
 

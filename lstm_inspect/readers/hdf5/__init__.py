@@ -33,12 +33,17 @@ H5Zshuffle.c (filters).
 
 from __future__ import annotations
 
-from .parser import dtype_name, read_tree
-from .tree import MAX_DEFLATE_RATIO, Damaged, Dataset, Group, Node, NotUnderstood, OutsideFile
-from .worker import H5pyWorker
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the same names as _LAZY, for type checkers
+    from .parser import dtype_name, read_tree
+    from .tree import MAX_DEFLATE_RATIO, SIGNATURE, Damaged, Dataset, Group, Node, NotUnderstood, OutsideFile
+    from .worker import H5pyWorker
 
 __all__ = [
     "MAX_DEFLATE_RATIO",
+    "SIGNATURE",
     "Damaged",
     "Dataset",
     "Group",
@@ -49,3 +54,20 @@ __all__ = [
     "dtype_name",
     "read_tree",
 ]
+
+# Where each name lives: imported when first used, so that a look at the signature (formats/) does
+# not compile the parser and the worker.
+_LAZY = {
+    "dtype_name": "parser",
+    "read_tree": "parser",
+    "H5pyWorker": "worker",
+    **dict.fromkeys(("MAX_DEFLATE_RATIO", "SIGNATURE", "Damaged", "Dataset", "Group", "Node"), "tree"),
+    **dict.fromkeys(("NotUnderstood", "OutsideFile"), "tree"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{module}", __name__), name)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .tree import (
     CLASS_NAMES,
     EXTRA_BUDGET,
+    SIGNATURE,
     Attributes,
     Budget,
     Damaged,
@@ -37,9 +38,8 @@ from .tree import (
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["SIGNATURE", "ParsedFile", "dtype_name", "element_type", "read_tree", "uint"]
+__all__ = ["ParsedFile", "dtype_name", "element_type", "read_tree", "uint"]
 
-SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MSG_DATASPACE, MSG_LINK_INFO, MSG_DATATYPE, MSG_LINK = 0x01, 0x02, 0x03, 0x06
 MSG_EXTERNAL_FILES, MSG_LAYOUT, MSG_FILTERS, MSG_ATTRIBUTE = 0x07, 0x08, 0x0B, 0x0C
 MSG_CONTINUATION, MSG_SYMBOL_TABLE, MSG_ATTRIBUTE_INFO = 0x10, 0x11, 0x15

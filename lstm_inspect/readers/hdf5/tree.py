@@ -16,6 +16,7 @@ __all__ = [
     "EXTRA_BUDGET",
     "MAX_DEFLATE_RATIO",
     "READ_PIECE",
+    "SIGNATURE",
     "Attributes",
     "Budget",
     "Damaged",
@@ -29,6 +30,7 @@ __all__ = [
     "shown",
 ]
 
+SIGNATURE = b"\x89HDF\r\n\x1a\n"  # at the start of the file (FMT3 II.A); Keras never writes a user block
 # Everything the listing reads is charged to a budget of the file's size plus this, and so is the
 # chunk index of each value read: normal metadata is read about once, while crafted addresses
 # that point many structures at the same large region (heaps, header chunks, B-tree nodes) would

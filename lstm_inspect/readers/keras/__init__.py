@@ -36,9 +36,10 @@ Logical names are ``<layer scope>/<weight>``: ``enc/kernel``, ``bi/forward/recur
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ...errors import CorruptFile, UnsupportedFormat
-from ..base import LayerConfig
+from ..base import LayerConfig, Origin
 from ..files import open_regular, opened_size
 from ..hdf5 import Group
 from .archive import open_keras_zip
@@ -67,14 +68,14 @@ def open_keras_h5(path: str | os.PathLike[str]) -> KerasStore:
     raw = open_regular(path)
     hdf5 = HDF5Source(raw, raw, path, 0, opened_size(raw))
     try:
-        fmt, entries, configs = hdf5.index(lambda root: _index_h5(root, path))
+        fmt, entries, configs, origin = hdf5.index(lambda root: _index_h5(root, path))
     except BaseException:
         hdf5.close()
         raise
-    return KerasStore(path, fmt, entries, configs, hdf5)
+    return KerasStore(path, fmt, entries, configs, hdf5, origin)
 
 
-def _index_h5(h5: Group, where: str) -> tuple[str, list[Entry], dict[str, LayerConfig]]:
+def _index_h5(h5: Group, where: str) -> tuple[str, list[Entry], dict[str, LayerConfig], Origin | None]:
     try:
         # Keras 1, 2 and 3 all write their version beside the config (tf_keras hdf5_format.py
         # save_model_to_hdf5, keras/src/legacy/saving/legacy_h5_format.py), and on the weights group.
@@ -87,16 +88,24 @@ def _index_h5(h5: Group, where: str) -> tuple[str, list[Entry], dict[str, LayerC
             if isinstance(optimizer_weights, Group):
                 entries += legacy_optimizer_entries(optimizer_weights, where)
             keras_version = keras_version or keras_version_of(model_weights.attrs.get("keras_version"))
-            return FORMAT_LEGACY_H5, unique(entries), layer_configs(model_config, entries, keras_version)
+            configs = layer_configs(model_config, entries, keras_version)
+            return FORMAT_LEGACY_H5, unique(entries), configs, _origin(model_config, keras_version)
         if string_list_attr(h5, "layer_names") is not None:
             model_config = model_config_attr(h5, where)
             entries = legacy_layer_entries(h5, model_config, where)
-            return FORMAT_LEGACY_H5, unique(entries), layer_configs(model_config, entries, keras_version)
+            configs = layer_configs(model_config, entries, keras_version)
+            return FORMAT_LEGACY_H5, unique(entries), configs, _origin(model_config, keras_version)
         if any(isinstance(h5.get(k), Group) for k in (*LAYER_CONTAINERS, "vars")):
-            return FORMAT_WEIGHTS_H5, keras3_entries(h5, None, where), {}
+            return FORMAT_WEIGHTS_H5, keras3_entries(h5, None, where), {}, None
     except TREE_ERRORS as e:
         raise CorruptFile(f"{where}: cannot read the HDF5 structure ({e}); the file is damaged") from None
     raise UnsupportedFormat(
         f"{where}: an HDF5 file without Keras weights (no `layer_names` attribute, no `model_weights` "
         "group, no Keras 3 `layers` group); lstm-inspect reads Keras .h5, .weights.h5 and .keras files"
     )
+
+
+def _origin(model_config: dict[str, Any] | None, keras_version: str | None) -> Origin | None:
+    # load_model builds the model from `model_config`; a weights-only save has none
+    # (tf_keras saving/legacy/hdf5_format.py load_model_from_hdf5: "No model config found").
+    return Origin("keras-model", keras_version, ".h5") if model_config is not None else None

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ...errors import CorruptFile, UnsupportedFormat
+from ..base import Origin
 from ..files import open_regular, opened_size
+from ..formats.keras import CONFIG_MEMBER, METADATA_MEMBER, NPZ_WEIGHTS_MEMBER, WEIGHTS_MEMBER
 from ..zips import ZipMember, check_member, open_zip, read_member, stored_range, zip_errors
 from .model_config import MAX_CONFIG_BYTES, layer_configs, parse_config
 from .saving_lib import keras3_entries
@@ -21,13 +23,6 @@ if TYPE_CHECKING:
     import zipfile
 
 __all__ = ["CONFIG_MEMBER", "METADATA_MEMBER", "WEIGHTS_MEMBER", "open_keras_zip"]
-
-
-WEIGHTS_MEMBER = "model.weights.h5"
-CONFIG_MEMBER = "config.json"
-# {"keras_version": ..., "date_saved": ...} (keras/src/saving/saving_lib.py _serialize_model_as_json);
-# Keras 2.13–2.15 wrote .keras zips too, so the version, not the format, says which Keras it was.
-METADATA_MEMBER = "metadata.json"
 
 
 # Budgets checked before a member is decompressed or parsed (model_config.py says why so much for a
@@ -49,7 +44,7 @@ def open_keras_zip(path: str | os.PathLike[str], verify: bool = True) -> KerasSt
         archive = open_zip(raw, path, ".keras", "re-save the model")
         names = set(archive.namelist())
         if WEIGHTS_MEMBER not in names:
-            if "model.weights.npz" in names:
+            if NPZ_WEIGHTS_MEMBER in names:
                 raise UnsupportedFormat(
                     f"{path}: the weights were saved as npz (weights_format='npz'), which lstm-inspect "
                     "does not read; re-save the model with the default h5 weights format"
@@ -77,7 +72,12 @@ def open_keras_zip(path: str | os.PathLike[str], verify: bool = True) -> KerasSt
             hdf5.close()
         raw.close()
         raise
-    return KerasStore(path, FORMAT_KERAS_ZIP, entries, configs, hdf5, source_prefix=f"{WEIGHTS_MEMBER}:", check=check)
+    # saving_lib.load_model builds the model from config.json; the suffix is how it knows a .keras file.
+    origin = Origin("keras-model", keras_version, ".keras")
+    source = f"{WEIGHTS_MEMBER}:"
+    return KerasStore(
+        path, FORMAT_KERAS_ZIP, entries, configs, hdf5, origin, source_prefix=source, checksums=True, check=check
+    )
 
 
 def _crc_check(member: BinaryIO, expected: int, path: str) -> Callable[[], None]:

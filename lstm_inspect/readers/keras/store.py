@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from ...errors import CorruptFile, UnknownName, UnsupportedFormat
-from ..base import LayerConfig, LayerHint, TensorInfo
-from ..files import descriptor
-from ..hdf5 import Damaged, Dataset, Group, H5pyWorker, NotUnderstood, OutsideFile, read_tree
+from ..base import LayerConfig, LayerHint, Origin, TensorInfo
+from ..files import check_placeholder, descriptor
+from ..hdf5 import SIGNATURE, Damaged, Dataset, Group, H5pyWorker, NotUnderstood, OutsideFile, read_tree
 
 if TYPE_CHECKING:  # numpy loads only when a value is read
     import numpy as np
@@ -28,9 +28,6 @@ FORMAT_WEIGHTS_H5 = "keras-weights-h5"
 
 
 FORMAT_KERAS_ZIP = "keras-v3"
-
-
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 # What a tree raises for a path its own listing named but that leads nowhere (Group.__getitem__).
@@ -57,11 +54,18 @@ class KerasStore:
         entries: list[Entry],
         configs: dict[str, LayerConfig],
         hdf5: HDF5Source,
+        origin: Origin | None = None,
         source_prefix: str = "",
+        checksums: bool = False,
         check: Callable[[], None] | None = None,
     ) -> None:
+        """`origin`: Keras' own loader, where the file holds the model config it builds from;
+        `checksums`: whether the file holds checksums of its values (a .keras zip's CRC-32 of its
+        weights; HDF5 itself keeps none); `check`: run before the first value is read."""
         self.path = path
         self.format = format
+        self.origin = origin
+        self.checksums = checksums
         self._hdf5 = hdf5
         self._entries = {e.name: e for e in entries}
         self._infos = {e.name: TensorInfo(e.name, e.shape, e.dtype, source_prefix + e.h5_path) for e in entries}
@@ -170,8 +174,7 @@ class HDF5Source:
         """index(root group), over the parser's tree or, where the parser does not read the
         file, the worker's."""
         try:
-            if not _starts_with_hdf5_signature(self.parsed):
-                raise UnsupportedFormat(f"{self.where}: not an HDF5 file, so not a Keras .h5 file")
+            self._check_signature()
             try:
                 self._tree = read_tree(self.parsed)
                 return index(self._tree)
@@ -187,6 +190,13 @@ class HDF5Source:
             raise UnsupportedFormat(
                 f"{self.where}: a link in the file {e}; lstm-inspect reads only what is inside the file it is given"
             ) from None
+
+    def _check_signature(self) -> None:
+        self.parsed.seek(0)
+        head = self.parsed.read(64)
+        if not head.startswith(SIGNATURE):
+            check_placeholder(self.where, head)
+            raise UnsupportedFormat(f"{self.where}: not an HDF5 file, so not a Keras .h5 file")
 
     def read(self, h5_path: str) -> np.ndarray:
         """The values of the dataset at `h5_path`. Raises Damaged or OutsideFile."""
@@ -217,11 +227,6 @@ class HDF5Source:
         finally:
             self.parsed.close()
             self._raw.close()
-
-
-def _starts_with_hdf5_signature(source: BinaryIO) -> bool:
-    source.seek(0)
-    return source.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
 
 
 def entry_for(name: str, ds: Dataset) -> Entry:
