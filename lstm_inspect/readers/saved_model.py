@@ -191,23 +191,7 @@ def _name_keys(
     for node_id, path in paths.items():
         if not path:
             continue
-        steps = _keras_steps(path, keras) if keras else None
-        # TF's own key names the variable by a path too: where that path has no positional step,
-        # it is kept (of equally good paths, the one the file already uses).
-        own = next((key.split(_ATTRIBUTES)[0] for _, key in _value_keys(nodes[node_id])), None)
-        if steps is not None:
-            base = "/".join(steps)
-        elif own is not None and not any(_positional(step) for step in own.split("/")):
-            base = own
-        elif not any(_positional(step) for step, _ in path):
-            base = "/".join(step for step, _ in path)
-        elif node_id in variable_names and not keras and path[0][0] != "optimizer":
-            # Without Keras metadata; an optimizer's variables keep their path (`optimizer/…`),
-            # which says what they are.
-            base = variable_names[node_id]
-        else:
-            base = "/".join(step for step, _ in path)
-        bases[node_id] = base
+        bases[node_id] = base = _base_name(nodes[node_id], path, keras, variable_names.get(node_id))
         info = keras.get(node_id)
         if info is not None and info.is_layer and path[-1][0] != "cell" and "class_name" in info.metadata:
             config = info.metadata.get("config")
@@ -226,14 +210,7 @@ def _name_keys(
         if 0 <= node_id < len(nodes):
             for attribute, key in _value_keys(nodes[node_id]):
                 naming.names[key] = base if attribute == _VALUE else f"{base}{_ATTRIBUTES}{attribute}"
-    for node_id, node in enumerate(nodes):  # optimizer slots: `<variable>/.OPTIMIZER_SLOT/<optimizer>/<slot>`
-        for slot in node.get("slot_variables", []):
-            original, holder = slot.get("original_variable_node_id", -1), slot.get("slot_variable_node_id", -1)
-            optimizer = bases.get(node_id)
-            if original in bases and optimizer is not None and 0 <= holder < len(nodes):
-                for attribute, key in _value_keys(nodes[holder]):
-                    name = f"{bases[original]}{_SLOT}{optimizer}/{slot.get('slot_name', '')}"
-                    naming.names[key] = name if attribute == _VALUE else f"{name}{_ATTRIBUTES}{attribute}"
+    naming.names.update(_slot_names(nodes, bases))
     if only_positional:
         naming.names = {
             key: name + key[key.index(_ATTRIBUTES) :] if _ATTRIBUTES in key and _ATTRIBUTES not in name else name
@@ -242,6 +219,40 @@ def _name_keys(
             and not any(_positional(step) for step in name.split(_ATTRIBUTES)[0].split("/"))
         }
     return naming
+
+
+def _base_name(
+    node: dict[str, Any], path: list[tuple[str, int]], keras: dict[int, _Keras], variable_name: str | None
+) -> str:
+    """The name of one object of the graph, reached by `path`."""
+    steps = _keras_steps(path, keras) if keras else None
+    if steps is not None:
+        return "/".join(steps)
+    # TF's own key names the variable by a path too: where that path has no positional step,
+    # it is kept (of equally good paths, the one the file already uses).
+    own = next((key.split(_ATTRIBUTES)[0] for _, key in _value_keys(node)), None)
+    if own is not None and not any(_positional(step) for step in own.split("/")):
+        return own
+    positional = any(_positional(step) for step, _ in path)
+    # Without Keras metadata, a positional path gives way to the variable's graph name; an
+    # optimizer's variables keep their path (`optimizer/…`), which says what they are.
+    if positional and variable_name is not None and not keras and path[0][0] != "optimizer":
+        return variable_name
+    return "/".join(step for step, _ in path)
+
+
+def _slot_names(nodes: list[dict[str, Any]], bases: dict[int, str]) -> dict[str, str]:
+    """Optimizer slots: `<variable>/.OPTIMIZER_SLOT/<optimizer>/<slot>`, keyed by their keys."""
+    names = {}
+    for node_id, node in enumerate(nodes):
+        for slot in node.get("slot_variables", []):
+            original, holder = slot.get("original_variable_node_id", -1), slot.get("slot_variable_node_id", -1)
+            optimizer = bases.get(node_id)
+            if original in bases and optimizer is not None and 0 <= holder < len(nodes):
+                for attribute, key in _value_keys(nodes[holder]):
+                    name = f"{bases[original]}{_SLOT}{optimizer}/{slot.get('slot_name', '')}"
+                    names[key] = name if attribute == _VALUE else f"{name}{_ATTRIBUTES}{attribute}"
+    return names
 
 
 def _keras_steps(path: list[tuple[str, int]], keras: dict[int, _Keras]) -> list[str] | None:

@@ -300,23 +300,15 @@ def _table_entries(f: BinaryIO, where: str, verify: bool) -> Iterator[tuple[byte
 
 def _check_header(buf: bytes, where: str) -> int:
     """Parses BundleHeaderProto (tensor_bundle.proto); returns num_shards."""
-    num_shards, endianness, min_consumer, bad_consumers = 0, 0, 0, []
+    num_shards, endianness, min_consumer = 0, 0, 0
+    bad_consumers: list[int] = []
     for number, value in fields(buf):
         if number == 1:
             num_shards = as_int(value, signed=True)
         elif number == 2:
             endianness = as_int(value)
         elif number == 3:
-            for n, v in fields(as_bytes(value)):
-                if n == 2:
-                    min_consumer = as_int(v)
-                elif n == 3 and isinstance(v, bytes):  # packed repeated int32
-                    pos = 0
-                    while pos < len(v):
-                        consumer, pos = varint(v, pos)
-                        bad_consumers.append(consumer)
-                elif n == 3:
-                    bad_consumers.append(as_int(v))
+            min_consumer, bad_consumers = _version_def(as_bytes(value))
     if endianness != 0:
         raise UnsupportedFormat(f"{where}: written on a big-endian machine, which lstm-inspect does not read")
     # tensor_bundle.cc kTensorBundleVersion = 1, checked by CheckVersions (versions.cc).
@@ -325,6 +317,22 @@ def _check_header(buf: bytes, where: str) -> int:
     if num_shards < 1:
         raise Malformed(f"the header declares {num_shards} data shards")
     return num_shards
+
+
+def _version_def(buf: bytes) -> tuple[int, list[int]]:
+    """min_consumer and bad_consumers of a VersionDef (versions.proto)."""
+    min_consumer, bad_consumers = 0, list[int]()
+    for number, value in fields(buf):
+        if number == 2:
+            min_consumer = as_int(value)
+        elif number == 3 and isinstance(value, bytes):  # packed repeated int32
+            pos = 0
+            while pos < len(value):
+                consumer, pos = varint(value, pos)
+                bad_consumers.append(consumer)
+        elif number == 3:
+            bad_consumers.append(as_int(value))
+    return min_consumer, bad_consumers
 
 
 # --- finding the checkpoint -----------------------------------------------------------------
