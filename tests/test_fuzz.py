@@ -684,7 +684,7 @@ def test_libhdf5_hang_inputs_end_as_damaged_without_libhdf5(tmp_path, monkeypatc
     def no_libhdf5(*args):
         raise AssertionError("a file the parser finds damaged went to libhdf5")
 
-    monkeypatch.setattr("lstm_inspect.readers.keras.store.H5pyWorker", no_libhdf5)
+    monkeypatch.setattr("lstm_inspect.readers.hdf5.worker.H5pyWorker", no_libhdf5)
     with pytest.raises(CorruptFile, match=rf"{path.name}: the HDF5 file is truncated or damaged"):
         open_store(path)
 

@@ -80,7 +80,7 @@ def no_libhdf5(monkeypatch):
     def refuse(*args):
         raise AssertionError("libhdf5 was asked")
 
-    monkeypatch.setattr("lstm_inspect.readers.keras.store.H5pyWorker", refuse)
+    monkeypatch.setattr("lstm_inspect.readers.hdf5.worker.H5pyWorker", refuse)
 
 
 # ---- values, read by the parser -------------------------------------------------------------------

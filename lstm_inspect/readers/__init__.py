@@ -10,7 +10,6 @@ from .base import LayerConfig, Origin, TensorInfo, TensorStore
 from .files import check_lfs_pointer
 from .formats import plugins
 from .formats.probe import Probe
-from .formats.unread import refusal, refuse_placeholder
 from .urls import display_url, is_url, local_path
 
 __all__ = ["LayerConfig", "Origin", "TensorInfo", "TensorStore", "check_lfs_pointer", "open_store", "reads"]
@@ -47,6 +46,8 @@ def open_store(path: str | os.PathLike[str], verify: bool = True, backend: str =
 
 def _refusal(probe: Probe) -> LstmInspectError:
     """Why no reader takes the path: what stands in for a file, a reader's near miss, or what it looks like."""
+    from .formats.unread import refusal, refuse_placeholder  # only on the way to an error
+
     refuse_placeholder(probe)
     for plugin in plugins():
         near_miss = getattr(plugin, "near_miss", None)

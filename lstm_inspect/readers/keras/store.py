@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from ...errors import CorruptFile, UnknownName, UnsupportedFormat
 from ..base import LayerConfig, LayerHint, Origin, TensorInfo
 from ..files import check_placeholder, descriptor
-from ..hdf5 import SIGNATURE, Damaged, Dataset, Group, H5pyWorker, NotUnderstood, OutsideFile, read_tree
+from ..hdf5 import SIGNATURE, Damaged, Dataset, Group, NotUnderstood, OutsideFile, read_tree
 
 if TYPE_CHECKING:  # numpy loads only when a value is read
     import numpy as np
+
+    from ..hdf5.worker import H5pyWorker
 
 __all__ = ["Entry", "HDF5Source", "KerasStore"]
 
@@ -217,7 +219,9 @@ class HDF5Source:
                     f"{self.where}: this HDF5 file needs libhdf5 (a format the built-in reader does not read), "
                     "which reads local files only; download it and give the local copy"
                 )
-            self._worker = H5pyWorker(fd, *self._worker_args)
+            from ..hdf5 import worker  # only for a file the parser does not read
+
+            self._worker = worker.H5pyWorker(fd, *self._worker_args)
         return self._worker
 
     def close(self) -> None:
