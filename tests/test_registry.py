@@ -404,3 +404,40 @@ def test_export_of_a_graph_or_saved_model_writes_and_refuses_to_replace_its_inpu
     before = graph.read_bytes()
     assert cli("export", str(given), "-o", str(graph), "--force").exit_code != 0
     assert graph.read_bytes() == before
+
+
+# ---- the same over a URL --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """An HTTP server over a folder holding a PyTorch file, a text file, a frozen graph and a copy
+    of tf1_basic without its index."""
+    from .servers import HTTPFileServer
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(torch_zip(tmp_path), root / "model.pt")
+    (root / "notes.txt").write_text("hello\n")
+    shutil.copy(FIXTURES / "tf1_frozen" / "frozen.pb", root / "frozen.pb")
+    shutil.copy(FIXTURES / "tf1_basic" / "model.ckpt.data-00000-of-00001", root / "model.ckpt.data-00000-of-00001")
+    monkeypatch.setenv("LSTM_INSPECT_TIMEOUT", "5")
+    monkeypatch.setenv("LSTM_INSPECT_RETRIES", "0")
+    with HTTPFileServer(root) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("model.pt", "a PyTorch file (torch.save: a zip holding data.pkl)"),
+        ("notes.txt", "a text file, not a TensorFlow checkpoint or a Keras file"),
+        ("frozen.pb", "a TensorFlow graph file, which lstm-inspect reads from local files only"),
+        ("model.ckpt.data-00000-of-00001", "a data shard of the checkpoint"),
+    ],
+)
+def test_a_url_no_reader_takes_is_named_the_same_way(served, name, said):
+    url = f"{served.url}/{name}"
+    assert_clean_error(cli("summary", url), f"{url}: {said}")
+    if name.startswith("model.ckpt.data"):
+        assert served.log.bytes(name) == 0  # claimed by its name: not one byte of the shard fetched

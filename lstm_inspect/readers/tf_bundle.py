@@ -447,6 +447,9 @@ def refusal(path: str, directory: bool = False) -> LstmInspectError | None:
     to give instead. None when it looks like nothing a checkpoint is made of."""
     if directory:
         return FileNotFound(f"{path}: {_without_state_file(path)}")
+    said = _near_miss(path)  # by its name: a data shard's bytes are not fetched to say what it is
+    if said is not None:
+        return UnsupportedFormat(f"{path}: {said}")
     with open_regular(path) as f:
         f.seek(max(0, f.seek(0, os.SEEK_END) - 8))
         magic = int.from_bytes(f.read(8), "little")
@@ -455,8 +458,7 @@ def refusal(path: str, directory: bool = False) -> LstmInspectError | None:
             f"{path}: this is a V1 TensorFlow checkpoint (before 2017), which lstm-inspect does not "
             "read; load it in TensorFlow and save it again with tf.compat.v1.train.Saver()"
         )
-    said = _near_miss(path)
-    return UnsupportedFormat(f"{path}: {said}") if said else None
+    return None
 
 
 def _near_miss(path: str) -> str | None:
