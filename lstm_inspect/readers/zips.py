@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import CorruptFile, UnsupportedFormat
-from .files import FileRange, check_placeholder
+from .files import check_placeholder
+from .ranges import FileRange
 
 if TYPE_CHECKING:
     import zipfile

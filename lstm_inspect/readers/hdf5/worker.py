@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..files import FileRange
+from ..ranges import FileRange
 from .tree import (
     CLASS_NAMES,
     EXTRA_BUDGET,

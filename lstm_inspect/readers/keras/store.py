@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from ...errors import CorruptFile, UnknownName, UnsupportedFormat
 from ..base import LayerConfig, LayerHint, Origin, TensorInfo
-from ..files import check_placeholder, descriptor
+from ..files import check_placeholder
 from ..hdf5 import SIGNATURE, Damaged, Dataset, Group, NotUnderstood, OutsideFile, read_tree
+from ..ranges import descriptor
 
 if TYPE_CHECKING:  # numpy loads only when a value is read
     import numpy as np
