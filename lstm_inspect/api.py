@@ -55,7 +55,6 @@ class GateBlocks:
 # so such a number is a damaged file or a diverged run. Keras .h5 files carry no checksum: one
 # flipped exponent bit in a float32 turns 0.5 into 1.7e38 and nothing else notices.
 IMPLAUSIBLE_MAGNITUDE = 1e6
-_NO_CHECKSUM_FORMATS = ("keras-h5", "keras-weights-h5")
 # Values are checked this many at a time, so that the check needs no copy of a large tensor.
 _CHECK_CHUNK = 1 << 16
 
@@ -255,8 +254,8 @@ class Layer:
             found.append(f"{non_finite:,} NaN or infinite")
         if huge:
             found.append(f"{huge:,} beyond ±{IMPLAUSIBLE_MAGNITUDE:,.0f} (up to {largest:.3g})")
-        if self._store.format in _NO_CHECKSUM_FORMATS:
-            cause = "the file may be damaged (HDF5 files carry no checksums)"
+        if not self._store.checksums:
+            cause = "the file may be damaged (it carries no checksums of its values)"
         else:
             cause = "the file is damaged or the training diverged"
         warn(

@@ -76,11 +76,10 @@ def _origin(ckpt: Checkpoint) -> str | None:
     """The Keras version that wrote a full Keras model file ("" when it does not say), which Keras'
     own loader can then load; None for any other file (a bare weights file has no config to build
     the model from)."""
-    configs = ckpt.store.layer_configs()
-    if ckpt.format not in ("keras-v3", "keras-h5") or not configs:
+    origin = ckpt.store.origin
+    if origin is None or origin.loader != "keras-model":
         return None
-    versions = {c.keras_version for c in configs.values()}
-    return str(versions.pop() or "") if len(versions) == 1 else ""
+    return origin.keras_version or ""
 
 
 def _numpy_outputs(weights: Weights, x: np.ndarray) -> Outputs:
@@ -125,11 +124,14 @@ class _Run:
         if is_url(path):
             # Keras opens what it loads itself; a URL would be fetched whole, or not at all.
             return "Keras' own loader reads local files only: verify a local copy to run it"
-        if path.endswith((".h5", ".hdf5")):
+        origin = self.ckpt.store.origin
+        if origin is not None and (origin.suffix == ".h5" or not path.endswith(origin.suffix)):
             # HDF5 refuses a second open of a file that our reader holds open with other locking
-            # flags ("file locking flag values don't match"): let Keras read a copy.
-            path = os.path.join(self.scratch, os.path.basename(path))
-            shutil.copyfile(self.ckpt.path, path)
+            # flags ("file locking flag values don't match"), and load_model picks its reader by
+            # the name's suffix: let Keras read a copy, named so.
+            copy = os.path.join(self.scratch, "model" + origin.suffix)
+            shutil.copyfile(self.ckpt.path, copy)
+            path = copy
         try:
             self._model = keras_target.load_model(path, self.keras_version or None)
         except Exception as e:  # any loader failure is a fact to report, not a crash of verify

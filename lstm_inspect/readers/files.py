@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "advise",
     "check_lfs_pointer",
+    "check_placeholder",
     "describe_kind",
     "exists",
     "is_dir",
@@ -71,6 +72,14 @@ def check_lfs_pointer(path: str, head: bytes) -> None:
         raise UnsupportedFormat(
             f"{path}: this is a Git LFS pointer, not the file itself; fetch the content with `git lfs pull`"
         )
+
+
+def check_placeholder(path: str, head: bytes) -> None:
+    """Refuse what stands in for a file, given its first bytes: a Git LFS pointer, or nothing at
+    all (an empty file)."""
+    check_lfs_pointer(path, head)
+    if not head:
+        raise UnsupportedFormat(f"{path}: an empty file (0 bytes), not a model; copy or save it again")
 
 
 def _refuse_unless_regular(path: str, mode: int) -> None:

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptFile, UnknownName, UnsupportedFormat
 from .base import LayerConfig, LayerHint, TensorInfo
+from .formats.frozen_graph import looks_like_text_graph
 from .protobuf import Malformed
+from .tf_bundle import TF_ORIGIN
 from .tf_graph import (
     Graph,
     layer_hints,
@@ -35,19 +37,14 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT", "FrozenGraph", "looks_like_text_graph", "open_frozen_graph"]
 
 FORMAT = "tf-frozen-graph"
-# A text GraphDef starts with a field name (`node`, `library`, `versions`) or a comment.
-_TEXT_STARTS = (b"node", b"library", b"versions", b"version", b"#")
-
-
-def looks_like_text_graph(head: bytes) -> bool:
-    """Whether a file's first bytes look like a text-format GraphDef."""
-    return head.lstrip().startswith(_TEXT_STARTS)
 
 
 class FrozenGraph:
     """An open frozen graph; a TensorStore whose tensors are the graph's weight Consts."""
 
     format = FORMAT
+    origin = TF_ORIGIN  # tf.compat.v1 imports the GraphDef
+    checksums = False  # a GraphDef holds none
 
     def __init__(self, path: str, graph: Graph, where: str | None = None) -> None:
         """`graph` read from `path`; `where` names the file in messages when it is not `path`
@@ -82,6 +79,9 @@ class FrozenGraph:
             return tensor_array(tensor, f"Const {name!r}")
         except Malformed as e:
             raise CorruptFile(f"{self._where}: {e}; the file is damaged or not a TensorFlow graph") from None
+
+    def files(self) -> list[str]:
+        return [self._where]
 
     def layer_configs(self) -> dict[str, LayerConfig]:
         return {}

@@ -20,7 +20,7 @@ import os
 import struct
 import zipfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from ..errors import CorruptFile, UnknownName, UnsupportedFormat
 from ..schema import LSTM
@@ -30,7 +30,7 @@ from .files import check_lfs_pointer, open_regular
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["NpzStore", "accept", "open_npz"]
+__all__ = ["NpzStore", "open_npz"]
 
 FORMAT = "npz"
 _MEMBER_SUFFIX = ".npy"
@@ -47,16 +47,6 @@ _PIECE_BYTES = 1 << 20
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError)
 
 
-def accept(f: BinaryIO) -> bool:
-    """Whether the open file is a zip whose members are all .npy arrays (what numpy's savez writes)."""
-    try:
-        with zipfile.ZipFile(f) as archive:
-            names = archive.namelist()
-    except _ZIP_ERRORS:
-        return False
-    return bool(names) and all(name.endswith(_MEMBER_SUFFIX) for name in names)
-
-
 @dataclass(frozen=True)
 class _Member:
     info: zipfile.ZipInfo
@@ -71,6 +61,8 @@ class NpzStore:
     """An open .npz; a TensorStore. Opening reads the zip directory and every member's header."""
 
     format = FORMAT
+    origin = None  # numpy writes arrays, and no framework loads them back as a model
+    checksums = True  # zipfile checks each member's CRC-32 as it reads it to the end
 
     def __init__(self, path: str, verify: bool = True) -> None:
         # zipfile checks each member's CRC-32 as it reads the member to its end, --no-verify or not.
@@ -117,9 +109,9 @@ class NpzStore:
         """A member's header, checked against its size before anything else is read."""
         import numpy as np
 
-        from .keras import _check_member  # the zip directory's sizes against the archive's
+        from .zips import check_member  # the zip directory's sizes against the archive's
 
-        _check_member(info, self._file_size, self.path)
+        check_member(info, self._file_size, self.path)
         where = f"{self.path}: {info.filename}"
         try:
             with self._archive.open(info) as member:
