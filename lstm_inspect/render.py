@@ -483,8 +483,8 @@ def _forget_bias_text(layer: LayerSplit) -> str:
     """What the cell adds to the forget gate at run time, and where that value comes from."""
     source = ("assumed: " if layer.forget_bias_assumed else "") + safe(layer.forget_bias_source)
     if not layer.forget_bias:
-        return f"forget_bias 0: nothing is added to the forget gate at run time ({source})"
-    return f"forget_bias {layer.forget_bias:g} is added to the forget gate at run time, stored nowhere ({source})"
+        return f"forget_bias 0: the cell adds nothing to the forget gate at run time ({source})"
+    return f"forget_bias {layer.forget_bias:g}: the cell adds it to the forget gate at run time ({source})"
 
 
 @dataclass

@@ -239,12 +239,12 @@ def test_split_json_gives_stored_positions_and_the_effective_forget_bias():
 def test_split_says_where_each_gate_is_stored_and_what_the_cell_adds():
     out = run("split", BASIC, "--gate", "forget").stdout
     assert "  forget  (3rd stored block, TF order i, j, f, o)\n" in out
-    assert "forget_bias 1 is added to the forget gate at run time, stored nowhere (assumed: the TF1 cells'" in out
+    assert "forget_bias 1: the cell adds it to the forget gate at run time (assumed: the TF1 cells' default" in out
     effective = next(line for line in out.splitlines() if line.strip().startswith("effective"))
     assert "bias + forget_bias 1" in effective
     keras = run("split", str(FIXTURES / "keras2_h5" / "model.h5"), "--layer", "enc", "--gate", "c").stdout
     assert "  cell  (3rd stored block, Keras order i, f, c, o)\n" in keras
-    assert "forget_bias 0: nothing is added to the forget gate at run time (keras adds none at run time)" in keras
+    assert "forget_bias 0: the cell adds nothing to the forget gate at run time (keras adds none at run time)" in keras
     assert "effective" not in keras
 
 
