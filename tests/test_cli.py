@@ -342,6 +342,23 @@ def test_readme_says_what_the_help_says():
         assert shown, option
 
 
+def test_every_name_the_readme_gives_the_library_exists():
+    # `lstm_inspect.numpy_lstm.run_lstm` after `import lstm_inspect` alone, and each
+    # `from lstm_inspect.x import y` as it is written (issue 14: the README named a function that
+    # was not there).
+    readme = README.read_text()
+    imports = set(re.findall(r"from (lstm_inspect[\w.]*) import (\w+)", readme))
+    attributes = re.sub(r"from lstm_inspect[\w.]* import", "", readme)
+    dotted = set(re.findall(r"\blstm_inspect(?:\.[a-z_]+)+\b", attributes))
+    assert "lstm_inspect.numpy_lstm.run_lstm" in dotted and ("lstm_inspect.writers.keys", "decode_key") in imports
+    code = "import importlib, lstm_inspect\n"
+    for name in sorted(dotted):
+        code += f"obj = lstm_inspect\nfor part in {name.split('.')[1:]!r}:\n    obj = getattr(obj, part)\n"
+    for module, name in sorted(imports):
+        code += f"getattr(importlib.import_module({module!r}), {name!r})\n"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+
 def _all_help() -> str:
     return "\n".join(run(name, "--help").stdout for name in main.commands)
 
