@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from itertools import groupby
-from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from .api import Checkpoint, Layer, is_float_dtype
@@ -143,8 +141,23 @@ def summarize(ckpt: Checkpoint) -> Summary:
 
 
 @dataclass
+class EffectiveBias:
+    """The forget gate's bias as the cell uses it: the stored bias plus the runtime forget bias."""
+
+    forget_bias: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    l2: float
+
+
+@dataclass
 class BlockStats:
     gate: str | None
+    # The gate's place in the stored gate order, from 1 (the 3rd of TF's i, j, f, o for forget);
+    # None for a part of the whole layer (the projection).
+    position: int | None
     part: str
     shape: list[int]
     source: str
@@ -154,6 +167,8 @@ class BlockStats:
     min: float
     max: float
     l2: float
+    # On the forget gate's bias only (None elsewhere): the same statistics with the runtime forget bias added.
+    effective: EffectiveBias | None = None
     # The numbers when asked for: a list in split()'s result, the block's array in stream_split's.
     values: list | np.ndarray | None = None
 
@@ -162,8 +177,15 @@ class BlockStats:
 class LayerSplit:
     name: str
     cell: str
-    gate_order: str
-    forget_bias: float
+    framework: str
+    gate_order: str  # the framework's letters in stored order: "ijfo"
+    # Whether the gates share stored tensors (a fused kernel: position counts blocks in it) or each
+    # gate has tensors of its own (Keras 1's W_i, U_i, b_i).
+    fused_gates: bool
+    forget_bias: float  # what the cell adds to the forget gate at run time
+    forget_bias_source: str  # where that value comes from (Setting.source)
+    forget_bias_assumed: bool  # True: the file does not say, the value is the framework's default
+    note: str | None = None  # why the layer has no blocks here: none matches the selection
     blocks: list[BlockStats] = field(default_factory=list)
 
 
@@ -246,12 +268,23 @@ def _dtype_name(dtype: np.dtype) -> str:
     return dtype.name
 
 
-def block_stats(layer: Layer, block: Block, values: bool = False) -> BlockStats:
-    """One block's statistics; with `values`, its array (a view of the layer's tensor where numpy can make one)."""
+def block_stats(
+    layer: Layer, block: Block, values: bool = False, position: int | None = None, add: float | None = None
+) -> BlockStats:
+    """One block's statistics; with `values`, its array (a view of the layer's tensor where numpy can
+    make one). position: the gate's place in the stored order; add: a runtime forget bias, for the
+    statistics of the block as the cell uses it (`effective`)."""
+    import numpy as np
+
     array = layer.view(block)
     mean, std, low, high, l2 = statistics(array)
+    effective = None
+    if add is not None:
+        # A bias vector: its float64 copy is as small as the block itself.
+        effective = EffectiveBias(add, *statistics(array.astype(np.float64) + add))
     return BlockStats(
         gate=block.gate,
+        position=position,
         part=block.part,
         shape=list(block.shape),
         source=block.source,
@@ -261,6 +294,7 @@ def block_stats(layer: Layer, block: Block, values: bool = False) -> BlockStats:
         min=low,
         max=high,
         l2=l2,
+        effective=effective,
         values=array if values else None,
     )
 
@@ -287,9 +321,41 @@ def stream_split(
     the next layer is taken. Unknown names, and with `values` a selection of more than
     `max_elements` numbers, are refused here, before anything is read."""
     selected = list(ckpt.iter_blocks(layers, gates, parts))
+    chosen = ckpt.select(layers)
+    if len(chosen) > len({id(layer) for layer, _ in selected}):
+        empty = _without_blocks(ckpt.path, chosen, selected, gates, parts)
+    else:
+        empty = {}
     if values and max_elements is not None:
         _check_value_count(selected, max_elements)
-    return SplitStream(ckpt.path, len(selected), _split_layers(selected, values))
+    return SplitStream(ckpt.path, len(selected), _split_layers(chosen, selected, values, empty))
+
+
+def _without_blocks(
+    path: str,
+    chosen: Sequence[Layer],
+    selected: Sequence[tuple[Layer, Block]],
+    gates: Iterable[str],
+    parts: Iterable[str],
+) -> dict[str, str]:
+    """Why each chosen layer that has no block of the selection has none, by layer name (a layer
+    without peepholes and --part peephole); refused when no chosen layer has any."""
+    having = {id(layer) for layer, _ in selected}
+    asked = " ".join([*(f"--gate {g}" for g in gates), *(f"--part {p}" for p in parts)])
+    notes = {}
+    for layer in chosen:
+        if id(layer) in having:
+            continue
+        blocks = layer.blocks()
+        held = ", ".join(dict.fromkeys(b.part for b in blocks if b.gate is not None)) + " of each gate"
+        whole = ", ".join(dict.fromkeys(b.part for b in blocks if b.gate is None))
+        held += f", and the layer's {whole}" if whole else ""
+        notes[layer.name] = f"no block matches {asked}: the layer holds {held}"
+    if not selected:
+        first = next(iter(notes))
+        others = f" (and {len(notes) - 1:,} more layer(s) alike)" if len(notes) > 1 else ""
+        raise LstmInspectError(f"{path}: {first}{others}: {notes[first]}")
+    return notes
 
 
 def _check_value_count(selected: Sequence[tuple[Layer, Block]], max_elements: int) -> None:
@@ -306,11 +372,46 @@ def _check_value_count(selected: Sequence[tuple[Layer, Block]], max_elements: in
             )
 
 
-def _split_layers(selected: Sequence[tuple[Layer, Block]], values: bool) -> Iterator[LayerSplit]:
-    for layer, pairs in groupby(selected, key=itemgetter(0)):
-        spec = layer.spec
-        entry = LayerSplit(layer.name, spec.cell, spec.layout.letters, spec.forget_bias)
-        entry.blocks = [block_stats(layer, block, values) for _, block in pairs]
+def _layer_split(layer: Layer, note: str | None = None) -> LayerSplit:
+    layout = layer.layout
+    setting = layer.settings["forget_bias"]
+    return LayerSplit(
+        name=layer.name,
+        cell=layer.cell,
+        framework=layout.framework,
+        gate_order=layout.letters,
+        fused_gates=any(len(role.letters()) > 1 for role in layout.roles),
+        forget_bias=layer.forget_bias,
+        forget_bias_source=setting.source,
+        forget_bias_assumed=setting.assumed,
+        note=note,
+    )
+
+
+def _split_layers(
+    chosen: Sequence[Layer], selected: Sequence[tuple[Layer, Block]], values: bool, empty: Mapping[str, str]
+) -> Iterator[LayerSplit]:
+    blocks_of: dict[int, list[Block]] = {}
+    for layer, block in selected:
+        blocks_of.setdefault(id(layer), []).append(block)
+    for layer in chosen:
+        blocks = blocks_of.get(id(layer))
+        if blocks is None:
+            yield _layer_split(layer, empty[layer.name])
+            continue
+        entry = _layer_split(layer)
+        positions = {gate: index for index, gate in enumerate(layer.layout.order, 1)}
+        forget_gate = layer.layout.cell.forget_gate
+        entry.blocks = [
+            block_stats(
+                layer,
+                block,
+                values,
+                positions.get(block.gate) if block.gate is not None else None,
+                layer.forget_bias if block.gate == forget_gate and block.part == "bias" else None,
+            )
+            for block in blocks
+        ]
         yield entry
         # The arrays are views of the layer's tensors: they go with the tensors, whoever holds the entry.
         for stats in entry.blocks:

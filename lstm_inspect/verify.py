@@ -233,21 +233,29 @@ class _Unit:
         for report in self.reports:
             report.checks.append(Check(check, note=note, error=error))
 
-    def record(self, check: str, runner: Callable[[], list[Outputs]], framework: bool) -> None:
-        """Run `runner` for all directions, or note on every layer why it could not run. A framework
-        that raises on our export fails the check; an error in our own code keeps its traceback."""
+    def record(
+        self, check: str, runner: Callable[[], list[Outputs]], framework: bool, direction: int | None = None
+    ) -> None:
+        """Run `runner` for all directions (or the one `direction` names: its outputs alone), or note
+        on those layers why it could not run. A framework that raises on our export fails the
+        check; an error in our own code keeps its traceback."""
+        reports, baselines = self.reports, self.baselines
+        if direction is not None:
+            reports, baselines = reports[direction : direction + 1], baselines[direction : direction + 1]
         try:
             # Damaged weights (reported when read) overflow in casts and computations alike.
             with np.errstate(over="ignore", invalid="ignore"):
                 outputs = runner()
         except LstmInspectError as e:
-            self.note_all(check, note=str(e))
+            for report in reports:
+                report.checks.append(Check(check, note=str(e)))
         except Exception as e:
             if not framework:
                 raise
-            self.note_all(check, error=f"{type(e).__name__}: {e}".splitlines()[0])
+            for report in reports:
+                report.checks.append(Check(check, error=f"{type(e).__name__}: {e}".splitlines()[0]))
         else:
-            for report, got, expected in zip(self.reports, outputs, self.baselines):
+            for report, got, expected in zip(reports, outputs, baselines):
                 report.checks.append(Check(check, _diff(got, expected)))
 
 
@@ -304,7 +312,9 @@ def _framework_checks(state: _Unit, refused: Mapping[str, str], frameworks: Sequ
         if not installed("keras"):
             state.note_all(KERAS_MODEL, "not installed: keras")
         else:
-            state.record(KERAS_MODEL, functools.partial(_keras_model, state), framework=True)
+            # Each half on its own: a half Keras cannot run is named in its own row only.
+            for direction in range(len(state.unit.layers)):
+                state.record(KERAS_MODEL, functools.partial(_keras_model, state, direction), True, direction)
 
 
 def _computes(activation: str) -> bool:
@@ -341,9 +351,8 @@ def _per_layer(
     ]
 
 
-def _keras_model(state: _Unit) -> list[Outputs]:
+def _keras_model(state: _Unit, direction: int) -> list[Outputs]:
+    """One half of the unit (or its only layer) as the file's own Keras model runs it."""
     model = state.run.keras_model()
-    return [
-        keras_target.run_original(model, layer.name, layer.pair, layer.direction, xi)
-        for layer, xi in zip(state.unit.layers, state.inputs)
-    ]
+    layer = state.unit.layers[direction]
+    return [keras_target.run_original(model, layer.name, layer.pair, layer.direction, state.inputs[direction])]
