@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -41,6 +42,9 @@ _PIECES_AHEAD = 8
 # The file name field of a zip header is 16 bits (APPNOTE.TXT 4.4.10); zipfile fails with a
 # struct.error past it.
 _MAX_MEMBER_NAME_BYTES = 0xFFFF
+
+# How long an export that failed or was interrupted waits for its reading thread to stop.
+_ABANDON_SECONDS = 0.2
 
 _T = TypeVar("_T")
 
@@ -196,13 +200,19 @@ def _in_background(items: Iterator[_T], depth: int) -> Iterator[Iterator[_T]]:
         if item.error is not None:
             raise item.error
 
-    # A daemon: a second Ctrl-C while the thread finishes a read must still end the program.
+    # A daemon: it never keeps the program alive, so that Ctrl-C during a slow read (a remote
+    # file, a stalled disk) ends the program at once; what it reads it only hands to this thread.
     thread = threading.Thread(target=produce, name="lstm-inspect export", daemon=True)
     thread.start()
+    finished = False
     try:
         yield consume()
+        finished = True
     finally:
         stop.set()
-        while thread.is_alive():  # take what it is blocked putting, until it sees `stop`
+        # Take what it is blocked putting, until it sees `stop`; after an error or Ctrl-C only for
+        # a moment: a read it is stuck in is left to end with the program.
+        deadline = None if finished else time.monotonic() + _ABANDON_SECONDS
+        while thread.is_alive() and (deadline is None or time.monotonic() < deadline):
             with suppress(Empty):
                 queue.get(timeout=0.01)
