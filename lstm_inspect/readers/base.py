@@ -80,7 +80,14 @@ class LayerHint:
 
 
 class TensorStore(Protocol):
-    """An open file of tensors. Use as a context manager or call close()."""
+    """An open file of tensors. Use as a context manager or call close().
+
+    A store may also offer (api.Checkpoint asks with getattr): `trainable_variables()`, the names
+    of the model's variables as the file declares them (a TF graph's collection; None when it does
+    not say), which detection never takes for optimizer slots; and `unsaid()`, why the file says
+    nothing beside the weights where it says nothing ("no graph beside the checkpoint"), which the
+    source of every setting assumed for want of it names.
+    """
 
     path: str
     format: str  # "tf-checkpoint", "keras-h5", "keras-v3", "keras-weights-h5"

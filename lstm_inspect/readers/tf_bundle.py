@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # numpy loads only when a value is read: listing a checkpoint
     import numpy as np
 
     from .saved_model import RenamedStore
+    from .tf_graph import GraphHints
 
 __all__ = ["TFCheckpoint", "checkpoint_files", "dtype_name", "open_checkpoint", "resolve_prefix"]
 
@@ -37,6 +38,8 @@ _TABLE_MAGIC = 0xDB4775248B80FB57  # tensorflow/core/lib/io/format.h kTableMagic
 _FOOTER_SIZE = 48  # two BlockHandles padded to 40 bytes, then the 8-byte magic (format.cc)
 _TRAILER_SIZE = 5  # compression byte + masked CRC-32C after every block (format.cc ReadBlock)
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")  # naming.cc DataFilename
+# Saver.save writes the graph as prefix.meta beside prefix.index (saver.py meta_graph_suffix).
+META_SUFFIX = ".meta"
 # TF restarts prefix compression every 16 keys (table_options.h block_restart_interval), so the
 # keys of a block add up to at most 16 times its size; a block whose keys expand further was
 # made to exhaust memory.
@@ -419,6 +422,8 @@ def resolve_prefix(path: str | os.PathLike[str]) -> str:
     data_suffix = _DATA_SUFFIX.search(path)
     if path.endswith(".index"):
         prefix = path[: -len(".index")]
+    elif path.endswith(META_SUFFIX) and files.exists(path[: -len(META_SUFFIX)] + ".index"):
+        prefix = path[: -len(META_SUFFIX)]  # the graph Saver.save wrote beside its checkpoint
     elif data_suffix:
         prefix = path[: data_suffix.start()]
     else:
@@ -447,11 +452,8 @@ def _near_miss(path: str, prefix: str) -> str:
         except LstmInspectError:
             named = "a checkpoint prefix"
         return f"a checkpoint state file, not a checkpoint; give the directory holding it or {named}"
-    if base.endswith(".meta"):
-        # Saver.save writes the graph as prefix.meta beside prefix.index (saver.py meta_graph_suffix).
-        weights = path[: -len(".meta")]
-        if files.exists(weights + ".index"):
-            return f"a TensorFlow graph (MetaGraphDef), not its weights; give the checkpoint prefix {weights}"
+    if base.endswith(META_SUFFIX):
+        weights = path[: -len(META_SUFFIX)]
         return f"a TensorFlow graph (MetaGraphDef), and its checkpoint {weights}.index is not beside it"
     return (
         f"not a TensorFlow checkpoint (no {prefix}.index next to it); give a checkpoint "
@@ -465,7 +467,7 @@ def checkpoint_files(prefix: str) -> list[str]:
     directory, base = os.path.split(prefix)
     names = sorted(files.list_dir(directory))
     shards = [os.path.join(directory, n) for n in names if n.startswith(base) and _DATA_SUFFIX.match(n, len(base))]
-    beside = [prefix + ".index", *shards, prefix + ".meta", os.path.join(directory, "checkpoint")]
+    beside = [prefix + ".index", *shards, prefix + META_SUFFIX, os.path.join(directory, "checkpoint")]
     return [path for path in beside if os.path.lexists(path)]
 
 
@@ -549,6 +551,9 @@ class TFCheckpoint:
         # by then, whose error says it (one line, not a warning and an error saying the same).
         self._used_shards = sorted(needed_from_shard)
         self._shard_warnings = self._check_shards(needed_from_shard)
+        self._graph: GraphHints | None = None
+        self._graph_read = False
+        self._unsaid = "no graph beside the checkpoint"
 
     @staticmethod
     def _corrupt(path: str, problem: str) -> CorruptFile:
@@ -602,7 +607,47 @@ class TFCheckpoint:
         return {}
 
     def layer_hints(self) -> dict[str, LayerHint]:
-        return {}
+        """What the `.meta` graph beside the checkpoint says of each LSTM cell (tf_graph.graph_hints);
+        {} without one. A graph that is not this checkpoint's (other variables or shapes) or that
+        cannot be read is warned of in one line and ignored."""
+        graph = self._read_graph()
+        return dict(graph.hints) if graph is not None else {}
+
+    def trainable_variables(self) -> list[str] | None:
+        """The graph's trainable_variables collection (None without a graph, or one without it)."""
+        graph = self._read_graph()
+        return graph.trainable_variables if graph is not None else None
+
+    def unsaid(self) -> str:
+        """Why a setting no weight stores is assumed: there is no graph, or it was ignored, or it
+        does not show that setting for that cell."""
+        self._read_graph()
+        return self._unsaid
+
+    def _read_graph(self) -> GraphHints | None:
+        if self._graph_read:
+            return self._graph
+        self._graph_read = True
+        meta = self.path + META_SUFFIX
+        if not files.exists(meta):
+            return None
+        from .tf_graph import graph_hints
+
+        name = files.split(meta)[1]
+        try:
+            graph = graph_hints(meta, self._infos)
+        except LstmInspectError as e:
+            warn(f"{e}; read without it")
+            self._unsaid = f"its graph {name} could not be read"
+            return None
+        if not graph.belongs:
+            more = f" (and {len(graph.problems) - 1:,} more)" if len(graph.problems) > 1 else ""
+            warn(f"{graph.problems[0]}{more}: not this checkpoint's graph, so ignored")
+            self._unsaid = f"{name} beside it is another model's graph, ignored"
+            return None
+        self._graph = graph
+        self._unsaid = f"its graph {name} does not show it for this cell"
+        return graph
 
     def read(self, name: str) -> np.ndarray:
         info = self._infos.get(name)
