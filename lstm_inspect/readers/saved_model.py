@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
-from .base import LayerConfig, LayerHint, TensorInfo
+from .base import LayerConfig, LayerHint, TensorFlowSource, TensorInfo
 from .files import open_regular, read_bounded
 from .protobuf import Malformed, decode, varint
 from .tf_bundle import TFCheckpoint, _crc32c, _mask
@@ -298,12 +298,18 @@ class RenamedStore:
         format: str | None = None,
         configs: dict[str, LayerConfig] | None = None,
         hints: dict[str, LayerHint] | None = None,
+        beside: list[str] | None = None,
+        unsaid: str | None = None,
     ) -> None:
+        """beside: the other files it belongs with (saved_model.pb, keras_metadata.pb); unsaid: why
+        a setting no weight stores is assumed (see readers/base.py)."""
         self.path = path or checkpoint.path
         self.format = format or checkpoint.format
         self._checkpoint = checkpoint
         self._configs = configs or {}
         self._hints = hints or {}
+        self._beside = beside or []
+        self._unsaid = unsaid
         self._infos: dict[str, TensorInfo] = {}
         self._keys: dict[str, str] = {}
         stored = checkpoint.tensors()
@@ -327,11 +333,20 @@ class RenamedStore:
             raise UnknownName(f"{self.path}: no tensor named {name!r}")
         return self._checkpoint.read(key)
 
+    def files(self) -> list[str]:
+        return [*self._checkpoint.files(), *self._beside]
+
     def layer_configs(self) -> dict[str, LayerConfig]:
         return dict(self._configs)
 
     def layer_hints(self) -> dict[str, LayerHint]:
         return dict(self._hints)
+
+    def unsaid(self) -> str | None:
+        return self._unsaid
+
+    def tensorflow_source(self) -> TensorFlowSource:
+        return TensorFlowSource("checkpoint", self._checkpoint.path, dict(self._keys))
 
     def close(self) -> None:
         self._checkpoint.close()
@@ -505,18 +520,31 @@ def open_saved_model(directory: str | os.PathLike[str], saved_model_file: str | 
     if not os.path.isfile(prefix + ".index"):
         return _without_variables(directory, saved)
     checkpoint = TFCheckpoint(prefix)
+    beside = [saved_model_file] + [
+        path
+        for name in ("keras_metadata.pb", "fingerprint.pb")
+        if os.path.isfile(path := os.path.join(directory, name))
+    ]
     try:
         nodes = read_object_graph(checkpoint)
         keras = _keras_objects(directory, saved, nodes)
         if nodes is None:
             # A TF1 SavedModel (saved_model.Builder): variables under their graph names, and the
             # graph saying what the weights do not.
-            return RenamedStore(checkpoint, {}, path=directory, format=FORMAT, hints=_graph_hints(saved))
+            return RenamedStore(
+                checkpoint,
+                {},
+                path=directory,
+                format=FORMAT,
+                hints=_graph_hints(saved),
+                beside=beside,
+                unsaid="its graph does not show it for this cell",
+            )
         variable_names = _variable_names(saved, nodes)
         naming = _name_keys(nodes, keras, variable_names, only_positional=False)
         hints = {} if keras or saved.meta.object_graph else _graph_hints(saved)
         return RenamedStore(
-            checkpoint, naming.names, path=directory, format=FORMAT, configs=naming.configs, hints=hints
+            checkpoint, naming.names, path=directory, format=FORMAT, configs=naming.configs, hints=hints, beside=beside
         )
     except BaseException:
         checkpoint.close()
@@ -546,7 +574,7 @@ def _graph_hints(saved: SavedModel) -> dict[str, LayerHint]:
 def _without_variables(directory: str, saved: SavedModel) -> Any:
     from .frozen_graph import FrozenGraph
 
-    store = FrozenGraph(directory, saved.meta.graph, where=saved.path)
+    store = FrozenGraph(directory, saved.meta.graph, where=saved.path, kind="saved_model")
     if not store.tensors():
         raise UnsupportedFormat(
             f"{directory}: a SavedModel without variables/ (no variables/variables.index), and its graph "

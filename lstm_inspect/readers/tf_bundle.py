@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 
 from ..errors import CorruptFile, FileNotFound, LstmInspectError, UnknownName, UnsupportedFormat, warn
 from . import files
-from .base import LayerConfig, LayerHint, TensorInfo
+from .base import LayerConfig, LayerHint, TensorFlowSource, TensorInfo
 from .files import check_lfs_pointer, is_url, open_regular, opened_size, read_bounded
 from .protobuf import Malformed, as_bytes, as_int, fields, varint
 from .urls import display_url
@@ -623,6 +623,9 @@ class TFCheckpoint:
         does not show that setting for that cell."""
         self._read_graph()
         return self._unsaid
+
+    def tensorflow_source(self) -> TensorFlowSource:
+        return TensorFlowSource("checkpoint", self.path, {name: name for name in self._infos})
 
     def _read_graph(self) -> GraphHints | None:
         if self._graph_read:
