@@ -314,7 +314,11 @@ def _detect_scope(
             sizes=sizes,
             tensors=tensors,
             settings=_settings(layout, name, config, hint, unsaid),
-            conflicts=dict(hint.conflicts) if hint is not None else {},
+            conflicts={
+                name: readings
+                for name, readings in (hint.conflicts.items() if hint is not None else ())
+                if name in SETTINGS or name in CLIP_SETTINGS
+            },
         )
     return None
 

@@ -171,6 +171,7 @@ class _Worker:
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
         self.log: IO[bytes] | None = None
+        self.last_words = ""
 
     def run(self, runs: Sequence[CellRun]) -> list[Outputs]:
         import numpy as np
@@ -217,22 +218,26 @@ class _Worker:
             length = int.from_bytes(_read(process.stdout, _LENGTH, deadline), "big")
             return _unpack(_read(process.stdout, length, deadline))
         except (OSError, EOFError, TimeoutError) as e:
-            why = self._last_words()
-            self.stop()
-            raise TensorFlowFailed(f"TensorFlow's worker {_failure(e)}{why}") from None
+            self.stop(kill=True)
+            raise TensorFlowFailed(f"TensorFlow's worker {_failure(e)}{self._last_words()}") from None
 
     def _last_words(self) -> str:
-        if self.log is None:
-            return ""
-        self.log.seek(0)
-        lines = [line for line in self.log.read().decode("utf-8", "replace").splitlines() if line.strip()]
-        return f": {lines[-1].strip()}" if lines else ""
+        """The last line the stopped worker wrote to its stderr, for the message."""
+        words, self.last_words = self.last_words, ""
+        return f": {words}" if words else ""
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
+        """End the worker: its input closed, so that it returns (or killed, with `kill` or when it
+        does not within a few seconds); its stderr's last line kept for the message."""
         process, self.process = self.process, None
         if process is not None:
-            if process.stdin is not None:
-                process.stdin.close()
+            if kill:
+                process.kill()
+            try:
+                if process.stdin is not None:
+                    process.stdin.close()
+            except OSError:  # a dead worker's pipe
+                pass
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -241,6 +246,9 @@ class _Worker:
             if process.stdout is not None:
                 process.stdout.close()
         if self.log is not None:
+            self.log.seek(0)
+            lines = [line for line in self.log.read().decode("utf-8", "replace").splitlines() if line.strip()]
+            self.last_words = lines[-1].strip() if lines else ""
             self.log.close()
             self.log = None
 
