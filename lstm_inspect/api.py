@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .detect import LayerSpec, Variable, detect
+from .detect import CLIP_SETTINGS, LayerSpec, Variable, detect
 from .errors import NoLSTMLayers, UnknownName, UnsupportedFormat, warn
 from .readers import TensorStore, open_store
 from .schema import GATE_PARTS, LSTM, PARTS, Layout, Setting, canonical_part
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from .results import ExportResult, SplitStream, Summary, VerifyResult
     from .targets import Features
     from .weights import Weights
-
-# The settings of a layer that clip what its cell computes (TF1 LSTMCell cell_clip, proj_clip).
-CLIP_SETTINGS = ("cell_clip", "proj_clip")
 
 
 @dataclass
@@ -174,12 +171,23 @@ class Layer:
         return chosen[0], chosen[1]
 
     def clips(self) -> dict[str, float]:
-        """The clip settings the layer has, by name (cell_clip, proj_clip)."""
-        return {
-            name: float(setting.value)  # type: ignore[arg-type]
-            for name in CLIP_SETTINGS
-            if (setting := self.settings.get(name)) is not None and setting.value is not None
-        }
+        """The clip settings the layer has, by name (cell_clip, proj_clip): each clips to ±value.
+        A graph clipping to another range (low, high) is refused: TF's cells clip symmetrically
+        (clip_by_value(c, -cell_clip, cell_clip), rnn_cell_impl.py), and so does every target."""
+        clips = {}
+        for name in CLIP_SETTINGS:
+            setting = self.settings.get(name)
+            if setting is None or setting.value is None:
+                continue
+            if isinstance(setting.value, (tuple, list)):
+                low, high = setting.value
+                raise UnsupportedFormat(
+                    f"{self._store.path}: layer {self.name!r} clips with {name} to [{low:g}, {high:g}] "
+                    f"({setting.source}), not to ±c as TF's cells do; lstm-inspect computes and exports "
+                    "symmetric clips only"
+                )
+            clips[name] = float(setting.value)  # type: ignore[arg-type]
+        return clips
 
     def features(self) -> Features:
         """What the layer needs of an export target (reads no tensor data)."""
@@ -303,7 +311,18 @@ class Checkpoint:
         self.store = store
         self.path = store.path
         self.format = store.format
-        detection = detect(store.tensors(), store.layer_configs(), forget_bias=forget_bias, hints=store.layer_hints())
+        # What a reader may add (readers/base.py): the model's variables as the file declares them,
+        # and why it says nothing beside the weights where it says nothing.
+        trainable, unsaid = (getattr(store, hook, lambda: None)() for hook in ("trainable_variables", "unsaid"))
+        detection = detect(
+            store.tensors(),
+            store.layer_configs(),
+            forget_bias=forget_bias,
+            hints=store.layer_hints(),
+            trainable=trainable,
+            unsaid=unsaid,
+            where=store.path,
+        )
         self.layers = [Layer(spec, store) for spec in detection.layers]
         self.variables: list[Variable] = detection.variables
         # What --layer can name, each to its layers' positions: a layer's name, a bidirectional

@@ -22,6 +22,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from .activations import shown
 from .results import LayerSplit, LayerSummary, SplitResult, SplitStream, Summary, VariableLine, block_title
 from .schema import LAYOUTS
 from .terminal import safe
@@ -238,12 +239,38 @@ def _ordinal(n: int) -> str:
 # ---- summary ---------------------------------------------------------------------------------------
 
 
-_ACTIVATION_SOURCE = {
-    "config": "from the model config",
-    "graph": "read from the graph",
-    "default": "the cell's fixed defaults; a custom activation would be code, not stored",
-    "unknown": "the file has no model config to say",
-}
+_SETTING_WORDS = {"cell_clip": "cell clip", "proj_clip": "projection clip"}
+
+
+def _value(value: object) -> str:
+    if isinstance(value, float):
+        return repr(value)  # 1.0, 0.3: as the file or the flag gave it
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return safe(shown(str(value)))
+
+
+def setting_lines(layer: LayerSummary) -> list[str]:
+    """Each setting of a layer and where it came from (or why it is assumed): the forget bias, the
+    activations (on one line when one source says both), and the clips the layer has."""
+    settings = layer.settings
+    lines = []
+    forget = settings.get("forget_bias")
+    if forget is not None:
+        added = ", added at run time, not stored" if forget.value else ""
+        lines.append(f"forget bias {_value(forget.value)} ({safe(forget.source)}){added}")
+    cell, gates = settings.get("activation"), settings.get("recurrent_activation")
+    if cell is not None and gates is not None and cell.source == gates.source:
+        lines.append(f"activations: {_value(gates.value)} (gates), {_value(cell.value)} (cell) — {safe(cell.source)}")
+    else:
+        for word, setting in (("activation", cell), ("recurrent activation", gates)):
+            if setting is not None:
+                lines.append(f"{word} {_value(setting.value)} ({safe(setting.source)})")
+    for name, word in _SETTING_WORDS.items():
+        setting = settings.get(name)
+        if setting is not None and setting.value is not None:
+            lines.append(f"{word} {_value(setting.value)} ({safe(setting.source)})")
+    return lines
 
 
 def _extras(layer: LayerSummary) -> str:
@@ -311,12 +338,7 @@ def summary_renderable(summary: Summary) -> Group:
             order = ", ".join(f"{letter}={gate}" for letter, gate in zip(layer.gate_order, layer.gates))
             lines.append(f"{safe(layer.name)}: {layer.input_size} inputs, {layer.units} units; gates {order}")
             lines += [(f"  {safe(t.name)}", safe(t.explanation)) for t in layer.tensors]
-            lines.append(
-                f"  activations: {safe(layer.recurrent_activation)} (gates), {safe(layer.activation)} (cell)"
-                f" — {_ACTIVATION_SOURCE[layer.activation_source]}"
-            )
-            if layer.forget_bias:
-                lines.append(f"  forget_bias {layer.forget_bias:g} is added at run time and is not stored")
+            lines += [f"  {line}" for line in setting_lines(layer)]
         if len(summary.layers) > MAX_EXPLAINED_LAYERS:
             lines.append(f"(the first {MAX_EXPLAINED_LAYERS} layers explained; --json decomposes every tensor)")
         parts.append(_Wrapped(lines))

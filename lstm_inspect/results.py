@@ -27,6 +27,16 @@ class TensorLine:
 
 
 @dataclass
+class SettingLine:
+    """One setting of a layer as summary reports it: its value, where it was read (or why it is
+    assumed and how to override it), and whether it is assumed (the file does not say)."""
+
+    value: object
+    source: str
+    assumed: bool
+
+
+@dataclass
 class LayerSummary:
     name: str
     cell: str
@@ -48,6 +58,8 @@ class LayerSummary:
     pair: str | None
     direction: str | None
     tensors: list[TensorLine]
+    # forget_bias, activation, recurrent_activation, and cell_clip, proj_clip where the file says
+    settings: dict[str, SettingLine] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +128,10 @@ def summarize(ckpt: Checkpoint) -> Summary:
             pair=s.pair,
             direction=s.direction,
             tensors=explain(s),
+            settings={
+                name: SettingLine(list(v.value) if isinstance(v.value, tuple) else v.value, v.source, v.assumed)
+                for name, v in s.settings.items()
+            },
         )
         for s in (layer.spec for layer in ckpt.layers)
     ]

@@ -545,7 +545,8 @@ def explain(layout: Layout, role: Role, sizes: Mapping[str, int]) -> str:
 
 # ---- the layouts ---------------------------------------------------------------------------------------------
 
-_TF1_DEFAULT = "the TF1 cells' default; a cell built otherwise says so only in its graph"
+# Detection adds why the file does not say and how to override it (detect._assumed).
+_TF1_DEFAULT = "TF1 default"
 _KERAS_DEFAULT = "Keras' default; the file has no model config to say"
 _CUDNN_FIXED = "cuDNN computes its LSTM with sigmoid and tanh only"
 

@@ -1,9 +1,11 @@
 """verify: every layer run over a seeded random input, by the numpy LSTM on its split blocks (the
 baseline), by the numpy LSTM on every export target's arrays written and read back, by each
 target's own framework where it is installed (Target.run: torch.nn.LSTM on the PyTorch export,
-onnxruntime on the .onnx model, Keras 3 on the Keras export), and by the framework that wrote the
-file when it can load it (a full Keras model, by Keras' own loader). The result holds the largest
-absolute difference from the baseline per layer and check; nothing here prints.
+onnxruntime on the .onnx model, Keras 3 on the Keras export, a TF1 LSTMCell on the TensorFlow
+export), and by the framework that wrote the file when it can load it (a full Keras model, by
+Keras' own loader; a TF checkpoint, frozen graph or SavedModel, by TensorFlow's own cell of the
+class the graph shows with the weights TensorFlow reads). The result holds the largest absolute
+difference from the baseline per layer and check; nothing here prints.
 
 Frameworks are imported only inside the target modules, only when verify runs, and only if
 installed. torch and Keras compute in float32 (float64 for float64 weights), onnxruntime in
@@ -31,6 +33,7 @@ from .readers.urls import is_url
 from .results import Check, LayerCheck, VerifyResult
 from .targets import TARGETS, Target
 from .targets import keras as keras_target
+from .targets import tensorflow as tensorflow_target
 from .targets.base import Outputs
 from .weights import Weights
 from .writers.npz import decode_key, write_npz
@@ -48,12 +51,14 @@ DEFAULT_TOLERANCE = 1e-4
 # Layers named with --layer are all checked in full. (README.md and `verify --help` say 16.)
 FULL_CHECKS_PER_STRUCTURE = 16
 
-# The check that runs the file's own framework on the original file (its origin, see _origin).
+# The checks that run the file's own framework on the original file (its origin, see _origin):
+# Keras' loader on a Keras model file; TensorFlow's own cell on a file TensorFlow wrote.
 KERAS_MODEL = "keras-model"
+TF_CELL = "tf-cell"
 
 # Column order of the report: numpy on each target read back, then each target's framework, then
 # the original file's own.
-FRAMEWORKS: tuple[str, ...] = (*(t.check for t in TARGETS.values() if t.check), KERAS_MODEL)
+FRAMEWORKS: tuple[str, ...] = (*(t.check for t in TARGETS.values() if t.check), KERAS_MODEL, TF_CELL)
 CHECKS: tuple[str, ...] = (*(f"numpy:{name}" for name in TARGETS), *FRAMEWORKS)
 
 
@@ -109,6 +114,7 @@ class _Run:
         self.ckpt = ckpt
         self.scratch = scratch
         self.keras_version = _origin(ckpt)
+        self.tensorflow = tensorflow_target.original_source(ckpt.store)
         self._model: Any = None
         self._model_error: str | None = None
 
@@ -315,6 +321,14 @@ def _framework_checks(state: _Unit, refused: Mapping[str, str], frameworks: Sequ
             # Each half on its own: a half Keras cannot run is named in its own row only.
             for direction in range(len(state.unit.layers)):
                 state.record(KERAS_MODEL, functools.partial(_keras_model, state, direction), True, direction)
+    source = state.run.tensorflow
+    if TF_CELL in frameworks and source is not None:
+        absent = [m for m in tensorflow_target.NEEDS if not installed(m)]
+        if absent:
+            state.note_all(TF_CELL, f"not installed: {', '.join(absent)}")
+        else:
+            run_original = functools.partial(tensorflow_target.run_original, source, state.unit.layers, state.inputs)
+            state.record(TF_CELL, run_original, framework=True)
 
 
 def _computes(activation: str) -> bool:
@@ -332,8 +346,18 @@ def _numpy_on_export(state: _Unit, target: Target) -> list[Outputs]:
     prefixed = not target.unprefixed_single  # a single unit: unprefixed for such a target
     state.exports[target.name] = _per_layer(exported, target, state.unit, prefixed)
     read = read_back(exported, target, state.unit, prefixed)
+    # A framework's arrays hold no activations and no clips (its cell's arguments): those are the
+    # source's; the canonical blocks keep the clips (L/cell_clip), read back as they are.
     return [
-        _numpy_outputs(replace(w, activation=s.activation, recurrent_activation=s.recurrent_activation), xi)
+        _numpy_outputs(
+            replace(
+                w,
+                activation=s.activation,
+                recurrent_activation=s.recurrent_activation,
+                settings=w.settings if target.layout is None else s.settings,
+            ),
+            xi,
+        )
         for w, s, xi in zip(read, state.sources, state.inputs)
     ]
 

@@ -99,7 +99,7 @@ def test_summary_on_a_narrow_terminal_keeps_layer_names_whole(monkeypatch):
         assert not any(line.startswith("┏") for line in lines)
         for name in names:
             details = lines[lines.index(name) + 1 : lines.index(name) + 4]
-            assert details[0].startswith("  (Basic)LSTMCell (TF), ")
+            assert details[0].startswith("  BasicLSTMCell (TF), ")  # the class its .meta graph shows
             text = " ".join(line.strip() for line in details)
             assert "gates ijfo, input 12, units 8, forget bias 1, params 672" in text
 
@@ -213,8 +213,9 @@ def test_a_part_some_layers_hold_is_noted_on_the_others():
 def test_split_json_gives_stored_positions_and_the_effective_forget_bias():
     tf1 = json.loads(run("split", BASIC, "--json").stdout)["layers"][0]
     assert (tf1["framework"], tf1["gate_order"], tf1["fused_gates"]) == ("tensorflow", "ijfo", True)
-    assert (tf1["forget_bias"], tf1["forget_bias_assumed"]) == (1.0, True)
-    assert "TF1 cells' default" in tf1["forget_bias_source"]
+    # tf1_basic keeps its .meta beside the checkpoint: the graph says what the cell adds.
+    assert (tf1["forget_bias"], tf1["forget_bias_assumed"]) == (1.0, False)
+    assert tf1["forget_bias_source"].startswith("graph: ")
     positions = {block["gate"]: block["position"] for block in tf1["blocks"]}
     assert positions == {"input": 1, "cell": 2, "forget": 3, "output": 4}  # i, j, f, o
     with_effective = [(b["gate"], b["part"]) for b in tf1["blocks"] if b["effective"] is not None]
@@ -239,7 +240,8 @@ def test_split_json_gives_stored_positions_and_the_effective_forget_bias():
 def test_split_says_where_each_gate_is_stored_and_what_the_cell_adds():
     out = run("split", BASIC, "--gate", "forget").stdout
     assert "  forget  (3rd stored block, TF order i, j, f, o)\n" in out
-    assert "forget_bias 1: the cell adds it to the forget gate at run time (assumed: the TF1 cells' default" in out
+    # Read from the graph (tf1_basic keeps its .meta beside the checkpoint), with where it sits.
+    assert "forget_bias 1: the cell adds it to the forget gate at run time (graph: rnn/basic_lstm_cell/" in out
     effective = next(line for line in out.splitlines() if line.strip().startswith("effective"))
     assert "bias + forget_bias 1" in effective
     keras = run("split", str(FIXTURES / "keras2_h5" / "model.h5"), "--layer", "enc", "--gate", "c").stdout
