@@ -363,7 +363,7 @@ def export(
         elif not quiet:
             where = "stdout" if to_stdout else os.path.abspath(result.path)
             if result.format == "onnx":
-                node = "bidirectional LSTM node" if result.directions == 2 else "LSTM node"
+                node = f"bidirectional {result.cell} node" if result.directions == 2 else f"{result.cell} node"
                 message = f"Wrote an ONNX model of {result.layers[0]} (one {node}) to {where}"
             else:
                 size = result.bytes / 2**20

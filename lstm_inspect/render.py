@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .results import LayerSummary, SplitResult, SplitStream, Summary, VariableLine, block_title
+from .schema import CELL_KINDS, variant_words
 from .terminal import safe
 
 if TYPE_CHECKING:  # verify pulls in the converters; summary and split need none of it
@@ -62,10 +63,22 @@ def _num(n: int) -> str:
     return f"{n:,}"
 
 
+def _kinds(layers: Sequence[LayerSummary]) -> str:
+    """The cell kinds of these layers, "LSTM", "LSTM and GRU"; of none, every kind this tool finds."""
+    kinds = list(dict.fromkeys(layer.kind for layer in layers))
+    return " and ".join(kinds) if kinds else " or ".join(CELL_KINDS)
+
+
+def _variant_text(name: str, value: bool) -> str:
+    """ "applies the reset gate after the recurrent matmul (reset_after=True)"."""
+    return f"the cell {variant_words(name, value)} ({name}={value})"
+
+
 def summary_renderable(summary: Summary) -> Group:
     parts: list[RenderableType] = [Text(f"{safe(summary.path)} ({safe(summary.format)})", style="bold")]
+    kinds = _kinds(summary.layers)
     if not summary.layers:
-        parts.append(Text("No LSTM layers found."))
+        parts.append(Text(f"No {kinds} layers found."))
     else:
         columns: Columns = (
             ("layer", "left"),
@@ -85,15 +98,15 @@ def summary_renderable(summary: Summary) -> Group:
                 str(layer.input_size),
                 str(layer.units),
                 _extras(layer),
-                f"{layer.forget_bias:g}",
+                "-" if layer.forget_bias is None else f"{layer.forget_bias:g}",
                 _num(layer.params),
             )
             for layer in summary.layers
         ]
         if len(rows) > MAX_TABLE_ROWS:
-            parts.append(_plain("LSTM layers", columns, rows))
+            parts.append(_plain(f"{kinds} layers", columns, rows))
         else:
-            parts.append(_LayerTable(columns, rows))
+            parts.append(_LayerTable(columns, rows, f"{kinds} layers"))
         # One Text for all explanations: rich lays out each renderable apart, and a file with
         # thousands of layers would spend seconds on that.
         lines = []
@@ -107,6 +120,9 @@ def summary_renderable(summary: Summary) -> Group:
             )
             if layer.forget_bias:
                 lines.append(f"  forget_bias {layer.forget_bias:g} is added at run time and is not stored")
+            for name, setting in layer.variants.items():
+                assumed = "assumed: " if setting.assumed else ""
+                lines.append(f"  {_variant_text(name, bool(setting.value))} — {assumed}{safe(setting.source)}")
         if len(summary.layers) > MAX_EXPLAINED_LAYERS:
             lines.append(f"(the first {MAX_EXPLAINED_LAYERS} layers explained; --json decomposes every tensor)")
         parts.append(Text("\n".join(lines)))
@@ -122,7 +138,7 @@ def summary_renderable(summary: Summary) -> Group:
             table.add_row(safe(v.name), _shape(v.shape), safe(v.dtype), _num(v.params))
         parts.append(table)
     totals = [
-        f"LSTM parameters: {_num(summary.lstm_params)} in {len(summary.layers)} layer(s)",
+        f"{kinds} parameters: {_num(summary.lstm_params)} in {len(summary.layers)} layer(s)",
         f"Total model parameters: {_num(summary.total_params)}",
     ]
     if summary.optimizer_tensors:
@@ -144,12 +160,12 @@ MAX_VARIABLE_ROWS = 100
 
 
 class _LayerTable:
-    """The LSTM layers as a table where one fits the screen, else one block per layer. A table
+    """The layers as a table where one fits the screen, else one block per layer. A table
     narrower than its rows (an 80-column terminal and TF1 scope names) folds each layer name
     into pieces, and layer names are what users pass to --layer."""
 
-    def __init__(self, columns: Columns, rows: Sequence[tuple[str, ...]]) -> None:
-        self.columns, self.rows = columns, rows
+    def __init__(self, columns: Columns, rows: Sequence[tuple[str, ...]], title: str = "LSTM layers") -> None:
+        self.columns, self.rows, self.title = columns, rows, title
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Table | Text | Padding]:
         widths = [
@@ -158,14 +174,14 @@ class _LayerTable:
         ]
         # A heavy-box table: a border before each column and after the last, a space each side of a cell.
         if sum(widths) + 3 * len(widths) + 1 <= options.max_width:
-            table = Table(title="LSTM layers", title_justify="left")
+            table = Table(title=self.title, title_justify="left")
             for column, justify in self.columns:
                 table.add_column(column, justify=justify, no_wrap=True)
             for row in self.rows:
                 table.add_row(*row)
             yield table
             return
-        yield Text("LSTM layers")
+        yield Text(self.title)
         for name, cell, *values in self.rows:
             # "gates ijfo", "units 64", ...; extras ("projection 8, peepholes") say what they are.
             named = [
@@ -272,7 +288,10 @@ def show_split(
     plain = result.block_count > MAX_TABLE_ROWS
     for layer in result.layers:
         order = ", ".join(layer.gate_order)
-        title = f"{safe(layer.name)}: {safe(layer.cell)}, gate order {order}, forget_bias {layer.forget_bias:g}"
+        title = f"{safe(layer.name)}: {safe(layer.cell)}, gate order {order}"
+        if layer.forget_bias is not None:
+            title += f", forget_bias {layer.forget_bias:g}"
+        title += "".join(f", {_variant_text(name, value)}" for name, value in layer.variants.items())
         rows = [
             (
                 b.gate or "-",
@@ -403,10 +422,10 @@ _VERIFY_COLUMNS: Columns = (
 
 
 def verify_renderable(result: VerifyResult) -> Group:
-    """Per layer and target, the largest |difference| from the numpy LSTM on the split blocks, the
+    """Per layer and target, the largest |difference| from the numpy cell (LSTM, GRU) on the split blocks, the
     tolerance and the verdict (or why the target did not run); then the overall verdict."""
     title = (
-        f"{safe(result.path)}: max |difference| from the numpy LSTM on the split blocks "
+        f"{safe(result.path)}: max |difference| from the numpy cell on the split blocks "
         f"(seed {result.seed}, {result.steps} steps, batch {result.batch})"
     )
     rows: list[tuple[str, ...]] = []

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .api import Checkpoint, Layer, is_float_dtype
 from .detect import LayerSpec, Variable
 from .errors import LstmInspectError, warn
+from .schema import Setting
 from .schema import explain as explain_role
 from .slicer import Block
 
@@ -41,7 +42,7 @@ class LayerSummary:
     recurrent_size: int
     projection: int | None
     peepholes: bool
-    forget_bias: float
+    forget_bias: float | None  # None for a cell kind without a forget gate (a GRU)
     activation: str
     recurrent_activation: str
     activation_source: str
@@ -50,6 +51,9 @@ class LayerSummary:
     pair: str | None
     direction: str | None
     tensors: list[TensorLine]
+    kind: str = "LSTM"  # the cell kind: "LSTM", "GRU"
+    # The cell kind's variant settings (a GRU's reset_after): the value it computes with, and where from.
+    variants: dict[str, Setting] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,6 +93,21 @@ def explain(spec: LayerSpec) -> list[TensorLine]:
     ]
 
 
+def variant_settings(layer: Layer) -> dict[str, Setting]:
+    """Each variant setting of the layer's cell kind as it computes with it: what the file says, or
+    else the layout's default, marked as assumed."""
+    found = {}
+    for name, value in layer.variants().items():
+        said = layer.settings.get(name)
+        if said is not None and said.value != "unknown":
+            found[name] = Setting(value, said.source, said.assumed)
+        else:
+            default = layer.layout.defaults.get(name)
+            source = "; ".join(s.source for s in (said, default) if s is not None)
+            found[name] = Setting(value, source, True)
+    return found
+
+
 def summarize(ckpt: Checkpoint) -> Summary:
     for layer in ckpt.layers:
         if not is_float_dtype(layer.spec.dtype):
@@ -109,7 +128,7 @@ def summarize(ckpt: Checkpoint) -> Summary:
             recurrent_size=s.recurrent_size,
             projection=s.projection_size,
             peepholes=s.peepholes,
-            forget_bias=s.forget_bias,
+            forget_bias=None if s.layout.cell.forget_gate is None else s.forget_bias,
             activation=s.activation,
             recurrent_activation=s.recurrent_activation,
             activation_source=s.activation_source,
@@ -118,8 +137,10 @@ def summarize(ckpt: Checkpoint) -> Summary:
             pair=s.pair,
             direction=s.direction,
             tensors=explain(s),
+            kind=s.layout.cell.name,
+            variants=variant_settings(layer),
         )
-        for s in (layer.spec for layer in ckpt.layers)
+        for layer, s in ((layer, layer.spec) for layer in ckpt.layers)
     ]
 
     def line(v: Variable) -> VariableLine:
@@ -163,8 +184,9 @@ class LayerSplit:
     name: str
     cell: str
     gate_order: str
-    forget_bias: float
+    forget_bias: float | None  # None for a cell kind without a forget gate (a GRU)
     blocks: list[BlockStats] = field(default_factory=list)
+    variants: dict[str, bool] = field(default_factory=dict)  # a GRU's reset_after
 
 
 @dataclass
@@ -309,7 +331,8 @@ def _check_value_count(selected: Sequence[tuple[Layer, Block]], max_elements: in
 def _split_layers(selected: Sequence[tuple[Layer, Block]], values: bool) -> Iterator[LayerSplit]:
     for layer, pairs in groupby(selected, key=itemgetter(0)):
         spec = layer.spec
-        entry = LayerSplit(layer.name, spec.cell, spec.layout.letters, spec.forget_bias)
+        forget_bias = None if spec.layout.cell.forget_gate is None else spec.forget_bias
+        entry = LayerSplit(layer.name, spec.cell, spec.layout.letters, forget_bias, variants=layer.variants())
         entry.blocks = [block_stats(layer, block, values) for _, block in pairs]
         yield entry
         # The arrays are views of the layer's tensors: they go with the tensors, whoever holds the entry.
@@ -354,7 +377,8 @@ class ExportResult:
     layout: str = "gates"
     layers: list[str] = field(default_factory=list)
     format: str = "npz"  # "npz", or "onnx" for a runnable model
-    directions: int | None = None  # the ONNX model's LSTM node: 1, or 2 for a pair
+    directions: int | None = None  # the ONNX model's LSTM or GRU node: 1, or 2 for a pair
+    cell: str | None = None  # the ONNX model's node: "LSTM" or "GRU"
 
     def to_dict(self) -> dict:
         return asdict(self)
