@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from lstm_inspect.cli import main
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, no_recurrent_layers
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REGEN = os.environ.get("LSTM_INSPECT_REGEN") == "1"  # LSTM_INSPECT_REGEN=1 pytest tests/test_cli.py rewrites them
@@ -162,14 +162,14 @@ def test_unknown_gate_lists_valid_ones():
 
 
 def test_no_lstm_summary_exits_zero_but_split_and_export_fail(tmp_path):
-    gru = str(FIXTURES / "tf1_gru" / "model.ckpt")
-    result = run("summary", gru, "--json")
+    dense = str(no_recurrent_layers(tmp_path / "in"))
+    result = run("summary", dense, "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)["layers"] == []
-    assert "No LSTM layers found." in run("summary", gru).stdout
-    assert_clean_error(run("split", gru), "no LSTM layer")
+    assert "No LSTM or GRU layers found." in run("summary", dense).stdout
+    assert_clean_error(run("split", dense), "no LSTM or GRU layer")
     out = tmp_path / "x.npz"
-    assert_clean_error(run("export", gru, "-o", str(out)), "no LSTM layer")
-    assert list(tmp_path.iterdir()) == []
+    assert_clean_error(run("export", dense, "-o", str(out)), "no LSTM or GRU layer")
+    assert list(tmp_path.iterdir()) == [tmp_path / "in"]
 
 
 # ---- help ------------------------------------------------------------------------------------
