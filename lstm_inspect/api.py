@@ -467,7 +467,7 @@ class Checkpoint:
         selects what it names in each layer's cell kind ("c": an LSTM's cell gate, a GRU's candidate)."""
         selected = self.select(layers)
         gate_names = resolve_gates(gates, cell_kinds(selected))
-        part_names = {resolve_part(p) for p in parts}
+        part_names = {resolve_part(p, cell_kinds(selected)) for p in parts}
         for layer in selected:
             for block in layer.blocks():
                 if gate_names and block.gate not in gate_names:
@@ -548,10 +548,14 @@ def cell_kinds(layers: Iterable[Layer]) -> list[CellKind]:
     return list({layer.layout.cell.name: layer.layout.cell for layer in layers}.values())
 
 
-def resolve_part(part: str) -> str:
+def resolve_part(part: str, cells: Iterable[CellKind] = CELL_KINDS.values()) -> str:
+    """The canonical part `part` names, if a layer of one of `cells` can hold it (a GRU has no
+    peepholes and no projection)."""
+    kinds = list(cells)
+    known = [p for p in PARTS if any(p in cell.parts for cell in kinds)]
     name = canonical_part(part)
-    if name is None:
-        raise UnknownName(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
+    if name is None or name not in known:
+        raise UnknownName(f"unknown part {part!r}; parts: {', '.join(known)}")
     return name
 
 

@@ -44,6 +44,7 @@ class CellKind:
     foreign_scope: a regular expression for scopes whose name says they hold another cell kind
                    (a GRU's, or its inner gates/candidate scopes): never one of these, whatever
                    the shapes.
+    layer_parts: the parts a layer of the kind may hold beside its gates' (an LSTM's projection).
     settings:    what detection reports for every layer of the kind, each with where it was read.
     variants:    settings that change what the same blocks compute (a GRU's reset_after): a
                  layout may fix them, and a target holds a layer only in a layout that agrees.
@@ -57,6 +58,7 @@ class CellKind:
     peephole_gates: tuple[str, ...] = ()
     forget_gate: str | None = None
     foreign_scope: str | None = None
+    layer_parts: tuple[str, ...] = ("projection",)
     settings: tuple[str, ...] = ("forget_bias", "activation", "recurrent_activation")
     variants: tuple[str, ...] = ()
     inner_recurrent_bias: Mapping[str, str] = field(default_factory=dict)
@@ -72,6 +74,11 @@ class CellKind:
             others = [a for a, g in self.aliases.items() if g == gate and a != gate]
             shown.append(f"{gate} ({', '.join(others)})" if others else gate)
         return ", ".join(shown)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The canonical parts a layer of this kind may hold, in the order blocks are listed."""
+        return tuple(p for p in GATE_PARTS if p != "peephole" or self.peephole_gates) + self.layer_parts
 
     def letter(self, gate: str) -> str:
         """The gate's first one-letter alias: how this project's own layouts letter it."""
@@ -121,6 +128,7 @@ GRU = CellKind(
         "h": "candidate",
         "c": "candidate",
     },
+    layer_parts=(),
     settings=("reset_after", "activation", "recurrent_activation"),
     variants=("reset_after",),
     inner_recurrent_bias={"candidate": "reset_after"},
@@ -704,7 +712,7 @@ def _keras_cudnn(key: str, cell: CellKind, letters: str, fixed: Mapping[str, Set
     )
 
 
-def _gates_export(key: str, cell: CellKind, layer_parts: tuple[str, ...], defaults: Mapping[str, Setting]) -> Layout:
+def _gates_export(key: str, cell: CellKind, defaults: Mapping[str, Setting]) -> Layout:
     """The layout of this tool's gates export of one cell kind: `<gate>/<part>` in the canonical
     axes, gates lettered by the cell kind's own first letters (targets/gates.py writes it)."""
     return Layout(
@@ -726,7 +734,7 @@ def _gates_export(key: str, cell: CellKind, layer_parts: tuple[str, ...], defaul
             ),
             *(
                 Role(part, tuple(Dim(size) for size in CANONICAL_AXES[part]), part=part, optional=True)
-                for part in layer_parts
+                for part in cell.layer_parts
             ),
         ),
         cell_names=(((), "gates export"),),
@@ -987,13 +995,11 @@ SOURCE_LAYOUTS: tuple[Layout, ...] = (
     _gates_export(
         "gates-export",
         LSTM,
-        LAYER_PARTS,
         {"forget_bias": Setting(0.0, "the export holds no L/forget_bias; assumed 0 (--forget-bias sets it)", True)},
     ),
     _gates_export(
         "gates-export-gru",
         GRU,
-        (),
         {"reset_after": Setting(True, "the export holds no L/reset_after; assumed True", True)},
     ),
 )

@@ -563,3 +563,50 @@ def test_numpy_gru_reset_before_and_after_differ_only_through_the_candidate():
     # With a zero recurrent candidate kernel the reset gate has nothing to act on: both agree.
     gates["candidate"]["recurrent"] = np.zeros((3, 3))
     np.testing.assert_allclose(run_gru(gates, x, reset_after=False)[0], run_gru(gates, x, reset_after=True)[0])
+
+
+# ---- diff and plot follow each layer's cell kind ------------------------------------------------------------
+
+
+def test_diff_pairs_gru_layers_on_their_blocks_and_tells_a_gru_from_an_lstm():
+    from lstm_inspect.diff import diff
+
+    with lstm_inspect.load(KERAS3_GRU) as a, lstm_inspect.load(FIXTURES / "keras3_gru" / "model.weights.h5") as b:
+        result = diff(a, b)
+        assert result.identical and len(result.layers) == 6
+    with lstm_inspect.load(KERAS3_GRU) as a, lstm_inspect.load(KERAS3_GRU) as b:
+        crossed = {(layer.a, layer.b): layer for layer in diff(a, b, mapping={"bi/forward": "lstm"}).layers}
+        assert "cell kind differs: A GRU, B LSTM" in crossed[("bi/forward", "lstm")].verdict
+
+
+def test_plot_draws_each_layer_with_the_gates_of_its_kind(tmp_path):
+    pytest.importorskip("matplotlib")
+    from lstm_inspect.plot import plot
+
+    with lstm_inspect.load(KERAS3_GRU) as ckpt:
+        result = plot(ckpt, str(tmp_path / "gates.png"), layers=["enc", "lstm"], gates=["c"])
+        drawn = {(panel.layer, panel.gate) for panel in result.panels if panel.part == "kernel"}
+        assert drawn == {("enc", "candidate"), ("lstm", "cell")}
+        full = plot(ckpt, str(tmp_path / "enc.png"), layers=["enc"])
+        assert {panel.gate for panel in full.panels if panel.part == "kernel"} == set(GRU.gates)
+
+
+@pytest.mark.parametrize("stored", [0.5, float("nan"), -1.0])
+def test_a_gates_export_whose_reset_after_is_neither_1_nor_0_is_refused(stored, tmp_path):
+    out = tmp_path / "gates.npz"
+    with lstm_inspect.load(TF1_GRU) as ckpt:
+        arrays = dict(gate_arrays(ckpt))
+    arrays["rnn/gru_cell/reset_after"] = np.array(stored, np.float32)
+    np.savez(out, **arrays)
+    result = run("summary", str(out))
+    assert_clean_error(result, "rnn/gru_cell/reset_after is", "an export stores it as 1 or 0")
+
+
+def test_a_part_no_gru_can_hold_is_unknown_for_a_gru_file():
+    assert_clean_error(
+        run("split", TF1_GRU, "--part", "peephole"),
+        "unknown part 'peephole'; parts: kernel, recurrent, bias, recurrent_bias",
+    )
+    with lstm_inspect.load(KERAS3_GRU) as ckpt:  # the LSTM beside the GRUs may hold one
+        assert list(ckpt.iter_blocks([], [], ["projection"])) == []
+    assert GRU.parts == ("kernel", "recurrent", "bias", "recurrent_bias") and LSTM.parts == schema.PARTS

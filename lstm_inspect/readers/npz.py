@@ -176,6 +176,9 @@ class NpzStore:
                 continue
             value: float | bool = float(self.read(name))
             if any(leaf in kind.variants for kind in CELL_KINDS.values()):
+                # targets/gates.py writes a variant (a GRU's reset_after) as 1.0 or 0.0, nothing else.
+                if value not in (0.0, 1.0):
+                    raise CorruptFile(f"{self.path}: {name} is {value:g}; an export stores it as 1 or 0")
                 value = bool(value)
             hint = hints.setdefault(scope, LayerHint(scope))
             hint.settings[leaf] = Setting(value, f"stored in the export: {name}")
