@@ -610,3 +610,13 @@ def test_a_part_no_gru_can_hold_is_unknown_for_a_gru_file():
     with lstm_inspect.load(KERAS3_GRU) as ckpt:  # the LSTM beside the GRUs may hold one
         assert list(ckpt.iter_blocks([], [], ["projection"])) == []
     assert GRU.parts == ("kernel", "recurrent", "bias", "recurrent_bias") and LSTM.parts == schema.PARTS
+
+
+def test_a_target_without_a_layout_of_a_cell_kind_says_so():
+    from lstm_inspect.targets import Features, Target
+
+    lstm_only = Target("lstm-only", schema.LAYOUTS["keras"], "keras.layers.{cell}", "an LSTM's arrays only")
+    gru = Features(False, None, 8, "tanh", "sigmoid", cell="GRU", variants=(("reset_after", True),))
+    assert lstm_only.refusal(gru) == "--layout lstm-only holds no GRU layers"
+    assert lstm_only.layout_for(GRU, {"reset_after": True}) is None
+    assert TARGETS["keras"].layout_for(GRU, {"reset_after": False}).key == "keras-gru-reset-before"
