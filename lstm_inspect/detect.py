@@ -41,11 +41,13 @@ CLIP_SETTINGS = ("cell_clip", "proj_clip")
 _OVERRIDE = {"forget_bias": "pass --forget-bias if the cell was built otherwise"}
 _NO_OVERRIDE = "a cell built otherwise says so only in its graph"
 
-# Leaf names that span two name components ("Linear/Matrix", "projection/kernel", a gates export's
-# "forget/kernel"): a scope all of whose leaves are such a leaf's second half belongs to the scope above.
+# Leaf names that span several name components ("Linear/Matrix", "projection/kernel", a gates export's
+# "forget/kernel", TF 0.x GRUCell's "Gates/Linear/Matrix"): a scope all of whose leaves are such a
+# leaf's last components belongs to the scope that many components above.
 _LONG_LEAVES: set[str] = {
     leaf for layout in SOURCE_LAYOUTS for role in layout.roles for leaf in role.leaf_names if "/" in leaf
 }
+_LONGEST_LEAF = max(leaf.count("/") for leaf in _LONG_LEAVES)
 
 
 @dataclass
@@ -67,8 +69,9 @@ class LayerSpec:
 
     @property
     def forget_bias(self) -> float:
-        """What the cell adds to the forget gate at run time."""
-        return float(self.settings["forget_bias"].value)  # type: ignore[arg-type]
+        """What the cell adds to the forget gate at run time (0 for a cell kind without one)."""
+        setting = self.settings.get("forget_bias")
+        return 0.0 if setting is None else float(setting.value)  # type: ignore[arg-type]
 
     @property
     def activation(self) -> str:
@@ -188,31 +191,36 @@ def _split_leaf(name: str) -> tuple[str, str]:
 
 
 def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]]) -> dict[str, dict[str, TensorInfo]]:
-    """Scopes whose every leaf, after the scope's last component, is a long leaf, merged into the
-    scope above when some layout then claims it whole. All or none, and only then: a TF2 object
+    """Scopes whose every leaf, after the scope's last components, is a long leaf, merged into the
+    scope above them when some layout then claims it whole. All or none, and only then: a TF2 object
     checkpoint's `X/cell` holds kernel, recurrent_kernel and bias, and a TF1 cell may live in a
-    scope named `cell`, while `cell/kernel` and `cell/bias` are long leaves of the gates export."""
-    children: dict[str, list[str]] = {}
+    scope named `cell`, while `cell/kernel` and `cell/bias` are long leaves of the gates export.
+    Scopes above are tried first, so that TF 0.x `GRUCell/Gates/Linear` joins `GRUCell` (as
+    `Gates/Linear/Matrix`), not `GRUCell/Gates` (as the `Linear/Matrix` of a TF 0.x LSTM)."""
+    # parent -> [(scope below it, the components between them)], for every depth that fits.
+    children: dict[str, list[tuple[str, str]]] = {}
     for scope, leaves in scopes.items():
-        parent, _, head = scope.rpartition("/")
-        if head and all(f"{head}/{leaf}" in _LONG_LEAVES for leaf in leaves):
-            children.setdefault(parent, []).append(scope)
-    lifted_into: dict[str, str] = {}
-    for parent, scopes_below in children.items():
+        components = scope.split("/") if scope else []
+        for depth in range(1, min(_LONGEST_LEAF, len(components)) + 1):
+            head = "/".join(components[-depth:])
+            if all(f"{head}/{leaf}" in _LONG_LEAVES for leaf in leaves):
+                children.setdefault("/".join(components[:-depth]), []).append((scope, head))
+    lifted_into: dict[str, tuple[str, str]] = {}
+    for parent in sorted(children, key=lambda name: name.count("/") if name else -1):
+        below = [(scope, head) for scope, head in children[parent] if scope not in lifted_into]
         merged = dict(scopes.get(parent, {}))
-        for scope in scopes_below:
-            head = scope.rpartition("/")[2]
+        for scope, head in below:
             merged.update({f"{head}/{leaf}": info for leaf, info in scopes[scope].items()})
-        if any(_claim(layout, merged) is not None for layout in SOURCE_LAYOUTS):
-            lifted_into.update(dict.fromkeys(scopes_below, parent))
+        if below and any(_claim(layout, merged) is not None for layout in SOURCE_LAYOUTS):
+            lifted_into.update((scope, (parent, head)) for scope, head in below)
     result: dict[str, dict[str, TensorInfo]] = {}
     for scope, leaves in scopes.items():
-        above = lifted_into.get(scope)
-        if above is None:
+        into = lifted_into.get(scope)
+        if into is None:
             result.setdefault(scope, {}).update(leaves)
         else:
-            head = scope.rpartition("/")[2]
-            result.setdefault(above, {}).update({f"{head}/{leaf}": info for leaf, info in leaves.items()})
+            parent, head = into
+            result.setdefault(parent, {}).update({f"{head}/{leaf}": info for leaf, info in leaves.items()})
     return result
 
 
@@ -255,7 +263,7 @@ def detect(
         spec = _detect_scope(scope, leaves, configs, hints, unsaid)
         if spec is None:
             continue
-        if forget_bias is not None:
+        if forget_bias is not None and spec.layout.cell.forget_gate is not None:
             spec.settings["forget_bias"] = Setting(float(forget_bias), "--forget-bias")
             spec.conflicts.pop("forget_bias", None)
         for setting, readings in spec.conflicts.items():
@@ -282,7 +290,7 @@ def _detect_scope(
     """The first source layout (schema.SOURCE_LAYOUTS' order) whose roles are every tensor of the
     scope, whose shapes solve for the layer's sizes and whose scope and config rules hold."""
     name = _layer_name(scope)
-    config = configs.get(name)
+    config = _cell_config(configs.get(name))
     for layout in SOURCE_LAYOUTS:
         foreign = layout.cell.foreign_scope
         if foreign is not None and re.search(foreign, scope):
@@ -317,10 +325,22 @@ def _detect_scope(
             conflicts={
                 name: readings
                 for name, readings in (hint.conflicts.items() if hint is not None else ())
-                if name in SETTINGS or name in CLIP_SETTINGS
+                if name in layout.cell.settings or name in CLIP_SETTINGS
             },
         )
     return None
+
+
+def _cell_config(config: LayerConfig | None) -> LayerConfig | None:
+    """For a Keras RNN(cell) layer, its cell's config (class GRUCell, LSTMCell: what it computes);
+    any other config as it is."""
+    cell = config.config.get("cell") if config is not None else None
+    if config is None or not isinstance(cell, dict):
+        return config
+    inner, class_name = cell.get("config"), cell.get("class_name")
+    if not isinstance(inner, dict) or not isinstance(class_name, str):
+        return config
+    return LayerConfig(class_name, inner, config.keras_version)
 
 
 def _claim(layout: Layout, leaves: dict[str, TensorInfo]) -> dict[str, TensorInfo] | None:
@@ -346,7 +366,7 @@ def _settings(
     source says why the file does not say and how to override it). Clips only where the file
     says. A setting the file says two ways is the first reading, marked assumed, naming them all."""
     settings: dict[str, Setting] = {}
-    for setting in SETTINGS:
+    for setting in layout.cell.settings:
         keys = layout.config_keys.get(setting, ())
         default = layout.defaults.get(setting)
         if hint is not None and setting in hint.settings:
@@ -358,7 +378,9 @@ def _settings(
         elif config is not None and keys:
             stored = next((config.config[key] for key in keys if key in config.config), None)
             value = stored if stored is not None else (default.value if default else "unknown")
-            settings[setting] = Setting(activations.from_keras(value, config.keras_version), f"config: {name}")
+            if isinstance(value, str):  # an activation's name; reset_after is a bool
+                value = activations.from_keras(value, config.keras_version)
+            settings[setting] = Setting(value, f"config: {name}")
         elif keys:
             settings[setting] = Setting("unknown", "the file has no model config to say")
         elif default is not None:

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from .activations import shown
 from .results import LayerSplit, LayerSummary, SplitResult, SplitStream, Summary, VariableLine, block_title
-from .schema import LAYOUTS
+from .schema import CELL_KINDS, LAYOUTS, variant_words
 from .terminal import safe
 
 if TYPE_CHECKING:  # verify pulls in the converters; summary and split need none of it
@@ -300,10 +300,22 @@ _LAYER_COLUMNS: Columns = (
 )
 
 
+def _kinds(layers: Sequence[LayerSummary]) -> str:
+    """The cell kinds of these layers, "LSTM", "LSTM and GRU"; of none, every kind this tool finds."""
+    kinds = list(dict.fromkeys(layer.kind for layer in layers))
+    return " and ".join(kinds) if kinds else " or ".join(CELL_KINDS)
+
+
+def _variant_text(name: str, value: bool) -> str:
+    """ "applies the reset gate after the recurrent matmul (reset_after=True)"."""
+    return f"the cell {variant_words(name, value)} ({name}={value})"
+
+
 def summary_renderable(summary: Summary) -> Group:
     parts: list[RenderableType] = [Text(f"{safe(summary.path)} ({safe(summary.format)})", style="bold")]
+    kinds = _kinds(summary.layers)
     if not summary.layers:
-        parts.append(Text("No LSTM layers found."))
+        parts.append(Text(f"No {kinds} layers found."))
     else:
         rows = [
             (
@@ -313,19 +325,20 @@ def summary_renderable(summary: Summary) -> Group:
                 str(layer.input_size),
                 str(layer.units),
                 _extras(layer),
-                f"{layer.forget_bias:g}",
+                "-" if layer.forget_bias is None else f"{layer.forget_bias:g}",
                 _num(layer.params),
             )
             for layer in summary.layers
         ]
         if len(rows) > MAX_TABLE_ROWS:
-            parts.append(_plain("LSTM layers", _LAYER_COLUMNS, rows))
+            parts.append(_plain(f"{kinds} layers", _LAYER_COLUMNS, rows))
         else:
             # A table narrower than its rows (an 80-column terminal and TF1 scope names) would fold
             # each layer name into pieces, and layer names are what users pass to --layer.
             parts.append(
                 _Fitted(
-                    lambda width: _rich_table("LSTM layers", _LAYER_COLUMNS, rows), lambda width: _layer_blocks(rows)
+                    lambda width: _rich_table(f"{kinds} layers", _LAYER_COLUMNS, rows),
+                    lambda width: _layer_blocks(rows, f"{kinds} layers"),
                 )
             )
         pairs = _pairs_line(summary.layers)
@@ -339,6 +352,9 @@ def summary_renderable(summary: Summary) -> Group:
             lines.append(f"{safe(layer.name)}: {layer.input_size} inputs, {layer.units} units; gates {order}")
             lines += [(f"  {safe(t.name)}", safe(t.explanation)) for t in layer.tensors]
             lines += [f"  {line}" for line in setting_lines(layer)]
+            for name, setting in layer.variants.items():
+                assumed = "assumed: " if setting.assumed else ""
+                lines.append(f"  {_variant_text(name, bool(setting.value))} — {assumed}{safe(setting.source)}")
         if len(summary.layers) > MAX_EXPLAINED_LAYERS:
             lines.append(f"(the first {MAX_EXPLAINED_LAYERS} layers explained; --json decomposes every tensor)")
         parts.append(_Wrapped(lines))
@@ -349,7 +365,7 @@ def summary_renderable(summary: Summary) -> Group:
             _Fitted(lambda width: _variables_table(summary.variables), lambda width: _variable_lines(summary.variables))
         )
     totals = [
-        f"LSTM parameters: {_num(summary.lstm_params)} in {len(summary.layers)} layer(s)",
+        f"{kinds} parameters: {_num(summary.lstm_params)} in {len(summary.layers)} layer(s)",
         f"Total model parameters: {_num(summary.total_params)}",
     ]
     if summary.optimizer_tensors:
@@ -375,10 +391,10 @@ MAX_VARIABLE_ROWS = 100
 MAX_LISTED_PAIRS = 20
 
 
-def _layer_blocks(rows: Sequence[tuple[str, ...]]) -> _Wrapped:
-    """The LSTM layers one block per layer: the name whole on a line of its own, then what the
-    table's columns say, each value named ("gates ijfo", "units 64"; extras say what they are)."""
-    lines: list[Line] = ["LSTM layers"]
+def _layer_blocks(rows: Sequence[tuple[str, ...]], title: str) -> _Wrapped:
+    """The layers one block per layer: the name whole on a line of its own, then what the table's
+    columns say, each value named ("gates ijfo", "units 64"; extras say what they are)."""
+    lines: list[Line] = [title]
     for name, cell, *values in rows:
         named = [
             value if header == "extras" else f"{header} {value}"
@@ -560,7 +576,11 @@ def split_lines(layer: LayerSplit, width: int) -> list[str]:
     part below that."""
     framework = _FRAMEWORK.get(layer.framework, layer.framework)
     lines = _wrap(f"{safe(layer.name)}: {safe(layer.cell)} ({framework})", width)
-    lines += _wrap("  " + _forget_bias_text(layer), width)
+    if layer.forget_bias is not None:  # a cell kind with a forget gate
+        lines += _wrap("  " + _forget_bias_text(layer), width)
+    lines += [
+        line for name, value in layer.variants.items() for line in _wrap(f"  {_variant_text(name, value)}", width)
+    ]
     if layer.note is not None:
         return lines + _wrap("  " + safe(layer.note), width)
     rows = _split_rows(layer)
@@ -764,10 +784,10 @@ _VERDICT_MIN = 24
 
 
 def verify_renderable(result: VerifyResult) -> Group:
-    """Per layer and target, the largest |difference| from the numpy LSTM on the split blocks, the
+    """Per layer and target, the largest |difference| from the numpy cell (LSTM, GRU) on the split blocks, the
     tolerance and the verdict (or why the target did not run); then the overall verdict."""
     title = (
-        f"{safe(result.path)}: max |difference| from the numpy LSTM on the split blocks "
+        f"{safe(result.path)}: max |difference| from the numpy cell on the split blocks "
         f"(seed {result.seed}, {result.steps} steps, batch {result.batch})"
     )
     layers = _verify_layers(result)

@@ -28,7 +28,7 @@ import numpy as np
 from .api import Checkpoint, ExportUnit
 from .errors import LstmInspectError
 from .export import arrays, read_back
-from .numpy_lstm import run_lstm
+from .numpy_cells import run as run_numpy
 from .readers.urls import is_url
 from .results import Check, LayerCheck, VerifyResult
 from .targets import TARGETS, Target
@@ -88,16 +88,7 @@ def _origin(ckpt: Checkpoint) -> str | None:
 
 
 def _numpy_outputs(weights: Weights, x: np.ndarray) -> Outputs:
-    return run_lstm(
-        weights.gates(),
-        x,
-        forget_bias=weights.forget_bias,
-        projection=weights.projection,
-        activation=weights.activation,
-        recurrent_activation=weights.recurrent_activation,
-        cell_clip=weights.settings.get("cell_clip"),
-        proj_clip=weights.settings.get("proj_clip"),
-    )
+    return run_numpy(weights, x)
 
 
 def _diff(got: Outputs, expected: Outputs) -> float:
@@ -200,6 +191,7 @@ def _structure(unit: ExportUnit) -> tuple[object, ...]:
             tuple(layer.spec.tensors),
             *layer.activations(),
             tuple(sorted(layer.clips().items())),
+            tuple(sorted(layer.variants().items())),
             layer.dtype,
             layer.forget_bias,
             layer.direction,
@@ -280,7 +272,7 @@ def _verify_unit(
     missing = [a for w in state.sources for a in (w.activation, w.recurrent_activation) if not _computes(a)]
     if missing:
         for report in state.reports:
-            report.note = f"the numpy LSTM has no activation {missing[0]!r}; nothing to compare with"
+            report.note = f"the numpy {first.cell.name} has no activation {missing[0]!r}; nothing to compare with"
         return state.reports
     state.baselines = [_numpy_outputs(w, xi) for w, xi in zip(state.sources, state.inputs)]
     for report, baseline in zip(state.reports, state.baselines):

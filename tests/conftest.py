@@ -22,6 +22,16 @@ def load_options(entry: dict) -> dict:
     return dict(SAID_BY_THE_USER.get(entry["name"], {}))
 
 
+def no_recurrent_layers(directory: Path) -> Path:
+    """An .npz holding a dense layer only: a file with neither an LSTM nor a GRU."""
+    import numpy as np
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "dense.npz"
+    np.savez(path, **{"dense/kernel": np.ones((12, 4), np.float32), "dense/bias": np.zeros(4, np.float32)})
+    return path
+
+
 def manifest(readable_only: bool = True) -> list[dict]:
     entries = json.loads((FIXTURES / "manifest.json").read_text())["fixtures"]
     return [e for e in entries if not (readable_only and e["name"] in UNREADABLE)]

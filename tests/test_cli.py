@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from lstm_inspect.cli import main
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, no_recurrent_layers
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REGEN = os.environ.get("LSTM_INSPECT_REGEN") == "1"  # LSTM_INSPECT_REGEN=1 pytest tests/test_cli.py rewrites them
@@ -269,25 +269,26 @@ def test_summary_names_the_pairs_and_the_next_commands(monkeypatch):
     assert len(selected["layers"]) == 2
 
 
-def test_summary_next_commands_fit_on_one_line_where_they_can(monkeypatch):
+def test_summary_next_commands_fit_on_one_line_where_they_can(monkeypatch, tmp_path):
     monkeypatch.setenv("COLUMNS", "200")
     out = run("summary", "fixtures/tf1_basic/model.ckpt", cwd=ROOT).stdout
     assert out.splitlines()[-1] == (
         "Next: `lstm-inspect split fixtures/tf1_basic/model.ckpt --gate forget`, "
         "`lstm-inspect export fixtures/tf1_basic/model.ckpt`"
     )
-    assert "Next" not in run("summary", str(FIXTURES / "tf1_gru" / "model.ckpt")).stdout  # no LSTM, nothing to split
+    dense = str(no_recurrent_layers(tmp_path))
+    assert "Next" not in run("summary", dense).stdout  # no recurrent layer, nothing to split
 
 
 def test_no_lstm_summary_exits_zero_but_split_and_export_fail(tmp_path):
-    gru = str(FIXTURES / "tf1_gru" / "model.ckpt")
-    result = run("summary", gru, "--json")
+    dense = str(no_recurrent_layers(tmp_path / "in"))
+    result = run("summary", dense, "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)["layers"] == []
-    assert "No LSTM layers found." in run("summary", gru).stdout
-    assert_clean_error(run("split", gru), "no LSTM layer")
+    assert "No LSTM or GRU layers found." in run("summary", dense).stdout
+    assert_clean_error(run("split", dense), "no LSTM or GRU layer")
     out = tmp_path / "x.npz"
-    assert_clean_error(run("export", gru, "-o", str(out)), "no LSTM layer")
-    assert list(tmp_path.iterdir()) == []
+    assert_clean_error(run("export", dense, "-o", str(out)), "no LSTM or GRU layer")
+    assert list(tmp_path.iterdir()) == [tmp_path / "in"]
 
 
 # ---- help ------------------------------------------------------------------------------------

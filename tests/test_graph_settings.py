@@ -5,6 +5,7 @@ bounded and quiet), optimizer slots by structure, and every bad input as one cle
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import struct
@@ -18,7 +19,7 @@ import pytest
 import lstm_inspect
 from lstm_inspect import verify as verify_module
 from lstm_inspect.detect import categorize, detect
-from lstm_inspect.numpy_lstm import run_lstm
+from lstm_inspect.numpy_lstm import run_lstm, run_weights
 from lstm_inspect.readers.base import LayerHint, Setting, TensorInfo
 from lstm_inspect.targets import tensorflow as tensorflow_target
 from lstm_inspect.verify import verify
@@ -460,12 +461,16 @@ def test_tensorflow_runs_every_file_it_wrote(path):
 
 
 def broken_numpy(**wrong):
-    """verify's numpy LSTM with one setting applied wrongly: what TensorFlow's own cell catches."""
+    """verify's numpy baseline with one setting applied wrongly: what TensorFlow's own cell catches.
+    forget_bias and activation are Weights fields; the clips live in its settings (None: unset)."""
 
-    def wrong_lstm(gates, x, **settings):
-        return run_lstm(gates, x, **{**settings, **wrong})
+    def wrong_run(weights, x):
+        fields = {key: value for key, value in wrong.items() if key in ("forget_bias", "activation")}
+        settings = {**weights.settings, **{k: v for k, v in wrong.items() if k not in fields}}
+        settings = {k: v for k, v in settings.items() if v is not None}
+        return run_weights(dataclasses.replace(weights, settings=settings, **fields), x)
 
-    return wrong_lstm
+    return wrong_run
 
 
 @TF
@@ -479,7 +484,7 @@ def broken_numpy(**wrong):
     ],
 )
 def test_a_setting_applied_wrongly_fails_tensorflows_checks(monkeypatch, path, wrong):
-    monkeypatch.setattr(verify_module, "run_lstm", broken_numpy(**wrong))
+    monkeypatch.setattr(verify_module, "run_numpy", broken_numpy(**wrong))
     with lstm_inspect.load(path) as ckpt:
         result = verify(ckpt, frameworks=["tensorflow", "tf-cell"], layers=[ckpt.layers[-1].name])
     failed = {check.target for _, check in result.failures()}

@@ -450,4 +450,4 @@ def test_an_npz_of_any_arrays_is_read_and_summarised(tmp_path):
     # Any .npz of numeric arrays opens (readers/npz.py); one that holds no LSTM says so.
     result = cli("summary", str(numpy_npz(tmp_path)))
     assert result.exit_code == 0, result.stderr
-    assert "No LSTM layers found." in result.stdout and "kernel" in result.stdout
+    assert "No LSTM or GRU layers found." in result.stdout and "kernel" in result.stdout

@@ -1,4 +1,4 @@
-"""TensorFlow: the `tensorflow` export target, a TF1 LSTMCell's variables under its scope
+"""TensorFlow: the `tensorflow` export target, a TF1 LSTMCell's (or GRUCell's) variables under its scope
 (tensorflow/python/ops/rnn_cell_impl.py, which TF 2 serves from tf_keras/src/layers/rnn/legacy_cells.py);
 and TensorFlow's own cells, which verify runs on that export (`tensorflow`) and on the original
 file (`tf-cell`: the cell class and settings read from the graph, the file's weights loaded by
@@ -115,6 +115,8 @@ def run(arrays: Sequence[Mapping[str, np.ndarray]], directions: Sequence[Weights
     forget bias (what the export folded the source's into), over its own processing order."""
     runs = []
     for index, (layer_arrays, weights) in enumerate(zip(arrays, directions)):
+        if weights.cell.name != "LSTM":
+            raise LstmInspectError(f"verify runs TF1's LSTMCell only, not a TF1 {weights.cell.name}Cell")
         projection = layer_arrays.get("projection/kernel")
         settings = {
             "units": weights.units,
@@ -475,17 +477,19 @@ def _fused(
 
 
 # LSTMCell.call hard-codes sigmoid for the gates; the cell activation, peepholes, the projection
-# and both clips are constructor arguments.
+# and both clips are constructor arguments. GRUCell.call hard-codes sigmoid too, and multiplies the
+# state by the reset gate before the candidate's matmul (tf1-gru fixes reset_after False).
 TARGET = Target(
     "tensorflow",
     LAYOUT,
-    "TF1 LSTMCell",
+    "TF1 {cell}Cell",
     "a TF1 LSTMCell's variables: kernel (input rows, then recurrent rows), bias [, w_i_diag, w_f_diag, "
-    "w_o_diag, projection/kernel]",
+    "w_o_diag, projection/kernel]; a GRUCell's gates/kernel, gates/bias, candidate/kernel, candidate/bias",
     clips=frozenset({"cell_clip", "proj_clip"}),
     recurrent_activations=frozenset({"sigmoid"}),
     settable=frozenset({"forget_bias"}),
     check="tensorflow",
     needs=NEEDS,
     run=run,
+    cell_layouts=(schema.LAYOUTS["tf1-gru"],),
 )
