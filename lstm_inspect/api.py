@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .detect import LayerSpec, Variable, detect
+from .detect import CLIP_SETTINGS, LayerSpec, Variable, detect
 from .errors import NoLSTMLayers, UnknownName, UnsupportedFormat, warn
 from .readers import TensorStore, open_store
-from .schema import GATE_PARTS, LSTM, PARTS, Layout, Setting, canonical_part
+from .schema import CELL_KINDS, GATE_PARTS, LSTM, PARTS, CellKind, Layout, Setting, canonical_part
 from .slicer import Block, cut, plan, view
 from .terminal import safe
 
@@ -33,13 +33,11 @@ if TYPE_CHECKING:
     from .targets import Features
     from .weights import Weights
 
-# The settings of a layer that clip what its cell computes (TF1 LSTMCell cell_clip, proj_clip).
-CLIP_SETTINGS = ("cell_clip", "proj_clip")
-
 
 @dataclass
 class GateBlocks:
-    """One gate's blocks: kernel (input_size, units), recurrent (recurrent_size, units), bias (units,)."""
+    """One gate's blocks: kernel (input_size, units), recurrent (recurrent_size, units), bias (units,),
+    where stored recurrent_bias (units,) and an LSTM's peephole (units,)."""
 
     gate: str
     kernel: np.ndarray
@@ -57,7 +55,6 @@ class GateBlocks:
 # so such a number is a damaged file or a diverged run. Keras .h5 files carry no checksum: one
 # flipped exponent bit in a float32 turns 0.5 into 1.7e38 and nothing else notices.
 IMPLAUSIBLE_MAGNITUDE = 1e6
-_NO_CHECKSUM_FORMATS = ("keras-h5", "keras-weights-h5")
 # Values are checked this many at a time, so that the check needs no copy of a large tensor.
 _CHECK_CHUNK = 1 << 16
 
@@ -76,8 +73,8 @@ def _narrow_float(dtype: np.dtype) -> bool:
 
 
 class Layer:
-    """One LSTM layer of an open file. Reads its tensors on first use and keeps them until release().
-    Each stored tensor is checked once, when first read: a non-float dtype is refused, float8 is
+    """One recurrent layer (an LSTM or a GRU) of an open file. Reads its tensors on first use and keeps
+    them until release(). Each stored tensor is checked once, when first read: a non-float dtype is refused, float8 is
     widened to float32, and non-finite or implausibly large values are reported by errors.warn."""
 
     def __init__(self, spec: LayerSpec, store: TensorStore) -> None:
@@ -177,19 +174,52 @@ class Layer:
         return chosen[0], chosen[1]
 
     def clips(self) -> dict[str, float]:
-        """The clip settings the layer has, by name (cell_clip, proj_clip)."""
-        return {
-            name: float(setting.value)  # type: ignore[arg-type]
-            for name in CLIP_SETTINGS
-            if (setting := self.settings.get(name)) is not None and setting.value is not None
-        }
+        """The clip settings the layer has, by name (cell_clip, proj_clip): each clips to ±value.
+        A graph clipping to another range (low, high) is refused: TF's cells clip symmetrically
+        (clip_by_value(c, -cell_clip, cell_clip), rnn_cell_impl.py), and so does every target."""
+        clips = {}
+        for name in CLIP_SETTINGS:
+            setting = self.settings.get(name)
+            if setting is None or setting.value is None:
+                continue
+            if isinstance(setting.value, (tuple, list)):
+                low, high = setting.value
+                raise UnsupportedFormat(
+                    f"{self._store.path}: layer {self.name!r} clips with {name} to [{low:g}, {high:g}] "
+                    f"({setting.source}), not to ±c as TF's cells do; lstm-inspect computes and exports "
+                    "symmetric clips only"
+                )
+            clips[name] = float(setting.value)  # type: ignore[arg-type]
+        return clips
+
+    def variants(self) -> dict[str, bool]:
+        """The cell kind's variant settings (a GRU's reset_after); where the file does not say (a
+        Keras GRU without a bias or a config), the layout's default."""
+        chosen = {}
+        for name in self.layout.cell.variants:
+            setting = self.settings.get(name)
+            value = "unknown" if setting is None else setting.value
+            if value == "unknown":
+                default = self.layout.defaults.get(name)
+                value = default.value if default is not None else False
+            chosen[name] = bool(value)
+        return chosen
 
     def features(self) -> Features:
         """What the layer needs of an export target (reads no tensor data)."""
         from .targets import Features
 
         activation, recurrent = self.activations()
-        return Features(self.peepholes, self.projection_size, self.units, activation, recurrent, tuple(self.clips()))
+        return Features(
+            self.peepholes,
+            self.projection_size,
+            self.units,
+            activation,
+            recurrent,
+            tuple(self.clips()),
+            self.layout.cell.name,
+            tuple(self.variants().items()),
+        )
 
     def __repr__(self) -> str:
         return f"<Layer {self.spec.name!r} {self.spec.cell} input={self.spec.input_size} units={self.spec.units}>"
@@ -266,8 +296,8 @@ class Layer:
             found.append(f"{non_finite:,} NaN or infinite")
         if huge:
             found.append(f"{huge:,} beyond ±{IMPLAUSIBLE_MAGNITUDE:,.0f} (up to {largest:.3g})")
-        if self._store.format in _NO_CHECKSUM_FORMATS:
-            cause = "the file may be damaged (HDF5 files carry no checksums)"
+        if not self._store.checksums:
+            cause = "the file may be damaged (it carries no checksums of its values)"
         else:
             cause = "the file is damaged or the training diverged"
         warn(
@@ -276,12 +306,13 @@ class Layer:
         )
 
     def gate(self, gate: str) -> GateBlocks:
-        """The blocks of one gate; `gate` is a canonical name or an alias (i, f, c, j, g, o, candidate)."""
-        name = resolve_gate(gate)
+        """The blocks of one gate; `gate` is a canonical name or an alias of the layer's cell kind
+        (LSTM: i, f, c, j, g, o, candidate; GRU: r, z, u, n, h, c, candidate)."""
+        name = resolve_gate(gate, self.layout.cell)
         return GateBlocks(name, **{b.part: self.read(b) for b in self.blocks() if b.gate == name})
 
     def gates(self) -> dict[str, GateBlocks]:
-        return {gate: self.gate(gate) for gate in LSTM.gates}
+        return {gate: self.gate(gate) for gate in self.layout.cell.gates}
 
     @property
     def projection(self) -> np.ndarray | None:
@@ -298,7 +329,13 @@ class Layer:
         take = self.view if views else self.read
         blocks = {(block.gate, block.part): take(block) for block in self.blocks()}
         return Weights(
-            self.name, blocks, self.layout.cell, self.forget_bias, activation, recurrent, settings=self.clips()
+            self.name,
+            blocks,
+            self.layout.cell,
+            self.forget_bias,
+            activation,
+            recurrent,
+            settings={**self.clips(), **self.variants()},
         )
 
     def load(self) -> None:
@@ -320,7 +357,18 @@ class Checkpoint:
         self.store = store
         self.path = store.path
         self.format = store.format
-        detection = detect(store.tensors(), store.layer_configs(), forget_bias=forget_bias, hints=store.layer_hints())
+        # What a reader may add (readers/base.py): the model's variables as the file declares them,
+        # and why it says nothing beside the weights where it says nothing.
+        trainable, unsaid = (getattr(store, hook, lambda: None)() for hook in ("trainable_variables", "unsaid"))
+        detection = detect(
+            store.tensors(),
+            store.layer_configs(),
+            forget_bias=forget_bias,
+            hints=store.layer_hints(),
+            trainable=trainable,
+            unsaid=unsaid,
+            where=store.path,
+        )
         self.layers = [Layer(spec, store) for spec in detection.layers]
         self.variables: list[Variable] = detection.variables
         # What --layer can name, each to its layers' positions: a layer's name, a bidirectional
@@ -353,21 +401,21 @@ class Checkpoint:
         if layer is not None:
             return layer
         if not self.layers:
-            raise NoLSTMLayers(f"{self.path}: no LSTM layer found")
+            raise NoLSTMLayers(f"{self.path}: no {_KINDS} layer found")
         raise self._unknown(name)
 
     def _unknown(self, name: str) -> UnknownName:
         listed = ", ".join(layer.name for layer in self.layers[:_LISTED_LAYERS])
         if len(self.layers) > _LISTED_LAYERS:
             listed += f", … ({len(self.layers):,} in all: `lstm-inspect summary` lists them)"
-        return UnknownName(f"{self.path}: no LSTM layer named {name!r}; layers: {listed}")
+        return UnknownName(f"{self.path}: no {_KINDS} layer named {name!r}; layers: {listed}")
 
     def select(self, names: Iterable[str] = ()) -> list[Layer]:
         """The named layers in file order (all when none are named); a bidirectional pair's name
         selects both halves, and a name may be given as `summary` shows it (control characters
         escaped). Raises when the file has no LSTM layer or a name matches none."""
         if not self.layers:
-            raise NoLSTMLayers(f"{self.path}: no LSTM layer found (see `lstm-inspect summary` for what it holds)")
+            raise NoLSTMLayers(f"{self.path}: no {_KINDS} layer found (see `lstm-inspect summary` for what it holds)")
         wanted: set[int] = set()
         for name in names:
             positions = self._positions.get(name)
@@ -458,10 +506,12 @@ class Checkpoint:
     def iter_blocks(
         self, layers: Iterable[str] = (), gates: Iterable[str] = (), parts: Iterable[str] = ()
     ) -> Iterator[tuple[Layer, Block]]:
-        """(layer, block) for the selected layers, gates and parts, one layer at a time."""
-        gate_names = {resolve_gate(g) for g in gates}
-        part_names = {resolve_part(p) for p in parts}
-        for layer in self.select(layers):
+        """(layer, block) for the selected layers, gates and parts, one layer at a time; a gate name
+        selects what it names in each layer's cell kind ("c": an LSTM's cell gate, a GRU's candidate)."""
+        selected = self.select(layers)
+        gate_names = resolve_gates(gates, cell_kinds(selected))
+        part_names = {resolve_part(p, cell_kinds(selected)) for p in parts}
+        for layer in selected:
             for block in layer.blocks():
                 if gate_names and block.gate not in gate_names:
                     continue
@@ -494,6 +544,8 @@ class ExportUnit:
                 layer.peepholes,
                 *layer.activations(),
                 layer.dtype,
+                layer.layout.cell.name,
+                *layer.variants().values(),
             )
 
         forward, backward = self.layers
@@ -501,7 +553,7 @@ class ExportUnit:
             return None
         return (
             f"its halves {forward.name} and {backward.name} differ (input, units, projection, peepholes, "
-            f"activations, dtype: {shape(forward)} vs {shape(backward)})"
+            f"activations, dtype, cell kind and its variants: {shape(forward)} vs {shape(backward)})"
         )
 
 
@@ -509,17 +561,44 @@ class ExportUnit:
 _LISTED_LAYERS = 20
 
 
-def resolve_gate(gate: str) -> str:
-    name = LSTM.gate(gate)
-    if name is None:
-        raise UnknownName(f"unknown gate {gate!r}; gates: {LSTM.alias_text()}")
-    return name
+# How messages name the layers this tool finds: "LSTM or GRU".
+_KINDS = " or ".join(CELL_KINDS)
 
 
-def resolve_part(part: str) -> str:
+def resolve_gate(gate: str, cell: CellKind = LSTM) -> str:
+    """The canonical gate of `cell` that `gate` names (a name or an alias)."""
+    return next(iter(resolve_gates([gate], [cell])))
+
+
+def resolve_gates(gates: Iterable[str], cells: Iterable[CellKind] = CELL_KINDS.values()) -> set[str]:
+    """The canonical gates the names in `gates` name in any of `cells`; a name that none of them
+    knows is an UnknownName listing their gates."""
+    kinds = list(cells)
+    found: set[str] = set()
+    for gate in gates:
+        names = {name for cell in kinds if (name := cell.gate(gate)) is not None}
+        if not names:
+            listed = "; ".join(
+                f"{cell.name}: {cell.alias_text()}" if len(kinds) > 1 else cell.alias_text() for cell in kinds
+            )
+            raise UnknownName(f"unknown gate {gate!r}; gates: {listed}")
+        found |= names
+    return found
+
+
+def cell_kinds(layers: Iterable[Layer]) -> list[CellKind]:
+    """The cell kinds of these layers, each once, in order."""
+    return list({layer.layout.cell.name: layer.layout.cell for layer in layers}.values())
+
+
+def resolve_part(part: str, cells: Iterable[CellKind] = CELL_KINDS.values()) -> str:
+    """The canonical part `part` names, if a layer of one of `cells` can hold it (a GRU has no
+    peepholes and no projection)."""
+    kinds = list(cells)
+    known = [p for p in PARTS if any(p in cell.parts for cell in kinds)]
     name = canonical_part(part)
-    if name is None:
-        raise UnknownName(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
+    if name is None or name not in known:
+        raise UnknownName(f"unknown part {part!r}; parts: {', '.join(known)}")
     return name
 
 
@@ -529,7 +608,7 @@ def load(
     verify: bool = True,
     backend: str = "native",
 ) -> Checkpoint:
-    """Open a TF checkpoint or Keras file and detect its LSTM layers.
+    """Open a TF checkpoint or Keras file and detect its LSTM and GRU layers.
 
     forget_bias: the runtime forget bias to assume for every layer (default: each
     framework's own, 1.0 for TF1 cells, 0.0 for Keras and CudnnCompatibleLSTMCell).

@@ -5,6 +5,8 @@ Heavy modules (numpy, rich, h5py) are imported inside the commands so that `--he
 
 from __future__ import annotations
 
+import atexit
+import functools
 import gc
 import math
 import os
@@ -12,37 +14,47 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 import click
+from click.shell_completion import CompletionItem
 
 from .errors import LstmInspectError, LstmInspectWarning, UsageError
-from .schema import PARTS
+from .schema import CELL_KINDS, PARTS
 from .targets import TARGETS
 from .terminal import safe
 
+# Help wraps at the terminal's width (click's own formatter); the \b blocks, which click prints as
+# they are, stay within 60 columns as printed.
 _EPILOG_SUMMARY = """\b
 Examples:
   lstm-inspect summary model.ckpt
-  lstm-inspect summary train_dir/            (uses train_dir/checkpoint)
+  lstm-inspect summary train_dir/
+      (the checkpoint its `checkpoint` file names)
   lstm-inspect summary model.h5 --json
 """
 
 _EPILOG_SPLIT = """\b
 Examples:
   lstm-inspect split model.ckpt --gate forget
-  lstm-inspect split model.ckpt --layer rnn/lstm_cell --gate f --part kernel --values
+  lstm-inspect split model.ckpt --layer rnn/lstm_cell \\
+      --gate f --part kernel --values
   lstm-inspect split model.keras --json
 """
 
 _EPILOG_EXPORT = """\b
 Examples:
-  lstm-inspect export model.ckpt                      (writes ./model.ckpt.gates.npz)
-  lstm-inspect export model.ckpt -o gates.npz --layer rnn/lstm_cell --gate forget
-  lstm-inspect export model.ckpt --layout pytorch -o lstm.npz
-  lstm-inspect export model.keras --layout onnx --layer enc -o enc.onnx
-  lstm-inspect export model.h5 --layout tensorflow --target-forget-bias 0 -o cell.npz
-  lstm-inspect export model.h5 -o - | ssh host 'cat > gates.npz'
+  lstm-inspect export model.ckpt
+      (writes ./model.ckpt.gates.npz)
+  lstm-inspect export model.ckpt -o gates.npz \\
+      --layer rnn/lstm_cell --gate forget
+  lstm-inspect export model.ckpt --layout pytorch \\
+      -o lstm.npz
+  lstm-inspect export model.keras --layout onnx \\
+      --layer enc -o enc.onnx
+  lstm-inspect export model.h5 --layout tensorflow \\
+      --target-forget-bias 0 -o cell.npz
+  lstm-inspect export model.h5 -o - | gzip > g.npz.gz
 
 An existing file is replaced (atomically) only when -o names it, or with --force. Keys, per exported
 layer L (a key with no L/ prefix when one layer or pair goes to pytorch):
@@ -53,8 +65,10 @@ _EPILOG_VERIFY = """\b
 Examples:
   lstm-inspect verify model.ckpt
   lstm-inspect verify model.keras --layer enc --json
-Targets: numpy on each export layout written and read back, then torch.nn.LSTM (PyTorch export),
+
+Targets: numpy on each export layout written and read back, then torch.nn.LSTM/GRU (PyTorch export),
 onnxruntime (.onnx model), Keras 3 (Keras export) and, for a Keras model file, Keras' own loader.
+Their own logs (TensorFlow's, oneDNN's, torch's warnings) are hidden unless --verbose.
 """
 
 
@@ -155,7 +169,10 @@ class _FiniteFloat(click.ParamType):
 FINITE_FLOAT = _FiniteFloat()
 
 
-def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+_VERBOSE_HELP = "For a URL: say on stderr how many requests and bytes crossed the network, per file."
+
+
+def _common(f: Callable[..., Any], verbose_help: str = _VERBOSE_HELP) -> Callable[..., Any]:
     f = click.option(
         "--forget-bias",
         type=FINITE_FLOAT,
@@ -173,7 +190,7 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
         is_flag=True,
         expose_value=False,
         callback=_remember_verbose,
-        help="For a URL: say on stderr how many requests and bytes crossed the network, per file.",
+        help=verbose_help,
     )(f)
     f = click.argument("path", type=click.Path(path_type=str))(f)
     return f
@@ -183,19 +200,57 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
 # (some 13 MB of text); --max-elements raises it, export writes any number to a file.
 MAX_VALUES = 1024 * 1024
 
+
+def _complete_layers(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """--layer completes to the layer and pair names of the file already on the command line; a
+    URL is not fetched for it, and a file that cannot be read completes to nothing."""
+    from .readers.urls import is_url
+
+    # With the --layer being completed last, click's resilient parse stops before PATH is
+    # processed and leaves it among the context's unparsed args.
+    path = ctx.params.get("path") or next(iter(ctx.args), None)
+    if not isinstance(path, str) or is_url(path):
+        return []
+    from .api import load
+
+    names: dict[str, None] = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nothing may print into the shell's command line
+            with load(path, verify=False) as ckpt:
+                for layer in ckpt.layers:
+                    names.update(dict.fromkeys(name for name in (layer.pair, layer.name) if name is not None))
+    except Exception:  # whatever the file is, completion offers nothing rather than a traceback
+        return []
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
 _layer_option = click.option(
     "--layer",
     "layers",
     multiple=True,
     metavar="NAME",
+    shell_complete=_complete_layers,
     help="Only this layer (repeatable); names as `summary` shows them, or a bidirectional pair's name.",
 )
+# Every name a cell kind's gates go by (schema.CellKind.aliases), in any case.
+GATE_NAMES = tuple(dict.fromkeys(alias for kind in CELL_KINDS.values() for alias in kind.aliases))
+
+
+def _gates_help() -> str:
+    kinds = list(CELL_KINDS.values())
+    if len(kinds) == 1:
+        return f"Only this gate (repeatable): {kinds[0].alias_text()}."
+    return "Only this gate (repeatable): " + "; ".join(f"{kind.name} {kind.alias_text()}" for kind in kinds) + "."
+
+
 _gate_option = click.option(
     "--gate",
     "gates",
     multiple=True,
+    type=click.Choice(GATE_NAMES, case_sensitive=False),
     metavar="GATE",
-    help="input|forget|cell|output, or i, f, c, o, j, g, candidate (repeatable).",
+    help=_gates_help(),
 )
 
 
@@ -238,6 +293,81 @@ def _one_blas_thread() -> None:
             os.environ.pop(name, None)
 
 
+@contextmanager
+def _framework_logs(meta: dict[str, Any]) -> Iterator[None]:
+    """While verify runs the frameworks, keep their own logs off stderr unless --verbose: absl's
+    "All log messages before absl::InitializeLog() is called are written to STDERR", oneDNN's
+    notice and "failed call to cuInit" (C++ code writing to file descriptor 2, whatever
+    TF_CPP_MIN_LOG_LEVEL says in TensorFlow 2.21), Python warnings and logging from torch and
+    Keras. lstm-inspect's own warnings still print. Should verify fail with a traceback, what was
+    held back is printed before it."""
+    if meta.get(_VERBOSE):
+        yield
+        return
+    import logging
+    import tempfile
+
+    log = tempfile.TemporaryFile()
+    real_stderr, saved_fd = sys.stderr, None
+    with suppress(OSError):
+        real_stderr.flush()
+        saved_fd = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        if _is_fd2(real_stderr):
+            # Python's own stderr writes to descriptor 2 too: it keeps the terminal.
+            sys.stderr = open(saved_fd, "w", buffering=1, errors="backslashreplace", closefd=False)  # noqa: SIM115
+    shown = warnings.showwarning
+
+    def show_warning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, LstmInspectWarning):
+            shown(message, category, filename, lineno, file, line)
+        else:
+            log.write(warnings.formatwarning(message, category, filename, lineno).encode(errors="replace"))
+
+    def restore() -> None:
+        nonlocal saved_fd
+        if sys.stderr is not real_stderr:
+            sys.stderr.close()
+            sys.stderr = real_stderr
+        if saved_fd is not None:
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            saved_fd = None
+
+    warnings.showwarning = show_warning
+    disabled = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    except Exception as e:
+        restore()
+        if not isinstance(e, LstmInspectError):
+            log.seek(0)
+            held = log.read().decode(errors="replace").rstrip()
+            if held:
+                click.echo(f"The frameworks' log, hidden without --verbose:\n{held}", err=True)
+        raise
+    finally:
+        restore()
+        logging.disable(disabled)
+        warnings.showwarning = shown
+        log.close()
+
+
+def _is_fd2(stream: Any) -> bool:
+    try:
+        return bool(stream.fileno() == 2)
+    except (AttributeError, OSError, ValueError):  # CliRunner's streams have no descriptor
+        return False
+
+
 def _open(path: str, forget_bias: float | None, no_verify: bool) -> Any:
     from .api import load
 
@@ -247,7 +377,7 @@ def _open(path: str, forget_bias: float | None, no_verify: bool) -> Any:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lstm-inspect")
 def main() -> None:
-    """Find the LSTM layers in a TensorFlow checkpoint or Keras file and explain their fused weights.
+    """Find the LSTM and GRU layers in a TensorFlow checkpoint or Keras file and explain their fused weights.
 
     PATH is a TF checkpoint (the prefix, its .index or .data-… file, or a directory with a
     `checkpoint` file), a Keras .h5 / .weights.h5, or a Keras 3 .keras file; a local path or a URL
@@ -260,17 +390,23 @@ def main() -> None:
 @_common
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def summary(path: str, forget_bias: float | None, no_verify: bool, as_json: bool) -> None:
-    """Every LSTM layer: sizes, gate order, how its fused tensors decompose, parameter counts;
+    """Every LSTM and GRU layer: sizes, gate order, how its fused tensors decompose, parameter counts;
     then the other variables, optimizer state and totals."""
-    # A summary makes objects (some 3 per tensor) and no garbage, and the process ends with it:
-    # the collector would only walk them, over and over as they grow (0.1-0.2 s at 100,000
-    # tensors), and once more at exit unless they are frozen out of its sight.
+    # A summary makes objects (some 3 per tensor) and no garbage: the collector would only walk
+    # them, over and over as they grow (0.1-0.2 s at 100,000 tensors). The interpreter's exit
+    # collects once more whatever the setting (Py_FinalizeEx), unless they are frozen out of its
+    # sight first, which atexit's handlers run in time for.
+    collecting = gc.isenabled()
     gc.disable()
-    with _errors():
-        with _open(path, forget_bias, no_verify) as ckpt:
-            result = ckpt.summary()
-        _show(result, as_json)
-    gc.freeze()
+    atexit.register(gc.freeze)
+    try:
+        with _errors():
+            with _open(path, forget_bias, no_verify) as ckpt:
+                result = ckpt.summary()
+            _show(result, as_json)
+    finally:
+        if collecting:  # a caller in this process (CliRunner) gets its collector back
+            gc.enable()
 
 
 @main.command(epilog=_EPILOG_SPLIT)
@@ -282,7 +418,8 @@ def summary(path: str, forget_bias: float | None, no_verify: bool, as_json: bool
     "parts",
     multiple=True,
     type=click.Choice(PARTS),
-    help="Only this part (repeatable).",
+    metavar="PART",
+    help=f"Only this part (repeatable): {', '.join(PARTS)}.",
 )
 @click.option(
     "--values",
@@ -309,8 +446,9 @@ def split(
     max_elements: int,
     as_json: bool,
 ) -> None:
-    """Gate tables: for each gate and part its shape, where it was cut from, mean, std, min, max, L2 norm.
-    Printed a layer at a time, as read: one layer's tensors are in memory at a time."""
+    """Gate blocks: per gate where the framework stores it, and per part its shape, where it was cut
+    from, mean, std, min, max and L2 norm; the forget gate's bias also with the runtime forget bias
+    its cell adds. Printed a layer at a time, as read: one layer's tensors are in memory at a time."""
     with _errors():
         with _open(path, forget_bias, no_verify) as ckpt:
             _show(ckpt.split(layers, gates, parts, values, max_elements), as_json)
@@ -323,6 +461,7 @@ def split(
     "--output",
     type=click.Path(path_type=str),
     default=None,
+    metavar="OUT",
     help="Output .npz (default: <input file name>.<layout>.npz in the current directory), or - for "
     "stdout; with --layout onnx, a name ending in .onnx writes a runnable ONNX model instead.",
 )
@@ -333,7 +472,8 @@ def split(
     type=click.Choice(list(TARGETS)),
     default="gates",
     show_default=True,
-    help="The canonical gate blocks, or the weights ready for that framework (keys below).",
+    metavar="LAYOUT",
+    help=f"{', '.join(TARGETS)}: the canonical gate blocks, or the weights ready for that framework (keys below).",
 )
 @click.option(
     "--target-forget-bias",
@@ -393,7 +533,7 @@ def export(
         elif not quiet:
             where = "stdout" if to_stdout else os.path.abspath(result.path)
             if result.format == "onnx":
-                node = "bidirectional LSTM node" if result.directions == 2 else "LSTM node"
+                node = f"bidirectional {result.cell} node" if result.directions == 2 else f"{result.cell} node"
                 message = f"Wrote an ONNX model of {result.layers[0]} (one {node}) to {where}"
             else:
                 size = result.bytes / 2**20
@@ -416,7 +556,11 @@ def _stdout_binary() -> Iterator[IO[bytes]]:
 
 
 @main.command(name="verify", epilog=_EPILOG_VERIFY)
-@_common
+@functools.partial(
+    _common,
+    verbose_help="Also print the frameworks' own logs (TensorFlow, oneDNN, torch warnings), hidden otherwise; "
+    "for a URL, say how many requests and bytes crossed the network, per file.",
+)
 @_layer_option
 @click.option(
     "--seed",
@@ -431,7 +575,7 @@ def _stdout_binary() -> Iterator[IO[bytes]]:
     multiple=True,
     metavar="NAME",
     help="Run only this framework's check (repeatable): "
-    + ", ".join([*(t.check for t in TARGETS.values() if t.check), "keras-model"])
+    + ", ".join([*(t.check for t in TARGETS.values() if t.check), "keras-model", "tf-cell"])
     + "; none for numpy's checks only (default: every installed one).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Show no progress bar.")
@@ -453,7 +597,12 @@ def verify_command(
     every layer it names."""
     with _errors():
         chosen = None if not frameworks else [f for f in frameworks if f != "none"]
-        with _open(path, forget_bias, no_verify) as ckpt, _progress_bar(not quiet, "verifying") as progress:
+        meta = click.get_current_context().meta
+        with (
+            _open(path, forget_bias, no_verify) as ckpt,
+            _framework_logs(meta),
+            _progress_bar(not quiet, "verifying") as progress,
+        ):
             result = ckpt.verify(layers, seed=seed, frameworks=chosen, progress=progress)
         _show(result, as_json)
         failures = result.failures()
@@ -468,9 +617,11 @@ def verify_command(
 _EPILOG_DIFF = """\b
 Examples:
   lstm-inspect diff before.keras after.keras
-  lstm-inspect diff model.ckpt model.h5 --map rnn/lstm_cell=enc
+  lstm-inspect diff model.ckpt model.h5 \\
+      --map rnn/lstm_cell=enc
   lstm-inspect diff model.ckpt model.ckpt.gates.npz --json
   lstm-inspect diff a.ckpt b.ckpt --atol 1e-4 && echo same
+
 Exit status: 0 when every layer matches and is equal within --atol/--rtol, 1 when not, 2 on errors.
 """
 
@@ -526,8 +677,11 @@ def diff_command(
 _EPILOG_PLOT = """\b
 Examples:
   lstm-inspect plot model.ckpt -o gates.png
-  lstm-inspect plot model.keras --layer enc --gate forget -o forget.svg
-  lstm-inspect plot before.keras --diff after.keras -o change.pdf
+  lstm-inspect plot model.keras --layer enc \\
+      --gate forget -o forget.svg
+  lstm-inspect plot before.keras --diff after.keras \\
+      -o change.pdf
+
 Needs matplotlib: pip install 'lstm-inspect[plot]'.
 """
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import re
+import shlex
 import sys
+import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from itertools import chain
@@ -13,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, JustifyMethod, RenderableType
-from rich.padding import Padding
+from rich.measure import Measurement
 from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from .results import LayerSummary, SplitResult, SplitStream, Summary, VariableLine, block_title
+from .activations import shown
+from .results import LayerSplit, LayerSummary, SplitResult, SplitStream, Summary, VariableLine, block_title
+from .schema import CELL_KINDS, LAYOUTS, variant_words
 from .terminal import safe
 
 if TYPE_CHECKING:  # verify pulls in the converters; summary and split need none of it
@@ -54,12 +60,232 @@ _FRAMEWORK = {"tensorflow": "TF", "keras": "Keras", "lstm-inspect": "lstm-inspec
 Columns = tuple[tuple[str, JustifyMethod], ...]
 
 
-_ACTIVATION_SOURCE = {
-    "config": "from the model config",
-    "graph": "read from the graph",
-    "default": "the cell's fixed defaults; a custom activation would be code, not stored",
-    "unknown": "the file has no model config to say",
-}
+# ---- widths and lines ------------------------------------------------------------------------------
+#
+# Every table has forms for a wide screen and for 80 and 60 columns, and the widest that fits is
+# shown (_Fitted); text wraps with a hanging indent rather than at column 0; no line ends in spaces.
+
+
+def output_width() -> int | None:
+    """The width to lay output out in: COLUMNS when set, else the width of the terminal that stdout,
+    stderr or stdin is (`lstm-inspect split … | less` shows on the terminal that stderr is), None
+    when there is none (a file written by cron, a CI log)."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    for stream in (sys.stdout, sys.stderr, sys.stdin):
+        try:
+            if stream is not None and stream.isatty():
+                return os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):  # a stream without a file descriptor
+            continue
+    return None
+
+
+# With no terminal there is no screen to fit: every table takes its widest form, rows whole.
+_UNBOUNDED = 1000
+
+
+def _console() -> Console:
+    # Names print as stored: with rich's markup and emoji codes on, a layer named "x[b]y:fire:"
+    # would print as a bold "y" and an emoji.
+    return Console(width=output_width() or _UNBOUNDED, markup=False, emoji=False)
+
+
+# Spaces at the end of a line, before the style codes that may close it.
+_TRAILING_SPACE = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
+
+
+def _print(console: Console, renderable: RenderableType) -> None:
+    """Print as rich lays it out, without the spaces rich pads lines with (a table's title is
+    padded to the table's width): a pipe or a file gets only what is written."""
+    # crop=False: the plain columns of a large summary are as wide as their rows and must reach
+    # the output whole, where rich would cut them at the console's width.
+    with console.capture() as captured:
+        console.print(renderable, crop=False)
+    console.file.write(_TRAILING_SPACE.sub(r"\1", captured.get()))
+
+
+def _wrap(text: str, width: int, hanging: int = 4) -> list[str]:
+    """`text` in lines of at most `width` columns, broken at spaces, the lines after the first
+    indented `hanging` columns more than it is. A word wider than a line (a long tensor name) has
+    a line of its own and stays whole: the terminal wraps it, and a copy of it is the name."""
+    if cell_len(text) <= width:
+        return [text]
+    body = text.lstrip(" ")
+    lead = len(text) - len(body)
+    wrapper = textwrap.TextWrapper(
+        width=max(width, lead + hanging + 16),
+        initial_indent=" " * lead,
+        subsequent_indent=" " * (lead + hanging),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return wrapper.wrap(body) or [text]
+
+
+# A line of _Wrapped: text, or (head, tail): "head  tail" where it fits, else tail under head.
+Line = str | tuple[str, str]
+
+
+def _wrapped(lines: Sequence[Line], width: int, hanging: int = 4) -> list[str]:
+    out: list[str] = []
+    for line in lines:
+        if isinstance(line, str):
+            out += _wrap(line, width, hanging)
+            continue
+        head, tail = line
+        joined = f"{head}  {tail}"
+        if cell_len(joined) <= width:
+            out.append(joined)
+        else:
+            lead = len(head) - len(head.lstrip(" "))
+            out += _wrap(head, width, hanging) + _wrap(" " * (lead + 2) + tail, width, hanging)
+    return out
+
+
+def _pack(items: Sequence[str], width: int, indent: str) -> list[str]:
+    """Items ("mean 0.003197") as many to a line as fit, two spaces apart, none broken."""
+    lines: list[str] = []
+    line = ""
+    for item in items:
+        if line and cell_len(line) + 2 + cell_len(item) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line}  {item}" if line else indent + item
+    return [*lines, line] if line else lines
+
+
+def _pad(cell: str, width: int, justify: str) -> str:
+    space = " " * (width - cell_len(cell))
+    return space + cell if justify == "right" else cell + space
+
+
+def _columns(rows: Sequence[Sequence[str]], justify: Sequence[str], indent: str = "") -> list[str]:
+    """Rows as aligned columns two spaces apart, each line without trailing spaces."""
+    widths = [max((cell_len(row[i]) for row in rows), default=0) for i in range(len(justify))]
+    return [
+        (indent + "  ".join(_pad(cell, width, how) for cell, width, how in zip(row, widths, justify))).rstrip()
+        for row in rows
+    ]
+
+
+class _Whole(str):
+    """A line printed whole, even where it is wider than the screen: a tensor and the range cut from
+    it, which a break would split (`kernel[0:12,` / `128:192]`); the terminal wraps it instead, and
+    a copy of it is the name. A form is chosen by its other lines (_fit)."""
+
+
+def _fit(forms: Sequence[Callable[[], list[str]]], width: int) -> list[str]:
+    """The lines of the first form whose lines all fit `width` (_Whole ones aside), else those of
+    the last."""
+    for form in forms[:-1]:
+        lines = form()
+        if max((cell_len(line) for line in lines if not isinstance(line, _Whole)), default=0) <= width:
+            return lines
+    return forms[-1]()
+
+
+class _Lines:
+    """Lines printed as they are, never wrapped or cut: a Text of a thousand lines would be
+    measured and wrapped word by word, which costs more than making them."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        for line in self.lines:
+            yield Segment(line)
+            yield Segment.line()
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        width = max((cell_len(line) for line in self.lines), default=0)
+        return Measurement(width, width)
+
+
+class _Wrapped:
+    """Lines wrapped at the width they are printed in (see _wrapped)."""
+
+    def __init__(self, lines: Sequence[Line], hanging: int = 4) -> None:
+        self.lines, self.hanging = lines, hanging
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        yield from _Lines(_wrapped(self.lines, options.max_width, self.hanging)).__rich_console__(console, options)
+
+
+class _Fitted:
+    """The first of `forms` whose natural width fits the screen, else the last; each form is a
+    function of the width giving what to print."""
+
+    def __init__(self, *forms: Callable[[int], RenderableType]) -> None:
+        self.forms = forms
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        width = options.max_width
+        for form in self.forms[:-1]:
+            renderable = form(width)
+            if console.measure(renderable, options=options.update_width(_UNBOUNDED * 10)).maximum <= width:
+                yield renderable
+                return
+        yield self.forms[-1](width)
+
+
+def _rich_table(title: str, columns: Columns, rows: Sequence[Sequence[str]]) -> Table:
+    """A heavy-box table whose cells never wrap: shown only where it fits (_Fitted)."""
+    table = Table(title=title, title_justify="left")
+    for column, justify in columns:
+        table.add_column(column, justify=justify, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _plain(title: str, columns: Columns, rows: Sequence[tuple[str, ...]]) -> _Lines:
+    """A title, then the header and rows as plain aligned columns; columns: (header, justify)."""
+    header = tuple(header for header, _ in columns)
+    return _Lines([title, *_columns([header, *rows], [justify for _, justify in columns])])
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+# ---- summary ---------------------------------------------------------------------------------------
+
+
+_SETTING_WORDS = {"cell_clip": "cell clip", "proj_clip": "projection clip"}
+
+
+def _value(value: object) -> str:
+    if isinstance(value, float):
+        return repr(value)  # 1.0, 0.3: as the file or the flag gave it
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return safe(shown(str(value)))
+
+
+def setting_lines(layer: LayerSummary) -> list[str]:
+    """Each setting of a layer and where it came from (or why it is assumed): the forget bias, the
+    activations (on one line when one source says both), and the clips the layer has."""
+    settings = layer.settings
+    lines = []
+    forget = settings.get("forget_bias")
+    if forget is not None:
+        added = ", added at run time, not stored" if forget.value else ""
+        lines.append(f"forget bias {_value(forget.value)} ({safe(forget.source)}){added}")
+    cell, gates = settings.get("activation"), settings.get("recurrent_activation")
+    if cell is not None and gates is not None and cell.source == gates.source:
+        lines.append(f"activations: {_value(gates.value)} (gates), {_value(cell.value)} (cell) — {safe(cell.source)}")
+    else:
+        for word, setting in (("activation", cell), ("recurrent activation", gates)):
+            if setting is not None:
+                lines.append(f"{word} {_value(setting.value)} ({safe(setting.source)})")
+    for name, word in _SETTING_WORDS.items():
+        setting = settings.get(name)
+        if setting is not None and setting.value is not None:
+            lines.append(f"{word} {_value(setting.value)} ({safe(setting.source)})")
+    return lines
 
 
 def _extras(layer: LayerSummary) -> str:
@@ -77,21 +303,35 @@ def _num(n: int) -> str:
     return f"{n:,}"
 
 
+_LAYER_COLUMNS: Columns = (
+    ("layer", "left"),
+    ("cell", "left"),
+    ("gates", "left"),
+    ("input", "right"),
+    ("units", "right"),
+    ("extras", "left"),
+    ("forget bias", "right"),
+    ("params", "right"),
+)
+
+
+def _kinds(layers: Sequence[LayerSummary]) -> str:
+    """The cell kinds of these layers, "LSTM", "LSTM and GRU"; of none, every kind this tool finds."""
+    kinds = list(dict.fromkeys(layer.kind for layer in layers))
+    return " and ".join(kinds) if kinds else " or ".join(CELL_KINDS)
+
+
+def _variant_text(name: str, value: bool) -> str:
+    """ "applies the reset gate after the recurrent matmul (reset_after=True)"."""
+    return f"the cell {variant_words(name, value)} ({name}={value})"
+
+
 def summary_renderable(summary: Summary) -> Group:
     parts: list[RenderableType] = [Text(f"{safe(summary.path)} ({safe(summary.format)})", style="bold")]
+    kinds = _kinds(summary.layers)
     if not summary.layers:
-        parts.append(Text("No LSTM layers found."))
+        parts.append(Text(f"No {kinds} layers found."))
     else:
-        columns: Columns = (
-            ("layer", "left"),
-            ("cell", "left"),
-            ("gates", "left"),
-            ("input", "right"),
-            ("units", "right"),
-            ("extras", "left"),
-            ("forget bias", "right"),
-            ("params", "right"),
-        )
         rows = [
             (
                 safe(layer.name),
@@ -100,44 +340,47 @@ def summary_renderable(summary: Summary) -> Group:
                 str(layer.input_size),
                 str(layer.units),
                 _extras(layer),
-                f"{layer.forget_bias:g}",
+                "-" if layer.forget_bias is None else f"{layer.forget_bias:g}",
                 _num(layer.params),
             )
             for layer in summary.layers
         ]
         if len(rows) > MAX_TABLE_ROWS:
-            parts.append(_plain("LSTM layers", columns, rows))
+            parts.append(_plain(f"{kinds} layers", _LAYER_COLUMNS, rows))
         else:
-            parts.append(_LayerTable(columns, rows))
-        # One Text for all explanations: rich lays out each renderable apart, and a file with
+            # A table narrower than its rows (an 80-column terminal and TF1 scope names) would fold
+            # each layer name into pieces, and layer names are what users pass to --layer.
+            parts.append(
+                _Fitted(
+                    lambda width: _rich_table(f"{kinds} layers", _LAYER_COLUMNS, rows),
+                    lambda width: _layer_blocks(rows, f"{kinds} layers"),
+                )
+            )
+        pairs = _pairs_line(summary.layers)
+        if pairs:
+            parts.append(_Wrapped([pairs]))
+        # One renderable for all explanations: rich lays out each renderable apart, and a file with
         # thousands of layers would spend seconds on that.
-        lines = []
+        lines: list[Line] = []
         for layer in summary.layers[:MAX_EXPLAINED_LAYERS]:
             order = ", ".join(f"{letter}={gate}" for letter, gate in zip(layer.gate_order, layer.gates))
             lines.append(f"{safe(layer.name)}: {layer.input_size} inputs, {layer.units} units; gates {order}")
-            lines += [f"  {safe(t.name)}  {safe(t.explanation)}" for t in layer.tensors]
-            lines.append(
-                f"  activations: {safe(layer.recurrent_activation)} (gates), {safe(layer.activation)} (cell)"
-                f" — {_ACTIVATION_SOURCE[layer.activation_source]}"
-            )
-            if layer.forget_bias:
-                lines.append(f"  forget_bias {layer.forget_bias:g} is added at run time and is not stored")
+            lines += [(f"  {safe(t.name)}", safe(t.explanation)) for t in layer.tensors]
+            lines += [f"  {line}" for line in setting_lines(layer)]
+            for name, setting in layer.variants.items():
+                assumed = "assumed: " if setting.assumed else ""
+                lines.append(f"  {_variant_text(name, bool(setting.value))} — {assumed}{safe(setting.source)}")
         if len(summary.layers) > MAX_EXPLAINED_LAYERS:
             lines.append(f"(the first {MAX_EXPLAINED_LAYERS} layers explained; --json decomposes every tensor)")
-        parts.append(Text("\n".join(lines)))
+        parts.append(_Wrapped(lines))
     if len(summary.variables) > MAX_VARIABLE_ROWS:
         parts.append(_variables_by_scope(summary.variables))
     elif summary.variables:
-        table = Table(title="Other model variables", title_justify="left")
-        table.add_column("name", overflow="fold")
-        table.add_column("shape")
-        table.add_column("dtype")
-        table.add_column("params", justify="right")
-        for v in summary.variables:
-            table.add_row(safe(v.name), _shape(v.shape), safe(v.dtype), _num(v.params))
-        parts.append(table)
+        parts.append(
+            _Fitted(lambda width: _variables_table(summary.variables), lambda width: _variable_lines(summary.variables))
+        )
     totals = [
-        f"LSTM parameters: {_num(summary.lstm_params)} in {len(summary.layers)} layer(s)",
+        f"{kinds} parameters: {_num(summary.lstm_params)} in {len(summary.layers)} layer(s)",
         f"Total model parameters: {_num(summary.total_params)}",
     ]
     if summary.optimizer_tensors:
@@ -146,7 +389,10 @@ def summary_renderable(summary: Summary) -> Group:
         )
     if summary.bookkeeping:
         totals.append("Bookkeeping (not counted): " + ", ".join(safe(v.name) for v in summary.bookkeeping))
-    parts.append(Text("\n".join(totals)))
+    parts.append(_Wrapped(totals))
+    commands = _next_commands(summary)
+    if commands:
+        parts.append(_hint(commands))
     return Group(*parts)
 
 
@@ -156,65 +402,77 @@ def summary_renderable(summary: Summary) -> Group:
 MAX_TABLE_ROWS = 200
 MAX_EXPLAINED_LAYERS = 50
 MAX_VARIABLE_ROWS = 100
+# Bidirectional pairs listed by name under the layers (--json lists every layer's `pair`).
+MAX_LISTED_PAIRS = 20
 
 
-class _LayerTable:
-    """The LSTM layers as a table where one fits the screen, else one block per layer. A table
-    narrower than its rows (an 80-column terminal and TF1 scope names) folds each layer name
-    into pieces, and layer names are what users pass to --layer."""
-
-    def __init__(self, columns: Columns, rows: Sequence[tuple[str, ...]]) -> None:
-        self.columns, self.rows = columns, rows
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Table | Text | Padding]:
-        widths = [
-            max(cell_len(header), *(cell_len(row[i]) for row in self.rows))
-            for i, (header, _) in enumerate(self.columns)
+def _layer_blocks(rows: Sequence[tuple[str, ...]], title: str) -> _Wrapped:
+    """The layers one block per layer: the name whole on a line of its own, then what the table's
+    columns say, each value named ("gates ijfo", "units 64"; extras say what they are)."""
+    lines: list[Line] = [title]
+    for name, cell, *values in rows:
+        named = [
+            value if header == "extras" else f"{header} {value}"
+            for (header, _), value in zip(_LAYER_COLUMNS[2:], values)
         ]
-        # A heavy-box table: a border before each column and after the last, a space each side of a cell.
-        if sum(widths) + 3 * len(widths) + 1 <= options.max_width:
-            table = Table(title="LSTM layers", title_justify="left")
-            for column, justify in self.columns:
-                table.add_column(column, justify=justify, no_wrap=True)
-            for row in self.rows:
-                table.add_row(*row)
-            yield table
-            return
-        yield Text("LSTM layers")
-        for name, cell, *values in self.rows:
-            # "gates ijfo", "units 64", ...; extras ("projection 8, peepholes") say what they are.
-            named = [
-                value if header == "extras" else f"{header} {value}"
-                for (header, _), value in zip(self.columns[2:], values)
-            ]
-            yield Text(name, overflow="fold")
-            yield Padding(Text(", ".join(part for part in [cell, *named] if part != "-")), (0, 0, 0, 2), expand=False)
+        lines += [name, "  " + ", ".join(part for part in [cell, *named] if part != "-")]
+    return _Wrapped(lines, hanging=0)
 
 
-def _plain(title: str, columns: Columns, rows: Sequence[tuple[str, ...]]) -> _Lines:
-    """A title, then the header and rows as plain aligned columns; columns: (header, justify)."""
-    widths = [max(len(cell) for cell in column) for column in zip((header for header, _ in columns), *rows)]
-    lines = [title]
-    for row in [tuple(header for header, _ in columns), *rows]:
-        cells = [
-            cell.rjust(width) if justify == "right" else cell.ljust(width)
-            for cell, width, (_, justify) in zip(row, widths, columns)
+def _pairs_line(layers: Sequence[LayerSummary]) -> str | None:
+    """The bidirectional pairs by name, which --layer takes for both halves."""
+    pairs: dict[str, list[str]] = {}
+    for layer in layers:
+        if layer.pair is not None:
+            pairs.setdefault(layer.pair, []).append(layer.name)
+    if not pairs:
+        return None
+    shown = [f"{safe(pair)} = {' + '.join(safe(h) for h in halves)}" for pair, halves in pairs.items()]
+    more = f"; … ({len(pairs):,} in all)" if len(shown) > MAX_LISTED_PAIRS else ""
+    return (
+        "Bidirectional pairs (--layer takes a pair's name for both halves): "
+        + "; ".join(shown[:MAX_LISTED_PAIRS])
+        + more
+    )
+
+
+def _next_commands(summary: Summary) -> list[str]:
+    """What to run next on the file shown: split of the forget gate, and export; of the first pair
+    (so that its name shows) or, in a file of several layers, of the first layer."""
+    if not summary.layers:
+        return []
+    layer = next((layer for layer in summary.layers if layer.pair is not None), summary.layers[0])
+    path = shlex.quote(safe(summary.path))
+    select = ""
+    if layer.pair is not None or len(summary.layers) > 1:
+        select = f" --layer {shlex.quote(safe(layer.pair or layer.name))}"
+    forget = LAYOUTS[layer.layout].cell.forget_gate
+    gate = f" --gate {forget}" if forget else ""
+    return [f"lstm-inspect split {path}{select}{gate}", f"lstm-inspect export {path}{select}"]
+
+
+def _hint(commands: Sequence[str]) -> _Fitted:
+    """The commands on one line where they fit, else one a line."""
+    one_line = "Next: " + ", ".join(f"`{command}`" for command in commands)
+    return _Fitted(lambda width: _Lines([one_line]), lambda width: _Wrapped(["Next:", *(f"  {c}" for c in commands)]))
+
+
+def _variables_table(variables: Sequence[VariableLine]) -> Table:
+    table = Table(title="Other model variables", title_justify="left")
+    for column, justify in (("name", "left"), ("shape", "left"), ("dtype", "left"), ("params", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for v in variables:
+        table.add_row(safe(v.name), _shape(v.shape), safe(v.dtype), _num(v.params))
+    return table
+
+
+def _variable_lines(variables: Sequence[VariableLine]) -> _Wrapped:
+    return _Wrapped(
+        [
+            "Other model variables",
+            *((f"  {safe(v.name)}", f"{_shape(v.shape)} {safe(v.dtype)}, {_num(v.params)} params") for v in variables),
         ]
-        lines.append("  ".join(cells).rstrip())
-    return _Lines(lines)
-
-
-class _Lines:
-    """Lines printed as they are, never wrapped or cut: a Text of a thousand lines would be
-    measured and wrapped word by word, which costs more than making them."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
-        for line in self.lines:
-            yield Segment(line)
-            yield Segment.line()
+    )
 
 
 def _variables_by_scope(variables: list[VariableLine]) -> Table:
@@ -232,33 +490,11 @@ def _variables_by_scope(variables: list[VariableLine]) -> Table:
     return table
 
 
+# ---- split -----------------------------------------------------------------------------------------
+
+
 def _stat(x: float) -> str:
     return f"{x:.4g}"
-
-
-def _table(title: str, columns: Columns, rows: Sequence[tuple[str, ...]], plain: bool) -> RenderableType:
-    """A rich table, or with `plain` the same rows as plain columns (for outputs of many rows)."""
-    if plain:
-        return _plain(title, columns, rows)
-    table = Table(title=title, title_justify="left")
-    for column, justify in columns:
-        table.add_column(column, justify=justify)
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-_SPLIT_COLUMNS: Columns = (
-    ("gate", "left"),
-    ("part", "left"),
-    ("shape", "left"),
-    ("cut from", "left"),
-    ("mean", "right"),
-    ("std", "right"),
-    ("min", "right"),
-    ("max", "right"),
-    ("L2", "right"),
-)
 
 
 def show_split(
@@ -268,8 +504,8 @@ def show_split(
     stats: Callable[[], dict[str, Any] | None] | None = None,
 ) -> None:
     """Print split's result as its layers come (a SplitStream reads one layer at a time): per
-    layer its table, then each block's numbers where asked for; or one JSON object, written as
-    it goes, with the same text json.dumps(result.to_dict(), indent=2) gives."""
+    layer its blocks, gate by gate, then each block's numbers where asked for; or one JSON object,
+    written as it goes, with the same text json.dumps(result.to_dict(), indent=2) gives."""
     if as_json:
         out = sys.stdout if console is None else console.file
         # The first layer is read before anything is written: a file that cannot be read at all
@@ -284,26 +520,9 @@ def show_split(
         out.write("\n")
         return
     console = console or _console()
-    plain = result.block_count > MAX_TABLE_ROWS
+    out = console.file
     for layer in result.layers:
-        order = ", ".join(layer.gate_order)
-        title = f"{safe(layer.name)}: {safe(layer.cell)}, gate order {order}, forget_bias {layer.forget_bias:g}"
-        rows = [
-            (
-                b.gate or "-",
-                b.part,
-                _shape(b.shape),
-                safe(b.source),
-                _stat(b.mean),
-                _stat(b.std),
-                _stat(b.min),
-                _stat(b.max),
-                _stat(b.l2),
-            )
-            for b in layer.blocks
-        ]
-        console.print(_table(title, _SPLIT_COLUMNS, rows, plain), crop=False)
-        out = console.file
+        out.write("".join(line + "\n" for line in split_lines(layer, console.width)))
         for b in layer.blocks:
             if b.values is not None:
                 import numpy as np
@@ -311,6 +530,99 @@ def show_split(
                 out.write(safe(block_title(layer.name, b.gate, b.part, b.shape)) + "\n")
                 for line in _value_lines(np.asarray(b.values)):
                     out.write(line + "\n")
+
+
+def _forget_bias_text(layer: LayerSplit) -> str:
+    """What the cell adds to the forget gate at run time, and where that value comes from."""
+    source = ("assumed: " if layer.forget_bias_assumed else "") + safe(layer.forget_bias_source)
+    if not layer.forget_bias:
+        return f"forget_bias 0: the cell adds nothing to the forget gate at run time ({source})"
+    return f"forget_bias {layer.forget_bias:g}: the cell adds it to the forget gate at run time ({source})"
+
+
+@dataclass
+class _SplitRow:
+    heading: str | None  # the gate's line, before its first row
+    part: str
+    shape: str
+    source: str  # where it was cut from, or what an effective row is
+    stats: tuple[str, str, str, str, str]  # mean, std, min, max, L2
+    effective: bool = False
+
+
+_STAT_NAMES = ("mean", "std", "min", "max", "L2")
+
+
+def _split_rows(layer: LayerSplit) -> list[_SplitRow]:
+    framework = _FRAMEWORK.get(layer.framework, layer.framework)
+    order = f"{framework} order {', '.join(layer.gate_order)}"
+    rows: list[_SplitRow] = []
+    group: object = ()  # the gate of the rows so far (None: the layer's own parts)
+    for b in layer.blocks:
+        heading = None
+        if b.gate != group:
+            group = b.gate
+            if b.gate is None:
+                heading = "  the whole layer"
+            elif b.position is None:
+                heading = f"  {b.gate}"
+            elif layer.fused_gates:
+                heading = f"  {b.gate}  ({_ordinal(b.position)} stored block, {order})"
+            else:
+                heading = f"  {b.gate}  (tensors of its own, {_ordinal(b.position)} in {order})"
+        stats = (_stat(b.mean), _stat(b.std), _stat(b.min), _stat(b.max), _stat(b.l2))
+        rows.append(_SplitRow(heading, b.part, _shape(b.shape), safe(b.source), stats))
+        e = b.effective
+        if e is not None and e.forget_bias:
+            added = (_stat(e.mean), _stat(e.std), _stat(e.min), _stat(e.max), _stat(e.l2))
+            what = f"bias + forget_bias {e.forget_bias:g}, as the cell adds them"
+            rows.append(_SplitRow(None, "effective", _shape(b.shape), what, added, effective=True))
+    return rows
+
+
+def _source_line(row: _SplitRow) -> str:
+    return f"      {row.source}" if row.effective else _Whole(f"      from {row.source}")
+
+
+def split_lines(layer: LayerSplit, width: int) -> list[str]:
+    """One layer of split for people, in `width` columns: its cell and runtime forget bias, then
+    per gate where it is stored and a row per part. Cut-from ranges and statistics go in columns
+    where they fit, the ranges under their rows where only the statistics do, and one block per
+    part below that."""
+    framework = _FRAMEWORK.get(layer.framework, layer.framework)
+    lines = _wrap(f"{safe(layer.name)}: {safe(layer.cell)} ({framework})", width)
+    if layer.forget_bias is not None:  # a cell kind with a forget gate
+        lines += _wrap("  " + _forget_bias_text(layer), width)
+    lines += [
+        line for name, value in layer.variants.items() for line in _wrap(f"  {_variant_text(name, value)}", width)
+    ]
+    if layer.note is not None:
+        return lines + _wrap("  " + safe(layer.note), width)
+    rows = _split_rows(layer)
+
+    def table(with_source: bool) -> list[str]:
+        header = ("part", "shape", *(["cut from"] if with_source else []), *_STAT_NAMES)
+        cells = [header] + [(r.part, r.shape, *([r.source] if with_source else []), *r.stats) for r in rows]
+        justify = ("left", "left", *(["left"] if with_source else []), *["right"] * len(_STAT_NAMES))
+        aligned = _columns(cells, justify, indent="    ")
+        out = [aligned[0]]
+        for row, line in zip(rows, aligned[1:]):
+            out += [row.heading] if row.heading else []
+            out.append(line)
+            if not with_source:
+                out.append(_source_line(row))
+        return out
+
+    def blocks() -> list[str]:
+        out: list[str] = []
+        for row in rows:
+            out += [row.heading] if row.heading else []
+            out += _wrap(f"    {row.part} {row.shape}", width)
+            out.append(_source_line(row))
+            out += _pack([f"{n} {v}" for n, v in zip(_STAT_NAMES, row.stats)], width, "      ")
+        return out
+
+    return lines + _fit([lambda: table(True), lambda: table(False), blocks], width)
 
 
 # --values: 6 significant digits, right-aligned in the width of the widest such number
@@ -408,6 +720,9 @@ def _json_array(array: np.ndarray, indent: str) -> Iterator[str]:
         yield "\n" + indent + "]"
 
 
+# ---- verify --------------------------------------------------------------------------------------
+
+
 _VERIFY_COLUMNS: Columns = (
     ("layer", "left"),
     ("target", "left"),
@@ -417,49 +732,85 @@ _VERIFY_COLUMNS: Columns = (
 )
 
 
-def verify_renderable(result: VerifyResult) -> Group:
-    """Per layer and target, the largest |difference| from the numpy LSTM on the split blocks, the
-    tolerance and the verdict (or why the target did not run); then the overall verdict."""
-    title = (
-        f"{safe(result.path)}: max |difference| from the numpy LSTM on the split blocks "
-        f"(seed {result.seed}, {result.steps} steps, batch {result.batch})"
-    )
-    rows: list[tuple[str, ...]] = []
-    section_ends: set[int] = set()
+@dataclass
+class _VerifyLayer:
+    name: str
+    tolerance: str
+    checks: list[tuple[str, str, str]]  # (target, max |diff|, verdict)
+
+
+def _verify_layers(result: VerifyResult) -> list[_VerifyLayer]:
+    layers = []
     for layer in result.layers:
         note = layer.note
         if layer.covered_by is not None:
             note = f"not run: the structure of {layer.covered_by}"
         checks = [(c.target, c.max_abs_diff, c.note, c.error) for c in layer.checks] or [("-", None, note, None)]
-        for index, (target, diff, note, error) in enumerate(checks):
+        rows = []
+        for target, diff, note, error in checks:
             if error is not None:
                 verdict = f"FAIL: {error}"
             elif diff is None:
                 verdict = note or "-"
             else:
                 verdict = "ok" if diff <= layer.tolerance else "FAIL"
-            rows.append(
-                (
-                    safe(layer.name) if index == 0 else "",
-                    target,
-                    "-" if diff is None else f"{diff:.1e}",
-                    f"{layer.tolerance:.1e}" if index == 0 else "",
-                    safe(verdict),
-                )
+            rows.append((target, "-" if diff is None else f"{diff:.1e}", safe(verdict)))
+        layers.append(_VerifyLayer(safe(layer.name), f"{layer.tolerance:.1e}", rows))
+    return layers
+
+
+def _verify_table(title: str, layers: Sequence[_VerifyLayer]) -> Table:
+    table = _rich_table(title, _VERIFY_COLUMNS, [])
+    for layer in layers:
+        for index, (target, diff, verdict) in enumerate(layer.checks):
+            first = index == 0
+            end = index == len(layer.checks) - 1
+            table.add_row(
+                layer.name if first else "", target, diff, layer.tolerance if first else "", verdict, end_section=end
             )
-        section_ends.add(len(rows) - 1)
-    if len(rows) > MAX_TABLE_ROWS:
-        table: RenderableType = _plain(title, _VERIFY_COLUMNS, rows)
-    else:
-        table = Table(title=title, title_justify="left")
-        for column, justify in _VERIFY_COLUMNS:
-            # Layer names and verdicts fold; the numbers and target names stay whole.
-            if column in ("layer", "result"):
-                table.add_column(column, justify=justify, overflow="fold")
+    return table
+
+
+def _verify_blocks(title: str, layers: Sequence[_VerifyLayer], width: int) -> _Lines:
+    """One block per layer: its name and tolerance, then a row per check whose verdict wraps in
+    its own column, or, where that column would be narrower than _VERDICT_MIN, under the row."""
+    lines = _wrap(title, width)
+    rows = [(target, diff) for layer in layers for target, diff, _ in layer.checks]
+    aligned = iter(_columns(rows, ("left", "right"), indent="  "))
+    start = 2 + sum(max((cell_len(row[i]) for row in rows), default=0) for i in range(2)) + 4
+    beside = width - start >= _VERDICT_MIN
+    for layer in layers:
+        lines += _wrap(f"{layer.name}  (tolerance {layer.tolerance})", width)
+        for _, _, verdict in layer.checks:
+            line = next(aligned)
+            if beside:
+                text = textwrap.wrap(verdict, width - start, break_long_words=False, break_on_hyphens=False)
+                text = text or [verdict]
+                lines.append(_pad(line, start, "left") + text[0])
+                lines += [" " * start + more for more in text[1:]]
             else:
-                table.add_column(column, justify=justify, no_wrap=True)
-        for index, row in enumerate(rows):
-            table.add_row(*row, end_section=index in section_ends)
+                lines.append(line)
+                lines += _wrap("      " + verdict, width, hanging=0)
+    return _Lines(lines)
+
+
+# A verdict column narrower than this wraps a message a word or two a line.
+_VERDICT_MIN = 24
+
+
+def verify_renderable(result: VerifyResult) -> Group:
+    """Per layer and target, the largest |difference| from the numpy cell (LSTM, GRU) on the split blocks, the
+    tolerance and the verdict (or why the target did not run); then the overall verdict."""
+    title = (
+        f"{safe(result.path)}: max |difference| from the numpy cell on the split blocks "
+        f"(seed {result.seed}, {result.steps} steps, batch {result.batch})"
+    )
+    layers = _verify_layers(result)
+    blocks = functools.partial(_verify_blocks, title, layers)
+    if sum(len(layer.checks) for layer in layers) > MAX_TABLE_ROWS:
+        table: RenderableType = _Fitted(blocks)
+    else:
+        table = _Fitted(lambda width: _verify_table(title, layers), blocks)
     failures = result.failures()
     if failures:
         verdict = f"{len(failures)} check(s) exceed the tolerance."
@@ -472,7 +823,7 @@ def verify_renderable(result: VerifyResult) -> Group:
             f" {covered:,} layer(s) not run: each has the structure of a layer checked above"
             " (name them with --layer to run them)."
         )
-    return Group(table, Text(verdict))
+    return Group(table, _Wrapped([verdict]))
 
 
 _RENDERERS: dict[str, Callable[..., RenderableType]] = {
@@ -487,9 +838,9 @@ def show(
     console: Console | None = None,
     stats: Callable[[], dict[str, Any] | None] | None = None,
 ) -> None:
-    """Print a result: one JSON object (its to_dict()) for scripts, rich tables for people.
-    stats: asked once the result is made, for a `stats` member of the JSON (what crossed the
-    network); none when it gives None."""
+    """Print a result: one JSON object (its to_dict()) for scripts, tables for people in the
+    width of the screen (output_width). stats: asked once the result is made, for a `stats`
+    member of the JSON (what crossed the network); none when it gives None."""
     if isinstance(result, (SplitResult, SplitStream)):
         show_split(result, as_json, console, stats)
     elif as_json:
@@ -499,21 +850,7 @@ def show(
             data["stats"] = extra
         sys.stdout.write(json_text(data) + "\n")
     else:
-        # crop=False: the plain columns of a large summary are as wide as their rows and must
-        # reach the output whole, where rich would cut them at the console's width.
-        (console or _console()).print(_RENDERERS[type(result).__name__](result), crop=False)
-
-
-# Into a pipe or a file rich assumes 80 columns; there is no screen to fit there, so tables get
-# room for rows as wide as they are.
-_PIPE_WIDTH = 160
-
-
-def _console() -> Console:
-    # Names print as stored: with rich's markup and emoji codes on, a layer named "x[b]y:fire:"
-    # would print as a bold "y" and an emoji.
-    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else _PIPE_WIDTH
-    return Console(width=width, markup=False, emoji=False)
+        _print(console or _console(), _RENDERERS[type(result).__name__](result))
 
 
 # ---- diff ------------------------------------------------------------------------------------------
@@ -528,36 +865,61 @@ def _optional(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _diff_layer(layer: LayerDiff) -> list[RenderableType]:
-    names = safe(layer.a) if layer.a == layer.b else f"{safe(layer.a)} ↔ {safe(layer.b)}"
-    how = "" if layer.matched_by == "name" else f" (matched by {layer.matched_by})"
-    lines = [f"{names}{how}: {layer.verdict}"] + [f"  {note}" for note in layer.notes]
-    parts: list[RenderableType] = [Text("\n".join(lines))]
-    if layer.status != "changed" or not layer.blocks:
-        return parts
-    table = Table(title_justify="left", box=None, pad_edge=False)
-    columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("gate", "left"),
-        ("part", "left"),
-        ("shape", "left"),
-        ("max |Δ|", "right"),
-        ("‖Δ‖/‖A‖", "right"),
-        ("cosine", "right"),
-        ("units changed most (‖Δ‖)", "left"),
-    )
-    for column, justify in columns:
-        table.add_column(column, justify=justify, no_wrap=column != "units changed most (‖Δ‖)")
-    for block in layer.blocks:
-        table.add_row(
+_DIFF_COLUMNS: Columns = (
+    ("gate", "left"),
+    ("part", "left"),
+    ("shape", "left"),
+    ("max |Δ|", "right"),
+    ("‖Δ‖/‖A‖", "right"),
+    ("cosine", "right"),
+)
+_UNITS = "units changed most (‖Δ‖)"
+
+
+def _diff_blocks(layer: LayerDiff, width: int) -> list[str]:
+    """A changed pair's blocks: a row each with the units that changed most in a last column where
+    it fits, under each row where only the numbers do, and one block per block below that."""
+    rows = [
+        (
             block.gate or "-",
             block.part,
             _shape(block.shape),
             "0" if block.identical else f"{block.max_abs_diff:.3g}",
             _optional(block.relative_change, ".3g"),
             _optional(block.cosine, ".6f"),
-            ", ".join(f"{u.unit} ({u.norm:.3g})" for u in block.top_units) or "-",
         )
-    parts.append(Padding(table, (0, 0, 0, 2), expand=False))
+        for block in layer.blocks
+    ]
+    units = [", ".join(f"{u.unit} ({u.norm:.3g})" for u in block.top_units) or "-" for block in layer.blocks]
+    header = tuple(name for name, _ in _DIFF_COLUMNS)
+    justify = [how for _, how in _DIFF_COLUMNS]
+
+    def table(beside: bool) -> list[str]:
+        if beside:
+            return _columns([(*header, _UNITS), *((*row, u) for row, u in zip(rows, units))], [*justify, "left"], "  ")
+        aligned = _columns([header, *rows], justify, "  ")
+        out = [aligned[0]]
+        for line, u in zip(aligned[1:], units):
+            out += [line, *_wrap(f"      units changed most: {u}", width)]
+        return out
+
+    def blocks() -> list[str]:
+        out: list[str] = []
+        for (gate, part, shape, largest, relative, cosine), u in zip(rows, units):
+            out += _wrap(f"  {gate} {part} {shape}", width)
+            out += _pack([f"max |Δ| {largest}", f"‖Δ‖/‖A‖ {relative}", f"cosine {cosine}"], width, "    ")
+            out += _wrap(f"    {_UNITS}: {u}", width)
+        return out
+
+    return _fit([lambda: table(True), lambda: table(False), blocks], width)
+
+
+def _diff_layer(layer: LayerDiff) -> list[RenderableType]:
+    names = safe(layer.a) if layer.a == layer.b else f"{safe(layer.a)} ↔ {safe(layer.b)}"
+    how = "" if layer.matched_by == "name" else f" (matched by {layer.matched_by})"
+    parts: list[RenderableType] = [_Wrapped([f"{names}{how}: {layer.verdict}", *(f"  {note}" for note in layer.notes)])]
+    if layer.status == "changed" and layer.blocks:
+        parts.append(_Fitted(lambda width: _Lines(_diff_blocks(layer, width))))
     return parts
 
 
@@ -574,7 +936,7 @@ def diff_renderable(result: DiffResult) -> Group:
         parts += _diff_layer(layer)
     for side, names in (("A", result.only_in_a), ("B", result.only_in_b)):
         if names:
-            parts.append(Text(f"Only in {side}: " + ", ".join(safe(name) for name in names)))
+            parts.append(_Wrapped([f"Only in {side}: " + ", ".join(safe(name) for name in names)]))
     count = len(result.layers)
     if result.identical:
         verdict = f"Identical: all {count} layer(s)."
@@ -586,7 +948,7 @@ def diff_renderable(result: DiffResult) -> Group:
         reasons = [f"{changed} of {count} matched layer(s) differ"] if changed else []
         reasons += [f"{unmatched} layer(s) in one file only"] if unmatched else []
         verdict = "Different: " + "; ".join(reasons) + "."
-    parts.append(Text(verdict))
+    parts.append(_Wrapped([verdict]))
     return Group(*parts)
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from itertools import groupby
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from .api import Checkpoint, Layer, is_float_dtype
 from .detect import LayerSpec, Variable
 from .errors import LstmInspectError, warn
+from .schema import Setting
 from .schema import explain as explain_role
 from .slicer import Block
 
@@ -67,6 +67,16 @@ class TensorLine:
 
 
 @dataclass
+class SettingLine:
+    """One setting of a layer as summary reports it: its value, where it was read (or why it is
+    assumed and how to override it), and whether it is assumed (the file does not say)."""
+
+    value: object
+    source: str
+    assumed: bool
+
+
+@dataclass
 class LayerSummary:
     name: str
     cell: str
@@ -79,7 +89,7 @@ class LayerSummary:
     recurrent_size: int
     projection: int | None
     peepholes: bool
-    forget_bias: float
+    forget_bias: float | None  # None for a cell kind without a forget gate (a GRU)
     activation: str
     recurrent_activation: str
     activation_source: str
@@ -88,6 +98,11 @@ class LayerSummary:
     pair: str | None
     direction: str | None
     tensors: list[TensorLine]
+    # forget_bias, activation, recurrent_activation, and cell_clip, proj_clip where the file says
+    settings: dict[str, SettingLine] = field(default_factory=dict)
+    kind: str = "LSTM"  # the cell kind: "LSTM", "GRU"
+    # The cell kind's variant settings (a GRU's reset_after): the value it computes with, and where from.
+    variants: dict[str, Setting] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,6 +142,21 @@ def explain(spec: LayerSpec) -> list[TensorLine]:
     ]
 
 
+def variant_settings(layer: Layer) -> dict[str, Setting]:
+    """Each variant setting of the layer's cell kind as it computes with it: what the file says, or
+    else the layout's default, marked as assumed."""
+    found = {}
+    for name, value in layer.variants().items():
+        said = layer.settings.get(name)
+        if said is not None and said.value != "unknown":
+            found[name] = Setting(value, said.source, said.assumed)
+        else:
+            default = layer.layout.defaults.get(name)
+            source = "; ".join(s.source for s in (said, default) if s is not None)
+            found[name] = Setting(value, source, True)
+    return found
+
+
 def summarize(ckpt: Checkpoint) -> Summary:
     for layer in ckpt.layers:
         if not is_float_dtype(layer.spec.dtype):
@@ -147,7 +177,7 @@ def summarize(ckpt: Checkpoint) -> Summary:
             recurrent_size=s.recurrent_size,
             projection=s.projection_size,
             peepholes=s.peepholes,
-            forget_bias=s.forget_bias,
+            forget_bias=None if s.layout.cell.forget_gate is None else s.forget_bias,
             activation=s.activation,
             recurrent_activation=s.recurrent_activation,
             activation_source=s.activation_source,
@@ -156,8 +186,14 @@ def summarize(ckpt: Checkpoint) -> Summary:
             pair=s.pair,
             direction=s.direction,
             tensors=explain(s),
+            settings={
+                name: SettingLine(list(v.value) if isinstance(v.value, tuple) else v.value, v.source, v.assumed)
+                for name, v in s.settings.items()
+            },
+            kind=s.layout.cell.name,
+            variants=variant_settings(layer),
         )
-        for s in (layer.spec for layer in ckpt.layers)
+        for layer, s in ((layer, layer.spec) for layer in ckpt.layers)
     ]
 
     def line(v: Variable) -> VariableLine:
@@ -181,8 +217,23 @@ def summarize(ckpt: Checkpoint) -> Summary:
 
 
 @dataclass
+class EffectiveBias:
+    """The forget gate's bias as the cell uses it: the stored bias plus the runtime forget bias."""
+
+    forget_bias: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    l2: float
+
+
+@dataclass
 class BlockStats:
     gate: str | None
+    # The gate's place in the stored gate order, from 1 (the 3rd of TF's i, j, f, o for forget);
+    # None for a part of the whole layer (the projection).
+    position: int | None
     part: str
     shape: list[int]
     source: str
@@ -192,6 +243,8 @@ class BlockStats:
     min: float
     max: float
     l2: float
+    # On the forget gate's bias only (None elsewhere): the same statistics with the runtime forget bias added.
+    effective: EffectiveBias | None = None
     # The numbers when asked for: a list in split()'s result, the block's array in stream_split's.
     values: list | np.ndarray | None = None
 
@@ -200,9 +253,17 @@ class BlockStats:
 class LayerSplit:
     name: str
     cell: str
-    gate_order: str
-    forget_bias: float
+    framework: str
+    gate_order: str  # the framework's letters in stored order: "ijfo"
+    # Whether the gates share stored tensors (a fused kernel: position counts blocks in it) or each
+    # gate has tensors of its own (Keras 1's W_i, U_i, b_i).
+    fused_gates: bool
+    forget_bias: float | None  # what the cell adds to the forget gate at run time; None: no forget gate (a GRU)
+    forget_bias_source: str  # where that value comes from (Setting.source)
+    forget_bias_assumed: bool  # True: the file does not say, the value is the framework's default
+    note: str | None = None  # why the layer has no blocks here: none matches the selection
     blocks: list[BlockStats] = field(default_factory=list)
+    variants: dict[str, bool] = field(default_factory=dict)  # a GRU's reset_after
 
 
 @dataclass
@@ -284,12 +345,23 @@ def _dtype_name(dtype: np.dtype) -> str:
     return dtype.name
 
 
-def block_stats(layer: Layer, block: Block, values: bool = False) -> BlockStats:
-    """One block's statistics; with `values`, its array (a view of the layer's tensor where numpy can make one)."""
+def block_stats(
+    layer: Layer, block: Block, values: bool = False, position: int | None = None, add: float | None = None
+) -> BlockStats:
+    """One block's statistics; with `values`, its array (a view of the layer's tensor where numpy can
+    make one). position: the gate's place in the stored order; add: a runtime forget bias, for the
+    statistics of the block as the cell uses it (`effective`)."""
+    import numpy as np
+
     array = layer.view(block)
     mean, std, low, high, l2 = statistics(array)
+    effective = None
+    if add is not None:
+        # A bias vector: its float64 copy is as small as the block itself.
+        effective = EffectiveBias(add, *statistics(array.astype(np.float64) + add))
     return BlockStats(
         gate=block.gate,
+        position=position,
         part=block.part,
         shape=list(block.shape),
         source=block.source,
@@ -299,6 +371,7 @@ def block_stats(layer: Layer, block: Block, values: bool = False) -> BlockStats:
         min=low,
         max=high,
         l2=l2,
+        effective=effective,
         values=array if values else None,
     )
 
@@ -325,9 +398,41 @@ def stream_split(
     the next layer is taken. Unknown names, and with `values` a selection of more than
     `max_elements` numbers, are refused here, before anything is read."""
     selected = list(ckpt.iter_blocks(layers, gates, parts))
+    chosen = ckpt.select(layers)
+    if len(chosen) > len({id(layer) for layer, _ in selected}):
+        empty = _without_blocks(ckpt.path, chosen, selected, gates, parts)
+    else:
+        empty = {}
     if values and max_elements is not None:
         _check_value_count(selected, max_elements)
-    return SplitStream(ckpt.path, len(selected), _split_layers(selected, values))
+    return SplitStream(ckpt.path, len(selected), _split_layers(chosen, selected, values, empty))
+
+
+def _without_blocks(
+    path: str,
+    chosen: Sequence[Layer],
+    selected: Sequence[tuple[Layer, Block]],
+    gates: Iterable[str],
+    parts: Iterable[str],
+) -> dict[str, str]:
+    """Why each chosen layer that has no block of the selection has none, by layer name (a layer
+    without peepholes and --part peephole); refused when no chosen layer has any."""
+    having = {id(layer) for layer, _ in selected}
+    asked = " ".join([*(f"--gate {g}" for g in gates), *(f"--part {p}" for p in parts)])
+    notes = {}
+    for layer in chosen:
+        if id(layer) in having:
+            continue
+        blocks = layer.blocks()
+        held = ", ".join(dict.fromkeys(b.part for b in blocks if b.gate is not None)) + " of each gate"
+        whole = ", ".join(dict.fromkeys(b.part for b in blocks if b.gate is None))
+        held += f", and the layer's {whole}" if whole else ""
+        notes[layer.name] = f"no block matches {asked}: the layer holds {held}"
+    if not selected:
+        first = next(iter(notes))
+        others = f" (and {len(notes) - 1:,} more layer(s) alike)" if len(notes) > 1 else ""
+        raise LstmInspectError(f"{path}: {first}{others}: {notes[first]}")
+    return notes
 
 
 def _check_value_count(selected: Sequence[tuple[Layer, Block]], max_elements: int) -> None:
@@ -344,11 +449,47 @@ def _check_value_count(selected: Sequence[tuple[Layer, Block]], max_elements: in
             )
 
 
-def _split_layers(selected: Sequence[tuple[Layer, Block]], values: bool) -> Iterator[LayerSplit]:
-    for layer, pairs in groupby(selected, key=itemgetter(0)):
-        spec = layer.spec
-        entry = LayerSplit(layer.name, spec.cell, spec.layout.letters, spec.forget_bias)
-        entry.blocks = [block_stats(layer, block, values) for _, block in pairs]
+def _layer_split(layer: Layer, note: str | None = None) -> LayerSplit:
+    layout = layer.layout
+    setting = layer.settings.get("forget_bias")
+    return LayerSplit(
+        name=layer.name,
+        cell=layer.cell,
+        framework=layout.framework,
+        gate_order=layout.letters,
+        fused_gates=any(len(role.letters()) > 1 for role in layout.roles),
+        forget_bias=None if layout.cell.forget_gate is None else layer.forget_bias,
+        forget_bias_source=setting.source if setting is not None else "",
+        forget_bias_assumed=setting.assumed if setting is not None else False,
+        note=note,
+        variants=layer.variants(),
+    )
+
+
+def _split_layers(
+    chosen: Sequence[Layer], selected: Sequence[tuple[Layer, Block]], values: bool, empty: Mapping[str, str]
+) -> Iterator[LayerSplit]:
+    blocks_of: dict[int, list[Block]] = {}
+    for layer, block in selected:
+        blocks_of.setdefault(id(layer), []).append(block)
+    for layer in chosen:
+        blocks = blocks_of.get(id(layer))
+        if blocks is None:
+            yield _layer_split(layer, empty[layer.name])
+            continue
+        entry = _layer_split(layer)
+        positions = {gate: index for index, gate in enumerate(layer.layout.order, 1)}
+        forget_gate = layer.layout.cell.forget_gate
+        entry.blocks = [
+            block_stats(
+                layer,
+                block,
+                values,
+                positions.get(block.gate) if block.gate is not None else None,
+                layer.forget_bias if block.gate == forget_gate and block.part == "bias" else None,
+            )
+            for block in blocks
+        ]
         yield entry
         # The arrays are views of the layer's tensors: they go with the tensors, whoever holds the entry.
         for stats in entry.blocks:
@@ -392,7 +533,8 @@ class ExportResult:
     layout: str = "gates"
     layers: list[str] = field(default_factory=list)
     format: str = "npz"  # "npz", or "onnx" for a runnable model
-    directions: int | None = None  # the ONNX model's LSTM node: 1, or 2 for a pair
+    directions: int | None = None  # the ONNX model's LSTM or GRU node: 1, or 2 for a pair
+    cell: str | None = None  # the ONNX model's node: "LSTM" or "GRU"
 
     def to_dict(self) -> dict:
         return as_dict(self)

@@ -212,6 +212,11 @@ class Packed:
         """The whole tensor, as a new array."""
         return self._fill([(0, n) for n in self.shape], 0)
 
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        # np.asarray(packed) works as on the arrays Target.unit_arrays gave before it streamed.
+        whole = self.array()
+        return whole if dtype is None else whole.astype(dtype, copy=False)
+
     def pieces(self, piece_bytes: int) -> Iterator[np.ndarray]:
         """The tensor's values in C order, as new arrays of about `piece_bytes` (at least one
         element's worth): slabs of consecutive indices along the first axis whose slab fits,

@@ -1,9 +1,11 @@
 """verify: every layer run over a seeded random input, by the numpy LSTM on its split blocks (the
 baseline), by the numpy LSTM on every export target's arrays written and read back, by each
 target's own framework where it is installed (Target.run: torch.nn.LSTM on the PyTorch export,
-onnxruntime on the .onnx model, Keras 3 on the Keras export), and by the framework that wrote the
-file when it can load it (a full Keras model, by Keras' own loader). The result holds the largest
-absolute difference from the baseline per layer and check; nothing here prints.
+onnxruntime on the .onnx model, Keras 3 on the Keras export, a TF1 LSTMCell on the TensorFlow
+export), and by the framework that wrote the file when it can load it (a full Keras model, by
+Keras' own loader; a TF checkpoint, frozen graph or SavedModel, by TensorFlow's own cell of the
+class the graph shows with the weights TensorFlow reads). The result holds the largest absolute
+difference from the baseline per layer and check; nothing here prints.
 
 Frameworks are imported only inside the target modules, only when verify runs, and only if
 installed. torch and Keras compute in float32 (float64 for float64 weights), onnxruntime in
@@ -30,11 +32,12 @@ import numpy as np
 from .api import Checkpoint, ExportUnit
 from .errors import LstmInspectError, UsageError
 from .export import Progress, arrays, read_back, stored_bytes
-from .numpy_lstm import run_lstm
+from .numpy_cells import run as run_numpy
 from .readers.urls import is_url
 from .results import Check, LayerCheck, VerifyResult
 from .targets import TARGETS, Target
 from .targets import keras as keras_target
+from .targets import tensorflow as tensorflow_target
 from .targets.base import Outputs
 from .weights import Weights
 from .writers.npz import decode_key, write_npz
@@ -52,12 +55,14 @@ DEFAULT_TOLERANCE = 1e-4
 # Layers named with --layer are all checked in full. (README.md and `verify --help` say 16.)
 FULL_CHECKS_PER_STRUCTURE = 16
 
-# The check that runs the file's own framework on the original file (its origin, see _origin).
+# The checks that run the file's own framework on the original file (its origin, see _origin):
+# Keras' loader on a Keras model file; TensorFlow's own cell on a file TensorFlow wrote.
 KERAS_MODEL = "keras-model"
+TF_CELL = "tf-cell"
 
 # Column order of the report: numpy on each target read back, then each target's framework, then
 # the original file's own.
-FRAMEWORKS: tuple[str, ...] = (*(t.check for t in TARGETS.values() if t.check), KERAS_MODEL)
+FRAMEWORKS: tuple[str, ...] = (*(t.check for t in TARGETS.values() if t.check), KERAS_MODEL, TF_CELL)
 CHECKS: tuple[str, ...] = (*(f"numpy:{name}" for name in TARGETS), *FRAMEWORKS)
 
 
@@ -80,24 +85,14 @@ def _origin(ckpt: Checkpoint) -> str | None:
     """The Keras version that wrote a full Keras model file ("" when it does not say), which Keras'
     own loader can then load; None for any other file (a bare weights file has no config to build
     the model from)."""
-    configs = ckpt.store.layer_configs()
-    if ckpt.format not in ("keras-v3", "keras-h5") or not configs:
+    origin = ckpt.store.origin
+    if origin is None or origin.loader != "keras-model":
         return None
-    versions = {c.keras_version for c in configs.values()}
-    return str(versions.pop() or "") if len(versions) == 1 else ""
+    return origin.keras_version or ""
 
 
 def _numpy_outputs(weights: Weights, x: np.ndarray) -> Outputs:
-    return run_lstm(
-        weights.gates(),
-        x,
-        forget_bias=weights.forget_bias,
-        projection=weights.projection,
-        activation=weights.activation,
-        recurrent_activation=weights.recurrent_activation,
-        cell_clip=weights.settings.get("cell_clip"),
-        proj_clip=weights.settings.get("proj_clip"),
-    )
+    return run_numpy(weights, x)
 
 
 def _diff(got: Outputs, expected: Outputs) -> float:
@@ -114,6 +109,7 @@ class _Run:
         self.ckpt = ckpt
         self.scratch = scratch
         self.keras_version = _origin(ckpt)
+        self.tensorflow = tensorflow_target.original_source(ckpt.store)
         self._model: Any = None
         self._model_error: str | None = None
 
@@ -129,11 +125,14 @@ class _Run:
         if is_url(path):
             # Keras opens what it loads itself; a URL would be fetched whole, or not at all.
             return "Keras' own loader reads local files only: verify a local copy to run it"
-        if path.endswith((".h5", ".hdf5")):
+        origin = self.ckpt.store.origin
+        if origin is not None and (origin.suffix == ".h5" or not path.endswith(origin.suffix)):
             # HDF5 refuses a second open of a file that our reader holds open with other locking
-            # flags ("file locking flag values don't match"): let Keras read a copy.
-            path = os.path.join(self.scratch, os.path.basename(path))
-            shutil.copyfile(self.ckpt.path, path)
+            # flags ("file locking flag values don't match"), and load_model picks its reader by
+            # the name's suffix: let Keras read a copy, named so.
+            copy = os.path.join(self.scratch, "model" + origin.suffix)
+            shutil.copyfile(self.ckpt.path, copy)
+            path = copy
         try:
             self._model = keras_target.load_model(path, self.keras_version or None)
         except Exception as e:  # any loader failure is a fact to report, not a crash of verify
@@ -234,6 +233,7 @@ def _structure(unit: ExportUnit) -> tuple[object, ...]:
             tuple(layer.spec.tensors),
             *layer.activations(),
             tuple(sorted(layer.clips().items())),
+            tuple(sorted(layer.variants().items())),
             layer.dtype,
             layer.forget_bias,
             layer.direction,
@@ -273,21 +273,29 @@ class _Unit:
         for report in self.reports:
             report.checks.append(Check(check, note=note, error=error))
 
-    def record(self, check: str, runner: Callable[[], list[Outputs]], framework: bool) -> None:
-        """Run `runner` for all directions, or note on every layer why it could not run. A framework
-        that raises on our export fails the check; an error in our own code keeps its traceback."""
+    def record(
+        self, check: str, runner: Callable[[], list[Outputs]], framework: bool, direction: int | None = None
+    ) -> None:
+        """Run `runner` for all directions (or the one `direction` names: its outputs alone), or note
+        on those layers why it could not run. A framework that raises on our export fails the
+        check; an error in our own code keeps its traceback."""
+        reports, baselines = self.reports, self.baselines
+        if direction is not None:
+            reports, baselines = reports[direction : direction + 1], baselines[direction : direction + 1]
         try:
             # Damaged weights (reported when read) overflow in casts and computations alike.
             with np.errstate(over="ignore", invalid="ignore"):
                 outputs = runner()
         except LstmInspectError as e:
-            self.note_all(check, note=str(e))
+            for report in reports:
+                report.checks.append(Check(check, note=str(e)))
         except Exception as e:
             if not framework:
                 raise
-            self.note_all(check, error=f"{type(e).__name__}: {e}".splitlines()[0])
+            for report in reports:
+                report.checks.append(Check(check, error=f"{type(e).__name__}: {e}".splitlines()[0]))
         else:
-            for report, got, expected in zip(self.reports, outputs, self.baselines):
+            for report, got, expected in zip(reports, outputs, baselines):
                 report.checks.append(Check(check, _diff(got, expected)))
 
 
@@ -306,7 +314,7 @@ def _verify_unit(
     missing = [a for w in state.sources for a in (w.activation, w.recurrent_activation) if not _computes(a)]
     if missing:
         for report in state.reports:
-            report.note = f"the numpy LSTM has no activation {missing[0]!r}; nothing to compare with"
+            report.note = f"the numpy {first.cell.name} has no activation {missing[0]!r}; nothing to compare with"
         return state.reports
     state.baselines = [_numpy_outputs(w, xi) for w, xi in zip(state.sources, state.inputs)]
     for report, baseline in zip(state.reports, state.baselines):
@@ -334,7 +342,18 @@ def _verify_unit(
         if not installed("keras"):
             state.note_all(KERAS_MODEL, "not installed: keras")
         else:
-            state.record(KERAS_MODEL, functools.partial(_keras_model, state), framework=True)
+            # Each half on its own: a half Keras cannot run is named in its own row only.
+            for direction in range(len(state.unit.layers)):
+                state.record(KERAS_MODEL, functools.partial(_keras_model, state, direction), True, direction)
+        counter.step(unit)
+    source = state.run.tensorflow
+    if TF_CELL in frameworks and source is not None:
+        absent = [m for m in tensorflow_target.NEEDS if not installed(m)]
+        if absent:
+            state.note_all(TF_CELL, f"not installed: {', '.join(absent)}")
+        else:
+            run_original = functools.partial(tensorflow_target.run_original, source, state.unit.layers, state.inputs)
+            state.record(TF_CELL, run_original, framework=True)
         counter.step(unit)
     columns = {check: position for position, check in enumerate(CHECKS)}
     for report in state.reports:
@@ -375,8 +394,18 @@ def _numpy_on_export(state: _Unit, target: Target) -> list[Outputs]:
     prefixed = not target.unprefixed_single  # a single unit: unprefixed for such a target
     state.exports[target.name] = _per_layer(exported, target, state.unit, prefixed)
     read = read_back(exported, target, state.unit, prefixed)
+    # A framework's arrays hold no activations and no clips (its cell's arguments): those are the
+    # source's; the canonical blocks keep the clips (L/cell_clip), read back as they are.
     return [
-        _numpy_outputs(replace(w, activation=s.activation, recurrent_activation=s.recurrent_activation), xi)
+        _numpy_outputs(
+            replace(
+                w,
+                activation=s.activation,
+                recurrent_activation=s.recurrent_activation,
+                settings=w.settings if target.layout is None else s.settings,
+            ),
+            xi,
+        )
         for w, s, xi in zip(read, state.sources, state.inputs)
     ]
 
@@ -394,9 +423,8 @@ def _per_layer(
     ]
 
 
-def _keras_model(state: _Unit) -> list[Outputs]:
+def _keras_model(state: _Unit, direction: int) -> list[Outputs]:
+    """One half of the unit (or its only layer) as the file's own Keras model runs it."""
     model = state.run.keras_model()
-    return [
-        keras_target.run_original(model, layer.name, layer.pair, layer.direction, xi)
-        for layer, xi in zip(state.unit.layers, state.inputs)
-    ]
+    layer = state.unit.layers[direction]
+    return [keras_target.run_original(model, layer.name, layer.pair, layer.direction, state.inputs[direction])]

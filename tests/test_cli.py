@@ -10,17 +10,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
+from click.shell_completion import ShellComplete
 from click.testing import CliRunner
 
 from lstm_inspect.cli import main
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, no_recurrent_layers
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REGEN = os.environ.get("LSTM_INSPECT_REGEN") == "1"  # LSTM_INSPECT_REGEN=1 pytest tests/test_cli.py rewrites them
 BASIC = str(FIXTURES / "tf1_basic" / "model.ckpt")
+ROOT = FIXTURES.parent
+README = ROOT / "README.md"
 
 
 def run(*args: str, cwd: Path | None = None):
@@ -57,14 +61,15 @@ def assert_clean_error(result, *fragments: str) -> None:
 @pytest.mark.parametrize(
     ("name", "args"),
     [
-        ("summary_tf1_basic.out", ["summary", BASIC]),
-        ("split_tf1_basic_forget.out", ["split", BASIC, "--gate", "forget"]),
-        ("summary_tf1_peephole_proj.out", ["summary", str(FIXTURES / "tf1_peephole_proj" / "model.ckpt")]),
-        ("summary_keras2_h5.out", ["summary", str(FIXTURES / "keras2_h5" / "model.h5")]),
+        ("summary_tf1_basic.out", ["summary", "fixtures/tf1_basic/model.ckpt"]),
+        ("split_tf1_basic_forget.out", ["split", "fixtures/tf1_basic/model.ckpt", "--gate", "forget"]),
+        ("summary_tf1_peephole_proj.out", ["summary", "fixtures/tf1_peephole_proj/model.ckpt"]),
+        ("summary_keras2_h5.out", ["summary", "fixtures/keras2_h5/model.h5"]),
     ],
 )
 def test_golden_output(name, args):
-    result = run(*args)
+    # Paths relative to the checkout: where it lies must not change how lines wrap.
+    result = run(*args, cwd=ROOT)
     assert result.exit_code == 0, result.stderr
     golden(name, result.stdout)
 
@@ -94,7 +99,7 @@ def test_summary_on_a_narrow_terminal_keeps_layer_names_whole(monkeypatch):
         assert not any(line.startswith("┏") for line in lines)
         for name in names:
             details = lines[lines.index(name) + 1 : lines.index(name) + 4]
-            assert details[0].startswith("  (Basic)LSTMCell (TF), ")
+            assert details[0].startswith("  BasicLSTMCell (TF), ")  # the class its .meta graph shows
             text = " ".join(line.strip() for line in details)
             assert "gates ijfo, input 12, units 8, forget bias 1, params 672" in text
 
@@ -157,34 +162,234 @@ def test_unknown_layer_lists_valid_ones():
     assert_clean_error(run("split", BASIC, "--layer", "nope"), "nope", "rnn/basic_lstm_cell")
 
 
-def test_unknown_gate_lists_valid_ones():
-    assert_clean_error(run("split", BASIC, "--gate", "x"), "'x'", "forget")
+@pytest.mark.parametrize("command", ["split", "export", "plot"])
+def test_unknown_gate_is_a_usage_error_listing_the_valid_ones(command, tmp_path):
+    # click's own message and exit status 2, before the file is opened (issue 14: it was exit 1).
+    output = [] if command == "split" else ["-o", str(tmp_path / "x.png")]
+    result = run(command, BASIC, "--gate", "forgett", *output)
+    assert result.exit_code == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: Invalid value for '--gate': 'forgett' is not one of 'input', 'forget'"), last
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gate_names_are_every_alias_in_any_case():
+    from lstm_inspect.cli import GATE_NAMES
+    from lstm_inspect.schema import LSTM
+
+    assert set(LSTM.aliases) <= set(GATE_NAMES)
+    data = json.loads(run("split", BASIC, "--gate", "J", "--gate", "Forget", "--part", "bias", "--json").stdout)
+    assert [block["gate"] for block in data["layers"][0]["blocks"]] == ["forget", "cell"]
+
+
+def test_a_part_no_layer_holds_is_an_error_naming_what_it_holds():
+    result = run("split", BASIC, "--part", "peephole")
+    assert_clean_error(
+        result, "rnn/basic_lstm_cell: no block matches --part peephole: the layer holds kernel, recurrent, bias"
+    )
+    assert result.exit_code == 1
+    projection = run("split", str(FIXTURES / "tf1_peephole_proj" / "model.ckpt"), "--gate", "f", "--part", "projection")
+    assert_clean_error(projection, "no block matches --gate f --part projection", "and the layer's projection")
+
+
+def test_a_part_some_layers_hold_is_noted_on_the_others():
+    from lstm_inspect.api import Checkpoint
+    from lstm_inspect.results import split as split_layers
+
+    from .test_slicer import MemoryStore
+    from .test_values import cell
+
+    arrays = {**cell("a/lstm_cell"), **cell("b/lstm_cell", units=2)}
+    arrays.update({f"b/lstm_cell/w_{g}_diag": np.full(2, 0.5, np.float32) for g in "ifo"})
+    with Checkpoint(MemoryStore(arrays)) as ckpt:
+        result = split_layers(ckpt, parts=["peephole"])
+    first, second = result.layers
+    assert first.name == "a/lstm_cell" and first.blocks == []
+    assert first.note == "no block matches --part peephole: the layer holds kernel, recurrent, bias of each gate"
+    assert second.note is None and [b.gate for b in second.blocks] == ["input", "forget", "output"]
+    assert [b.mean for b in second.blocks] == [0.5, 0.5, 0.5]
+
+
+def test_split_json_gives_stored_positions_and_the_effective_forget_bias():
+    tf1 = json.loads(run("split", BASIC, "--json").stdout)["layers"][0]
+    assert (tf1["framework"], tf1["gate_order"], tf1["fused_gates"]) == ("tensorflow", "ijfo", True)
+    # tf1_basic keeps its .meta beside the checkpoint: the graph says what the cell adds.
+    assert (tf1["forget_bias"], tf1["forget_bias_assumed"]) == (1.0, False)
+    assert tf1["forget_bias_source"].startswith("graph: ")
+    positions = {block["gate"]: block["position"] for block in tf1["blocks"]}
+    assert positions == {"input": 1, "cell": 2, "forget": 3, "output": 4}  # i, j, f, o
+    with_effective = [(b["gate"], b["part"]) for b in tf1["blocks"] if b["effective"] is not None]
+    assert with_effective == [("forget", "bias")]
+    (bias,) = [b for b in tf1["blocks"] if b["effective"] is not None]
+    effective = bias["effective"]
+    assert effective["forget_bias"] == 1.0 and effective["std"] == pytest.approx(bias["std"])
+    for stat in ("mean", "min", "max"):
+        assert effective[stat] == pytest.approx(bias[stat] + 1.0)
+    values = np.array(
+        json.loads(run("split", BASIC, "--gate", "f", "--part", "bias", "--values", "--json").stdout)["layers"][0][
+            "blocks"
+        ][0]["values"]
+    )
+    assert effective["l2"] == pytest.approx(float(np.linalg.norm(values + 1.0)))
+    keras = json.loads(run("split", str(FIXTURES / "keras2_h5" / "model.h5"), "--layer", "enc", "--json").stdout)
+    layer = keras["layers"][0]
+    assert {b["gate"]: b["position"] for b in layer["blocks"]} == {"input": 1, "forget": 2, "cell": 3, "output": 4}
+    assert layer["forget_bias"] == 0.0 and layer["forget_bias_assumed"] is False
+
+
+def test_split_says_where_each_gate_is_stored_and_what_the_cell_adds():
+    out = run("split", BASIC, "--gate", "forget").stdout
+    assert "  forget  (3rd stored block, TF order i, j, f, o)\n" in out
+    # Read from the graph (tf1_basic keeps its .meta beside the checkpoint), with where it sits.
+    assert "forget_bias 1: the cell adds it to the forget gate at run time (graph: rnn/basic_lstm_cell/" in out
+    effective = next(line for line in out.splitlines() if line.strip().startswith("effective"))
+    assert "bias + forget_bias 1" in effective
+    keras = run("split", str(FIXTURES / "keras2_h5" / "model.h5"), "--layer", "enc", "--gate", "c").stdout
+    assert "  cell  (3rd stored block, Keras order i, f, c, o)\n" in keras
+    assert "forget_bias 0: the cell adds nothing to the forget gate at run time (keras adds none at run time)" in keras
+    assert "effective" not in keras
+
+
+def test_summary_names_the_pairs_and_the_next_commands(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    out = run("summary", "fixtures/tf1_bidi/model.ckpt", cwd=ROOT).stdout
+    pairs = (
+        "Bidirectional pairs (--layer takes a pair's name for both halves): bidirectional_rnn = "
+        "bidirectional_rnn/bw/basic_lstm_cell + bidirectional_rnn/fw/basic_lstm_cell"
+    )
+    assert pairs in out.splitlines()
+    assert out.endswith(
+        "Next: `lstm-inspect split fixtures/tf1_bidi/model.ckpt --layer bidirectional_rnn --gate forget`, "
+        "`lstm-inspect export fixtures/tf1_bidi/model.ckpt --layer bidirectional_rnn`\n"
+    )
+    # The names it prints are the names --layer takes.
+    selected = json.loads(
+        run("split", BASIC.replace("tf1_basic", "tf1_bidi"), "--layer", "bidirectional_rnn", "--json").stdout
+    )
+    assert len(selected["layers"]) == 2
+
+
+def test_summary_next_commands_fit_on_one_line_where_they_can(monkeypatch, tmp_path):
+    monkeypatch.setenv("COLUMNS", "200")
+    out = run("summary", "fixtures/tf1_basic/model.ckpt", cwd=ROOT).stdout
+    assert out.splitlines()[-1] == (
+        "Next: `lstm-inspect split fixtures/tf1_basic/model.ckpt --gate forget`, "
+        "`lstm-inspect export fixtures/tf1_basic/model.ckpt`"
+    )
+    dense = str(no_recurrent_layers(tmp_path))
+    assert "Next" not in run("summary", dense).stdout  # no recurrent layer, nothing to split
 
 
 def test_no_lstm_summary_exits_zero_but_split_and_export_fail(tmp_path):
-    gru = str(FIXTURES / "tf1_gru" / "model.ckpt")
-    result = run("summary", gru, "--json")
+    dense = str(no_recurrent_layers(tmp_path / "in"))
+    result = run("summary", dense, "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)["layers"] == []
-    assert "No LSTM layers found." in run("summary", gru).stdout
-    assert_clean_error(run("split", gru), "no LSTM layer")
+    assert "No LSTM or GRU layers found." in run("summary", dense).stdout
+    assert_clean_error(run("split", dense), "no LSTM or GRU layer")
     out = tmp_path / "x.npz"
-    assert_clean_error(run("export", gru, "-o", str(out)), "no LSTM layer")
-    assert list(tmp_path.iterdir()) == []
+    assert_clean_error(run("export", dense, "-o", str(out)), "no LSTM or GRU layer")
+    assert list(tmp_path.iterdir()) == [tmp_path / "in"]
 
 
 # ---- help ------------------------------------------------------------------------------------
 
 
-def test_every_command_is_documented_in_readme():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+def _readme_reference() -> dict[str | None, set[str]]:
+    """The options of each command in the README's command reference (the first code block under
+    "## Commands"), by command name; None for the program's own options."""
+    text = README.read_text()
+    block = text[text.index("## Commands") :].split("```", 2)[1]
+    options: dict[str | None, set[str]] = {}
+    command: str | None = None
+    for line in block.splitlines():
+        if line.startswith("lstm-inspect "):
+            first = line.split()[1]
+            command = None if first.startswith("-") else first
+            options.setdefault(command, set())
+        elif not line.startswith(" "):
+            continue
+        options[command] |= set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", line))
+    return options
+
+
+def _help_options(command: click.Command) -> set[str]:
+    found = set()
+    for param in command.params:
+        if isinstance(param, click.Option):
+            found |= {*param.opts, *param.secondary_opts}
+    return found - {"-h", "--help"}
+
+
+def test_readme_command_reference_is_every_commands_options_exactly():
+    reference = _readme_reference()
+    assert set(reference) == {None, *main.commands}, "every command, and the program itself, has a reference line"
+    assert reference[None] == _help_options(main)
     for name, command in main.commands.items():
-        assert f"lstm-inspect {name}" in readme
+        assert reference[name] == _help_options(command), name
         help_text = run(name, "--help").stdout
         assert "Examples:" in help_text
-        for param in command.params:
-            for opt in getattr(param, "opts", []):
-                if opt.startswith("--") and opt != "--help":
-                    assert opt in readme or opt in ("--version",), f"{name} {opt} not in README"
+        for option in reference[name]:
+            assert re.search(rf"(?<![\w-]){option}\b", help_text), (name, option)
+
+
+def test_readme_says_what_the_help_says():
+    readme = README.read_text()
+    from lstm_inspect.cli import MAX_VALUES
+    from lstm_inspect.schema import PARTS
+    from lstm_inspect.targets import TARGETS
+
+    assert f"default\n{MAX_VALUES:,}" in readme or f"default {MAX_VALUES:,}" in readme
+    assert "|".join(PARTS) in readme and "|".join(TARGETS) in readme
+    for option in ("--seed", "--atol", "--rtol", "--dpi"):
+        shown = re.search(rf"{option} [A-Z]+\s+(.*?)\[default: ([^\]]+)\]", " ".join(_all_help().split()))
+        assert shown, option
+
+
+def test_every_name_the_readme_gives_the_library_exists():
+    # `lstm_inspect.numpy_lstm.run_lstm` after `import lstm_inspect` alone, and each
+    # `from lstm_inspect.x import y` as it is written (issue 14: the README named a function that
+    # was not there).
+    readme = README.read_text()
+    imports = set(re.findall(r"from (lstm_inspect[\w.]*) import (\w+)", readme))
+    attributes = re.sub(r"from lstm_inspect[\w.]* import", "", readme)
+    dotted = set(re.findall(r"\blstm_inspect(?:\.[a-z_]+)+\b", attributes))
+    assert "lstm_inspect.numpy_lstm.run_lstm" in dotted and ("lstm_inspect.writers.keys", "decode_key") in imports
+    code = "import importlib, lstm_inspect\n"
+    for name in sorted(dotted):
+        code += f"obj = lstm_inspect\nfor part in {name.split('.')[1:]!r}:\n    obj = getattr(obj, part)\n"
+    for module, name in sorted(imports):
+        code += f"getattr(importlib.import_module({module!r}), {name!r})\n"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+
+def _all_help() -> str:
+    return "\n".join(run(name, "--help").stdout for name in main.commands)
+
+
+_HELPS = (
+    "import sys\nfrom lstm_inspect.cli import main\n"
+    "for command in ([], *([name] for name in main.commands)):\n"
+    "    print('=== ' + ' '.join(command))\n"
+    "    try:\n        main([*command, '--help'])\n    except SystemExit:\n        pass\n"
+)
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_help_wraps_at_the_terminal_width_and_carries_its_own_reference(width):
+    # click's formatter reads the terminal's width (COLUMNS here) itself; CliRunner would force 80.
+    env = {**os.environ, "COLUMNS": str(width)}
+    out = subprocess.run([sys.executable, "-c", _HELPS], capture_output=True, text=True, check=True, env=env).stdout
+    helps = dict(part.split("\n", 1) for part in out.split("=== ")[1:])
+    assert set(helps) == {"", *main.commands}
+    for name, text in helps.items():
+        too_wide = [line for line in text.splitlines() if len(line) > width]
+        assert not too_wide, (name, too_wide)
+        assert "README" not in text, name
+    from lstm_inspect.targets import TARGETS
+
+    folded = " ".join(helps["export"].split())
+    for target in TARGETS.values():
+        assert f"{target.name}: {' '.join(target.summary.split())}" in folded
 
 
 def test_help_does_not_import_heavy_modules():
@@ -250,3 +455,124 @@ def test_a_pair_name_selects_both_halves():
     result = run("split", model, "--layer", "bi", "--gate", "f", "--part", "bias", "--json")
     assert result.exit_code == 0, result.stderr
     assert [layer["name"] for layer in json.loads(result.stdout)["layers"]] == ["bi/forward", "bi/backward"]
+
+
+# ---- completion ------------------------------------------------------------------------------
+
+
+def completions(args: list[str], incomplete: str = "") -> list[str]:
+    complete = ShellComplete(main, {}, "lstm-inspect", "_LSTM_INSPECT_COMPLETE")
+    return [item.value for item in complete.get_completions(args, incomplete)]
+
+
+def test_completion_of_gates_parts_and_layouts():
+    assert completions(["split", BASIC, "--gate"], "f") == ["forget", "f"]
+    assert completions(["export", BASIC, "--gate"], "c") == ["cell", "c", "candidate"]
+    assert completions(["split", BASIC, "--part"], "re") == ["recurrent", "recurrent_bias"]
+    from lstm_inspect.targets import TARGETS
+
+    assert completions(["export", BASIC, "--layout"]) == list(TARGETS)
+
+
+@pytest.mark.parametrize("command", [["split"], ["export"], ["verify"], ["plot", "-o", "x.png"]])
+def test_completion_of_the_layer_names_of_the_file_on_the_command_line(command):
+    model = str(FIXTURES / "keras2_h5" / "model.h5")
+    assert completions([*command, model, "--layer"]) == ["enc", "bi", "bi/forward", "bi/backward"]
+    assert completions([*command, model, "--layer", "enc", "--layer"], "bi/") == ["bi/forward", "bi/backward"]
+    # The file may come after the option.
+    assert completions([command[0], "--json" if command[0] != "plot" else "-q", model, "--layer"], "e") == ["enc"]
+
+
+def test_completion_of_layers_offers_nothing_rather_than_failing(tmp_path):
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5 at all")
+    assert completions(["split", str(tmp_path / "junk.h5"), "--layer"]) == []
+    assert completions(["split", str(tmp_path / "missing"), "--layer"]) == []
+    assert completions(["split", "--layer"]) == []
+    assert completions(["split", "https://example.org/model.keras", "--layer"]) == []  # never fetched
+
+
+# ---- verify's framework logs ----------------------------------------------------------------
+
+# verify in a process of its own, with a "framework" that logs the ways TensorFlow, oneDNN and
+# torch do: C++ code writing to descriptor 2, a Python warning, Python logging; and one of
+# lstm-inspect's own warnings, which must always print.
+_NOISY_VERIFY = """
+import logging, os, sys, warnings
+from lstm_inspect import api
+from lstm_inspect.errors import warn
+from lstm_inspect.results import VerifyResult
+
+def noisy(self, layers=(), seed=0, **options):
+    os.write(2, b"I0000 00:00 port.cc:153] oneDNN custom operations are on\\n")
+    warnings.warn("RNN module weights are not part of single contiguous chunk of memory", UserWarning)
+    logging.getLogger("tensorflow").warning("tf python logging")
+    warn("lstm-inspect's own warning")
+    if os.environ.get("CRASH"):
+        raise RuntimeError("a bug")
+    return VerifyResult(self.path, seed, 5, 3, [], [])
+
+api.Checkpoint.verify = noisy
+from lstm_inspect.cli import main
+main(sys.argv[1:])
+"""
+_FRAMEWORK_NOISE = ("oneDNN custom operations", "contiguous chunk", "tf python logging")
+
+
+def _noisy_verify(*args: str, crash: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, **({"CRASH": "1"} if crash else {})}
+    return subprocess.run(
+        [sys.executable, "-c", _NOISY_VERIFY, "verify", BASIC, *args], capture_output=True, text=True, env=env
+    )
+
+
+def test_verify_keeps_the_frameworks_logs_off_stderr_unless_verbose():
+    quiet = _noisy_verify()
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == "Warning: lstm-inspect's own warning\n"
+    verbose = _noisy_verify("--verbose")
+    assert verbose.returncode == 0 and "Warning: lstm-inspect's own warning" in verbose.stderr
+    for noise in _FRAMEWORK_NOISE:
+        assert noise in verbose.stderr, (noise, verbose.stderr)
+
+
+def test_verify_shows_the_held_back_log_when_it_fails_with_a_traceback():
+    crashed = _noisy_verify(crash=True)
+    assert crashed.returncode == 1
+    held, traceback = crashed.stderr.split("Traceback")
+    assert "The frameworks' log, hidden without --verbose:" in held and "oneDNN custom operations" in held
+    assert "RuntimeError: a bug" in traceback
+
+
+def test_a_real_verify_prints_no_framework_log():
+    # TensorFlow 2.21 (Keras 3's backend) logs through absl before its logging is set up, whatever
+    # TF_CPP_MIN_LOG_LEVEL says; torch and onnxruntime run too.
+    result = subprocess.run(
+        [sys.executable, "-m", "lstm_inspect", "verify", BASIC], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "All " in result.stdout and "checks within tolerance." in result.stdout
+
+
+def test_verify_names_the_half_keras_could_not_run(monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras-model needs keras installed")
+    from lstm_inspect import load
+    from lstm_inspect.errors import LstmInspectError
+    from lstm_inspect.targets import keras as keras_target
+    from lstm_inspect.verify import KERAS_MODEL, verify
+
+    def cannot_run(model, name, pair, direction, x):
+        raise LstmInspectError(f"Keras could not run {name}: no GPU")
+
+    monkeypatch.setattr(keras_target, "load_model", lambda path, version=None: object())
+    monkeypatch.setattr(keras_target, "run_original", cannot_run)
+    with load(FIXTURES / "keras2_h5" / "model.h5") as ckpt:
+        result = verify(ckpt, ["bi"], frameworks=(KERAS_MODEL,))
+    notes = {layer.name: layer.check(KERAS_MODEL).note for layer in result.layers}
+    assert notes == {
+        "bi/forward": "Keras could not run bi/forward: no GPU",
+        "bi/backward": "Keras could not run bi/backward: no GPU",
+    }

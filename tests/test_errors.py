@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from lstm_inspect.cli import main
 from lstm_inspect.writers.npz import decode_key
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, no_recurrent_layers
 from .test_cli import assert_clean_error
 from .test_hdf5 import damage_layout, keras3_weights
 from .test_keras_reader import TINY_CONFIG, _keras_zip, _set_declared_size, _tiny_weights_h5
@@ -467,11 +467,11 @@ def test_flipped_data_byte_reads_with_no_verify(tmp_path):
 
 
 def test_non_lstm_file_to_split_and_export(tmp_path):
-    gru = FIXTURES / "tf1_gru" / "model.ckpt"
-    assert cli("summary", str(gru)).exit_code == 0
+    dense = no_recurrent_layers(tmp_path / "in")
+    assert cli("summary", str(dense)).exit_code == 0
     out = tmp_path / "out"
     for command in ("split", "export"):
-        assert_clean_error(run_command(command, gru, out), "tf1_gru/model.ckpt", "no LSTM layer found")
+        assert_clean_error(run_command(command, dense, out), "in/dense.npz", "no LSTM or GRU layer found")
     assert list(out.iterdir()) == []
 
 
@@ -588,10 +588,15 @@ import sys, time, zipfile
 from lstm_inspect.readers.tf_bundle import TFCheckpoint
 slowed = {slowed}
 real = slowed.{method}
-def slow(*args):
-    time.sleep({seconds})
+calls = [0]
+def held(*args):
+    calls[0] += 1
+    if calls[0] == {hold_at}:
+        open({sentinel!r}, "w").close()
+        for _ in range(6000):  # held here until the test's SIGINT ends the program (a minute at most)
+            time.sleep(0.01)
     return real(*args)
-slowed.{method} = slow
+slowed.{method} = held
 from lstm_inspect.cli import main
 sys.argv[0] = "lstm-inspect"
 main()
@@ -601,36 +606,39 @@ main()
 @pytest.mark.parametrize(
     "slowed",
     [
-        # 30 ms before each write: the signal lands while the temporary file is being written.
-        dict(slowed="zipfile._ZipWriteFile", method="write", seconds=0.03),
-        # 0.5 s before each tensor is read: it lands while the writing (main) thread waits for the
-        # reading one, after the kernel's blocks are written and before the bias is read.
-        dict(slowed="TFCheckpoint", method="_read_entry", seconds=0.5),
+        # Held at a write: the signal lands while the temporary file is being written.
+        dict(slowed="zipfile._ZipWriteFile", method="write", hold_at=16, written=4096),
+        # Held at the second tensor's read: it lands while the writing (main) thread waits for the
+        # reading one, the temporary file open and the bias not yet read.
+        dict(slowed="TFCheckpoint", method="_read_entry", hold_at=2, written=0),
     ],
     ids=["writing", "reading"],
 )
 def test_sigint_to_a_running_export_leaves_nothing(tmp_path, slowed):
-    # A real SIGINT to a real process, after some members are in the temporary file.
-    out_dir = tmp_path / "out"
+    # A real SIGINT to a real process, held (not slowed for a guessed time) where it must land:
+    # once it says it is there and some members are in the temporary file.
+    out_dir, sentinel = tmp_path / "out", tmp_path / "held"
     out_dir.mkdir()
+    written = slowed.pop("written")
+    script = SLOW_EXPORT.format(**slowed, sentinel=str(sentinel))
     process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_EXPORT.format(**slowed), "export", str(BASIC), "-o", str(out_dir / "gates.npz")],
+        [sys.executable, "-c", script, "export", str(BASIC), "-o", str(out_dir / "gates.npz")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a safety net only: the export holds until signalled
     while time.monotonic() < deadline:
         parts = list(out_dir.glob("*.part"))
-        if parts and parts[0].stat().st_size > 4096:
+        if sentinel.exists() and parts and parts[0].stat().st_size >= written:
             break
         time.sleep(0.002)
     else:
         process.kill()
-        pytest.fail("the export never started writing")
+        pytest.fail("the export never reached the point it is held at")
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert stderr.strip() == "Interrupted." and "Traceback" not in stderr
     assert list(out_dir.iterdir()) == []

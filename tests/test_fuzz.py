@@ -187,7 +187,7 @@ def _serve() -> None:
     """The worker's loop: a length-prefixed pickle in on stdin, one out on (a copy of) stdout."""
     import resource
 
-    from lstm_inspect.readers import hdf5
+    from lstm_inspect.readers.hdf5 import worker as hdf5
 
     hdf5.WORKER_CPU_SECONDS = _LIBHDF5_CPU_SECONDS
     channel = os.fdopen(os.dup(1), "wb")
@@ -686,7 +686,7 @@ def test_libhdf5_hang_inputs_end_as_damaged_without_libhdf5(tmp_path, monkeypatc
     def no_libhdf5(*args):
         raise AssertionError("a file the parser finds damaged went to libhdf5")
 
-    monkeypatch.setattr("lstm_inspect.readers.keras.H5pyWorker", no_libhdf5)
+    monkeypatch.setattr("lstm_inspect.readers.hdf5.worker.H5pyWorker", no_libhdf5)
     with pytest.raises(CorruptFile, match=rf"{path.name}: the HDF5 file is truncated or damaged"):
         open_store(path)
 

@@ -22,7 +22,7 @@ import pytest
 from lstm_inspect.errors import CorruptFile
 from lstm_inspect.readers import open_store
 from lstm_inspect.readers.hdf5 import Damaged, Dataset, Group, H5pyWorker, Node, NotUnderstood, read_tree
-from lstm_inspect.readers.keras import _dataset_paths
+from lstm_inspect.readers.keras.store import dataset_paths as _dataset_paths
 
 from .conftest import FIXTURES
 
@@ -90,7 +90,7 @@ def test_same_listing_through_either_tree(name, monkeypatch):
     def give_up(raw):
         raise NotUnderstood("forced")
 
-    monkeypatch.setattr("lstm_inspect.readers.keras.read_tree", give_up)
+    monkeypatch.setattr("lstm_inspect.readers.keras.store.read_tree", give_up)
     with open_store(FIXTURES / name) as store:
         assert (store.format, store.tensors(), store.layer_configs()) == listed
 

@@ -26,9 +26,9 @@ from click.testing import CliRunner
 
 from lstm_inspect.cli import main
 from lstm_inspect.errors import CorruptFile, UnsupportedFormat
-from lstm_inspect.readers import hdf5 as hdf5_module
 from lstm_inspect.readers import open_store
 from lstm_inspect.readers.hdf5 import Damaged, H5pyWorker, NotUnderstood, OutsideFile, read_tree
+from lstm_inspect.readers.hdf5 import worker as hdf5_module
 
 from .conftest import FIXTURES
 from .test_cli import assert_clean_error
@@ -80,7 +80,7 @@ def no_libhdf5(monkeypatch):
     def refuse(*args):
         raise AssertionError("libhdf5 was asked")
 
-    monkeypatch.setattr("lstm_inspect.readers.keras.H5pyWorker", refuse)
+    monkeypatch.setattr("lstm_inspect.readers.hdf5.worker.H5pyWorker", refuse)
 
 
 # ---- values, read by the parser -------------------------------------------------------------------
@@ -105,7 +105,7 @@ def test_every_keras_fixture_reads_the_same_through_the_worker(name, monkeypatch
     def give_up(raw):
         raise NotUnderstood("forced")
 
-    monkeypatch.setattr("lstm_inspect.readers.keras.read_tree", give_up)
+    monkeypatch.setattr("lstm_inspect.readers.keras.store.read_tree", give_up)
     with open_store(FIXTURES / name) as store:
         for tensor, value in expected.items():
             got = store.read(tensor)
@@ -446,7 +446,7 @@ def test_ctrl_c_stops_a_command_inside_a_libhdf5_loop(tmp_path):
 
 ORPHANED = """
 import os, sys
-from lstm_inspect.readers import hdf5
+from lstm_inspect.readers.hdf5 import worker as hdf5
 hdf5.WORKER_CPU_SECONDS = 600  # so that only the parent's death can end it within the test
 raw = open(sys.argv[1], "rb")
 worker = hdf5.H5pyWorker(raw.fileno(), 0, os.fstat(raw.fileno()).st_size)

@@ -13,6 +13,8 @@ class MemoryStore:
 
     path = "memory"
     format = "memory"
+    origin = None  # no framework loads it
+    checksums = False
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.arrays = arrays

@@ -15,7 +15,7 @@ from ..schema import Setting
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["LayerConfig", "LayerHint", "Setting", "TensorInfo", "TensorStore"]
+__all__ = ["LayerConfig", "LayerHint", "Origin", "Setting", "TensorFlowSource", "TensorInfo", "TensorStore"]
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, which made building
@@ -79,11 +79,67 @@ class LayerHint:
     conflicts: dict[str, tuple[Setting, ...]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Which framework can load the original file itself, and how: what a cross-check such as
+    `verify` runs the file through, declared by the reader so that nothing else tests formats.
+
+    loader: "keras-model" (Keras' own load_model builds the model from the file's config: Keras 3,
+            or tf_keras for a file Keras 2 wrote) or "tensorflow" (TensorFlow reads it itself:
+            tf.train.load_checkpoint, tf.saved_model.load, a GraphDef import).
+    keras_version: the version of Keras that wrote the file, None when it does not say.
+    suffix: the name ending the loader picks its reader by (".keras", ".h5"): load_model reads a
+            file by its suffix, so a path without it is loaded from a copy that has it; "" when
+            any name will do.
+    """
+
+    loader: str
+    keras_version: str | None = None
+    suffix: str = ""
+
+
+@dataclass(frozen=True)
+class TensorFlowSource:
+    """Where TensorFlow's own readers find a file's tensors (what verify's tf-cell check loads).
+
+    kind: "checkpoint" (tf.train.load_checkpoint(path)), "graph" (a GraphDef, `.pbtxt` as text:
+          each tensor a Const node) or "saved_model" (a saved_model.pb whose graph holds the Consts).
+    keys: per logical tensor name, the name TensorFlow knows it by (a checkpoint key, a node name).
+    """
+
+    kind: str
+    path: str
+    keys: dict[str, str]
+
+
 class TensorStore(Protocol):
-    """An open file of tensors. Use as a context manager or call close()."""
+    """An open file of tensors. Use as a context manager or call close().
+
+    A store may also offer (api.Checkpoint asks with getattr): `trainable_variables()`, the names
+    of the model's variables as the file declares them (a TF graph's collection; None when it does
+    not say), which detection never takes for optimizer slots; and `unsaid()`, why the file says
+    nothing beside the weights where it says nothing ("no graph beside the checkpoint"), which the
+    source of every setting assumed for want of it names; and `tensorflow_source()`, a
+    TensorFlowSource, where TensorFlow itself would read the tensors.
+    """
 
     path: str
-    format: str  # "tf-checkpoint", "keras-h5", "keras-v3", "keras-weights-h5"
+    # A name for people ("tf-checkpoint", "keras-h5", "keras-v3", "keras-weights-h5",
+    # "tf-frozen-graph", "saved-model"), shown by `summary`; never a thing to branch on: what the
+    # rest of lstm-inspect needs to know of a format is in the attributes below.
+    format: str
+
+    @property
+    def origin(self) -> Origin | None:
+        """Which framework can load the original file and how; None when none can (a Keras weights
+        file without a model config, a hand-made store)."""
+        ...
+
+    @property
+    def checksums(self) -> bool:
+        """Whether the file carries checksums of its values (a TF checkpoint's CRC-32C, a .keras
+        zip's CRC-32 of its weights); False where a damaged value reads as any other (HDF5, a GraphDef)."""
+        ...
 
     def tensors(self) -> dict[str, TensorInfo]:
         """All tensors, in file order, keyed by logical name. Reads no tensor data."""

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "advise",
     "check_lfs_pointer",
+    "check_placeholder",
     "describe_kind",
     "exists",
     "is_dir",
@@ -72,6 +73,14 @@ def check_lfs_pointer(path: str, head: bytes) -> None:
         raise UnsupportedFormat(
             f"{path}: this is a Git LFS pointer, not the file itself; fetch the content with `git lfs pull`"
         )
+
+
+def check_placeholder(path: str, head: bytes) -> None:
+    """Refuse what stands in for a file, given its first bytes: a Git LFS pointer, or nothing at
+    all (an empty file)."""
+    check_lfs_pointer(path, head)
+    if not head:
+        raise UnsupportedFormat(f"{path}: an empty file (0 bytes), not a model; copy or save it again")
 
 
 def _refuse_unless_regular(path: str, mode: int) -> None:
@@ -133,7 +142,15 @@ def read_bounded(path: str, limit: int, what: str = "file") -> bytes:
         # The size first: a sparse file claims gigabytes it never stored. Then a bounded read, for
         # files whose size says nothing (/proc files are regular and 0 bytes long).
         size = os.fstat(f.fileno()).st_size
-        data = f.read(limit + 1) if size <= limit else b""
+        # read(n) allocates n bytes first: asking for the limit itself (2 GiB for a graph) would
+        # fail under a memory limit for any file. What the size says, then the rest in pieces.
+        data = f.read(size + 1) if size <= limit else b""
+        if len(data) > size:
+            pieces, total = [data], len(data)
+            while total <= limit and (piece := f.read(min(1 << 20, limit + 1 - total))):
+                pieces.append(piece)
+                total += len(piece)
+            data = b"".join(pieces)
     if size > limit or len(data) > limit:
         found = f"{size:,} bytes" if size > limit else f"more than {limit:,} bytes"
         raise UnsupportedFormat(f"{path}: {found}, too large for a {what} ({limit:,} at most)")

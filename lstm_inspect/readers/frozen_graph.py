@@ -16,8 +16,10 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptFile, UnknownName, UnsupportedFormat
-from .base import LayerConfig, LayerHint, TensorInfo
+from .base import LayerConfig, LayerHint, TensorFlowSource, TensorInfo
+from .formats.frozen_graph import looks_like_text_graph
 from .protobuf import Malformed
+from .tf_bundle import TF_ORIGIN
 from .tf_graph import (
     Graph,
     layer_hints,
@@ -35,25 +37,21 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT", "FrozenGraph", "looks_like_text_graph", "open_frozen_graph"]
 
 FORMAT = "tf-frozen-graph"
-# A text GraphDef starts with a field name (`node`, `library`, `versions`) or a comment.
-_TEXT_STARTS = (b"node", b"library", b"versions", b"version", b"#")
-
-
-def looks_like_text_graph(head: bytes) -> bool:
-    """Whether a file's first bytes look like a text-format GraphDef."""
-    return head.lstrip().startswith(_TEXT_STARTS)
 
 
 class FrozenGraph:
     """An open frozen graph; a TensorStore whose tensors are the graph's weight Consts."""
 
     format = FORMAT
+    origin = TF_ORIGIN  # tf.compat.v1 imports the GraphDef
+    checksums = False  # a GraphDef holds none
 
-    def __init__(self, path: str, graph: Graph, where: str | None = None) -> None:
+    def __init__(self, path: str, graph: Graph, where: str | None = None, kind: str = "graph") -> None:
         """`graph` read from `path`; `where` names the file in messages when it is not `path`
-        (the saved_model.pb of a SavedModel directory)."""
+        (the saved_model.pb of a SavedModel directory, `kind` "saved_model")."""
         self.path = path
         self._where = where or path
+        self._kind = kind
         self._graph = graph
         self._infos: dict[str, TensorInfo] = {}
         self._tensors: dict[str, dict[str, Any]] = {}
@@ -83,11 +81,21 @@ class FrozenGraph:
         except Malformed as e:
             raise CorruptFile(f"{self._where}: {e}; the file is damaged or not a TensorFlow graph") from None
 
+    def files(self) -> list[str]:
+        return [self._where]
+
     def layer_configs(self) -> dict[str, LayerConfig]:
         return {}
 
     def layer_hints(self) -> dict[str, LayerHint]:
         return dict(self._hints)
+
+    def unsaid(self) -> str:
+        return "the graph does not show it for this cell"
+
+    def tensorflow_source(self) -> TensorFlowSource:
+        # A frozen weight is the Const of the variable's name: TensorFlow knows it by that name.
+        return TensorFlowSource(self._kind, self._where, {name: name for name in self._infos})
 
     def close(self) -> None:
         pass

@@ -76,15 +76,7 @@ def parse(text: bytes) -> Message:
             stack.pop()
             continue
         name = _field_name(kind, value, line, take)
-        token = take()
-        if token is None:
-            raise Malformed(f"line {line}: field {name} has no value")
-        kind, value, line = token
-        if kind == "punct" and value == b":":
-            token = take()
-            if token is None:
-                raise Malformed(f"line {line}: field {name} has no value")
-            kind, value, line = token
+        kind, value, line = _value_start(name, line, take)
         if kind == "punct" and value in _CLOSING:
             if len(stack) > MAX_DEPTH:
                 raise Malformed(f"line {line}: messages nested more than {MAX_DEPTH} deep")
@@ -95,6 +87,16 @@ def parse(text: bytes) -> Message:
             _list(name, current, line, take, pending)
         else:
             current.append((name, _scalar(kind, value, line, take, pending)))
+
+
+def _value_start(name: str, line: int, take: Any) -> tuple[str, bytes, int]:
+    """The first token of a field's value, after the `:` that may come before it."""
+    token = take()
+    if token is not None and token[0] == "punct" and token[1] == b":":
+        line, token = token[2], take()
+    if token is None:
+        raise Malformed(f"line {line}: field {name} has no value")
+    return token
 
 
 def _tokenize(text: bytes) -> Iterator[tuple[str, bytes, int]]:
@@ -207,21 +209,9 @@ def _convert(token: Token, field: Field, enums: Mapping[str, Mapping[str, int]])
         raise Malformed(f"{where} needs a number, not a string")
     word = text.decode("ascii", "replace")
     if kind in ("float", "double"):
-        lowered = word.lower().lstrip("-+")
-        if lowered in ("inf", "infinity"):
-            return -math.inf if word.startswith("-") else math.inf
-        if lowered == "nan":
-            return math.nan
-        try:
-            return float(word.rstrip("fF") if not word.lower().startswith(("0x", "-0x")) else int(word, 16))
-        except ValueError:
-            raise Malformed(f"{where}: {word!r} is not a number") from None
+        return _float(word, where)
     if kind == "bool":
-        if word in ("true", "True", "t", "1"):
-            return True
-        if word in ("false", "False", "f", "0"):
-            return False
-        raise Malformed(f"{where}: {word!r} is not true or false")
+        return _bool(word, where)
     if kind.startswith("enum:") and token.kind == "word":
         number = enums.get(kind[len("enum:") :], {}).get(word)
         if number is None:
@@ -231,3 +221,23 @@ def _convert(token: Token, field: Field, enums: Mapping[str, Mapping[str, int]])
         return int(word, 16) if word.lower().lstrip("-+").startswith("0x") else int(word)
     except ValueError:
         raise Malformed(f"{where}: {word!r} is not an integer") from None
+
+
+def _float(word: str, where: str) -> float:
+    lowered = word.lower().lstrip("-+")
+    if lowered in ("inf", "infinity"):
+        return -math.inf if word.startswith("-") else math.inf
+    if lowered == "nan":
+        return math.nan
+    try:
+        return float(word.rstrip("fF") if not word.lower().startswith(("0x", "-0x")) else int(word, 16))
+    except ValueError:
+        raise Malformed(f"{where}: {word!r} is not a number") from None
+
+
+def _bool(word: str, where: str) -> bool:
+    if word in ("true", "True", "t", "1"):
+        return True
+    if word in ("false", "False", "f", "0"):
+        return False
+    raise Malformed(f"{where}: {word!r} is not true or false")

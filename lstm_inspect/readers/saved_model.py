@@ -12,7 +12,7 @@ lists, then shortest, then first in order), so that detection sees `enc/cell/ker
   tf_keras/protobuf/saved_metadata.proto; before, the SavedUserObject `metadata` in
   saved_model.pb), each layer on the path is named by its Keras name, an RNN's `cell` step is
   dropped and a Bidirectional's halves are `forward` and `backward`: the names and layer configs
-  the same model's `.h5` gives (readers/keras.py);
+  the same model's `.h5` gives (readers/keras/);
 - with no positional step, the object path itself (`tf.saved_model.save` of a tf.Module);
 - else each variable's own name from saved_model.pb (SavedVariable.name: Keras 3's
   `enc/lstm_cell/kernel`), its cell level dropped and `forward_X`/`backward_X` siblings named
@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
-from .base import LayerConfig, LayerHint, TensorInfo
+from .base import LayerConfig, LayerHint, TensorFlowSource, TensorInfo
 from .files import open_regular, read_bounded
+from .formats.saved_model import GRAPH_FILES, VARIABLES_DIRECTORY, is_saved_model_dir
 from .protobuf import Malformed, decode, varint
 from .tf_bundle import TFCheckpoint, _crc32c, _mask
 from .tf_protos import ENUMS, SCHEMA
@@ -42,11 +43,14 @@ from .tf_protos import ENUMS, SCHEMA
 if TYPE_CHECKING:  # tf_graph only for a SavedModel directory: a TF2 checkpoint's names need none of it
     import numpy as np
 
+    from .frozen_graph import FrozenGraph
     from .tf_graph import MetaGraph
 
 __all__ = ["FORMAT", "OBJECT_GRAPH_KEY", "SavedModel", "is_saved_model_dir", "open_saved_model", "with_object_paths"]
 
 FORMAT = "saved-model"
+_KERAS_METADATA = "keras_metadata.pb"
+_SIDE_FILES = (_KERAS_METADATA, "fingerprint.pb")
 # tensorflow/python/checkpoint/checkpoint.py: the object graph's key, and the suffix of a value
 # (_OBJECT_ATTRIBUTES_NAME + VARIABLE_VALUE_KEY); slots sit under `.OPTIMIZER_SLOT`.
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -63,7 +67,7 @@ _TRACKING = {
     "_non_trainable_variables", "_self_unconditional_checkpoint_dependencies", "_operations",
     "_functional", "layer_metrics", "metrics",
 }  # fmt: skip
-# An RNN cell's level in a Keras variable name ("lstm_cell", "lstm_cell_1"; keras.py's _CELL_LEVEL).
+# An RNN cell's level in a Keras variable name ("lstm_cell", "lstm_cell_1"; keras/legacy_h5.py _CELL_LEVEL).
 _CELL_LEVEL = re.compile(r"(?:\w+_)?cell(?:_\d+)?")
 _KERAS_LAYER = re.compile(r"^_tf_keras_(layer|rnn_layer|network|model|sequential)$")
 _DIRECTIONS = {"forward_layer": "forward", "backward_layer": "backward"}
@@ -193,23 +197,7 @@ def _name_keys(
     for node_id, path in paths.items():
         if not path:
             continue
-        steps = _keras_steps(path, keras) if keras else None
-        # TF's own key names the variable by a path too: where that path has no positional step,
-        # it is kept (of equally good paths, the one the file already uses).
-        own = next((key.split(_ATTRIBUTES)[0] for _, key in _value_keys(nodes[node_id])), None)
-        if steps is not None:
-            base = "/".join(steps)
-        elif own is not None and not any(_positional(step) for step in own.split("/")):
-            base = own
-        elif not any(_positional(step) for step, _ in path):
-            base = "/".join(step for step, _ in path)
-        elif node_id in variable_names and not keras and path[0][0] != "optimizer":
-            # Without Keras metadata; an optimizer's variables keep their path (`optimizer/…`),
-            # which says what they are.
-            base = variable_names[node_id]
-        else:
-            base = "/".join(step for step, _ in path)
-        bases[node_id] = base
+        bases[node_id] = base = _base_name(nodes[node_id], path, keras, variable_names.get(node_id))
         info = keras.get(node_id)
         if info is not None and info.is_layer and path[-1][0] != "cell" and "class_name" in info.metadata:
             config = info.metadata.get("config")
@@ -228,14 +216,7 @@ def _name_keys(
         if 0 <= node_id < len(nodes):
             for attribute, key in _value_keys(nodes[node_id]):
                 naming.names[key] = base if attribute == _VALUE else f"{base}{_ATTRIBUTES}{attribute}"
-    for node_id, node in enumerate(nodes):  # optimizer slots: `<variable>/.OPTIMIZER_SLOT/<optimizer>/<slot>`
-        for slot in node.get("slot_variables", []):
-            original, holder = slot.get("original_variable_node_id", -1), slot.get("slot_variable_node_id", -1)
-            optimizer = bases.get(node_id)
-            if original in bases and optimizer is not None and 0 <= holder < len(nodes):
-                for attribute, key in _value_keys(nodes[holder]):
-                    name = f"{bases[original]}{_SLOT}{optimizer}/{slot.get('slot_name', '')}"
-                    naming.names[key] = name if attribute == _VALUE else f"{name}{_ATTRIBUTES}{attribute}"
+    naming.names.update(_slot_names(nodes, bases))
     if only_positional:
         naming.names = {
             key: name + key[key.index(_ATTRIBUTES) :] if _ATTRIBUTES in key and _ATTRIBUTES not in name else name
@@ -244,6 +225,40 @@ def _name_keys(
             and not any(_positional(step) for step in name.split(_ATTRIBUTES)[0].split("/"))
         }
     return naming
+
+
+def _base_name(
+    node: dict[str, Any], path: list[tuple[str, int]], keras: dict[int, _Keras], variable_name: str | None
+) -> str:
+    """The name of one object of the graph, reached by `path`."""
+    steps = _keras_steps(path, keras) if keras else None
+    if steps is not None:
+        return "/".join(steps)
+    # TF's own key names the variable by a path too: where that path has no positional step,
+    # it is kept (of equally good paths, the one the file already uses).
+    own = next((key.split(_ATTRIBUTES)[0] for _, key in _value_keys(node)), None)
+    if own is not None and not any(_positional(step) for step in own.split("/")):
+        return own
+    positional = any(_positional(step) for step, _ in path)
+    # Without Keras metadata, a positional path gives way to the variable's graph name; an
+    # optimizer's variables keep their path (`optimizer/…`), which says what they are.
+    if positional and variable_name is not None and not keras and path[0][0] != "optimizer":
+        return variable_name
+    return "/".join(step for step, _ in path)
+
+
+def _slot_names(nodes: list[dict[str, Any]], bases: dict[int, str]) -> dict[str, str]:
+    """Optimizer slots: `<variable>/.OPTIMIZER_SLOT/<optimizer>/<slot>`, keyed by their keys."""
+    names = {}
+    for node_id, node in enumerate(nodes):
+        for slot in node.get("slot_variables", []):
+            original, holder = slot.get("original_variable_node_id", -1), slot.get("slot_variable_node_id", -1)
+            optimizer = bases.get(node_id)
+            if original in bases and optimizer is not None and 0 <= holder < len(nodes):
+                for attribute, key in _value_keys(nodes[holder]):
+                    name = f"{bases[original]}{_SLOT}{optimizer}/{slot.get('slot_name', '')}"
+                    names[key] = name if attribute == _VALUE else f"{name}{_ATTRIBUTES}{attribute}"
+    return names
 
 
 def _keras_steps(path: list[tuple[str, int]], keras: dict[int, _Keras]) -> list[str] | None:
@@ -304,12 +319,19 @@ class RenamedStore:
         format: str | None = None,
         configs: dict[str, LayerConfig] | None = None,
         hints: dict[str, LayerHint] | None = None,
+        beside: list[str] | None = None,
+        unsaid: str | None = None,
     ) -> None:
+        """beside: the other files it belongs with (saved_model.pb, keras_metadata.pb); unsaid: why
+        a setting no weight stores is assumed (see readers/base.py)."""
         self.path = path or checkpoint.path
         self.format = format or checkpoint.format
+        self.origin, self.checksums = checkpoint.origin, checkpoint.checksums
         self._checkpoint = checkpoint
         self._configs = configs or {}
         self._hints = hints or {}
+        self._beside = beside or []
+        self._unsaid = unsaid
         self._infos: dict[str, TensorInfo] = {}
         self._keys: dict[str, str] = {}
         stored = checkpoint.tensors()
@@ -333,11 +355,20 @@ class RenamedStore:
             raise UnknownName(f"{self.path}: no tensor named {name!r}")
         return self._checkpoint.read(key)
 
+    def files(self) -> list[str]:
+        return [*self._checkpoint.files(), *self._beside]
+
     def layer_configs(self) -> dict[str, LayerConfig]:
         return dict(self._configs)
 
     def layer_hints(self) -> dict[str, LayerHint]:
         return dict(self._hints)
+
+    def unsaid(self) -> str | None:
+        return self._unsaid
+
+    def tensorflow_source(self) -> TensorFlowSource:
+        return TensorFlowSource("checkpoint", self._checkpoint.path, dict(self._keys))
 
     def close(self) -> None:
         self._checkpoint.close()
@@ -383,12 +414,6 @@ def with_object_paths(checkpoint: TFCheckpoint) -> TFCheckpoint | RenamedStore:
 
 
 # --- the SavedModel directory -------------------------------------------------------------------
-
-
-def is_saved_model_dir(path: str) -> bool:
-    return os.path.isdir(path) and any(
-        os.path.isfile(os.path.join(path, name)) for name in ("saved_model.pb", "saved_model.pbtxt")
-    )
 
 
 @dataclass
@@ -440,7 +465,7 @@ def _keras_objects(directory: str, saved: SavedModel, nodes: list[dict[str, Any]
     their node_path (`root.layer_with_weights-0.cell`), or else the SavedUserObject metadata of
     saved_model.pb's object graph (TF < 2.5), whose nodes are the checkpoint's."""
     found: dict[int, _Keras] = {}
-    metadata_path = os.path.join(directory, "keras_metadata.pb")
+    metadata_path = os.path.join(directory, _KERAS_METADATA)
     if os.path.isfile(metadata_path) and nodes is not None:
         raw = read_bounded(metadata_path, _MAX_METADATA_BYTES, "Keras metadata file")
         try:
@@ -496,7 +521,9 @@ def _aligned(saved_nodes: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> 
     )
 
 
-def open_saved_model(directory: str | os.PathLike[str], saved_model_file: str | None = None) -> Any:
+def open_saved_model(
+    directory: str | os.PathLike[str], saved_model_file: str | None = None
+) -> RenamedStore | FrozenGraph:
     """Open a SavedModel directory (saved_model.pb + variables/) as a TensorStore.
 
     Without variables/, the graph's frozen-style Consts are the weights where it has them; a
@@ -504,14 +531,17 @@ def open_saved_model(directory: str | os.PathLike[str], saved_model_file: str | 
     """
     directory = os.fspath(directory)
     if saved_model_file is None:
-        names = [n for n in ("saved_model.pb", "saved_model.pbtxt") if os.path.isfile(os.path.join(directory, n))]
+        names = [n for n in GRAPH_FILES if os.path.isfile(os.path.join(directory, n))]
         if not names:
             raise FileNotFound(f"{directory}: no saved_model.pb in this directory, so it is no SavedModel")
         saved_model_file = os.path.join(directory, names[0])
     saved = read_saved_model(saved_model_file)
-    prefix = os.path.join(directory, "variables", "variables")
+    prefix = os.path.join(directory, VARIABLES_DIRECTORY, "variables")
     if not os.path.isfile(prefix + ".index"):
         return _without_variables(directory, saved)
+    # Keras' own saved metadata and the fingerprint belong with the graph (keras_metadata.pb since
+    # TF 2.5, fingerprint.pb since TF 2.12: saved_model/constants.py).
+    beside = [saved_model_file, *(p for n in _SIDE_FILES if os.path.isfile(p := os.path.join(directory, n)))]
     checkpoint = TFCheckpoint(prefix)
     try:
         nodes = read_object_graph(checkpoint)
@@ -519,12 +549,20 @@ def open_saved_model(directory: str | os.PathLike[str], saved_model_file: str | 
         if nodes is None:
             # A TF1 SavedModel (saved_model.Builder): variables under their graph names, and the
             # graph saying what the weights do not.
-            return RenamedStore(checkpoint, {}, path=directory, format=FORMAT, hints=_graph_hints(saved))
+            return RenamedStore(
+                checkpoint,
+                {},
+                path=directory,
+                format=FORMAT,
+                hints=_graph_hints(saved),
+                beside=beside,
+                unsaid="its graph does not show it for this cell",
+            )
         variable_names = _variable_names(saved, nodes)
         naming = _name_keys(nodes, keras, variable_names, only_positional=False)
         hints = {} if keras or saved.meta.object_graph else _graph_hints(saved)
         return RenamedStore(
-            checkpoint, naming.names, path=directory, format=FORMAT, configs=naming.configs, hints=hints
+            checkpoint, naming.names, path=directory, format=FORMAT, configs=naming.configs, hints=hints, beside=beside
         )
     except BaseException:
         checkpoint.close()
@@ -551,10 +589,10 @@ def _graph_hints(saved: SavedModel) -> dict[str, LayerHint]:
         raise _corrupt(saved.path, str(e)) from None
 
 
-def _without_variables(directory: str, saved: SavedModel) -> Any:
+def _without_variables(directory: str, saved: SavedModel) -> FrozenGraph:
     from .frozen_graph import FrozenGraph
 
-    store = FrozenGraph(directory, saved.meta.graph, where=saved.path)
+    store = FrozenGraph(directory, saved.meta.graph, where=saved.path, kind="saved_model")
     if not store.tensors():
         raise UnsupportedFormat(
             f"{directory}: a SavedModel without variables/ (no variables/variables.index), and its graph "

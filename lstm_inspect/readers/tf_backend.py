@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import CorruptFile, FileNotFound, UnknownName
 from .base import LayerConfig, LayerHint, TensorInfo
 from .files import stat_regular
-from .tf_bundle import checkpoint_files, dtype_name, resolve_prefix
+from .tf_bundle import TF_ORIGIN, checkpoint_files, dtype_name, resolve_prefix
 
 __all__ = ["TFBackendCheckpoint", "open_with_tensorflow"]
 
@@ -23,6 +23,8 @@ class TFBackendCheckpoint:
     """A TensorStore over tf.train.load_checkpoint; same names, shapes and dtypes as the native reader."""
 
     format = "tf-checkpoint"
+    origin = TF_ORIGIN
+    checksums = True
 
     def __init__(self, prefix: str) -> None:
         import tensorflow as tf  # type: ignore[import-untyped]

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from ..errors import CorruptFile, FileNotFound, LstmInspectError, UnknownName, UnsupportedFormat, warn
 from . import files
-from .base import LayerConfig, LayerHint, TensorInfo
+from .base import LayerConfig, LayerHint, Origin, TensorFlowSource, TensorInfo
 from .files import check_lfs_pointer, is_url, open_regular, opened_size, read_bounded
+from .formats.tf_checkpoint import DATA_SUFFIX, INDEX_SUFFIX, META_SUFFIX, STATE_FILE
 from .protobuf import Malformed, as_bytes, as_int, fields, varint
 from .urls import display_url
 
@@ -30,13 +31,13 @@ if TYPE_CHECKING:  # numpy loads only when a value is read: listing a checkpoint
     import numpy as np
 
     from .saved_model import RenamedStore
+    from .tf_graph import GraphHints
 
 __all__ = ["TFCheckpoint", "checkpoint_files", "dtype_name", "open_checkpoint", "resolve_prefix"]
 
 _TABLE_MAGIC = 0xDB4775248B80FB57  # tensorflow/core/lib/io/format.h kTableMagicNumber
 _FOOTER_SIZE = 48  # two BlockHandles padded to 40 bytes, then the 8-byte magic (format.cc)
 _TRAILER_SIZE = 5  # compression byte + masked CRC-32C after every block (format.cc ReadBlock)
-_DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")  # naming.cc DataFilename
 # TF restarts prefix compression every 16 keys (table_options.h block_restart_interval), so the
 # keys of a block add up to at most 16 times its size; a block whose keys expand further was
 # made to exhaust memory.
@@ -376,23 +377,15 @@ def _table_entries(f: BinaryIO, where: str, verify: bool) -> Iterator[tuple[byte
 
 def _check_header(buf: bytes, where: str) -> int:
     """Parses BundleHeaderProto (tensor_bundle.proto); returns num_shards."""
-    num_shards, endianness, min_consumer, bad_consumers = 0, 0, 0, []
+    num_shards, endianness, min_consumer = 0, 0, 0
+    bad_consumers: list[int] = []
     for number, value in fields(buf):
         if number == 1:
             num_shards = as_int(value, signed=True)
         elif number == 2:
             endianness = as_int(value)
         elif number == 3:
-            for n, v in fields(as_bytes(value)):
-                if n == 2:
-                    min_consumer = as_int(v)
-                elif n == 3 and isinstance(v, bytes):  # packed repeated int32
-                    pos = 0
-                    while pos < len(v):
-                        consumer, pos = varint(v, pos)
-                        bad_consumers.append(consumer)
-                elif n == 3:
-                    bad_consumers.append(as_int(v))
+            min_consumer, bad_consumers = _version_def(as_bytes(value))
     if endianness != 0:
         raise UnsupportedFormat(f"{where}: written on a big-endian machine, which lstm-inspect does not read")
     # tensor_bundle.cc kTensorBundleVersion = 1, checked by CheckVersions (versions.cc).
@@ -401,6 +394,22 @@ def _check_header(buf: bytes, where: str) -> int:
     if num_shards < 1:
         raise Malformed(f"the header declares {num_shards} data shards")
     return num_shards
+
+
+def _version_def(buf: bytes) -> tuple[int, list[int]]:
+    """min_consumer and bad_consumers of a VersionDef (versions.proto)."""
+    min_consumer, bad_consumers = 0, list[int]()
+    for number, value in fields(buf):
+        if number == 2:
+            min_consumer = as_int(value)
+        elif number == 3 and isinstance(value, bytes):  # packed repeated int32
+            pos = 0
+            while pos < len(value):
+                consumer, pos = varint(value, pos)
+                bad_consumers.append(consumer)
+        elif number == 3:
+            bad_consumers.append(as_int(value))
+    return min_consumer, bad_consumers
 
 
 # --- finding the checkpoint -----------------------------------------------------------------
@@ -428,7 +437,7 @@ _STATE_FILE_LIMIT = 1 << 20
 
 def _named_by_state_file(directory: str) -> str:
     """The checkpoint path a directory's `checkpoint` state file names (tf.train.latest_checkpoint)."""
-    state = files.join(directory, "checkpoint")
+    state = files.join(directory, STATE_FILE)
     if not files.lexists(state):
         raise FileNotFound(f"{directory}: {_without_state_file(directory)}")
     text = read_bounded(state, _STATE_FILE_LIMIT, "checkpoint state file")
@@ -492,47 +501,64 @@ def resolve_prefix(path: str | os.PathLike[str]) -> str:
     path = os.fspath(path)
     if files.is_dir(path):
         path = _named_by_state_file(path)
-    data_suffix = _DATA_SUFFIX.search(path)
-    if path.endswith(".index"):
-        prefix = path[: -len(".index")]
-    elif data_suffix:
-        prefix = path[: data_suffix.start()]
-    else:
-        prefix = path
-    if files.exists(prefix + ".index"):
+    prefix = _prefix_of(path)
+    if files.exists(prefix + INDEX_SUFFIX):
         return prefix
     if not files.exists(path):
         raise FileNotFound(f"{path}: no such file or checkpoint prefix (there is no {prefix}.index)")
+    raise refusal(path) or UnsupportedFormat(
+        f"{path}: not a TensorFlow checkpoint (no {prefix}.index next to it); give a checkpoint "
+        "prefix, its .index or .data-… file, or a directory holding a `checkpoint` file"
+    )
+
+
+def _prefix_of(path: str) -> str:
+    data_suffix = DATA_SUFFIX.search(path)
+    if path.endswith(INDEX_SUFFIX):
+        return path[: -len(INDEX_SUFFIX)]
+    if path.endswith(META_SUFFIX) and files.exists(path[: -len(META_SUFFIX)] + INDEX_SUFFIX):
+        return path[: -len(META_SUFFIX)]  # the graph Saver.save wrote beside its checkpoint
+    return path[: data_suffix.start()] if data_suffix else path
+
+
+def refusal(path: str, directory: bool = False) -> LstmInspectError | None:
+    """What to say of a path that exists but is no checkpoint, when it is a near miss: which path
+    to give instead. None when it looks like nothing a checkpoint is made of."""
+    if directory:
+        return FileNotFound(f"{path}: {_without_state_file(path)}")
+    said = _near_miss(path)  # by its name: a data shard's bytes are not fetched to say what it is
+    if said is not None:
+        return UnsupportedFormat(f"{path}: {said}")
     with open_regular(path) as f:
         f.seek(max(0, f.seek(0, os.SEEK_END) - 8))
         magic = int.from_bytes(f.read(8), "little")
     if magic == _TABLE_MAGIC:
-        raise UnsupportedFormat(
+        return UnsupportedFormat(
             f"{path}: this is a V1 TensorFlow checkpoint (before 2017), which lstm-inspect does not "
             "read; load it in TensorFlow and save it again with tf.compat.v1.train.Saver()"
         )
-    raise UnsupportedFormat(f"{path}: {_near_miss(path, prefix)}")
+    return None
 
 
-def _near_miss(path: str, prefix: str) -> str:
+def _near_miss(path: str) -> str | None:
     """Why a file that exists is not a checkpoint, and which path to give instead."""
     directory, base = files.split(path)
-    if base == "checkpoint":
+    if base == STATE_FILE:
         try:
             named = f"the checkpoint prefix it names, {_named_by_state_file(directory or os.curdir)}"
         except LstmInspectError:
             named = "a checkpoint prefix"
         return f"a checkpoint state file, not a checkpoint; give the directory holding it or {named}"
-    if base.endswith(".meta"):
-        # Saver.save writes the graph as prefix.meta beside prefix.index (saver.py meta_graph_suffix).
-        weights = path[: -len(".meta")]
-        if files.exists(weights + ".index"):
-            return f"a TensorFlow graph (MetaGraphDef), not its weights; give the checkpoint prefix {weights}"
+    if base.endswith(META_SUFFIX):
+        weights = path[: -len(META_SUFFIX)]
         return f"a TensorFlow graph (MetaGraphDef), and its checkpoint {weights}.index is not beside it"
-    return (
-        f"not a TensorFlow checkpoint (no {prefix}.index next to it); give a checkpoint "
-        "prefix, its .index or .data-… file, or a directory holding a `checkpoint` file"
-    )
+    if DATA_SUFFIX.search(base):
+        prefix = _prefix_of(path)
+        return (
+            f"a data shard of the checkpoint {prefix}, whose index {prefix}.index is not beside it; "
+            f"copy the .index file next to it and give the prefix {prefix}"
+        )
+    return None
 
 
 def checkpoint_files(prefix: str) -> list[str]:
@@ -540,12 +566,14 @@ def checkpoint_files(prefix: str) -> list[str]:
     graph beside it and the directory's `checkpoint` state file; what an export must never replace."""
     directory, base = os.path.split(prefix)
     names = sorted(files.list_dir(directory))
-    shards = [os.path.join(directory, n) for n in names if n.startswith(base) and _DATA_SUFFIX.match(n, len(base))]
-    beside = [prefix + ".index", *shards, prefix + ".meta", os.path.join(directory, "checkpoint")]
+    shards = [os.path.join(directory, n) for n in names if n.startswith(base) and DATA_SUFFIX.match(n, len(base))]
+    beside = [prefix + ".index", *shards, prefix + META_SUFFIX, os.path.join(directory, STATE_FILE)]
     return [path for path in beside if os.path.lexists(path)]
 
 
 # --- the store -------------------------------------------------------------------------------
+
+TF_ORIGIN = Origin("tensorflow")  # tf.train.load_checkpoint reads what this module reads
 
 
 def dtype_name(code: int) -> str:
@@ -575,6 +603,8 @@ class TFCheckpoint:
     """An open V2 checkpoint; a TensorStore. Opening reads the .index file only."""
 
     format = "tf-checkpoint"
+    origin = TF_ORIGIN
+    checksums = True  # CRC-32C of every index block and every tensor (tensor_bundle.cc)
 
     def __init__(self, prefix: str, verify: bool = True) -> None:
         self.path = prefix
@@ -625,6 +655,9 @@ class TFCheckpoint:
         # by then, whose error says it (one line, not a warning and an error saying the same).
         self._used_shards = sorted(needed_from_shard)
         self._shard_warnings = self._check_shards(needed_from_shard)
+        self._graph: GraphHints | None = None
+        self._graph_read = False
+        self._unsaid = "no graph beside the checkpoint"
 
     @staticmethod
     def _corrupt(path: str, problem: str) -> CorruptFile:
@@ -678,7 +711,50 @@ class TFCheckpoint:
         return {}
 
     def layer_hints(self) -> dict[str, LayerHint]:
-        return {}
+        """What the `.meta` graph beside the checkpoint says of each LSTM cell (tf_graph.graph_hints);
+        {} without one. A graph that is not this checkpoint's (other variables or shapes) or that
+        cannot be read is warned of in one line and ignored."""
+        graph = self._read_graph()
+        return dict(graph.hints) if graph is not None else {}
+
+    def trainable_variables(self) -> list[str] | None:
+        """The graph's trainable_variables collection (None without a graph, or one without it)."""
+        graph = self._read_graph()
+        return graph.trainable_variables if graph is not None else None
+
+    def unsaid(self) -> str:
+        """Why a setting no weight stores is assumed: there is no graph, or it was ignored, or it
+        does not show that setting for that cell."""
+        self._read_graph()
+        return self._unsaid
+
+    def tensorflow_source(self) -> TensorFlowSource:
+        return TensorFlowSource("checkpoint", self.path, {name: name for name in self._infos})
+
+    def _read_graph(self) -> GraphHints | None:
+        if self._graph_read:
+            return self._graph
+        self._graph_read = True
+        meta = self.path + META_SUFFIX
+        if not files.exists(meta):
+            return None
+        from .tf_graph import graph_hints
+
+        name = files.split(meta)[1]
+        try:
+            graph = graph_hints(meta, self._infos)
+        except LstmInspectError as e:
+            warn(f"{e}; read without it")
+            self._unsaid = f"its graph {name} could not be read"
+            return None
+        if not graph.belongs:
+            more = f" (and {len(graph.problems) - 1:,} more)" if len(graph.problems) > 1 else ""
+            warn(f"{graph.problems[0]}{more}: not this checkpoint's graph, so ignored")
+            self._unsaid = f"{name} beside it is another model's graph, ignored"
+            return None
+        self._graph = graph
+        self._unsaid = f"its graph {name} does not show it for this cell"
+        return graph
 
     def read(self, name: str) -> np.ndarray:
         info = self._infos.get(name)

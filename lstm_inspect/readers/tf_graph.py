@@ -305,21 +305,7 @@ def _scan_nodes(
     try:
         while pos < end:
             if buf[pos] != node_tag:
-                tag, pos = varint(buf, pos)
-                wire = tag & 7
-                if wire == 2:
-                    length, pos = varint(buf, pos)
-                    if pos + length > end:
-                        raise Malformed("a field runs past the end of its message")
-                    others.append((tag >> 3, buf[pos : pos + length]))
-                    pos += length
-                elif wire == 0:
-                    value, pos = varint(buf, pos)
-                    others.append((tag >> 3, value))
-                elif wire in (1, 5):
-                    pos += 8 if wire == 1 else 4
-                else:
-                    raise Malformed(f"unexpected protobuf wire type {wire}")
+                pos = _other_field(buf, pos, end, others)
                 continue
             # Lengths under 16 KiB (nearly every node) are one or two varint bytes: read inline.
             length = buf[pos + 1]
@@ -333,29 +319,7 @@ def _scan_nodes(
             node_end = pos + length
             if node_end > end:
                 raise Malformed("a node runs past the end of the graph")
-            name = op = None
-            inputs_at = -1
-            if buf[pos] == 0x0A:
-                length = buf[pos + 1]
-                at = pos + 2
-                if length >= 0x80:
-                    if buf[pos + 2] < 0x80:
-                        length, at = (length & 0x7F) | buf[pos + 2] << 7, pos + 3
-                    else:
-                        length, at = varint(buf, pos + 1)
-                name_end = at + length
-                if name_end < node_end and buf[name_end] == 0x12:
-                    op_length = buf[name_end + 1]
-                    op_at = name_end + 2
-                    if op_length >= 0x80:
-                        op_length, op_at = varint(buf, name_end + 1)
-                    if op_at + op_length <= node_end:
-                        name = buf[at:name_end].decode("utf-8", "backslashreplace")
-                        op = buf[op_at : op_at + op_length].decode("utf-8", "backslashreplace")
-                        inputs_at = op_at + op_length
-            if name is None or op is None:
-                head = decode(buf[pos:node_end], "NodeDef", _HEAD_SCHEMA)
-                name, op = head.get("name", ""), head.get("op", "")
+            name, op, inputs_at = _name_and_op(buf, pos, node_end)
             names.append(name)
             ops.append(op)
             spans.append((pos, inputs_at, node_end))
@@ -365,6 +329,50 @@ def _scan_nodes(
     if pos > end:
         raise Malformed("the last field runs past the end of the graph")
     return names, ops, spans, others
+
+
+def _other_field(buf: bytes, pos: int, end: int, others: list[tuple[int, Any]]) -> int:
+    """Append the field at `pos` that is not a node to `others`; where the next field starts."""
+    tag, pos = varint(buf, pos)
+    wire = tag & 7
+    if wire == 2:
+        length, pos = varint(buf, pos)
+        if pos + length > end:
+            raise Malformed("a field runs past the end of its message")
+        others.append((tag >> 3, buf[pos : pos + length]))
+        return pos + length
+    if wire == 0:
+        value, pos = varint(buf, pos)
+        others.append((tag >> 3, value))
+        return pos
+    if wire in (1, 5):
+        return pos + (8 if wire == 1 else 4)
+    raise Malformed(f"unexpected protobuf wire type {wire}")
+
+
+def _name_and_op(buf: bytes, pos: int, node_end: int) -> tuple[str, str, int]:
+    """The name and op of the NodeDef in buf[pos:node_end], and where its inputs start (-1 when
+    the node was decoded in full, its fields not in number order)."""
+    if buf[pos] == 0x0A:
+        length = buf[pos + 1]
+        at = pos + 2
+        if length >= 0x80:
+            if buf[pos + 2] < 0x80:
+                length, at = (length & 0x7F) | buf[pos + 2] << 7, pos + 3
+            else:
+                length, at = varint(buf, pos + 1)
+        name_end = at + length
+        if name_end < node_end and buf[name_end] == 0x12:
+            op_length = buf[name_end + 1]
+            op_at = name_end + 2
+            if op_length >= 0x80:
+                op_length, op_at = varint(buf, name_end + 1)
+            if op_at + op_length <= node_end:
+                name = buf[at:name_end].decode("utf-8", "backslashreplace")
+                op = buf[op_at : op_at + op_length].decode("utf-8", "backslashreplace")
+                return name, op, op_at + op_length
+    head = decode(buf[pos:node_end], "NodeDef", _HEAD_SCHEMA)
+    return head.get("name", ""), head.get("op", ""), -1
 
 
 _HEAD_SCHEMA = {"NodeDef": {n: f for n, f in SCHEMA["NodeDef"].items() if f.name in ("name", "op")}}
@@ -1000,7 +1008,8 @@ def _clip_setting(low: tuple[float, str], high: tuple[float, str], where: str) -
     # TF's cells clip symmetrically (clip_by_value(c, -cell_clip, cell_clip)); another range is
     # reported as it is, (low, high), for the caller to refuse.
     value: float | tuple[float, float] = high[0] if low[0] == -high[0] else (low[0], high[0])
-    return Setting(value, f"graph: {where} (bounds {high[1]}, {low[1]})")
+    # The bounds are Consts of the clip's own scope (clip_by_value/Minimum/y, clip_by_value/y).
+    return Setting(value, f"graph: {where}")
 
 
 def _cell_scope(kernel: str) -> str:

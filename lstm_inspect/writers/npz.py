@@ -54,6 +54,9 @@ _PIECES_AHEAD = 8
 # struct.error past it.
 _MAX_MEMBER_NAME_BYTES = 0xFFFF
 
+# How long an export that failed or was interrupted waits for its reading thread to stop.
+_ABANDON_SECONDS = 0.2
+
 _T = TypeVar("_T")
 
 
@@ -304,7 +307,7 @@ class _End:
 @contextmanager
 def _in_background(items: Iterator[_T], depth: int) -> Iterator[Iterator[_T]]:
     """`items`, made by a thread of their own at most `depth` ahead of the caller, who gets what
-    the thread raises; leaving the block stops the thread, waiting for it _STOP_WAIT seconds at
+    the thread raises; leaving the block stops the thread, waiting for it _ABANDON_SECONDS at
     most (it stops at its next item: a Ctrl-C must not wait for a slow read to finish)."""
     queue: Queue[_T | _End] = Queue(depth)
     stop = threading.Event()
@@ -332,16 +335,20 @@ def _in_background(items: Iterator[_T], depth: int) -> Iterator[Iterator[_T]]:
         if item.error is not None:
             raise item.error
 
-    # A daemon: a second Ctrl-C while the thread finishes a read must still end the program.
+    # A daemon: it never keeps the program alive, so that Ctrl-C during a slow read (a remote
+    # file, a stalled disk) ends the program at once; what it reads it only hands to this thread.
     thread = threading.Thread(target=produce, name="lstm-inspect export", daemon=True)
     thread.start()
+    finished = False
     try:
         yield consume()
+        finished = True
     finally:
         stop.set()
-        thread.join(_STOP_WAIT)
+        # A finished thread has handed over its end; after an error or Ctrl-C it stops at its next
+        # item, and a read it is stuck in is left to end with the program.
+        thread.join(None if finished else _ABANDON_SECONDS)
 
 
-# How often a blocked producer looks whether it should stop, and how long the caller waits for it.
+# How often a blocked producer looks whether it should stop.
 _POLL = 0.02
-_STOP_WAIT = 0.5

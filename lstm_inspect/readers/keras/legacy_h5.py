@@ -1,0 +1,161 @@
+"""The legacy HDF5 layout of Keras 1, Keras 2 (tf.keras, tf_keras) and Keras 3's own legacy `.h5`.
+
+A full save keeps layers under ``model_weights/`` and the model config in the root attribute
+``model_config``; a weights-only save keeps layers at the root. The root (or ``model_weights``)
+lists its layers in the attribute ``layer_names``, each layer group lists its datasets in
+``weight_names`` (tf_keras/src/saving/legacy/hdf5_format.py save_weights_to_hdf5_group;
+keras/src/legacy/saving/legacy_h5_format.py for Keras 3).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ...errors import CorruptFile
+from ..hdf5 import Dataset, Group
+from .model_config import bidirectional_inner_name, layer_nodes_by_name, parse_config
+from .store import Entry, dataset_paths, decode_text, entry_for, natural_key
+
+__all__ = ["legacy_layer_entries", "legacy_optimizer_entries", "model_config_attr", "string_list_attr"]
+
+
+# TF appends the output index to variable names ("kernel:0"); Keras 3 and Theano do not.
+_OUTPUT_INDEX = re.compile(r":\d+$")
+
+
+# The cell level of an RNN layer's weights ("lstm_cell", "gru_cell_1", Keras 3's attribute "cell").
+_CELL_LEVEL = re.compile(r"(?:\w+_)?cell(?:_\d+)?")
+
+
+def legacy_layer_entries(group: Group, model_config: dict[str, Any] | None, where: str) -> list[Entry]:
+    layer_names = string_list_attr(group, "layer_names")
+    if layer_names is None:
+        layer_names = sorted(
+            (k for k, g in group.items() if isinstance(g, Group) and "weight_names" in g.attrs),
+            key=natural_key,
+        )
+    nodes = layer_nodes_by_name(model_config)
+    entries: list[Entry] = []
+    for layer in layer_names:
+        layer_group = group.get(layer)
+        if not isinstance(layer_group, Group):
+            raise CorruptFile(
+                f"{where}: layer {layer!r} is listed in `layer_names` but has no group in the file; "
+                "the file is incomplete, re-save it"
+            )
+        weight_names = string_list_attr(layer_group, "weight_names") or []
+        relative = _legacy_relative_names(layer, weight_names, nodes.get(layer))
+        for weight_name, rel in zip(weight_names, relative):
+            entries.append(_dataset_entry(layer_group, weight_name, f"{layer}/{rel}", where))
+    # tf_keras and Keras 3 add the model's own (non-layer) variables here, usually none.
+    top = group.get("top_level_model_weights")
+    if isinstance(top, Group):
+        for weight_name in string_list_attr(top, "weight_names") or []:
+            entries.append(_dataset_entry(top, weight_name, _OUTPUT_INDEX.sub("", weight_name), where))
+    return entries
+
+
+def legacy_optimizer_entries(group: Group, where: str) -> list[Entry]:
+    # Optimizer slots keep their whole path so nothing mistakes them for layer weights.
+    names = string_list_attr(group, "weight_names")
+    if names is None:
+        names = dataset_paths(group)
+    return [_dataset_entry(group, n, f"optimizer_weights/{n}", where) for n in names]
+
+
+def _legacy_relative_names(layer: str, weight_names: list[str], node: dict[str, Any] | None) -> list[str]:
+    """A layer's weight names relative to the layer: "kernel", "forward/bias", "enc/kernel" (nested
+    model), Keras 1 "W_i"."""
+    inner = bidirectional_inner_name(node)
+    split = [_legacy_parts(layer, name, inner) for name in weight_names]
+    _name_directions(split)
+    dropped = [[p for p in parts[:-1] if not _CELL_LEVEL.fullmatch(p)] + parts[-1:] for parts in split]
+    # A StackedRNNCells layer has one cell level per cell; there the cell level is what tells
+    # the weights apart, so it stays.
+    if len({tuple(p) for p in dropped}) == len(dropped):
+        split = dropped
+    return ["/".join(parts) for parts in split]
+
+
+def _legacy_parts(layer: str, weight_name: str, bidirectional_inner: str | None) -> list[str]:
+    base = _OUTPUT_INDEX.sub("", weight_name)
+    parts = [p for p in base.split("/") if p] or [weight_name]
+    if len(parts) == 1:
+        name = parts[0]
+        # Keras 1 names variables "<layer>_<weight>" without a scope: lstm_1_W_i, dense_1_b
+        # (keras/layers/recurrent.py LSTM.build, Keras 1.2). Its Bidirectional renames the two
+        # copies "forward_<inner>" and "backward_<inner>" before they build (keras/layers/wrappers.py).
+        if name.startswith(layer + "_") and len(name) > len(layer) + 1:
+            return [name[len(layer) + 1 :]]
+        if bidirectional_inner:
+            for direction in ("forward", "backward"):
+                prefix = f"{direction}_{bidirectional_inner}_"
+                if name.startswith(prefix) and len(name) > len(prefix):
+                    return [direction, name[len(prefix) :]]
+        return parts
+    # Keras 2 variables live in the layer's name scope ("enc/lstm_cell/kernel:0"); Keras 3's legacy
+    # writer uses variable paths, which may start with the enclosing model's name
+    # ("sequential/head/kernel"); TF1 graphs may uniquify the scope ("enc_1/...").
+    for i, part in enumerate(parts[:-1]):
+        if part == layer:
+            return parts[i + 1 :]
+    if re.fullmatch(re.escape(layer) + r"_\d+", parts[0]):
+        return parts[1:]
+    return parts
+
+
+def _name_directions(split: list[list[str]]) -> None:
+    """Rename Bidirectional halves "forward_lstm"/"backward_lstm_1" to "forward"/"backward".
+
+    Keras names the copies "forward_" + name and "backward_" + name (tf_keras
+    layers/rnn/bidirectional.py); a part is renamed only when the same position holds both
+    directions, so a user layer that happens to be called "forward_x" keeps its name.
+    """
+    seen = {
+        (tuple(parts[:i]), part.split("_", 1)[0])
+        for parts in split
+        for i, part in enumerate(parts[:-1])
+        if part.startswith(("forward_", "backward_"))
+    }
+    for parts in split:
+        original = list(parts)
+        for i, part in enumerate(original[:-1]):
+            if part.startswith(("forward_", "backward_")):
+                direction = part.split("_", 1)[0]
+                other = "backward" if direction == "forward" else "forward"
+                if (tuple(original[:i]), other) in seen:
+                    parts[i] = direction
+
+
+def _dataset_entry(group: Group, relative_path: str, name: str, where: str) -> Entry:
+    ds = group.get(relative_path)
+    if not isinstance(ds, Dataset):
+        raise CorruptFile(
+            f"{where}: {group.name.lstrip('/') or 'the root'} lists weight {relative_path!r} but the file "
+            "has no such dataset; the file is incomplete or damaged, re-save it"
+        )
+    return entry_for(name, ds)
+
+
+def string_list_attr(obj: Group, name: str) -> list[str] | None:
+    """A list-of-strings attribute, reassembled when Keras split it into `name0`, `name1`, ...
+    to stay under HDF5's 64 KiB header limit (hdf5_format.py load_attributes_from_hdf5_group)."""
+    attrs = obj.attrs
+    if name in attrs:
+        chunks = [attrs[name]]
+    elif f"{name}0" in attrs:
+        chunks = []
+        while f"{name}{len(chunks)}" in attrs:
+            chunks.append(attrs[f"{name}{len(chunks)}"])
+    else:
+        return None
+    # A value is a scalar or a flat list (hdf5/tree.py Node.attrs).
+    return [decode_text(item) or "" for chunk in chunks for item in (chunk if isinstance(chunk, list) else [chunk])]
+
+
+def model_config_attr(h5: Group, where: str) -> dict[str, Any] | None:
+    raw = h5.attrs.get("model_config")
+    if raw is None:
+        return None
+    return parse_config(decode_text(raw) or "", f"{where}: the `model_config` attribute")

@@ -1,0 +1,269 @@
+"""The Keras 3 layout (keras/src/saving/saving_lib.py): ``layers/<auto_name>/.../vars/<N>``.
+
+Variables are numbered, not named, and containers name their members by class (``lstm``,
+``lstm_1``), not by the user's layer name: the walk below maps both back through the model config
+where there is one (a ``.keras`` file's config.json), by class and shape where there is none (a
+bare ``.weights.h5``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...errors import CorruptFile
+from ..hdf5 import Dataset, Group
+from .model_config import ConfigNode, bidirectional_half, config_node, node_name, sublayers
+from .store import TREE_ERRORS, Entry, dataset_paths, decode_text, entry_for, natural_key, unique
+
+__all__ = ["LAYER_CONTAINERS", "keras3_entries"]
+
+
+# Container attributes whose members Keras 3 names by class ("lstm", "lstm_1"), not by layer name
+# (saving_lib._save_container_state). Keras 2.13–2.15 wrote `_layer_checkpoint_dependencies`
+# where Keras 3 writes `layers` (saving_lib H5IOStore.get keeps a fallback for it).
+LAYER_CONTAINERS = ("layers", "_layer_checkpoint_dependencies")
+
+
+# Root attributes of a Keras 3 file that hold training state, not layers: kept under their path.
+_STATE_GROUPS = ("metrics", "compile_metrics", "_compile_metrics", "loss", "compile_loss", "_compile_loss")
+
+
+# The order in which a layer creates (and Keras 3 saves) its variables, per class: Layer's default
+# save_own_variables stores trainable then non-trainable variables, numbered in that order
+# (keras/src/layers/layer.py). A rule only names a group when the count matches.
+def _dense_vars(config: dict[str, Any]) -> list[str]:
+    return ["kernel", "bias"] if config.get("use_bias", True) else ["kernel"]
+
+
+def _rnn_cell_vars(config: dict[str, Any]) -> list[str]:
+    return ["kernel", "recurrent_kernel", "bias"] if config.get("use_bias", True) else ["kernel", "recurrent_kernel"]
+
+
+def _batch_norm_vars(config: dict[str, Any]) -> list[str]:
+    trainable = [n for n, key in (("gamma", "scale"), ("beta", "center")) if config.get(key, True)]
+    return [*trainable, "moving_mean", "moving_variance"]
+
+
+def _layer_norm_vars(config: dict[str, Any]) -> list[str]:
+    rms = bool(config.get("rms_scaling", False))
+    gamma = ["gamma"] if config.get("scale", True) or rms else []
+    beta = ["beta"] if config.get("center", True) and not rms else []
+    return gamma + beta
+
+
+_VAR_NAMES: dict[str, Any] = {
+    "Dense": _dense_vars,
+    "EinsumDense": lambda c: ["kernel", "bias"] if c.get("bias_axes") else ["kernel"],
+    "Conv1D": _dense_vars,
+    "Conv2D": _dense_vars,
+    "Conv3D": _dense_vars,
+    "Conv1DTranspose": _dense_vars,
+    "Conv2DTranspose": _dense_vars,
+    "Conv3DTranspose": _dense_vars,
+    "Embedding": lambda c: ["embeddings"],
+    "BatchNormalization": _batch_norm_vars,
+    "LayerNormalization": _layer_norm_vars,
+    "LSTMCell": _rnn_cell_vars,
+    "GRUCell": _rnn_cell_vars,
+    "SimpleRNNCell": _rnn_cell_vars,
+    "ConvLSTMCell": _rnn_cell_vars,
+}
+
+
+# An RNN layer keeps its variables in its `cell` attribute; the layer config is the cell config.
+_RNN_CELL_CLASS = {
+    "LSTM": "LSTMCell",
+    "GRU": "GRUCell",
+    "SimpleRNN": "SimpleRNNCell",
+    "ConvLSTM1D": "ConvLSTMCell",
+    "ConvLSTM2D": "ConvLSTMCell",
+    "ConvLSTM3D": "ConvLSTMCell",
+}
+
+
+def _to_snake_case(name: str) -> str:
+    # keras/src/utils/naming.py to_snake_case: how saving_lib names a container's members.
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# Without a config, the auto name's class word ("dense" in "dense_3") is the only hint of the class.
+_CLASS_BY_WORD = {_to_snake_case(c): c for c in _VAR_NAMES}
+
+
+@dataclass
+class _LayerMaps:
+    """The sublayers of a model's config, by Keras 3 auto name, by user name, and their order."""
+
+    count: int
+    by_auto_name: dict[str, dict[str, Any]]
+    by_user_name: dict[str, dict[str, Any]]
+    position: dict[int, int]
+
+
+@dataclass
+class _Walk:
+    """What one walk over a Keras 3 file collects, and what it remembers so as to do each thing once."""
+
+    entries: list[Entry] = field(default_factory=list)
+    # Keras saves each object once, but HDF5 lets a group be linked from many places, or from
+    # inside itself: each group is walked once, so that a small file cannot make the walk endless.
+    seen: set[Hashable] = field(default_factory=set)
+    # The layer maps of a config node, made once however many containers refer to that node.
+    layer_maps: dict[int, tuple[dict[str, Any], _LayerMaps]] = field(default_factory=dict)
+
+    def first_visit(self, group: Group) -> bool:
+        if group.key in self.seen:
+            return False
+        self.seen.add(group.key)
+        return True
+
+
+def keras3_entries(h5: Group, model_config: dict[str, Any] | None, where: str) -> list[Entry]:
+    try:
+        walk = _Walk()
+        _walk_saveable(h5, [], config_node(model_config), None, "model", walk)
+    except TREE_ERRORS as e:
+        raise CorruptFile(f"{where}: cannot read the HDF5 structure ({e}); the file is damaged") from None
+    return unique(walk.entries)
+
+
+def _walk_saveable(
+    group: Group, scope: list[str], node: ConfigNode | None, auto_name: str | None, role: str, walk: _Walk
+) -> None:
+    """One saved object: its own `vars`, then its children the way saving_lib._save_state wrote them."""
+    if not walk.first_visit(group):
+        return
+    out = walk.entries
+    own = group.get("vars")
+    if isinstance(own, Group):
+        members = {k: v for k, v in own.items() if isinstance(v, Dataset)}
+        keys = sorted(members, key=natural_key)
+        datasets = [members[k] for k in keys]
+        names: list[str | None] = list(_var_names(node, auto_name, role, [d.shape for d in datasets]) or [])
+        for key, ds, name in zip(keys, datasets, names or [None] * len(keys)):
+            out.append(entry_for("/".join([*scope, name or f"vars/{key}"]), ds))
+
+    children = {k: v for k, v in group.items() if k != "vars" and isinstance(v, Group)}
+    # Forward before backward reads better than saving_lib's alphabetical attribute order.
+    order = ["cell", "forward_layer", "backward_layer", *LAYER_CONTAINERS]
+    for key in sorted(children, key=lambda k: (order.index(k) if k in order else len(order), natural_key(k))):
+        child = children[key]
+        if role == "model" and not scope and ("optimizer" in key or key in _STATE_GROUPS):
+            for path in dataset_paths(child):
+                stored = child[path]
+                if isinstance(stored, Dataset):
+                    out.append(entry_for(stored.name.lstrip("/"), stored))
+        elif key in LAYER_CONTAINERS:
+            _walk_layer_container(child, scope, node, walk)
+        elif key == "cell":
+            _walk_saveable(child, scope, _cell_node(node), None, "cell", walk)
+        elif key in ("forward_layer", "backward_layer"):
+            direction = key.split("_", 1)[0]
+            _walk_saveable(child, [*scope, direction], bidirectional_half(node, direction), None, "layer", walk)
+        else:
+            sub = config_node(node.config.get(key)) if node is not None else None
+            _walk_saveable(child, [*scope, key], sub, None, "attr", walk)
+
+
+def _layer_maps(node: ConfigNode | None, walk: _Walk) -> _LayerMaps:
+    raw = node.raw if node else {}
+    cached = walk.layer_maps.get(id(raw))
+    if cached is not None and cached[0] is raw:
+        return cached[1]
+    layer_nodes = [n for n in (sublayers(raw) if node else None) or [] if config_node(n) is not None]
+    maps = _LayerMaps(
+        len(layer_nodes),
+        _auto_names(layer_nodes),
+        {name: n for n in layer_nodes if (name := node_name(n))},
+        {id(n): i for i, n in enumerate(layer_nodes)},
+    )
+    walk.layer_maps[id(raw)] = (raw, maps)
+    return maps
+
+
+def _walk_layer_container(group: Group, scope: list[str], node: ConfigNode | None, walk: _Walk) -> None:
+    if not walk.first_visit(group):
+        return
+    maps = _layer_maps(node, walk)
+    by_auto_name, by_user_name, position = maps.by_auto_name, maps.by_user_name, maps.position
+    resolved = []
+    for key, child in group.items():
+        if not isinstance(child, Group):
+            continue
+        # Keras >= 3.? writes the object's own name next to its variables; the config mapping
+        # below covers the files written before that.
+        own = child.get("vars")
+        user_name = decode_text(own.attrs.get("name")) if isinstance(own, Group) else None
+        sub = by_user_name.get(user_name) if user_name else None
+        if sub is None:
+            sub = by_auto_name.get(key)
+            if sub is not None and user_name is None:
+                user_name = node_name(sub)
+        rank = position.get(id(sub), maps.count) if sub is not None else maps.count
+        resolved.append((rank, natural_key(key), key, child, user_name or key, sub))
+    for _, _, key, child, user_name, sub in sorted(resolved, key=lambda r: (r[0], r[1])):
+        _walk_saveable(child, [*scope, user_name], config_node(sub), key, "layer", walk)
+
+
+def _auto_names(layer_nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Keras 3's container names: class in snake case, numbered from the second of a class on
+    (saving_lib._save_container_state), in the order of the model's layers."""
+    names: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    for raw in layer_nodes:
+        base = _to_snake_case(raw["class_name"])
+        if base in counts:
+            counts[base] += 1
+            names[f"{base}_{counts[base]}"] = raw
+        else:
+            counts[base] = 0
+            names[base] = raw
+    return names
+
+
+def _var_names(node: ConfigNode | None, auto_name: str | None, role: str, shapes: list[Any]) -> list[str] | None:
+    if node is not None:
+        rule = _VAR_NAMES.get(node.class_name)
+        if rule is not None:
+            names = rule(node.config)
+            return names if len(names) == len(shapes) else None
+    elif auto_name is not None:
+        cls = _CLASS_BY_WORD.get(re.sub(r"_\d+$", "", auto_name))
+        if cls is not None:
+            names = _VAR_NAMES[cls]({})
+            return names if len(names) == len(shapes) else None
+    if role == "cell":
+        return _rnn_names_by_shape(shapes)
+    return None
+
+
+def _rnn_names_by_shape(shapes: list[Any]) -> list[str] | None:
+    """An RNN cell's variables without a config: kernel (in, g*u), recurrent_kernel (u, g*u) and
+    bias (g*u,), or (2, g*u) for GRU(reset_after=True)."""
+    if len(shapes) not in (2, 3) or any(s is None for s in shapes):
+        return None
+    kernel, recurrent = shapes[0], shapes[1]
+    if len(kernel) != 2 or len(recurrent) != 2 or kernel[1] != recurrent[1] or recurrent[0] == 0:
+        return None
+    if recurrent[1] % recurrent[0] != 0:
+        return None
+    if len(shapes) == 2:
+        return ["kernel", "recurrent_kernel"]
+    if tuple(shapes[2]) in ((recurrent[1],), (2, recurrent[1])):
+        return ["kernel", "recurrent_kernel", "bias"]
+    return None
+
+
+def _cell_node(node: ConfigNode | None) -> ConfigNode | None:
+    if node is None:
+        return None
+    explicit = config_node(node.config.get("cell"))
+    if explicit is not None:
+        return explicit
+    cell_class = _RNN_CELL_CLASS.get(node.class_name)
+    return ConfigNode(cell_class, node.config, node.raw) if cell_class else None
