@@ -338,6 +338,15 @@ def _verify_unit(
         if _framework_check(state, name, target, refused, frameworks):
             counter.step(unit)
         state.exports.pop(name, None)
+    _original_checks(state, frameworks, counter)
+    columns = {check: position for position, check in enumerate(CHECKS)}
+    for report in state.reports:
+        report.checks.sort(key=lambda c: columns.get(c.target, len(columns)))
+    return state.reports
+
+
+def _original_checks(state: _Unit, frameworks: Sequence[str], counter: _Steps) -> None:
+    """The file's own framework on the original file: Keras' loader, TensorFlow's own cell."""
     if KERAS_MODEL in frameworks and state.run.keras_version is not None:
         if not installed("keras"):
             state.note_all(KERAS_MODEL, "not installed: keras")
@@ -345,7 +354,7 @@ def _verify_unit(
             # Each half on its own: a half Keras cannot run is named in its own row only.
             for direction in range(len(state.unit.layers)):
                 state.record(KERAS_MODEL, functools.partial(_keras_model, state, direction), True, direction)
-        counter.step(unit)
+        counter.step(state.unit)
     source = state.run.tensorflow
     if TF_CELL in frameworks and source is not None:
         absent = [m for m in tensorflow_target.NEEDS if not installed(m)]
@@ -354,11 +363,7 @@ def _verify_unit(
         else:
             run_original = functools.partial(tensorflow_target.run_original, source, state.unit.layers, state.inputs)
             state.record(TF_CELL, run_original, framework=True)
-        counter.step(unit)
-    columns = {check: position for position, check in enumerate(CHECKS)}
-    for report in state.reports:
-        report.checks.sort(key=lambda c: columns.get(c.target, len(columns)))
-    return state.reports
+        counter.step(state.unit)
 
 
 def _framework_check(

@@ -144,7 +144,8 @@ def _parse_entry(buf: bytes) -> _Entry:
     half the time of the general decoder, which reads anything else (slices, long or negative
     numbers, unknown fields, a damaged record) and says what is wrong with it."""
     pos, end = 0, len(buf)
-    dtype = shard_id = offset = size = crc = 0
+    crc = 0
+    numbers = [0, 0, 0, 0]  # dtype, shard_id, offset, size
     shape: tuple[int, ...] = ()
     while pos < end:
         tag = buf[pos]
@@ -157,7 +158,7 @@ def _parse_entry(buf: bytes) -> _Entry:
         elif tag == 0x35:  # 6: crc32c, fixed32
             crc = int.from_bytes(buf[pos + 1 : pos + 5], "little")
             pos += 5
-        elif tag in _NUMBER_TAGS:
+        elif (index := _NUMBER_TAGS.get(tag)) is not None:
             value = shift = 0
             pos += 1
             while True:
@@ -169,23 +170,18 @@ def _parse_entry(buf: bytes) -> _Entry:
                 if byte < 0x80:
                     break
                 shift += 7
-            if tag == 0x08:
-                dtype = value
-            elif tag == 0x18:
-                shard_id = value
-            elif tag == 0x20:
-                offset = value
-            else:
-                size = value
+            numbers[index] = value
         else:
             return _parse_entry_fields(buf)
     if pos != end:
         return _parse_entry_fields(buf)
+    dtype, shard_id, offset, size = numbers
     return _Entry(dtype, shape, shard_id, offset, size, crc)
 
 
-# The varint fields of BundleEntryProto as tags: dtype (1), shard_id (3), offset (4), size (5).
-_NUMBER_TAGS = frozenset((0x08, 0x18, 0x20, 0x28))
+# The varint fields of BundleEntryProto by tag: dtype (1), shard_id (3), offset (4), size (5),
+# each to its place in _parse_entry's numbers.
+_NUMBER_TAGS = {0x08: 0, 0x18: 1, 0x20: 2, 0x28: 3}
 
 
 def _parse_entry_fields(buf: bytes) -> _Entry:

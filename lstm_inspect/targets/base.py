@@ -185,7 +185,7 @@ class Target:
         layout = self.weights_layout(directions[0])
         runtime = self.runtime_forget_bias if runtime_forget_bias is None else runtime_forget_bias
         normalized = [normalize(w, layout, runtime) for w in directions]
-        return slicer.packing(layout, [w.blocks for w in normalized], normalized[0].sizes)
+        return dict(slicer.packing(layout, [w.blocks for w in normalized], normalized[0].sizes))
 
     def read(
         self,
