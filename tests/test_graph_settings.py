@@ -138,7 +138,8 @@ def test_json_carries_value_source_and_assumed_of_every_setting():
     [("summary_tf1_clips.out", CLIPS), ("summary_tf1_forget0_no_meta.out", NO_META)],
 )
 def test_golden_summaries_of_graph_fixtures(name, path):
-    result = run("summary", str(path))
+    # Paths relative to the checkout: where it lies must not change how lines wrap.
+    result = run("summary", str(path.relative_to(FIXTURES.parent)), cwd=FIXTURES.parent)
     assert result.exit_code == 0 and result.stderr == ""
     golden(name, result.stdout)
 
