@@ -14,10 +14,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .detect import LayerSpec, Variable, detect
-from .errors import NoLSTMLayers, UnknownName, UnsupportedFormat, warn
+from .detect import LayerSpec, UnknownLayer, Variable, detect
+from .errors import LstmInspectError, NoLSTMLayers, UnknownName, UnsupportedFormat, warn
 from .readers import TensorStore, open_store
-from .schema import GATE_PARTS, LSTM, PARTS, Layout, Setting, canonical_part
+from .schema import CONV_SETTINGS, GATE_PARTS, LSTM, PARTS, Layout, Setting, canonical_part
 from .slicer import Block, cut, plan, view
 from .terminal import safe
 
@@ -186,7 +186,27 @@ class Layer:
         from .targets import Features
 
         activation, recurrent = self.activations()
-        return Features(self.peepholes, self.projection_size, self.units, activation, recurrent, tuple(self.clips()))
+        return Features(
+            self.peepholes,
+            self.projection_size,
+            self.units,
+            activation,
+            recurrent,
+            tuple(self.clips()),
+            self.layout.cell.name,
+        )
+
+    def conv(self) -> dict[str, object]:
+        """What a ConvLSTM's convolutions do (strides, padding, dilation_rate, data_format), as the
+        file says or Keras' defaults; {} for a layer of another cell kind."""
+        conv = {}
+        for name in CONV_SETTINGS:
+            setting = self.settings.get(name)
+            default = self.layout.defaults.get(name)
+            if setting is not None:
+                unsaid = setting.value in ("unknown", None) and default is not None
+                conv[name] = default.value if unsaid and default is not None else setting.value
+        return conv
 
     def __repr__(self) -> str:
         return f"<Layer {self.spec.name!r} {self.spec.cell} input={self.spec.input_size} units={self.spec.units}>"
@@ -283,7 +303,14 @@ class Layer:
         activation, recurrent = self.activations()
         blocks = {(block.gate, block.part): self.read(block) for block in self.blocks()}
         return Weights(
-            self.name, blocks, self.layout.cell, self.forget_bias, activation, recurrent, settings=self.clips()
+            self.name,
+            blocks,
+            self.layout.cell,
+            self.forget_bias,
+            activation,
+            recurrent,
+            settings=self.clips(),
+            conv=self.conv(),
         )
 
     def load(self) -> None:
@@ -303,9 +330,13 @@ class Checkpoint:
         self.store = store
         self.path = store.path
         self.format = store.format
-        detection = detect(store.tensors(), store.layer_configs(), forget_bias=forget_bias, hints=store.layer_hints())
+        detection = detect(
+            store.tensors(), store.layer_configs(), forget_bias=forget_bias, hints=store.layer_hints(), where=store.path
+        )
         self.layers = [Layer(spec, store) for spec in detection.layers]
         self.variables: list[Variable] = detection.variables
+        # Recurrent layers no layout computes (summary lists them; no command takes them for an LSTM).
+        self.unknown: list[UnknownLayer] = detection.unknown
         # What --layer can name, each to its layers' positions: a layer's name, a bidirectional
         # pair's name, and either as `summary` shows it (terminal.safe) where that differs; so
         # that selecting k of n layers costs k look-ups, not k scans.
@@ -336,10 +367,24 @@ class Checkpoint:
         if layer is not None:
             return layer
         if not self.layers:
-            raise NoLSTMLayers(f"{self.path}: no LSTM layer found")
+            raise NoLSTMLayers(f"{self.path}: no LSTM layer found{self._not_understood()}")
         raise self._unknown(name)
 
-    def _unknown(self, name: str) -> UnknownName:
+    def _not_understood(self) -> str:
+        """What a message about missing layers adds when the file has recurrent layers no layout computes."""
+        if not self.unknown:
+            return ""
+        names = ", ".join(layer.name for layer in self.unknown[:_LISTED_LAYERS])
+        return f" (recurrent layers not understood: {names}; `lstm-inspect summary` says what they hold)"
+
+    def _unknown(self, name: str) -> LstmInspectError:
+        recurrent = next((layer for layer in self.unknown if layer.name == name), None)
+        if recurrent is not None:
+            return UnsupportedFormat(
+                f"{self.path}: {name} is a recurrent layer lstm-inspect does not understand: {recurrent.why}"
+            )
+        if not self.layers:
+            return NoLSTMLayers(f"{self.path}: no LSTM layer found{self._not_understood()}")
         listed = ", ".join(layer.name for layer in self.layers[:_LISTED_LAYERS])
         if len(self.layers) > _LISTED_LAYERS:
             listed += f", … ({len(self.layers):,} in all: `lstm-inspect summary` lists them)"
@@ -349,8 +394,9 @@ class Checkpoint:
         """The named layers in file order (all when none are named); a bidirectional pair's name
         selects both halves, and a name may be given as `summary` shows it (control characters
         escaped). Raises when the file has no LSTM layer or a name matches none."""
-        if not self.layers:
-            raise NoLSTMLayers(f"{self.path}: no LSTM layer found (see `lstm-inspect summary` for what it holds)")
+        if not self.layers and not names:
+            said = self._not_understood() or " (see `lstm-inspect summary` for what it holds)"
+            raise NoLSTMLayers(f"{self.path}: no LSTM layer found{said}")
         wanted: set[int] = set()
         for name in names:
             positions = self._positions.get(name)

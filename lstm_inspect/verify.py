@@ -23,12 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from . import numpy_conv_lstm
 from .api import Checkpoint, ExportUnit
 from .errors import LstmInspectError
 from .export import arrays, read_back
 from .numpy_lstm import run_lstm
 from .readers.urls import is_url
 from .results import Check, LayerCheck, VerifyResult
+from .schema import CONV_LSTMS, LSTM
 from .targets import TARGETS, Target
 from .targets import keras as keras_target
 from .targets.base import Outputs
@@ -82,7 +84,7 @@ def _origin(ckpt: Checkpoint) -> str | None:
     return origin.keras_version or ""
 
 
-def _numpy_outputs(weights: Weights, x: np.ndarray) -> Outputs:
+def _lstm_outputs(weights: Weights, x: np.ndarray) -> Outputs:
     return run_lstm(
         weights.gates(),
         x,
@@ -93,6 +95,18 @@ def _numpy_outputs(weights: Weights, x: np.ndarray) -> Outputs:
         cell_clip=weights.settings.get("cell_clip"),
         proj_clip=weights.settings.get("proj_clip"),
     )
+
+
+# The numpy cell of each cell kind (schema.CELL_KINDS), and the shape of one step of the input verify
+# feeds it: an LSTM reads [input], a ConvLSTM2D [*spatial, channels].
+_NUMPY_CELLS: dict[str, tuple[Callable[[Weights, np.ndarray], Outputs], Callable[[Weights], tuple[int, ...]]]] = {
+    LSTM.name: (_lstm_outputs, lambda weights: (weights.input_size,)),
+    **{kind.name: (numpy_conv_lstm.run_weights, numpy_conv_lstm.step_shape) for kind in CONV_LSTMS},
+}
+
+
+def _numpy_outputs(weights: Weights, x: np.ndarray) -> Outputs:
+    return _NUMPY_CELLS[weights.cell.name][0](weights, x)
 
 
 def _diff(got: Outputs, expected: Outputs) -> float:
@@ -197,6 +211,7 @@ def _structure(unit: ExportUnit) -> tuple[object, ...]:
             layer.dtype,
             layer.forget_bias,
             layer.direction,
+            repr(layer.conv()),
         )
         for layer in unit.layers
     )
@@ -219,7 +234,8 @@ class _Unit:
         self.sources = [layer.weights() for layer in unit.layers]
         first = self.sources[0]
         dtype = np.float64 if first.dtype == np.float64 else np.float32
-        self.x: np.ndarray = np.random.default_rng(seed).standard_normal((steps, batch, first.input_size)).astype(dtype)
+        step_shape = _NUMPY_CELLS[first.cell.name][1](first)
+        self.x: np.ndarray = np.random.default_rng(seed).standard_normal((steps, batch, *step_shape)).astype(dtype)
         # Each direction's input in its own processing order: a backward half reads the sequence reversed.
         self.inputs = [self.x, self.x[::-1]][: len(self.sources)]
         self.reports = [
@@ -332,8 +348,12 @@ def _numpy_on_export(state: _Unit, target: Target) -> list[Outputs]:
     prefixed = not target.unprefixed_single  # a single unit: unprefixed for such a target
     state.exports[target.name] = _per_layer(exported, target, state.unit, prefixed)
     read = read_back(exported, target, state.unit, prefixed)
+    # What the arrays do not say (the activations, a ConvLSTM's convolutions) is the source's.
     return [
-        _numpy_outputs(replace(w, activation=s.activation, recurrent_activation=s.recurrent_activation), xi)
+        _numpy_outputs(
+            replace(w, activation=s.activation, recurrent_activation=s.recurrent_activation, cell=s.cell, conv=s.conv),
+            xi,
+        )
         for w, s, xi in zip(read, state.sources, state.inputs)
     ]
 

@@ -36,6 +36,7 @@ class Features:
     activation: str
     recurrent_activation: str
     clips: tuple[str, ...] = ()  # the clip settings the layer has ("cell_clip", "proj_clip")
+    cell: str = "LSTM"  # the cell kind (schema.CELL_KINDS): a ConvLSTM2D needs a layout of its own
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Target:
     needs:        the modules `run` imports (verify says which are missing).
     run:          runs the framework on this target's arrays (one mapping per exported layer of a
                   unit) for verify: per direction (h in processing order, final c); None: no framework.
+    cell_layouts: the layouts it writes layers of other cell kinds in (Keras' ConvLSTM2D); a target
+                  holds only the cell kinds of its layouts (the canonical blocks, every kind).
     """
 
     name: str
@@ -75,6 +78,16 @@ class Target:
     check: str | None = None
     needs: tuple[str, ...] = ()
     run: Runner | None = field(default=None, compare=False)
+    cell_layouts: tuple[schema.Layout, ...] = ()
+
+    @property
+    def layouts(self) -> tuple[schema.Layout, ...]:
+        """Every layout it writes, one per cell kind it holds."""
+        return () if self.layout is None else (self.layout, *self.cell_layouts)
+
+    def layout_for(self, cell: str) -> schema.Layout | None:
+        """The layout a layer of this cell kind is written in, None when the target holds none."""
+        return next((layout for layout in self.layouts if layout.cell.name == cell), None)
 
     @property
     def runtime_forget_bias(self) -> float:
@@ -83,6 +96,9 @@ class Target:
 
     def refusal(self, features: Features) -> str | None:
         """Why this target cannot compute a layer with these features, or None when it can."""
+        if self.layout is not None and self.layout_for(features.cell) is None:
+            held = ", ".join(dict.fromkeys(layout.cell.name for layout in self.layouts))
+            return f"--layout {self.name} holds {held} layers only, and this is a {features.cell}"
         if features.peepholes and not self.peepholes:
             return f"{self.what} has no peephole connections"
         size = features.projection_size
@@ -120,10 +136,12 @@ class Target:
 
     def arrays(self, directions: Sequence[Weights], runtime_forget_bias: float | None = None) -> dict[str, np.ndarray]:
         """The target's arrays for one exported layer: one direction, or a pair when `paired`."""
-        assert self.layout is not None
+        layout = self.layout_for(directions[0].cell.name)
+        if layout is None:
+            raise ValueError(f"--layout {self.name} holds no {directions[0].cell.name} layer")
         runtime = self.runtime_forget_bias if runtime_forget_bias is None else runtime_forget_bias
-        normalized = [normalize(w, self.layout, runtime) for w in directions]
-        return slicer.pack(self.layout, [w.blocks for w in normalized], normalized[0].sizes)
+        normalized = [normalize(w, layout, runtime) for w in directions]
+        return slicer.pack(layout, [w.blocks for w in normalized], normalized[0].sizes)
 
     def read(
         self, arrays: Mapping[str, np.ndarray], names: Sequence[str], runtime_forget_bias: float | None = None
@@ -132,5 +150,15 @@ class Target:
         the "L/" prefix), named `names`; the inverse of `arrays`."""
         assert self.layout is not None
         runtime = self.runtime_forget_bias if runtime_forget_bias is None else runtime_forget_bias
-        found = slicer.unpack(self.layout, arrays)
-        return [Weights(name, dict(blocks), forget_bias=runtime) for name, blocks in zip(names, found)]
+        # The layout whose roles the arrays fit (a ConvLSTM2D's kernels have two more axes than an LSTM's).
+        shapes = {key: tuple(value.shape) for key, value in arrays.items()}
+        layout = next(
+            (
+                layout
+                for layout in self.layouts
+                if schema.solve(layout, {role.key: shapes[role.key] for role in layout.roles if role.key in shapes})
+            ),
+            self.layout,
+        )
+        found = slicer.unpack(layout, arrays)
+        return [Weights(name, dict(blocks), layout.cell, forget_bias=runtime) for name, blocks in zip(names, found)]
