@@ -167,7 +167,44 @@ def make_many(out: Path, scale: float) -> None:
     )
 
 
-MAKERS = {"small": make_small, "big": make_big, "keras": make_keras, "many": make_many}
+# A training graph of this many bytes beside a checkpoint: summary reads all of it (issue 11).
+BIG_META_BYTES = 10_000_000
+
+
+def make_graph(out: Path, scale: float) -> None:
+    """TF1 checkpoints saved with their .meta graph: small_meta/ a BasicLSTMCell(64) unrolled 5 steps
+    (a .meta of some 30 KB); meta10/ an LSTMCell(64) unrolled until its training graph (Adam's)
+    reaches BIG_META_BYTES; no_meta/ the same checkpoint without its .meta."""
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"  # static_rnn and the TF1 cells are tf_keras' (before the import)
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    v1.disable_eager_execution()
+    from tf_keras.src.layers.rnn import legacy_cells
+
+    def save(folder: Path, steps: int, cell: type, meta: bool = True) -> int:
+        folder.mkdir()
+        with tf.Graph().as_default() as graph:
+            inputs = [v1.placeholder(tf.float32, (None, 12)) for _ in range(steps)]
+            outputs, _ = v1.nn.static_rnn(cell(64), inputs, dtype=tf.float32)
+            loss = tf.reduce_mean(tf.add_n([tf.reduce_sum(o) for o in outputs]))
+            v1.train.AdamOptimizer().minimize(loss, global_step=v1.train.get_or_create_global_step())
+            with v1.Session() as sess:
+                sess.run(v1.global_variables_initializer())
+                v1.train.Saver().save(sess, str(folder / "model.ckpt"), write_meta_graph=meta)
+            return graph.as_graph_def().ByteSize()
+
+    save(out / "small_meta", 5, legacy_cells.BasicLSTMCell)
+    per_step = save(out / "probe", 10, legacy_cells.LSTMCell) / 10
+    shutil.rmtree(out / "probe")
+    save(out / "meta10", math.ceil(BIG_META_BYTES / per_step), legacy_cells.LSTMCell)
+    (out / "no_meta").mkdir()
+    for path in (out / "meta10").iterdir():
+        if path.suffix != ".meta":
+            shutil.copy(path, out / "no_meta" / path.name)
+
+
+MAKERS = {"small": make_small, "big": make_big, "keras": make_keras, "many": make_many, "graph": make_graph}
 SCALED = {"big", "keras"}  # --scale shrinks these; the small and the 20,000-tensor inputs never change
 
 
@@ -284,6 +321,10 @@ def benchmark(work: Path, scale: float, runs: int) -> list[str]:
     # same, so any difference in its cost comes from the size of the file.
     tiny = ensure_input(work, "big", scale / 1000) / "model.ckpt"
     h5, keras_v3 = inputs["keras"] / "model.h5", inputs["keras"] / "model.keras"
+    small_meta, meta10, no_meta = (
+        inputs["graph"] / kind / "model.ckpt" for kind in ("small_meta", "meta10", "no_meta")
+    )
+    meta_bytes = (meta10.parent / "model.ckpt.meta").stat().st_size
     shards = sorted(big.parent.glob("model.ckpt.data-*"))
     shard_bytes, largest_shard = sum(p.stat().st_size for p in shards), max(shards, key=lambda p: p.stat().st_size)
     layer_bytes, largest_tensor = lstm_bytes(big)
@@ -297,6 +338,9 @@ def benchmark(work: Path, scale: float, runs: int) -> list[str]:
         many: "20,001 tensors",
         h5: f"{h5.stat().st_size / 1e6:.0f} MB .h5",
         keras_v3: f"{keras_v3.stat().st_size / 1e6:.0f} MB .keras",
+        small_meta: f"small TF1 + its {(small_meta.parent / 'model.ckpt.meta').stat().st_size / 1e3:.0f} KB .meta",
+        meta10: f"TF1 + its {meta_bytes / 1e6:.1f} MB .meta",
+        no_meta: "the same without its .meta",
     }
     tf_inspect = [sys.executable, "-m", "tensorflow.python.tools.inspect_checkpoint", "--file_name"]
     get_tensor = "import sys, tensorflow as tf; tf.train.load_checkpoint(sys.argv[1]).get_tensor(sys.argv[2])"
@@ -308,7 +352,7 @@ def benchmark(work: Path, scale: float, runs: int) -> list[str]:
     m("python", "python -c pass", "-", [floor_python(), "-c", "pass"])
     m("python -S", "python -S -c pass", "-", [floor_python(), "-S", "-c", "pass"])
     m("help", "lstm-inspect --help", "-", [*LSTM_INSPECT, "--help"])
-    for path in (small, big, tiny, many, h5, keras_v3):
+    for path in (small, big, tiny, many, h5, keras_v3, small_meta, meta10, no_meta):
         m(("summary", path), "lstm-inspect summary", names[path], [*LSTM_INSPECT, "summary", str(path)], warm=path)
     for path in (small, big, many):
         m(("list", path), "inspect_checkpoint (list)", names[path], [*tf_inspect, str(path)], TF_ENV, path)
@@ -357,6 +401,13 @@ def benchmark(work: Path, scale: float, runs: int) -> list[str]:
     row(("summary", tiny), "the big checkpoint's 21 layers and tensors, 1/1000 of its bytes")
     for path in (h5, keras_v3):
         row(("summary", path), "(no TensorFlow tool)", "< 0.3 s", m["summary", path].wall < 0.3)
+    # Issue 11: the graph beside a checkpoint is read for its settings, side by side with the same
+    # checkpoint without it.
+    small_ok = m["summary", small_meta].wall < 0.3
+    row(("summary", small_meta), "the forget bias and activations read from the graph", "< 0.3 s", small_ok)
+    extra = m["summary", meta10].wall - m["summary", no_meta].wall
+    row(("summary", no_meta))
+    row(("summary", meta10), f"+{extra:.3f} s over the same checkpoint without it", "≤ +0.3 s", extra <= 0.3)
     for path in (small, big, many):
         row(("list", path))
     limit = layer_bytes[SPLIT_LAYER] / MiB + 80

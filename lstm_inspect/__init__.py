@@ -1,10 +1,11 @@
-"""lstm-inspect: find the LSTM layers in TensorFlow checkpoints and Keras files and explain their weights.
+"""lstm-inspect: find the LSTM and GRU layers in TensorFlow checkpoints and Keras files and explain their weights.
 
 import lstm_inspect
 ckpt = lstm_inspect.load("fixtures/tf1_basic/model.ckpt")
 forget = ckpt.layer("rnn/basic_lstm_cell").gate("forget")   # .kernel, .recurrent, .bias
 ckpt.summary(); ckpt.split(gates=["forget"]); ckpt.export("gates.npz"); ckpt.verify()
 lstm_inspect.numpy_lstm.run_lstm(ckpt.layers[0].gates(), x, forget_bias=ckpt.layers[0].forget_bias)
+lstm_inspect.numpy_cells.run(ckpt.layers[0].weights(), x)   # an LSTM's or a GRU's numpy cell
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers (tests/test_api.py keeps both in step)
-    from . import activations, numpy_lstm, schema, targets
+    from . import activations, numpy_cells, numpy_gru, numpy_lstm, schema, targets
     from .api import Checkpoint, ExportUnit, GateBlocks, Layer, load
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "UsageError",
     "activations",
     "load",
+    "numpy_cells",
+    "numpy_gru",
     "numpy_lstm",
     "schema",
     "targets",
@@ -51,7 +54,7 @@ __all__ = [
 
 # Loaded on first use, so that `lstm-inspect --help` starts fast (numpy and the readers come with api).
 _LAZY_NAMES = {"load": "api", "Checkpoint": "api", "Layer": "api", "GateBlocks": "api", "ExportUnit": "api"}
-_LAZY_MODULES = {"activations", "numpy_lstm", "schema", "targets"}
+_LAZY_MODULES = {"activations", "numpy_cells", "numpy_gru", "numpy_lstm", "schema", "targets"}
 
 
 def __getattr__(name: str) -> object:

@@ -14,10 +14,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .detect import LayerSpec, UnknownLayer, Variable, detect
+from .detect import CLIP_SETTINGS, LayerSpec, UnknownLayer, Variable, detect
 from .errors import LstmInspectError, NoLSTMLayers, UnknownName, UnsupportedFormat, warn
 from .readers import TensorStore, open_store
-from .schema import CONV_SETTINGS, GATE_PARTS, LSTM, PARTS, Layout, Setting, canonical_part
+from .schema import (
+    CELL_KINDS,
+    CONV_SETTINGS,
+    GATE_PARTS,
+    KIND_NAMES,
+    LSTM,
+    PARTS,
+    CellKind,
+    Layout,
+    Setting,
+    canonical_part,
+)
 from .slicer import Block, cut, plan, view
 from .terminal import safe
 
@@ -31,13 +42,11 @@ if TYPE_CHECKING:
     from .targets import Features
     from .weights import Weights
 
-# The settings of a layer that clip what its cell computes (TF1 LSTMCell cell_clip, proj_clip).
-CLIP_SETTINGS = ("cell_clip", "proj_clip")
-
 
 @dataclass
 class GateBlocks:
-    """One gate's blocks: kernel (input_size, units), recurrent (recurrent_size, units), bias (units,)."""
+    """One gate's blocks: kernel (input_size, units), recurrent (recurrent_size, units), bias (units,),
+    where stored recurrent_bias (units,) and an LSTM's peephole (units,)."""
 
     gate: str
     kernel: np.ndarray
@@ -73,8 +82,8 @@ def _narrow_float(dtype: np.dtype) -> bool:
 
 
 class Layer:
-    """One LSTM layer of an open file. Reads its tensors on first use and keeps them until release().
-    Each stored tensor is checked once, when first read: a non-float dtype is refused, float8 is
+    """One recurrent layer (an LSTM or a GRU) of an open file. Reads its tensors on first use and keeps
+    them until release(). Each stored tensor is checked once, when first read: a non-float dtype is refused, float8 is
     widened to float32, and non-finite or implausibly large values are reported by errors.warn."""
 
     def __init__(self, spec: LayerSpec, store: TensorStore) -> None:
@@ -174,12 +183,36 @@ class Layer:
         return chosen[0], chosen[1]
 
     def clips(self) -> dict[str, float]:
-        """The clip settings the layer has, by name (cell_clip, proj_clip)."""
-        return {
-            name: float(setting.value)  # type: ignore[arg-type]
-            for name in CLIP_SETTINGS
-            if (setting := self.settings.get(name)) is not None and setting.value is not None
-        }
+        """The clip settings the layer has, by name (cell_clip, proj_clip): each clips to ±value.
+        A graph clipping to another range (low, high) is refused: TF's cells clip symmetrically
+        (clip_by_value(c, -cell_clip, cell_clip), rnn_cell_impl.py), and so does every target."""
+        clips = {}
+        for name in CLIP_SETTINGS:
+            setting = self.settings.get(name)
+            if setting is None or setting.value is None:
+                continue
+            if isinstance(setting.value, (tuple, list)):
+                low, high = setting.value
+                raise UnsupportedFormat(
+                    f"{self._store.path}: layer {self.name!r} clips with {name} to [{low:g}, {high:g}] "
+                    f"({setting.source}), not to ±c as TF's cells do; lstm-inspect computes and exports "
+                    "symmetric clips only"
+                )
+            clips[name] = float(setting.value)  # type: ignore[arg-type]
+        return clips
+
+    def variants(self) -> dict[str, bool]:
+        """The cell kind's variant settings (a GRU's reset_after); where the file does not say (a
+        Keras GRU without a bias or a config), the layout's default."""
+        chosen = {}
+        for name in self.layout.cell.variants:
+            setting = self.settings.get(name)
+            value = "unknown" if setting is None else setting.value
+            if value == "unknown":
+                default = self.layout.defaults.get(name)
+                value = default.value if default is not None else False
+            chosen[name] = bool(value)
+        return chosen
 
     def features(self) -> Features:
         """What the layer needs of an export target (reads no tensor data)."""
@@ -194,6 +227,7 @@ class Layer:
             recurrent,
             tuple(self.clips()),
             self.layout.cell.name,
+            tuple(self.variants().items()),
         )
 
     def conv(self) -> dict[str, object]:
@@ -284,12 +318,13 @@ class Layer:
         )
 
     def gate(self, gate: str) -> GateBlocks:
-        """The blocks of one gate; `gate` is a canonical name or an alias (i, f, c, j, g, o, candidate)."""
-        name = resolve_gate(gate)
+        """The blocks of one gate; `gate` is a canonical name or an alias of the layer's cell kind
+        (LSTM: i, f, c, j, g, o, candidate; GRU: r, z, u, n, h, c, candidate)."""
+        name = resolve_gate(gate, self.layout.cell)
         return GateBlocks(name, **{b.part: self.read(b) for b in self.blocks() if b.gate == name})
 
     def gates(self) -> dict[str, GateBlocks]:
-        return {gate: self.gate(gate) for gate in LSTM.gates}
+        return {gate: self.gate(gate) for gate in self.layout.cell.gates}
 
     @property
     def projection(self) -> np.ndarray | None:
@@ -309,7 +344,7 @@ class Layer:
             self.forget_bias,
             activation,
             recurrent,
-            settings=self.clips(),
+            settings={**self.clips(), **self.variants()},
             conv=self.conv(),
         )
 
@@ -330,8 +365,17 @@ class Checkpoint:
         self.store = store
         self.path = store.path
         self.format = store.format
+        # What a reader may add (readers/base.py): the model's variables as the file declares them,
+        # and why it says nothing beside the weights where it says nothing.
+        trainable, unsaid = (getattr(store, hook, lambda: None)() for hook in ("trainable_variables", "unsaid"))
         detection = detect(
-            store.tensors(), store.layer_configs(), forget_bias=forget_bias, hints=store.layer_hints(), where=store.path
+            store.tensors(),
+            store.layer_configs(),
+            forget_bias=forget_bias,
+            hints=store.layer_hints(),
+            trainable=trainable,
+            unsaid=unsaid,
+            where=store.path,
         )
         self.layers = [Layer(spec, store) for spec in detection.layers]
         self.variables: list[Variable] = detection.variables
@@ -367,7 +411,7 @@ class Checkpoint:
         if layer is not None:
             return layer
         if not self.layers:
-            raise NoLSTMLayers(f"{self.path}: no LSTM layer found{self._not_understood()}")
+            raise NoLSTMLayers(f"{self.path}: no {_KINDS} layer found{self._not_understood()}")
         raise self._unknown(name)
 
     def _not_understood(self) -> str:
@@ -384,11 +428,11 @@ class Checkpoint:
                 f"{self.path}: {name} is a recurrent layer lstm-inspect does not understand: {recurrent.why}"
             )
         if not self.layers:
-            return NoLSTMLayers(f"{self.path}: no LSTM layer found{self._not_understood()}")
+            return NoLSTMLayers(f"{self.path}: no {_KINDS} layer found{self._not_understood()}")
         listed = ", ".join(layer.name for layer in self.layers[:_LISTED_LAYERS])
         if len(self.layers) > _LISTED_LAYERS:
             listed += f", … ({len(self.layers):,} in all: `lstm-inspect summary` lists them)"
-        return UnknownName(f"{self.path}: no LSTM layer named {name!r}; layers: {listed}")
+        return UnknownName(f"{self.path}: no {_KINDS} layer named {name!r}; layers: {listed}")
 
     def select(self, names: Iterable[str] = ()) -> list[Layer]:
         """The named layers in file order (all when none are named); a bidirectional pair's name
@@ -396,7 +440,7 @@ class Checkpoint:
         escaped). Raises when the file has no LSTM layer or a name matches none."""
         if not self.layers and not names:
             said = self._not_understood() or " (see `lstm-inspect summary` for what it holds)"
-            raise NoLSTMLayers(f"{self.path}: no LSTM layer found{said}")
+            raise NoLSTMLayers(f"{self.path}: no {_KINDS} layer found{said}")
         wanted: set[int] = set()
         for name in names:
             positions = self._positions.get(name)
@@ -478,10 +522,12 @@ class Checkpoint:
     def iter_blocks(
         self, layers: Iterable[str] = (), gates: Iterable[str] = (), parts: Iterable[str] = ()
     ) -> Iterator[tuple[Layer, Block]]:
-        """(layer, block) for the selected layers, gates and parts, one layer at a time."""
-        gate_names = {resolve_gate(g) for g in gates}
-        part_names = {resolve_part(p) for p in parts}
-        for layer in self.select(layers):
+        """(layer, block) for the selected layers, gates and parts, one layer at a time; a gate name
+        selects what it names in each layer's cell kind ("c": an LSTM's cell gate, a GRU's candidate)."""
+        selected = self.select(layers)
+        gate_names = resolve_gates(gates, cell_kinds(selected))
+        part_names = {resolve_part(p, cell_kinds(selected)) for p in parts}
+        for layer in selected:
             for block in layer.blocks():
                 if gate_names and block.gate not in gate_names:
                     continue
@@ -514,6 +560,8 @@ class ExportUnit:
                 layer.peepholes,
                 *layer.activations(),
                 layer.dtype,
+                layer.layout.cell.name,
+                *layer.variants().values(),
             )
 
         forward, backward = self.layers
@@ -521,7 +569,7 @@ class ExportUnit:
             return None
         return (
             f"its halves {forward.name} and {backward.name} differ (input, units, projection, peepholes, "
-            f"activations, dtype: {shape(forward)} vs {shape(backward)})"
+            f"activations, dtype, cell kind and its variants: {shape(forward)} vs {shape(backward)})"
         )
 
 
@@ -529,17 +577,44 @@ class ExportUnit:
 _LISTED_LAYERS = 20
 
 
-def resolve_gate(gate: str) -> str:
-    name = LSTM.gate(gate)
-    if name is None:
-        raise UnknownName(f"unknown gate {gate!r}; gates: {LSTM.alias_text()}")
-    return name
+# How messages name the layers this tool finds: "LSTM or GRU".
+_KINDS = " or ".join(KIND_NAMES)
 
 
-def resolve_part(part: str) -> str:
+def resolve_gate(gate: str, cell: CellKind = LSTM) -> str:
+    """The canonical gate of `cell` that `gate` names (a name or an alias)."""
+    return next(iter(resolve_gates([gate], [cell])))
+
+
+def resolve_gates(gates: Iterable[str], cells: Iterable[CellKind] = CELL_KINDS.values()) -> set[str]:
+    """The canonical gates the names in `gates` name in any of `cells`; a name that none of them
+    knows is an UnknownName listing their gates."""
+    kinds = list(cells)
+    found: set[str] = set()
+    for gate in gates:
+        names = {name for cell in kinds if (name := cell.gate(gate)) is not None}
+        if not names:
+            listed = "; ".join(
+                f"{cell.name}: {cell.alias_text()}" if len(kinds) > 1 else cell.alias_text() for cell in kinds
+            )
+            raise UnknownName(f"unknown gate {gate!r}; gates: {listed}")
+        found |= names
+    return found
+
+
+def cell_kinds(layers: Iterable[Layer]) -> list[CellKind]:
+    """The cell kinds of these layers, each once, in order."""
+    return list({layer.layout.cell.name: layer.layout.cell for layer in layers}.values())
+
+
+def resolve_part(part: str, cells: Iterable[CellKind] = CELL_KINDS.values()) -> str:
+    """The canonical part `part` names, if a layer of one of `cells` can hold it (a GRU has no
+    peepholes and no projection)."""
+    kinds = list(cells)
+    known = [p for p in PARTS if any(p in cell.parts for cell in kinds)]
     name = canonical_part(part)
-    if name is None:
-        raise UnknownName(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
+    if name is None or name not in known:
+        raise UnknownName(f"unknown part {part!r}; parts: {', '.join(known)}")
     return name
 
 
@@ -549,7 +624,7 @@ def load(
     verify: bool = True,
     backend: str = "native",
 ) -> Checkpoint:
-    """Open a TF checkpoint or Keras file and detect its LSTM layers.
+    """Open a TF checkpoint or Keras file and detect its LSTM and GRU layers.
 
     forget_bias: the runtime forget bias to assume for every layer (default: each
     framework's own, 1.0 for TF1 cells, 0.0 for Keras and CudnnCompatibleLSTMCell).

@@ -64,7 +64,7 @@ Examples:
   lstm-inspect verify model.ckpt
   lstm-inspect verify model.keras --layer enc --json
 
-Targets: numpy on each export layout written and read back, then torch.nn.LSTM (PyTorch export),
+Targets: numpy on each export layout written and read back, then torch.nn.LSTM/GRU (PyTorch export),
 onnxruntime (.onnx model), Keras 3 (Keras export) and, for a Keras model file, Keras' own loader.
 Their own logs (TensorFlow's, oneDNN's, torch's warnings) are hidden unless --verbose.
 """
@@ -352,7 +352,7 @@ def _open(path: str, forget_bias: float | None, no_verify: bool) -> Any:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lstm-inspect")
 def main() -> None:
-    """Find the LSTM layers in a TensorFlow checkpoint or Keras file and explain their fused weights.
+    """Find the LSTM and GRU layers in a TensorFlow checkpoint or Keras file and explain their fused weights.
 
     PATH is a TF checkpoint (the prefix, its .index or .data-… file, or a directory with a
     `checkpoint` file), a Keras .h5 / .weights.h5, or a Keras 3 .keras file; a local path or a URL
@@ -365,7 +365,7 @@ def main() -> None:
 @_common
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def summary(path: str, forget_bias: float | None, no_verify: bool, as_json: bool) -> None:
-    """Every LSTM layer: sizes, gate order, how its fused tensors decompose, parameter counts;
+    """Every LSTM and GRU layer: sizes, gate order, how its fused tensors decompose, parameter counts;
     then the other variables, optimizer state and totals."""
     with _errors():
         with _open(path, forget_bias, no_verify) as ckpt:
@@ -496,7 +496,7 @@ def export(
         elif not quiet:
             where = "stdout" if to_stdout else os.path.abspath(result.path)
             if result.format == "onnx":
-                node = "bidirectional LSTM node" if result.directions == 2 else "LSTM node"
+                node = f"bidirectional {result.cell} node" if result.directions == 2 else f"{result.cell} node"
                 message = f"Wrote an ONNX model of {result.layers[0]} (one {node}) to {where}"
             else:
                 size = result.bytes / 2**20

@@ -9,10 +9,11 @@ declared in schema.py; this module only groups tensors by scope and asks each la
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from . import activations
-from .errors import CorruptFile
+from .errors import CorruptFile, warn
 from .readers.base import LayerConfig, LayerHint, TensorInfo
 from .schema import SOURCE_LAYOUTS, UNMODELLED, Layout, Setting, Unmodelled, explain, solve
 
@@ -32,11 +33,21 @@ _BOOKKEEPING = re.compile(
     r"iterations|iter|step|seed_generator_state|keras_api)(/|$)"
 )
 
-# Leaf names that span two name components ("Linear/Matrix", "projection/kernel", a gates export's
-# "forget/kernel"): a scope all of whose leaves are such a leaf's second half belongs to the scope above.
+# The settings every layer has, and those it has only when the file says (TF1 LSTMCell's
+# cell_clip, proj_clip: clip_by_value of the new cell state and of the projected output).
+SETTINGS = ("forget_bias", "activation", "recurrent_activation")
+CLIP_SETTINGS = ("cell_clip", "proj_clip")
+# What to do about a setting the file does not say, added to the assumption's source.
+_OVERRIDE = {"forget_bias": "pass --forget-bias if the cell was built otherwise"}
+_NO_OVERRIDE = "a cell built otherwise says so only in its graph"
+
+# Leaf names that span several name components ("Linear/Matrix", "projection/kernel", a gates export's
+# "forget/kernel", TF 0.x GRUCell's "Gates/Linear/Matrix"): a scope all of whose leaves are such a
+# leaf's last components belongs to the scope that many components above.
 _LONG_LEAVES: set[str] = {
     leaf for layout in SOURCE_LAYOUTS for role in layout.roles for leaf in role.leaf_names if "/" in leaf
 }
+_LONGEST_LEAF = max(leaf.count("/") for leaf in _LONG_LEAVES)
 
 
 @dataclass
@@ -48,15 +59,19 @@ class LayerSpec:
     layout: Layout
     sizes: dict[str, int]  # "input", "units", "recurrent", and "projection" when it projects
     tensors: dict[str, TensorInfo]  # role key ("kernel", "recurrent_kernel", "w_f_diag", "W_i", ...) -> tensor
-    # "forget_bias", "activation", "recurrent_activation", each with where it was read or why assumed
+    # "forget_bias", "activation", "recurrent_activation" (and cell_clip, proj_clip where the file
+    # says), each with where it was read or why assumed
     settings: dict[str, Setting]
     pair: str | None = None  # the bidirectional pair this layer belongs to
     direction: str | None = None  # "forward" / "backward" inside a pair
+    # Settings the file says differently in different places: every reading, each naming its node.
+    conflicts: dict[str, tuple[Setting, ...]] = field(default_factory=dict)
 
     @property
     def forget_bias(self) -> float:
-        """What the cell adds to the forget gate at run time."""
-        return float(self.settings["forget_bias"].value)  # type: ignore[arg-type]
+        """What the cell adds to the forget gate at run time (0 for a cell kind without one)."""
+        setting = self.settings.get("forget_bias")
+        return 0.0 if setting is None else float(setting.value)  # type: ignore[arg-type]
 
     @property
     def activation(self) -> str:
@@ -71,8 +86,9 @@ class LayerSpec:
     def activation_source(self) -> str:
         """ "config", "graph", "default" (the framework's own), or "unknown" when nothing says."""
         sources = [self.settings[s] for s in ("activation", "recurrent_activation")]
-        for kind in ("graph", "config"):
-            if any(setting.source.startswith(kind) for setting in sources):
+        # A fused op's attributes ("op attribute: …", "op: …") are the graph's too.
+        for kind, starts in (("graph", ("graph", "op")), ("config", ("config",))):
+            if any(setting.source.startswith(starts) and not setting.assumed for setting in sources):
                 return kind
         return "unknown" if any(setting.value == "unknown" for setting in sources) else "default"
 
@@ -143,16 +159,51 @@ class Detection:
     unknown: list[UnknownLayer] = field(default_factory=list)
 
 
-def categorize(name: str, dtype: str) -> str:
-    """ "optimizer", "bookkeeping" or "model" for a tensor that is not part of an LSTM."""
+def categorize(
+    name: str,
+    dtype: str,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
+    trainable: Collection[str] | None = None,
+) -> str:
+    """ "optimizer", "bookkeeping" or "model" for a tensor that is not part of an LSTM.
+
+    shapes: every stored tensor's shape by name (the TF2 suffix undone, see `base_shapes`): a
+    tensor `X/<anything>` of X's shape is an optimizer slot, whatever the optimizer was called
+    (slot_creator.py names a slot `<variable>/<optimizer name>`, `…_1` for the second).
+    trainable: the model's variables as the file declares them (a TF graph's trainable_variables
+    collection): never a slot, whatever their names.
+    """
     if name.startswith(_OPTIMIZER_PREFIXES) or ".OPTIMIZER_SLOT" in name:
         return "optimizer"
-    base = name[: -len(_TF2_VALUE_SUFFIX)] if name.endswith(_TF2_VALUE_SUFFIX) else name
+    base = _base(name)
+    if trainable is not None and base in trainable:
+        return "bookkeeping" if dtype == "string" else "model"
     if _SLOT_LEAF.match(base.rsplit("/", 1)[-1]):
+        return "optimizer"
+    if shapes is not None and _shaped_like_its_variable(base, shapes):
         return "optimizer"
     if dtype == "string" or _BOOKKEEPING.search(base):
         return "bookkeeping"
     return "model"
+
+
+def _base(name: str) -> str:
+    return name[: -len(_TF2_VALUE_SUFFIX)] if name.endswith(_TF2_VALUE_SUFFIX) else name
+
+
+def base_shapes(tensors: Mapping[str, TensorInfo]) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape by its name without the TF2 object-checkpoint suffix."""
+    return {_base(name): info.shape for name, info in tensors.items()}
+
+
+def _shaped_like_its_variable(base: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
+    shape = shapes.get(base)
+    scope = base
+    while "/" in scope:
+        scope = scope.rpartition("/")[0]
+        if shapes.get(scope, None) == shape:
+            return True
+    return False
 
 
 def _split_leaf(name: str) -> tuple[str, str]:
@@ -164,31 +215,36 @@ def _split_leaf(name: str) -> tuple[str, str]:
 
 
 def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]]) -> dict[str, dict[str, TensorInfo]]:
-    """Scopes whose every leaf, after the scope's last component, is a long leaf, merged into the
-    scope above when some layout then claims it whole. All or none, and only then: a TF2 object
+    """Scopes whose every leaf, after the scope's last components, is a long leaf, merged into the
+    scope above them when some layout then claims it whole. All or none, and only then: a TF2 object
     checkpoint's `X/cell` holds kernel, recurrent_kernel and bias, and a TF1 cell may live in a
-    scope named `cell`, while `cell/kernel` and `cell/bias` are long leaves of the gates export."""
-    children: dict[str, list[str]] = {}
+    scope named `cell`, while `cell/kernel` and `cell/bias` are long leaves of the gates export.
+    Scopes above are tried first, so that TF 0.x `GRUCell/Gates/Linear` joins `GRUCell` (as
+    `Gates/Linear/Matrix`), not `GRUCell/Gates` (as the `Linear/Matrix` of a TF 0.x LSTM)."""
+    # parent -> [(scope below it, the components between them)], for every depth that fits.
+    children: dict[str, list[tuple[str, str]]] = {}
     for scope, leaves in scopes.items():
-        parent, _, head = scope.rpartition("/")
-        if head and all(f"{head}/{leaf}" in _LONG_LEAVES for leaf in leaves):
-            children.setdefault(parent, []).append(scope)
-    lifted_into: dict[str, str] = {}
-    for parent, scopes_below in children.items():
+        components = scope.split("/") if scope else []
+        for depth in range(1, min(_LONGEST_LEAF, len(components)) + 1):
+            head = "/".join(components[-depth:])
+            if all(f"{head}/{leaf}" in _LONG_LEAVES for leaf in leaves):
+                children.setdefault("/".join(components[:-depth]), []).append((scope, head))
+    lifted_into: dict[str, tuple[str, str]] = {}
+    for parent in sorted(children, key=lambda name: name.count("/") if name else -1):
+        below = [(scope, head) for scope, head in children[parent] if scope not in lifted_into]
         merged = dict(scopes.get(parent, {}))
-        for scope in scopes_below:
-            head = scope.rpartition("/")[2]
+        for scope, head in below:
             merged.update({f"{head}/{leaf}": info for leaf, info in scopes[scope].items()})
-        if any(_claim(layout, merged) is not None for layout in SOURCE_LAYOUTS):
-            lifted_into.update(dict.fromkeys(scopes_below, parent))
+        if below and any(_claim(layout, merged) is not None for layout in SOURCE_LAYOUTS):
+            lifted_into.update((scope, (parent, head)) for scope, head in below)
     result: dict[str, dict[str, TensorInfo]] = {}
     for scope, leaves in scopes.items():
-        above = lifted_into.get(scope)
-        if above is None:
+        into = lifted_into.get(scope)
+        if into is None:
             result.setdefault(scope, {}).update(leaves)
         else:
-            head = scope.rpartition("/")[2]
-            result.setdefault(above, {}).update({f"{head}/{leaf}": info for leaf, info in leaves.items()})
+            parent, head = into
+            result.setdefault(parent, {}).update({f"{head}/{leaf}": info for leaf, info in leaves.items()})
     return result
 
 
@@ -197,6 +253,8 @@ def detect(
     configs: dict[str, LayerConfig] | None = None,
     forget_bias: float | None = None,
     hints: dict[str, LayerHint] | None = None,
+    trainable: Collection[str] | None = None,
+    unsaid: str | None = None,
     where: str = "",
 ) -> Detection:
     """Find every LSTM layer among `tensors`, and the recurrent layers no layout computes.
@@ -205,12 +263,17 @@ def detect(
     forget_bias: overrides the runtime forget bias of every layer (None: what the file says, else
     each layout's default).
     hints: per layer scope, what the file says beside the weights (readers' layer_hints()).
-    where: the file, for messages. Raises CorruptFile when a config and the weights it describes
-    disagree on a layer's sizes.
+    trainable: the model's variables as the file declares them (None: it does not say).
+    unsaid: why the file does not say what it does not ("no graph beside the checkpoint"), added
+    to the source of every setting assumed for want of it.
+    where: the file, for messages (a setting the file says two ways). Raises CorruptFile when a
+    config and the weights it describes disagree on a layer's sizes.
     """
     configs = configs or {}
     hints = hints or {}
-    categories = {name: categorize(name, info.dtype) for name, info in tensors.items()}
+    shapes = base_shapes(tensors)
+    trainable = None if trainable is None else set(trainable)
+    categories = {name: categorize(name, info.dtype, shapes, trainable) for name, info in tensors.items()}
     model = [info for info in tensors.values() if categories[info.name] == "model"]
     result = Detection()
     result.unknown = _unmodelled(model)
@@ -223,11 +286,14 @@ def detect(
     scopes = _lift_long_leaves(scopes)
 
     for scope, leaves in scopes.items():
-        spec = _detect_scope(scope, leaves, configs, hints, where)
+        spec = _detect_scope(scope, leaves, configs, hints, unsaid, where)
         if spec is None:
             continue
-        if forget_bias is not None:
+        if forget_bias is not None and spec.layout.cell.forget_gate is not None:
             spec.settings["forget_bias"] = Setting(float(forget_bias), "--forget-bias")
+            spec.conflicts.pop("forget_bias", None)
+        for setting, readings in spec.conflicts.items():
+            _warn_conflict(where, spec.name, setting, readings)
         result.layers.append(spec)
         used.update(t.name for t in spec.tensors.values())
     result.unknown += _not_understood(model, configs, used, {layer.name for layer in result.layers})
@@ -340,12 +406,13 @@ def _detect_scope(
     leaves: dict[str, TensorInfo],
     configs: dict[str, LayerConfig],
     hints: dict[str, LayerHint],
+    unsaid: str | None = None,
     where: str = "",
 ) -> LayerSpec | None:
     """The first source layout (schema.SOURCE_LAYOUTS' order) whose roles are every tensor of the
     scope, whose shapes solve for the layer's sizes and whose scope and config rules hold."""
     name = _layer_name(scope)
-    config = configs.get(name)
+    config = _cell_config(configs.get(name))
     for layout in SOURCE_LAYOUTS:
         foreign = layout.cell.foreign_scope
         if foreign is not None and re.search(foreign, scope):
@@ -365,15 +432,25 @@ def _detect_scope(
             continue
         if config is not None:
             _check_config_sizes(layout, name, config, sizes, tensors, where)
+        hint = hints.get(scope) or hints.get(name)
+        if config is not None and layout.cell_from_config:
+            cell = config.class_name
+        elif hint is not None and hint.cell:
+            cell = hint.cell  # the class the graph shows (BasicLSTMCell, LSTMBlockFusedCell, …)
+        else:
+            cell = layout.cell_name(set(tensors))
         return LayerSpec(
             name=name,
-            cell=config.class_name
-            if config is not None and layout.cell_from_config
-            else layout.cell_name(set(tensors)),
+            cell=cell,
             layout=layout,
             sizes=sizes,
             tensors=tensors,
-            settings=_settings(layout, name, config, hints.get(scope) or hints.get(name)),
+            settings=_settings(layout, name, config, hint, unsaid),
+            conflicts={
+                name: readings
+                for name, readings in (hint.conflicts.items() if hint is not None else ())
+                if name in layout.cell.settings or name in CLIP_SETTINGS
+            },
         )
     return None
 
@@ -400,6 +477,18 @@ def _check_config_sizes(
                 break
 
 
+def _cell_config(config: LayerConfig | None) -> LayerConfig | None:
+    """For a Keras RNN(cell) layer, its cell's config (class GRUCell, LSTMCell: what it computes);
+    any other config as it is."""
+    cell = config.config.get("cell") if config is not None else None
+    if config is None or not isinstance(cell, dict):
+        return config
+    inner, class_name = cell.get("config"), cell.get("class_name")
+    if not isinstance(inner, dict) or not isinstance(class_name, str):
+        return config
+    return LayerConfig(class_name, inner, config.keras_version)
+
+
 def _claim(layout: Layout, leaves: dict[str, TensorInfo]) -> dict[str, TensorInfo] | None:
     """Role key -> tensor when every tensor of the scope is one of the layout's roles and every
     role it must have is there; None otherwise (a cell with weights of its own is no plain LSTM)."""
@@ -419,15 +508,21 @@ def _claim(layout: Layout, leaves: dict[str, TensorInfo]) -> dict[str, TensorInf
 _ACTIVATIONS = ("activation", "recurrent_activation")
 
 
-def _settings(layout: Layout, name: str, config: LayerConfig | None, hint: LayerHint | None) -> dict[str, Setting]:
+def _settings(
+    layout: Layout, name: str, config: LayerConfig | None, hint: LayerHint | None, unsaid: str | None = None
+) -> dict[str, Setting]:
     """What the layer computes, each setting from the first that says: the file beside the weights
-    (a graph), what the cell fixes, the model config, the layout's default (an assumption)."""
+    (a graph), what the cell fixes, the model config, the layout's default (an assumption, whose
+    source says why the file does not say and how to override it). Clips only where the file
+    says. A setting the file says two ways is the first reading, marked assumed, naming them all."""
     settings: dict[str, Setting] = {}
     for setting in layout.cell.settings:
         keys = layout.config_keys.get(setting, ())
         default = layout.defaults.get(setting)
         if hint is not None and setting in hint.settings:
             settings[setting] = hint.settings[setting]
+        elif hint is not None and setting in hint.conflicts:
+            settings[setting] = _disputed(setting, hint.conflicts[setting])
         elif setting in layout.fixed:
             settings[setting] = layout.fixed[setting]
         elif config is not None and keys:
@@ -439,10 +534,43 @@ def _settings(layout: Layout, name: str, config: LayerConfig | None, hint: Layer
         elif keys:
             settings[setting] = Setting("unknown", "the file has no model config to say")
         elif default is not None:
-            settings[setting] = default
+            settings[setting] = _assumed(setting, default, unsaid)
         else:
             settings[setting] = Setting(layout.forget_bias, f"{layout.framework} adds none at run time")
+    for setting in CLIP_SETTINGS:
+        if hint is not None and setting in hint.settings:
+            settings[setting] = hint.settings[setting]
+        elif hint is not None and setting in hint.conflicts:
+            settings[setting] = _disputed(setting, hint.conflicts[setting])
     return settings
+
+
+def _assumed(setting: str, default: Setting, unsaid: str | None) -> Setting:
+    if unsaid is None or not default.assumed:
+        return default
+    return Setting(default.value, f"{default.source}: {unsaid}; {_OVERRIDE.get(setting, _NO_OVERRIDE)}", True)
+
+
+def _disputed(setting: str, readings: tuple[Setting, ...]) -> Setting:
+    said = ", ".join(f"{_shown(r.value)} ({r.source})" for r in readings)
+    return Setting(
+        readings[0].value,
+        f"the file says {len(readings)} values: {said}; the first assumed, {_OVERRIDE.get(setting, _NO_OVERRIDE)}",
+        assumed=True,
+    )
+
+
+def _shown(value: object) -> str:
+    return "none" if value is None else str(value)
+
+
+def _warn_conflict(where: str, layer: str, setting: str, readings: tuple[Setting, ...]) -> None:
+    said = " and ".join(f"{_shown(r.value)} ({r.source})" for r in readings)
+    advice = "; pass --forget-bias to say which" if setting in _OVERRIDE else ""
+    warn(
+        f"{where + ': ' if where else ''}layer {layer!r}: the graph gives its {setting.replace('_', ' ')} "
+        f"{len(readings)} values, {said}; lstm-inspect assumes {_shown(readings[0].value)}, the first{advice}"
+    )
 
 
 _TF_DIRECTION = re.compile(r"^(?:(?P<prefix>.*)/)?(?P<dir>fw|bw)/(?P<rest>.+)$")

@@ -23,13 +23,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .errors import UnknownName
-from .schema import BIAS_PARTS, CANONICAL_AXES
+from .schema import BIAS_PARTS, CANONICAL_AXES, Setting
 from .weights import Weights, fold_forget_bias, from_blocks, merge_biases
 
 if TYPE_CHECKING:
     import numpy as np
 
     from .api import Checkpoint, Layer
+    from .detect import LayerSpec
 
 # The units whose weights changed most, reported per block.
 TOP_UNITS = 3
@@ -200,7 +201,7 @@ def weights_of(layer: Layer) -> Weights:
     """The layer's canonical blocks, as views of its stored tensors where numpy can make them: the
     tensors stay in memory until layer.release() and the blocks are gone, and nothing is copied."""
     blocks = {(b.gate, b.part): layer.view(b) for b in layer.blocks()}
-    return from_blocks(layer.spec.name, blocks, layer.spec.forget_bias)
+    return from_blocks(layer.spec.name, blocks, layer.spec.forget_bias, layer.layout.cell)
 
 
 def aligned(a: Weights, b: Weights) -> tuple[Weights, Weights, list[str]]:
@@ -293,11 +294,7 @@ def compare_layers(layer_a: Layer, layer_b: Layer, matched_by: str, atol: float,
         result.status = "shape mismatch"
         result.verdict = f"shapes differ: A {_sizes_text(spec_a.sizes)}; B {_sizes_text(spec_b.sizes)}"
         return result
-    changes = []
-    for setting in _COMPARED_SETTINGS:
-        value_a, value_b = spec_a.settings[setting].value, spec_b.settings[setting].value
-        if "unknown" not in (value_a, value_b) and value_a != value_b:
-            changes.append(f"{setting.replace('_', ' ')} differs: A {value_a}, B {value_b}")
+    changes = _setting_changes(spec_a, spec_b)
     try:
         weights_a, weights_b = weights_of(layer_a), weights_of(layer_b)
         if weights_a.dtype != weights_b.dtype:
@@ -333,6 +330,19 @@ def compare_layers(layer_a: Layer, layer_b: Layer, matched_by: str, atol: float,
         else:
             result.notes.insert(0, f"{kept}: the effective forget-gate bias (stored + runtime) is compared")
     return result
+
+
+def _setting_changes(spec_a: LayerSpec, spec_b: LayerSpec) -> list[str]:
+    """What the two layers compute differently whatever their weights: the cell kind, and the
+    settings both files say (activations, a GRU's reset_after)."""
+    changes = []
+    if spec_a.layout.cell.name != spec_b.layout.cell.name:
+        changes.append(f"cell kind differs: A {spec_a.layout.cell.name}, B {spec_b.layout.cell.name}")
+    for setting in (*_COMPARED_SETTINGS, *spec_a.layout.cell.variants):
+        value_a, value_b = (spec.settings.get(setting, Setting("unknown", "")).value for spec in (spec_a, spec_b))
+        if "unknown" not in (value_a, value_b) and value_a != value_b:
+            changes.append(f"{setting.replace('_', ' ')} differs: A {value_a}, B {value_b}")
+    return changes
 
 
 def _key(gate: str | None, part: str) -> str:

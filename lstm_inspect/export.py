@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING
 
-from .api import Checkpoint, ExportUnit, resolve_gate
+from .api import Checkpoint, ExportUnit, cell_kinds, resolve_gates
 from .errors import UnsupportedFormat, UsageError
 from .results import ExportResult
 from .targets import TARGETS, Target
@@ -65,7 +65,7 @@ def unit_arrays(
     """(exported layer name, its arrays) for one unit: the unit's name once for a paired target,
     each layer's otherwise. Reads the unit's tensors and releases them when done."""
     try:
-        yield from layout.unit_arrays(unit, runtime_forget_bias, {resolve_gate(g) for g in gates})
+        yield from layout.unit_arrays(unit, runtime_forget_bias, resolve_gates(gates))
     finally:
         for layer in unit.layers:
             layer.release()
@@ -95,8 +95,9 @@ def read_back(
         return {key[len(prefix) :]: value for key, value in exported.items() if key.startswith(prefix)}
 
     if layout.paired:
-        return layout.read(under(unit.name), [layer.name for layer in unit.layers])
-    return [w for layer in unit.layers for w in layout.read(under(layer.name), [layer.name])]
+        names = [layer.name for layer in unit.layers]
+        return layout.read(under(unit.name), names, features=unit.layers[0].features())
+    return [w for layer in unit.layers for w in layout.read(under(layer.name), [layer.name], features=layer.features())]
 
 
 def export(
@@ -126,6 +127,14 @@ def export(
         raise UsageError(f"--target-forget-bias {target_forget_bias} is not a finite number")
     kind = "npz" if stream is not None or output is None else output_format(output, layout)
     units = export_units(ckpt, chosen, layers)
+    selected = [layer for unit in units for layer in unit.layers]
+    resolve_gates(gates, cell_kinds(selected))  # a gate none of the selected layers has, before writing
+    without = next((layer for layer in selected if layer.layout.cell.forget_gate is None), None)
+    if target_forget_bias is not None and without is not None:
+        raise UsageError(
+            f"--target-forget-bias: {without.name} is a {without.layout.cell.name}, which has no forget gate; "
+            "leave the option out, or choose the LSTM layers with --layer"
+        )
     inputs = ckpt.store.files()
     if kind == "onnx":
         return _export_model(ckpt, str(output), units, inputs)
@@ -154,8 +163,9 @@ def _export_model(ckpt: Checkpoint, output: str, units: list[ExportUnit], inputs
 
     if len(units) != 1:
         listed = ", ".join(unit.name for unit in units)
+        kinds = " or ".join(cell.name for cell in cell_kinds(layer for unit in units for layer in unit.layers))
         raise UnsupportedFormat(
-            f"{ckpt.path}: an .onnx model holds one LSTM layer or bidirectional pair, and {len(units)} are "
+            f"{ckpt.path}: an .onnx model holds one {kinds} layer or bidirectional pair, and {len(units)} are "
             f"selected ({listed}); choose one with --layer, or write all of them as arrays with -o OUT.npz"
         )
     import_onnx()
@@ -167,7 +177,14 @@ def _export_model(ckpt: Checkpoint, output: str, units: list[ExportUnit], inputs
         for layer in unit.layers:
             layer.release()
     return ExportResult(
-        output, arrays=1, bytes=size, layout="onnx", layers=[unit.name], format="onnx", directions=len(unit.layers)
+        output,
+        arrays=1,
+        bytes=size,
+        layout="onnx",
+        layers=[unit.name],
+        format="onnx",
+        directions=len(unit.layers),
+        cell=unit.layers[0].layout.cell.name,
     )
 
 

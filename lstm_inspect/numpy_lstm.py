@@ -7,16 +7,25 @@ own outputs, so it must follow those equations and nothing else.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .activations import numpy_function
 
+if TYPE_CHECKING:
+    from .weights import Weights
 
-def _parts(blocks: object) -> Mapping[str, np.ndarray]:
-    # Layer.gates() gives GateBlocks, which list their parts through parts(); plain dicts pass as they are.
-    parts = getattr(blocks, "parts", None)
-    return parts() if callable(parts) else blocks  # type: ignore[return-value]
+
+def float64_gates(gates: Mapping[str, object]) -> dict[str, dict[str, np.ndarray]]:
+    """Per gate, its blocks by part in float64: Layer.gates() gives GateBlocks, which list their
+    parts through parts(); plain dicts pass as they are."""
+    found = {}
+    for name, blocks in gates.items():
+        parts = getattr(blocks, "parts", None)
+        by_part = parts() if callable(parts) else blocks
+        found[name] = {part: np.asarray(v, dtype=np.float64) for part, v in by_part.items()}  # type: ignore[union-attr]
+    return found
 
 
 def run_lstm(
@@ -40,10 +49,7 @@ def run_lstm(
     Returns (h for every step [time, batch, out], final cell state [batch, units]), float64.
     """
     act, rec_act = numpy_function(activation), numpy_function(recurrent_activation)
-    g = {
-        name: {part: np.asarray(v, dtype=np.float64) for part, v in _parts(blocks).items()}
-        for name, blocks in gates.items()
-    }
+    g = float64_gates(gates)
     units = g["input"]["kernel"].shape[1]
     batch = x.shape[1]
     out_size = projection.shape[1] if projection is not None else units
@@ -83,3 +89,17 @@ def run_lstm(
                     h = np.clip(h, -proj_clip, proj_clip)
             outputs.append(h)
     return np.stack(outputs), c
+
+
+def run_weights(weights: Weights, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """run_lstm over a layer's canonical weights, with what its cell computes."""
+    return run_lstm(
+        weights.gates(),
+        x,
+        forget_bias=weights.forget_bias,
+        projection=weights.projection,
+        activation=weights.activation,
+        recurrent_activation=weights.recurrent_activation,
+        cell_clip=weights.settings.get("cell_clip"),
+        proj_clip=weights.settings.get("proj_clip"),
+    )

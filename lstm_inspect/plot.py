@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import LstmInspectError, OutputError, warn
-from .schema import LSTM
+from .schema import CELL_KINDS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -197,7 +197,7 @@ def _pictures(
         if (gate, "bias") in weights.blocks:
             bias[gate] = shrink(weights.blocks[(gate, "bias")], MAX_POINTS)
     label = "bias (input-side + recurrent-side) per gate" if two_biases else "bias per gate"
-    if runtime_forget_bias and LSTM.forget_gate in bias:
+    if runtime_forget_bias and weights.cell.forget_gate in bias:
         label += f" (forget +{runtime_forget_bias:g} at run time)"
     projection = weights.projection
     sizes = weights.sizes
@@ -300,7 +300,8 @@ def _draw_heatmap(
 
 
 def _gate_colour(gate: str) -> str:
-    return f"C{LSTM.gates.index(gate)}"
+    # By the gate's place in its cell kind: the same gate has the same colour in every figure.
+    return f"C{next(kind.gates.index(gate) for kind in CELL_KINDS.values() if gate in kind.gates)}"
 
 
 def _draw_layer(grid: _Grid, left: float, top: float, pictures: _LayerPictures, diff: bool) -> list[tuple[Any, Panel]]:
@@ -433,7 +434,7 @@ def plot(
 ) -> PlotResult:
     """Draw the selected layers (all when none are named) of `ckpt`, or their change in `against`
     (B − A), to `output` (.png, .svg or .pdf), written atomically; never over an input file."""
-    from .api import resolve_gate
+    from .api import cell_kinds, resolve_gates
     from .diff import weights_of
     from .writers.output import atomic_output, check_output
 
@@ -441,8 +442,9 @@ def plot(
     Figure = require_matplotlib()
     inputs = ckpt.store.files() + (against.store.files() if against is not None else [])
     check_output(output, inputs)  # before any work: atomic_output checks again when it writes
-    gate_names = [gate for gate in LSTM.gates if gate in {resolve_gate(g) for g in gates}] or list(LSTM.gates)
+    gates = list(gates)
     selected = ckpt.select(layers)
+    wanted = resolve_gates(gates, cell_kinds(selected))
     partners: dict[str, tuple[Layer, str]] = {}
     if against is not None:
         selected, partners = _partners(ckpt, against, mapping, selected)
@@ -460,6 +462,8 @@ def plot(
         row = []
         for layer in unit:
             title = f"{layer.spec.name} ({_describe(layer)})"
+            cell = layer.layout.cell
+            gate_names = [gate for gate in cell.gates if gate in wanted] or list(cell.gates)
             if against is None:
                 pictures = _pictures(weights_of(layer), gate_names, title, layer.spec.forget_bias, pixels)
             else:

@@ -22,8 +22,9 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from .activations import shown
 from .results import LayerSplit, LayerSummary, SplitResult, SplitStream, Summary, VariableLine, block_title
-from .schema import LAYOUTS
+from .schema import KIND_NAMES, LAYOUTS, variant_words
 from .terminal import safe
 
 if TYPE_CHECKING:  # verify pulls in the converters; summary and split need none of it
@@ -238,12 +239,38 @@ def _ordinal(n: int) -> str:
 # ---- summary ---------------------------------------------------------------------------------------
 
 
-_ACTIVATION_SOURCE = {
-    "config": "from the model config",
-    "graph": "read from the graph",
-    "default": "the cell's fixed defaults; a custom activation would be code, not stored",
-    "unknown": "the file has no model config to say",
-}
+_SETTING_WORDS = {"cell_clip": "cell clip", "proj_clip": "projection clip"}
+
+
+def _value(value: object) -> str:
+    if isinstance(value, float):
+        return repr(value)  # 1.0, 0.3: as the file or the flag gave it
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return safe(shown(str(value)))
+
+
+def setting_lines(layer: LayerSummary) -> list[str]:
+    """Each setting of a layer and where it came from (or why it is assumed): the forget bias, the
+    activations (on one line when one source says both), and the clips the layer has."""
+    settings = layer.settings
+    lines = []
+    forget = settings.get("forget_bias")
+    if forget is not None:
+        added = ", added at run time, not stored" if forget.value else ""
+        lines.append(f"forget bias {_value(forget.value)} ({safe(forget.source)}){added}")
+    cell, gates = settings.get("activation"), settings.get("recurrent_activation")
+    if cell is not None and gates is not None and cell.source == gates.source:
+        lines.append(f"activations: {_value(gates.value)} (gates), {_value(cell.value)} (cell) — {safe(cell.source)}")
+    else:
+        for word, setting in (("activation", cell), ("recurrent activation", gates)):
+            if setting is not None:
+                lines.append(f"{word} {_value(setting.value)} ({safe(setting.source)})")
+    for name, word in _SETTING_WORDS.items():
+        setting = settings.get(name)
+        if setting is not None and setting.value is not None:
+            lines.append(f"{word} {_value(setting.value)} ({safe(setting.source)})")
+    return lines
 
 
 def _extras(layer: LayerSummary) -> str:
@@ -273,12 +300,24 @@ _LAYER_COLUMNS: Columns = (
 )
 
 
+def _kinds(layers: Sequence[LayerSummary]) -> str:
+    """The cell kinds of these layers, "LSTM", "LSTM and GRU"; of none, every kind this tool finds."""
+    kinds = list(dict.fromkeys(layer.kind for layer in layers))
+    return " and ".join(kinds) if kinds else " or ".join(KIND_NAMES)
+
+
+def _variant_text(name: str, value: bool) -> str:
+    """ "applies the reset gate after the recurrent matmul (reset_after=True)"."""
+    return f"the cell {variant_words(name, value)} ({name}={value})"
+
+
 def summary_renderable(summary: Summary) -> Group:
     parts: list[RenderableType] = [Text(f"{safe(summary.path)} ({safe(summary.format)})", style="bold")]
+    kinds = _kinds(summary.layers)
     if not summary.layers:
-        parts.append(Text("No LSTM layers found."))
+        parts.append(Text(f"No {kinds} layers found."))
     else:
-        parts += _layer_parts(summary)
+        parts += _layer_parts(summary, kinds)
     if summary.unknown:
         parts.append(_Wrapped(_unknown_lines(summary)))
     if len(summary.variables) > MAX_VARIABLE_ROWS:
@@ -288,7 +327,7 @@ def summary_renderable(summary: Summary) -> Group:
             _Fitted(lambda width: _variables_table(summary.variables), lambda width: _variable_lines(summary.variables))
         )
     totals = [
-        f"LSTM parameters: {_num(summary.lstm_params)} in {len(summary.layers)} layer(s)",
+        f"{kinds} parameters: {_num(summary.lstm_params)} in {len(summary.layers)} layer(s)",
         f"Total model parameters: {_num(summary.total_params)}",
     ]
     if summary.unknown:
@@ -335,8 +374,8 @@ def _convolution_line(conv: dict[str, object]) -> str:
     return f"  convolution: {', '.join(said)} — {safe(str(conv.get('source')))}"
 
 
-def _layer_parts(summary: Summary) -> list[RenderableType]:
-    """The LSTM layers' table, their pairs, and what each layer's tensors hold."""
+def _layer_parts(summary: Summary, kinds: str) -> list[RenderableType]:
+    """The layers' table, their pairs, and what each layer's tensors hold."""
     rows = [
         (
             safe(layer.name),
@@ -345,19 +384,22 @@ def _layer_parts(summary: Summary) -> list[RenderableType]:
             str(layer.input_size),
             str(layer.units),
             _extras(layer),
-            f"{layer.forget_bias:g}",
+            "-" if layer.forget_bias is None else f"{layer.forget_bias:g}",
             _num(layer.params),
         )
         for layer in summary.layers
     ]
     parts: list[RenderableType] = []
     if len(rows) > MAX_TABLE_ROWS:
-        parts.append(_plain("LSTM layers", _LAYER_COLUMNS, rows))
+        parts.append(_plain(f"{kinds} layers", _LAYER_COLUMNS, rows))
     else:
         # A table narrower than its rows (an 80-column terminal and TF1 scope names) would fold
         # each layer name into pieces, and layer names are what users pass to --layer.
         parts.append(
-            _Fitted(lambda width: _rich_table("LSTM layers", _LAYER_COLUMNS, rows), lambda width: _layer_blocks(rows))
+            _Fitted(
+                lambda width: _rich_table(f"{kinds} layers", _LAYER_COLUMNS, rows),
+                lambda width: _layer_blocks(rows, f"{kinds} layers"),
+            )
         )
     pairs = _pairs_line(summary.layers)
     if pairs:
@@ -375,14 +417,12 @@ def _explained(layer: LayerSummary) -> list[Line]:
     order = ", ".join(f"{letter}={gate}" for letter, gate in zip(layer.gate_order, layer.gates))
     lines: list[Line] = [f"{safe(layer.name)}: {layer.input_size} inputs, {layer.units} units; gates {order}"]
     lines += [(f"  {safe(t.name)}", safe(t.explanation)) for t in layer.tensors]
-    lines.append(
-        f"  activations: {safe(layer.recurrent_activation)} (gates), {safe(layer.activation)} (cell)"
-        f" — {_ACTIVATION_SOURCE[layer.activation_source]}"
-    )
+    lines += [f"  {line}" for line in setting_lines(layer)]
+    for name, setting in layer.variants.items():
+        assumed = "assumed: " if setting.assumed else ""
+        lines.append(f"  {_variant_text(name, bool(setting.value))} — {assumed}{safe(setting.source)}")
     if layer.convolution is not None:
         lines.append(_convolution_line(layer.convolution))
-    if layer.forget_bias:
-        lines.append(f"  forget_bias {layer.forget_bias:g} is added at run time and is not stored")
     return lines
 
 
@@ -396,10 +436,10 @@ MAX_VARIABLE_ROWS = 100
 MAX_LISTED_PAIRS = 20
 
 
-def _layer_blocks(rows: Sequence[tuple[str, ...]]) -> _Wrapped:
-    """The LSTM layers one block per layer: the name whole on a line of its own, then what the
-    table's columns say, each value named ("gates ijfo", "units 64"; extras say what they are)."""
-    lines: list[Line] = ["LSTM layers"]
+def _layer_blocks(rows: Sequence[tuple[str, ...]], title: str) -> _Wrapped:
+    """The layers one block per layer: the name whole on a line of its own, then what the table's
+    columns say, each value named ("gates ijfo", "units 64"; extras say what they are)."""
+    lines: list[Line] = [title]
     for name, cell, *values in rows:
         named = [
             value if header == "extras" else f"{header} {value}"
@@ -581,7 +621,11 @@ def split_lines(layer: LayerSplit, width: int) -> list[str]:
     part below that."""
     framework = _FRAMEWORK.get(layer.framework, layer.framework)
     lines = _wrap(f"{safe(layer.name)}: {safe(layer.cell)} ({framework})", width)
-    lines += _wrap("  " + _forget_bias_text(layer), width)
+    if layer.forget_bias is not None:  # a cell kind with a forget gate
+        lines += _wrap("  " + _forget_bias_text(layer), width)
+    lines += [
+        line for name, value in layer.variants.items() for line in _wrap(f"  {_variant_text(name, value)}", width)
+    ]
     if layer.note is not None:
         return lines + _wrap("  " + safe(layer.note), width)
     rows = _split_rows(layer)
@@ -785,10 +829,10 @@ _VERDICT_MIN = 24
 
 
 def verify_renderable(result: VerifyResult) -> Group:
-    """Per layer and target, the largest |difference| from the numpy LSTM on the split blocks, the
+    """Per layer and target, the largest |difference| from the numpy cell (LSTM, GRU) on the split blocks, the
     tolerance and the verdict (or why the target did not run); then the overall verdict."""
     title = (
-        f"{safe(result.path)}: max |difference| from the numpy LSTM on the split blocks "
+        f"{safe(result.path)}: max |difference| from the numpy cell on the split blocks "
         f"(seed {result.seed}, {result.steps} steps, batch {result.batch})"
     )
     layers = _verify_layers(result)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .api import Checkpoint, Layer, is_float_dtype
 from .detect import LayerSpec, UnknownLayer, Variable
 from .errors import LstmInspectError, warn
-from .schema import SPATIAL_SIZES
+from .schema import SPATIAL_SIZES, Setting
 from .schema import explain as explain_role
 from .slicer import Block
 
@@ -28,6 +28,16 @@ class TensorLine:
 
 
 @dataclass
+class SettingLine:
+    """One setting of a layer as summary reports it: its value, where it was read (or why it is
+    assumed and how to override it), and whether it is assumed (the file does not say)."""
+
+    value: object
+    source: str
+    assumed: bool
+
+
+@dataclass
 class LayerSummary:
     name: str
     cell: str
@@ -40,7 +50,7 @@ class LayerSummary:
     recurrent_size: int
     projection: int | None
     peepholes: bool
-    forget_bias: float
+    forget_bias: float | None  # None for a cell kind without a forget gate (a GRU)
     activation: str
     recurrent_activation: str
     activation_source: str
@@ -49,6 +59,11 @@ class LayerSummary:
     pair: str | None
     direction: str | None
     tensors: list[TensorLine]
+    # forget_bias, activation, recurrent_activation, and cell_clip, proj_clip where the file says
+    settings: dict[str, SettingLine] = field(default_factory=dict)
+    kind: str = "LSTM"  # the cell kind: "LSTM", "GRU"
+    # The cell kind's variant settings (a GRU's reset_after): the value it computes with, and where from.
+    variants: dict[str, Setting] = field(default_factory=dict)
     # A ConvLSTM's convolutions: kernel_size, strides, padding, dilation_rate, data_format, and
     # `source`, where they were read (the model config, or Keras' defaults assumed); None otherwise.
     convolution: dict[str, object] | None = None
@@ -127,6 +142,21 @@ def explain(spec: LayerSpec) -> list[TensorLine]:
     ]
 
 
+def variant_settings(layer: Layer) -> dict[str, Setting]:
+    """Each variant setting of the layer's cell kind as it computes with it: what the file says, or
+    else the layout's default, marked as assumed."""
+    found = {}
+    for name, value in layer.variants().items():
+        said = layer.settings.get(name)
+        if said is not None and said.value != "unknown":
+            found[name] = Setting(value, said.source, said.assumed)
+        else:
+            default = layer.layout.defaults.get(name)
+            source = "; ".join(s.source for s in (said, default) if s is not None)
+            found[name] = Setting(value, source, True)
+    return found
+
+
 def summarize(ckpt: Checkpoint) -> Summary:
     for layer in ckpt.layers:
         if not is_float_dtype(layer.spec.dtype):
@@ -147,7 +177,7 @@ def summarize(ckpt: Checkpoint) -> Summary:
             recurrent_size=s.recurrent_size,
             projection=s.projection_size,
             peepholes=s.peepholes,
-            forget_bias=s.forget_bias,
+            forget_bias=None if s.layout.cell.forget_gate is None else s.forget_bias,
             activation=s.activation,
             recurrent_activation=s.recurrent_activation,
             activation_source=s.activation_source,
@@ -156,10 +186,15 @@ def summarize(ckpt: Checkpoint) -> Summary:
             pair=s.pair,
             direction=s.direction,
             tensors=explain(s),
+            settings={
+                name: SettingLine(list(v.value) if isinstance(v.value, tuple) else v.value, v.source, v.assumed)
+                for name, v in s.settings.items()
+            },
+            kind=s.layout.cell.name,
+            variants=variant_settings(layer),
             convolution=_convolution(layer),
         )
-        for layer in ckpt.layers
-        for s in (layer.spec,)
+        for layer, s in ((layer, layer.spec) for layer in ckpt.layers)
     ]
 
     def line(v: Variable) -> VariableLine:
@@ -226,11 +261,12 @@ class LayerSplit:
     # Whether the gates share stored tensors (a fused kernel: position counts blocks in it) or each
     # gate has tensors of its own (Keras 1's W_i, U_i, b_i).
     fused_gates: bool
-    forget_bias: float  # what the cell adds to the forget gate at run time
+    forget_bias: float | None  # what the cell adds to the forget gate at run time; None: no forget gate (a GRU)
     forget_bias_source: str  # where that value comes from (Setting.source)
     forget_bias_assumed: bool  # True: the file does not say, the value is the framework's default
     note: str | None = None  # why the layer has no blocks here: none matches the selection
     blocks: list[BlockStats] = field(default_factory=list)
+    variants: dict[str, bool] = field(default_factory=dict)  # a GRU's reset_after
 
 
 @dataclass
@@ -418,17 +454,18 @@ def _check_value_count(selected: Sequence[tuple[Layer, Block]], max_elements: in
 
 def _layer_split(layer: Layer, note: str | None = None) -> LayerSplit:
     layout = layer.layout
-    setting = layer.settings["forget_bias"]
+    setting = layer.settings.get("forget_bias")
     return LayerSplit(
         name=layer.name,
         cell=layer.cell,
         framework=layout.framework,
         gate_order=layout.letters,
         fused_gates=any(len(role.letters()) > 1 for role in layout.roles),
-        forget_bias=layer.forget_bias,
-        forget_bias_source=setting.source,
-        forget_bias_assumed=setting.assumed,
+        forget_bias=None if layout.cell.forget_gate is None else layer.forget_bias,
+        forget_bias_source=setting.source if setting is not None else "",
+        forget_bias_assumed=setting.assumed if setting is not None else False,
         note=note,
+        variants=layer.variants(),
     )
 
 
@@ -499,7 +536,8 @@ class ExportResult:
     layout: str = "gates"
     layers: list[str] = field(default_factory=list)
     format: str = "npz"  # "npz", or "onnx" for a runnable model
-    directions: int | None = None  # the ONNX model's LSTM node: 1, or 2 for a pair
+    directions: int | None = None  # the ONNX model's LSTM or GRU node: 1, or 2 for a pair
+    cell: str | None = None  # the ONNX model's node: "LSTM" or "GRU"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -28,6 +28,7 @@ This module imports nothing heavy: `summary` detects layers without numpy.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -44,7 +45,12 @@ class CellKind:
     foreign_scope: a regular expression for scopes whose name says they hold another cell kind
                    (a GRU's, or its inner gates/candidate scopes): never one of these, whatever
                    the shapes.
-    settings: what detection reports for every layer of the kind, each with where it was read.
+    layer_parts: the parts a layer of the kind may hold beside its gates' (an LSTM's projection).
+    settings:    what detection reports for every layer of the kind, each with where it was read.
+    variants:    settings that change what the same blocks compute (a GRU's reset_after): a
+                 layout may fix them, and a target holds a layer only in a layout that agrees.
+    inner_recurrent_bias: per gate, the variant under which its recurrent-side bias sits inside
+                 another gate's product, so that it cannot be added into the input-side bias.
     """
 
     name: str
@@ -53,7 +59,10 @@ class CellKind:
     peephole_gates: tuple[str, ...] = ()
     forget_gate: str | None = None
     foreign_scope: str | None = None
+    layer_parts: tuple[str, ...] = ("projection",)
     settings: tuple[str, ...] = ("forget_bias", "activation", "recurrent_activation")
+    variants: tuple[str, ...] = ()
+    inner_recurrent_bias: Mapping[str, str] = field(default_factory=dict)
 
     def gate(self, name: str) -> str | None:
         """The canonical gate for a name or letter (case-insensitive), or None."""
@@ -66,6 +75,21 @@ class CellKind:
             others = [a for a, g in self.aliases.items() if g == gate and a != gate]
             shown.append(f"{gate} ({', '.join(others)})" if others else gate)
         return ", ".join(shown)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The canonical parts a layer of this kind may hold, in the order blocks are listed."""
+        return tuple(p for p in GATE_PARTS if p != "peephole" or self.peephole_gates) + self.layer_parts
+
+    def letter(self, gate: str) -> str:
+        """The gate's first one-letter alias: how this project's own layouts letter it."""
+        return next(a for a, g in self.aliases.items() if g == gate and len(a) == 1)
+
+    def adds_recurrent_bias(self, gate: str, settings: Mapping[str, object]) -> bool:
+        """Whether `gate`'s recurrent-side bias may be added into its input-side one, for a layer
+        with these settings (not a reset-after GRU's candidate: r∘(h·Wh + bh) is no sum)."""
+        variant = self.inner_recurrent_bias.get(gate)
+        return variant is None or not settings.get(variant)
 
 
 LSTM = CellKind(
@@ -87,6 +111,45 @@ LSTM = CellKind(
     foreign_scope=r"(?i)(gru|(^|/)(gates|candidate)$)",
 )
 
+# A GRU step (../shared/LAYOUTS.md, "GRU layouts"), r the reset gate, z the update gate, n the candidate:
+#     r = σ(x·Wx_r + h·Wh_r + b_r [+ bh_r]),  z = σ(x·Wx_z + h·Wh_z + b_z [+ bh_z])
+#     n = tanh(x·Wx_n + b_n + r∘(h·Wh_n + bh_n))    reset after the recurrent matmul (reset_after)
+#     n = tanh(x·Wx_n + (r∘h)·Wh_n + b_n)           reset before it
+#     h' = z∘h + (1 − z)∘n
+# Keras and ONNX call the update gate z and the candidate h, PyTorch z and n, TF1's GRUCell u and c.
+GRU = CellKind(
+    "GRU",
+    ("reset", "update", "candidate"),
+    {
+        **{g: g for g in ("reset", "update", "candidate")},
+        "r": "reset",
+        "z": "update",
+        "u": "update",
+        "n": "candidate",
+        "h": "candidate",
+        "c": "candidate",
+    },
+    layer_parts=(),
+    settings=("reset_after", "activation", "recurrent_activation"),
+    variants=("reset_after",),
+    inner_recurrent_bias={"candidate": "reset_after"},
+)
+
+
+# How messages and summary say what a variant's value makes the cell compute.
+VARIANT_WORDS: dict[str, dict[bool, str]] = {
+    "reset_after": {
+        True: "applies the reset gate after the recurrent matmul",
+        False: "applies the reset gate before the recurrent matmul",
+    },
+}
+
+
+def variant_words(setting: str, value: object) -> str:
+    """ "applies the reset gate after the recurrent matmul" for reset_after True."""
+    return VARIANT_WORDS[setting][bool(value)]
+
+
 # keras/src/layers/rnn/conv_lstm.py ConvLSTMCell (tf_keras layers/rnn/conv_lstm.py alike): an LSTM
 # whose every product is a convolution, x * W over the input's spatial axes with the layer's
 # strides, padding and dilation, h * U with strides 1 and "same" padding; i, f, c, o as an LSTM's.
@@ -103,13 +166,16 @@ def _conv_lstm(rank: int) -> CellKind:
         LSTM.aliases,
         forget_gate=LSTM.forget_gate,
         foreign_scope=LSTM.foreign_scope,
+        layer_parts=(),  # no projection
         settings=(*LSTM.settings, *CONV_SETTINGS),
     )
 
 
 CONV_LSTMS: tuple[CellKind, ...] = tuple(_conv_lstm(rank) for rank in (1, 2, 3))
 
-CELL_KINDS: dict[str, CellKind] = {kind.name: kind for kind in (LSTM, *CONV_LSTMS)}
+CELL_KINDS: dict[str, CellKind] = {kind.name: kind for kind in (LSTM, GRU, *CONV_LSTMS)}
+# How messages name the layers this tool finds, "LSTM or GRU": a ConvLSTM is an LSTM.
+KIND_NAMES: tuple[str, ...] = (LSTM.name, GRU.name)
 
 
 def spatial_rank(cell: CellKind) -> int:
@@ -354,6 +420,15 @@ class Layout:
                 return name
         return self.framework
 
+    def holds(self, cell: CellKind, variants: Mapping[str, object]) -> bool:
+        """Whether a layer of `cell` with these variant settings (reset_after) can be stored in this
+        layout: the same cell kind, and every variant the layout fixes the layer's own."""
+        return self.cell.name == cell.name and all(
+            bool(variants.get(name)) == bool(setting.value)
+            for name, setting in self.fixed.items()
+            if name in cell.variants
+        )
+
 
 # ---- sizes from shapes ------------------------------------------------------------------------------
 
@@ -545,51 +620,56 @@ def locations(layout: Layout, sizes: Mapping[str, int], present: set[str], direc
 # ---- explanations ------------------------------------------------------------------------------------------
 
 
+def _gates_text(layout: Layout, letters: str) -> str:
+    # A role holding only some of the cell's gates (TF1 GRUCell's gates/kernel: r, u) names them.
+    named = f" ({', '.join(letters)})" if len(letters) < len(layout.cell.gates) else ""
+    return f"{len(letters)} gates{named}"
+
+
+def _size_text(layout: Layout, sizes: Mapping[str, int], size: str) -> str:
+    # A ConvLSTM's units are its filters, its input and recurrent sizes channels.
+    word = (_CONV_SIZE_WORDS if spatial_rank(layout.cell) else _SIZE_WORDS).get(size, size)
+    if size == "recurrent" and "projection" in sizes:
+        word = "projected recurrent"
+    return f"{sizes[size]} {word}"
+
+
+def _axis_text(layout: Layout, sizes: Mapping[str, int], axis: Axis) -> str:
+    units = f"{sizes.get('units', 0)} {'filters' if spatial_rank(layout.cell) else 'units'}"
+    if isinstance(axis, Dim):
+        return _size_text(layout, sizes, axis.size)
+    if isinstance(axis, Gates):
+        return f"{_gates_text(layout, axis.letters)} × {units}"
+    if isinstance(axis, Parts):
+        return " + ".join(_size_text(layout, sizes, size) for _, size in axis.segments)
+    if isinstance(axis, PartIndex):
+        return f"{len(axis.parts)} ({', '.join(_BIAS_SIDE_WORDS.get(p, p) for p in axis.parts)})"
+    if isinstance(axis, PartsOfGates):
+        sides = ", ".join(_BIAS_SIDE_WORDS.get(p, p) for p in axis.parts)
+        return f"{len(axis.parts)} ({sides}) × {_gates_text(layout, axis.letters)} × {units}"
+    return f"{sizes.get('direction', 1)} directions"
+
+
 def explain(layout: Layout, role: Role, sizes: Mapping[str, int]) -> str:
     """What a stored shape is made of: "[12 input + 64 recurrent, 4 gates × 64 units]"."""
-    projected = "projection" in sizes
-    units = sizes.get("units", 0)
-    # A ConvLSTM's units are its filters, its input and recurrent sizes channels.
-    conv = spatial_rank(layout.cell) > 0
-    unit_word = "filters" if conv else "units"
-
-    def words(size: str) -> str:
-        word = (_CONV_SIZE_WORDS if conv else _SIZE_WORDS).get(size, size)
-        if size == "recurrent" and projected:
-            word = "projected recurrent"
-        return f"{sizes[size]} {word}"
-
     texts: list[str] = []
-    spatial: list[str] = []  # a ConvLSTM kernel's spatial sizes, said together: "3 × 3 kernel"
-    for axis in role.axes:
-        if isinstance(axis, Dim) and axis.size in SPATIAL_SIZES:
-            spatial.append(str(sizes[axis.size]))
-            continue
+    # A ConvLSTM kernel's spatial sizes are said together: "3 × 3 kernel".
+    for spatial, axes in itertools.groupby(role.axes, lambda a: isinstance(a, Dim) and a.size in SPATIAL_SIZES):
         if spatial:
-            texts.append(" × ".join(spatial) + " kernel")
-            spatial = []
-        if isinstance(axis, Dim):
-            texts.append(words(axis.size))
-        elif isinstance(axis, Gates):
-            texts.append(f"{len(axis.letters)} gates × {units} {unit_word}")
-        elif isinstance(axis, Parts):
-            texts.append(" + ".join(words(size) for _, size in axis.segments))
-        elif isinstance(axis, PartIndex):
-            texts.append(f"{len(axis.parts)} ({', '.join(_BIAS_SIDE_WORDS.get(p, p) for p in axis.parts)})")
-        elif isinstance(axis, PartsOfGates):
-            sides = ", ".join(_BIAS_SIDE_WORDS.get(p, p) for p in axis.parts)
-            texts.append(f"{len(axis.parts)} ({sides}) × {len(axis.letters)} gates × {units} {unit_word}")
+            texts.append(" × ".join(str(sizes[a.size]) for a in axes if isinstance(a, Dim)) + " kernel")
         else:
-            texts.append(f"{sizes.get('direction', 1)} directions")
+            texts += [_axis_text(layout, sizes, axis) for axis in axes]
     text = "[" + ", ".join(texts) + "]"
     if role.gate is not None:
-        text += f": {layout.gate_of(role.gate)}-gate {_PART_WORDS[role.part or '']}"
+        gate = layout.gate_of(role.gate)
+        text += f": {gate}-gate {_PART_WORDS[role.part]}" if role.part else f": the {gate} gate"
     return text
 
 
 # ---- the layouts ---------------------------------------------------------------------------------------------
 
-_TF1_DEFAULT = "the TF1 cells' default; a cell built otherwise says so only in its graph"
+# Detection adds why the file does not say and how to override it (detect._assumed).
+_TF1_DEFAULT = "TF1 default"
 _KERAS_DEFAULT = "Keras' default; the file has no model config to say"
 _CUDNN_FIXED = "cuDNN computes its LSTM with sigmoid and tanh only"
 
@@ -597,10 +677,12 @@ _CUDNN_FIXED = "cuDNN computes its LSTM with sigmoid and tanh only"
 # LSTMCell.build: w_i_diag, w_f_diag, w_o_diag, projection/kernel. Older names for the same tensors
 # (contrib/rnn/python/tools/checkpoint_convert.py): TF 1.0–1.2 weights/biases, TF 0.x
 # Linear/Matrix and Linear/Bias, LSTMCell W_0 (first shard), B, W_*_diag, W_P_0.
+# A TF1 cell's fused kernel rows: the input rows, then the recurrent rows (concat([x, h], 1) @ kernel).
+_FUSED_ROWS = (("kernel", "input"), ("recurrent", "recurrent"))
 _TF1_ROLES = (
     Role(
         "kernel",
-        (Parts((("kernel", "input"), ("recurrent", "recurrent"))), Gates("ijfo")),
+        (Parts(_FUSED_ROWS), Gates("ijfo")),
         names=("kernel", "weights", "Linear/Matrix", "W_0"),
     ),
     Role("bias", (Gates("ijfo"),), part="bias", names=("bias", "biases", "Linear/Bias", "B")),
@@ -634,7 +716,252 @@ _KERAS_ROLES = (
     Role("bias", (Gates("ifco"),), part="bias", optional=True),
 )
 _KERAS_CONFIG_KEYS = {"activation": ("activation",), "recurrent_activation": ("recurrent_activation",)}
+# Where a Keras config says each size, to check against the weights (detect.py _check_config_sizes).
 _KERAS_CONFIG_SIZES: dict[str, tuple[tuple[str, int | None], ...]] = {"units": (("units", None),)}
+# Keras 1 called the gates' activation inner_activation and defaulted it to hard_sigmoid.
+_KERAS1_DEFAULTS = {
+    "activation": Setting("tanh", _KERAS_DEFAULT, assumed=True),
+    "recurrent_activation": Setting("hard_sigmoid", _KERAS_DEFAULT, assumed=True),
+}
+_KERAS1_CONFIG_KEYS = {
+    "activation": ("activation",),
+    "recurrent_activation": ("recurrent_activation", "inner_activation"),
+}
+# Keras 1 called the units output_dim.
+_KERAS1_CONFIG_SIZES: dict[str, tuple[tuple[str, int | None], ...]] = {"units": (("output_dim", None), ("units", None))}
+
+
+def _keras1_roles(letters: str) -> tuple[Role, ...]:
+    """Keras 1's one array per gate and part: W_<g> (in, u), U_<g> (u, u), b_<g> (u,), gate by gate."""
+    return tuple(
+        Role(f"{prefix}_{letter}", axes, part=part, gate=letter)
+        for letter in letters
+        for prefix, axes, part in (
+            ("W", (Dim("input"), Dim("units")), "kernel"),
+            ("U", (Dim("recurrent"), Dim("units")), "recurrent"),
+            ("b", (Dim("units"),), "bias"),
+        )
+    )
+
+
+def _keras_cudnn(key: str, cell: CellKind, letters: str, fixed: Mapping[str, Setting]) -> Layout:
+    """A Keras 2 CuDNNLSTM or CuDNNGRU: kernel and recurrent_kernel per gate block in cuDNN memory
+    order (transforms), the bias input-side gates then recurrent-side gates."""
+    return Layout(
+        key,
+        "keras",
+        cell,
+        (
+            Role("kernel", (Dim("input"), Gates(letters)), part="kernel", transform="cudnn-input"),
+            Role("recurrent_kernel", (Dim("recurrent"), Gates(letters)), part="recurrent", transform="transpose"),
+            Role("bias", (PartsOfGates(("bias", "recurrent_bias"), letters),)),
+        ),
+        cell_names=(((), f"CuDNN{cell.name}"),),
+        config_class=f"(?i){cell.name.lower()}",
+        config_sizes=_KERAS_CONFIG_SIZES,
+        fixed=fixed,
+    )
+
+
+def _gates_export(key: str, cell: CellKind, defaults: Mapping[str, Setting]) -> Layout:
+    """The layout of this tool's gates export of one cell kind: `<gate>/<part>` in the canonical
+    axes, gates lettered by the cell kind's own first letters (targets/gates.py writes it)."""
+    return Layout(
+        key,
+        "lstm-inspect",
+        cell,
+        (
+            *(
+                Role(
+                    f"{gate}/{part}",
+                    tuple(Dim(size) for size in CANONICAL_AXES[part]),
+                    part=part,
+                    gate=cell.letter(gate),
+                    optional=part not in ("kernel", "recurrent"),
+                )
+                for gate in cell.gates
+                for part in GATE_PARTS
+                if part != "peephole" or gate in cell.peephole_gates
+            ),
+            *(
+                Role(part, tuple(Dim(size) for size in CANONICAL_AXES[part]), part=part, optional=True)
+                for part in cell.layer_parts
+            ),
+        ),
+        cell_names=(((), "gates export"),),
+        defaults={
+            **defaults,
+            "activation": Setting("unknown", "a gates export does not store activations"),
+            "recurrent_activation": Setting("unknown", "a gates export does not store activations"),
+        },
+    )
+
+
+# ---- GRU layouts (../shared/LAYOUTS.md "GRU layouts") -------------------------------------------------
+
+_RESET_BEFORE_TF1 = "TF1 GRUCell.call: concat([x, r∘h]) @ candidate/kernel"
+_CUDNN_GRU = "cuDNN's GRU computes r∘(h·R + b_R)"
+_CUDNN_GRU_FIXED = "cuDNN computes its GRU with sigmoid and tanh only"
+_KERAS_GRU_DEFAULT = "Keras' GRU default (reset_after=True since Keras 2.3); the file has no model config to say"
+
+# rnn_cell_impl.py GRUCell (tf_keras legacy_cells.py in TF 2): gates/kernel [in + h, 2u] whose columns
+# split r, u; gates/bias [2u] (initialised to 1.0, stored); candidate/kernel [in + h, u] applied to
+# concat([x, r∘h]). TF 1.0–1.2 named them …/weights and …/biases (contrib/rnn/python/tools/
+# checkpoint_convert.py), TF 0.x GRUCell/Gates/Linear/Matrix and …/Bias, GRUCell/Candidate/Linear/….
+_TF1_GRU_GATES = (
+    Role(
+        "gates/kernel",
+        (Parts(_FUSED_ROWS), Gates("ru")),
+        names=("gates/kernel", "gates/weights", "Gates/Linear/Matrix"),
+    ),
+    Role("gates/bias", (Gates("ru"),), part="bias", names=("gates/bias", "gates/biases", "Gates/Linear/Bias")),
+)
+_TF1_GRU_ROLES = (
+    *_TF1_GRU_GATES,
+    Role(
+        "candidate/kernel",
+        (Parts(_FUSED_ROWS), Dim("units")),
+        gate="c",
+        names=("candidate/kernel", "candidate/weights", "Candidate/Linear/Matrix"),
+    ),
+    Role(
+        "candidate/bias",
+        (Dim("units"),),
+        part="bias",
+        gate="c",
+        names=("candidate/bias", "candidate/biases", "Candidate/Linear/Bias"),
+    ),
+)
+
+# keras/src/layers/rnn/gru.py GRUCell and tf_keras gru.py: kernel (in, 3u), recurrent_kernel (u, 3u),
+# columns z, r, h; reset_after=True keeps bias (2, 3u), an input-side and a recurrent-side row, and
+# computes r∘(h·U_h + b_h); reset_after=False keeps (3u,) and computes (r∘h)·U_h.
+_KERAS_GRU_KERNELS = (
+    Role("kernel", (Dim("input"), Gates("zrh")), part="kernel"),
+    Role("recurrent_kernel", (Dim("recurrent"), Gates("zrh")), part="recurrent"),
+)
+_KERAS_GRU_CONFIG_KEYS = {**_KERAS_CONFIG_KEYS, "reset_after": ("reset_after",)}
+_KERAS_GRU_DEFAULTS = {
+    "activation": Setting("tanh", _KERAS_DEFAULT, assumed=True),
+    "recurrent_activation": Setting("sigmoid", _KERAS_DEFAULT, assumed=True),
+}
+
+
+def _keras_gru(key: str, bias: Role | None, reset_after: Setting | None) -> Layout:
+    return Layout(
+        key,
+        "keras",
+        GRU,
+        (*_KERAS_GRU_KERNELS, *((bias,) if bias else ())),
+        cell_names=(((), "GRU"),),
+        config_class=r"(?i)gru",
+        cell_from_config=True,
+        fixed={"reset_after": reset_after} if reset_after else {},
+        defaults={
+            **_KERAS_GRU_DEFAULTS,
+            **({} if reset_after else {"reset_after": Setting(True, _KERAS_GRU_DEFAULT, assumed=True)}),
+        },
+        config_keys=_KERAS_GRU_CONFIG_KEYS,
+        config_sizes=_KERAS_CONFIG_SIZES,
+    )
+
+
+_GRU_SOURCE_LAYOUTS: tuple[Layout, ...] = (
+    # tf_keras cudnn_gru.py CuDNNGRU: kernel (in, 3u) and recurrent_kernel (u, 3u) columns z, r, h, bias
+    # (6u,) = input-side z, r, h then recurrent-side; reset after the recurrent matmul. Each kernel
+    # gate block in cuDNN memory order, converted by Keras' own loader as CuDNNLSTM's is (tf_keras
+    # saving/legacy/hdf5_format.py _convert_rnn_weights, convert_gru_weights: the bias reshaped (2, -1)).
+    _keras_cudnn(
+        "keras-cudnn-gru",
+        GRU,
+        "zrh",
+        {
+            "reset_after": Setting(True, _CUDNN_GRU),
+            "recurrent_activation": Setting("sigmoid", _CUDNN_GRU_FIXED),
+            "activation": Setting("tanh", _CUDNN_GRU_FIXED),
+        },
+    ),
+    _keras_gru(
+        "keras-gru",
+        Role("bias", (PartIndex(("bias", "recurrent_bias")), Gates("zrh"))),
+        Setting(True, "a (2, 3u) bias: Keras' GRU(reset_after=True)"),
+    ),
+    _keras_gru(
+        "keras-gru-reset-before",
+        Role("bias", (Gates("zrh"),), part="bias"),
+        Setting(False, "a (3u,) bias: Keras' GRU(reset_after=False)"),
+    ),
+    # GRU(use_bias=False): the shapes do not say where the reset gate applies; the config does.
+    _keras_gru("keras-gru-no-bias", None, None),
+    # Keras 1 recurrent.py GRU.build: W_z, U_z, b_z, W_r, U_r, b_r, W_h, U_h, b_h; step computes
+    # hh = activation(x_h + (r∘h_tm1)·U_h); inner_activation (the gates') defaulted to hard_sigmoid.
+    Layout(
+        "keras1-gru",
+        "keras",
+        GRU,
+        _keras1_roles("zrh"),
+        cell_names=(((), "GRU (Keras 1)"),),
+        config_class=r"(?i)gru",
+        fixed={"reset_after": Setting(False, "Keras 1's GRU.step: (r∘h_tm1)·U_h")},
+        defaults=_KERAS1_DEFAULTS,
+        config_keys=_KERAS1_CONFIG_KEYS,
+        config_sizes=_KERAS1_CONFIG_SIZES,
+    ),
+    # contrib/cudnn_rnn/python/ops/cudnn_rnn_ops.py CudnnCompatibleGRUCell (TF 1.x; its CudnnGRU
+    # saveable writes the same names): GRUCell's gates/kernel and gates/bias (r, u; the two cuDNN
+    # biases summed), and the candidate's input_projection/kernel [in, u], hidden_projection/kernel
+    # [u, u] with a bias each: candidate = x·W + b_W + r∘(h·R + b_R), cuDNN's reset-after GRU.
+    Layout(
+        "tf1-cudnn-compatible-gru",
+        "tensorflow",
+        GRU,
+        (
+            *_TF1_GRU_GATES,
+            *(
+                Role(
+                    f"candidate/{projection}/{leaf}",
+                    axes,
+                    part=part,
+                    gate="c",
+                    names=tuple(f"candidate/{projection}/{name}" for name in names),
+                )
+                for projection, part, axes, leaf, names in (
+                    ("input_projection", "kernel", (Dim("input"), Dim("units")), "kernel", ("kernel", "weights")),
+                    (
+                        "hidden_projection",
+                        "recurrent",
+                        (Dim("recurrent"), Dim("units")),
+                        "kernel",
+                        ("kernel", "weights"),
+                    ),
+                    ("input_projection", "bias", (Dim("units"),), "bias", ("bias", "biases")),
+                    ("hidden_projection", "recurrent_bias", (Dim("units"),), "bias", ("bias", "biases")),
+                )
+            ),
+        ),
+        cell_names=(((), "CudnnCompatibleGRUCell"),),
+        fixed={
+            "reset_after": Setting(True, _CUDNN_GRU),
+            "recurrent_activation": Setting("sigmoid", _CUDNN_GRU_FIXED),
+            "activation": Setting("tanh", _CUDNN_GRU_FIXED),
+        },
+        min_sizes={"input": 1},
+    ),
+    Layout(
+        "tf1-gru",
+        "tensorflow",
+        GRU,
+        _TF1_GRU_ROLES,
+        cell_names=(((), "GRUCell"),),
+        # GRUCell.call hard-codes sigmoid for the gates; the candidate's activation is an argument.
+        fixed={
+            "reset_after": Setting(False, _RESET_BEFORE_TF1),
+            "recurrent_activation": Setting("sigmoid", "TF1 GRUCell computes its gates with sigmoid"),
+        },
+        defaults={"activation": Setting("tanh", _TF1_DEFAULT, assumed=True)},
+        min_sizes={"input": 1},
+    ),
+)
 
 
 def _keras_conv_lstm(cell: CellKind) -> Layout:
@@ -678,19 +1005,11 @@ SOURCE_LAYOUTS: tuple[Layout, ...] = (
     # each kernel gate block in cuDNN memory order, converted by Keras' own loader
     # (tf_keras saving/legacy/hdf5_format.py _convert_rnn_weights: input blocks
     # `k.T.reshape(k.shape, order="F")`, recurrent blocks `k.T`).
-    Layout(
+    _keras_cudnn(
         "keras-cudnn",
-        "keras",
         LSTM,
-        (
-            Role("kernel", (Dim("input"), Gates("ifco")), part="kernel", transform="cudnn-input"),
-            Role("recurrent_kernel", (Dim("recurrent"), Gates("ifco")), part="recurrent", transform="transpose"),
-            Role("bias", (PartsOfGates(("bias", "recurrent_bias"), "ifco"),)),
-        ),
-        cell_names=(((), "CuDNNLSTM"),),
-        config_class=r"(?i)lstm",
-        config_sizes=_KERAS_CONFIG_SIZES,
-        fixed={"recurrent_activation": Setting("sigmoid", _CUDNN_FIXED), "activation": Setting("tanh", _CUDNN_FIXED)},
+        "ifco",
+        {"recurrent_activation": Setting("sigmoid", _CUDNN_FIXED), "activation": Setting("tanh", _CUDNN_FIXED)},
     ),
     Layout(
         "keras",
@@ -713,27 +1032,12 @@ SOURCE_LAYOUTS: tuple[Layout, ...] = (
         "keras1",
         "keras",
         LSTM,
-        tuple(
-            Role(f"{prefix}_{letter}", axes, part=part, gate=letter)
-            for letter in "icfo"
-            for prefix, axes, part in (
-                ("W", (Dim("input"), Dim("units")), "kernel"),
-                ("U", (Dim("recurrent"), Dim("units")), "recurrent"),
-                ("b", (Dim("units"),), "bias"),
-            )
-        ),
+        _keras1_roles("icfo"),
         cell_names=(((), "LSTM (Keras 1)"),),
         config_class=r"(?i)lstm",
-        defaults={
-            "activation": Setting("tanh", _KERAS_DEFAULT, assumed=True),
-            "recurrent_activation": Setting("hard_sigmoid", _KERAS_DEFAULT, assumed=True),
-        },
-        config_keys={
-            "activation": ("activation",),
-            "recurrent_activation": ("recurrent_activation", "inner_activation"),
-        },
-        # Keras 1 called the units output_dim.
-        config_sizes={"units": (("output_dim", None), ("units", None))},
+        defaults=_KERAS1_DEFAULTS,
+        config_keys=_KERAS1_CONFIG_KEYS,
+        config_sizes=_KERAS1_CONFIG_SIZES,
     ),
     # cudnn_rnn_ops.py CudnnCompatibleLSTMCell: LSTMCell's variables under its own scope name,
     # forget_bias=0.0 (cuDNN adds none).
@@ -775,39 +1079,20 @@ SOURCE_LAYOUTS: tuple[Layout, ...] = (
         },
         min_sizes={"input": 1},
     ),
+    *_GRU_SOURCE_LAYOUTS,
     # This tool's own `export --layout gates` (targets/gates.py): every canonical block under its
     # layer as `L/<gate>/<part>`, in the canonical axes, and `L/projection`. The 0-d L/forget_bias
-    # (and L/cell_clip, L/proj_clip) are settings, which readers/npz.py hands detection as hints.
-    Layout(
+    # (L/reset_after for a GRU; and L/cell_clip, L/proj_clip) are settings, which readers/npz.py
+    # hands detection as hints.
+    _gates_export(
         "gates-export",
-        "lstm-inspect",
         LSTM,
-        (
-            *(
-                Role(
-                    f"{gate}/{part}",
-                    tuple(Dim(size) for size in CANONICAL_AXES[part]),
-                    part=part,
-                    gate=letter,
-                    optional=part not in ("kernel", "recurrent"),
-                )
-                for letter, gate in zip("ifco", LSTM.gates)  # the canonical order, by LSTM's own letters
-                for part in GATE_PARTS
-                if part != "peephole" or gate in LSTM.peephole_gates
-            ),
-            Role(
-                "projection",
-                tuple(Dim(size) for size in CANONICAL_AXES["projection"]),
-                part="projection",
-                optional=True,
-            ),
-        ),
-        cell_names=(((), "gates export"),),
-        defaults={
-            "forget_bias": Setting(0.0, "the export holds no L/forget_bias; assumed 0 (--forget-bias sets it)", True),
-            "activation": Setting("unknown", "a gates export does not store activations"),
-            "recurrent_activation": Setting("unknown", "a gates export does not store activations"),
-        },
+        {"forget_bias": Setting(0.0, "the export holds no L/forget_bias; assumed 0 (--forget-bias sets it)", True)},
+    ),
+    _gates_export(
+        "gates-export-gru",
+        GRU,
+        {"reset_after": Setting(True, "the export holds no L/reset_after; assumed True", True)},
     ),
     *(_keras_conv_lstm(cell) for cell in CONV_LSTMS),
 )
@@ -840,6 +1125,33 @@ TARGET_LAYOUTS: tuple[Layout, ...] = (
             Role("R", (Direction(), Gates("iofc"), Dim("recurrent")), part="recurrent"),
             Role("B", (Direction(), PartsOfGates(("bias", "recurrent_bias"), "iofc")), optional=True),
             Role("P", (Direction(), Gates("iof")), part="peephole", optional=True),
+        ),
+    ),
+    # torch/nn/modules/rnn.py GRU: weight_ih_l0 (3H, in) rows r, z, n; weight_hh_l0 (3H, H); bias_ih_l0,
+    # bias_hh_l0 (3H); n = tanh(W_in x + b_in + r ∘ (W_hn h + b_hn)): the reset gate after the matmul.
+    Layout(
+        "pytorch-gru",
+        "pytorch",
+        GRU,
+        (
+            Role("weight_ih_l0", (Gates("rzn"), Dim("input")), part="kernel"),
+            Role("weight_hh_l0", (Gates("rzn"), Dim("recurrent")), part="recurrent"),
+            Role("bias_ih_l0", (Gates("rzn"),), part="bias", optional=True),
+            Role("bias_hh_l0", (Gates("rzn"),), part="recurrent_bias", optional=True),
+        ),
+        fixed={"reset_after": Setting(True, "torch.nn.GRU computes r∘(W_hn h + b_hn)")},
+        direction_suffixes=("", "_reverse"),
+    ),
+    # onnx/defs/rnn/defs.cc GRU: W [dirs, 3H, in], R [dirs, 3H, H], B [dirs, 6H] = [Wb, Rb], gates z, r, h;
+    # the node's linear_before_reset says where the reset gate applies, so both kinds of GRU fit.
+    Layout(
+        "onnx-gru",
+        "onnx",
+        GRU,
+        (
+            Role("W", (Direction(), Gates("zrh"), Dim("input")), part="kernel"),
+            Role("R", (Direction(), Gates("zrh"), Dim("recurrent")), part="recurrent"),
+            Role("B", (Direction(), PartsOfGates(("bias", "recurrent_bias"), "zrh")), optional=True),
         ),
     ),
 )

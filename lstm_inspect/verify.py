@@ -1,9 +1,11 @@
 """verify: every layer run over a seeded random input, by the numpy LSTM on its split blocks (the
 baseline), by the numpy LSTM on every export target's arrays written and read back, by each
 target's own framework where it is installed (Target.run: torch.nn.LSTM on the PyTorch export,
-onnxruntime on the .onnx model, Keras 3 on the Keras export), and by the framework that wrote the
-file when it can load it (a full Keras model, by Keras' own loader). The result holds the largest
-absolute difference from the baseline per layer and check; nothing here prints.
+onnxruntime on the .onnx model, Keras 3 on the Keras export, a TF1 LSTMCell on the TensorFlow
+export), and by the framework that wrote the file when it can load it (a full Keras model, by
+Keras' own loader; a TF checkpoint, frozen graph or SavedModel, by TensorFlow's own cell of the
+class the graph shows with the weights TensorFlow reads). The result holds the largest absolute
+difference from the baseline per layer and check; nothing here prints.
 
 Frameworks are imported only inside the target modules, only when verify runs, and only if
 installed. torch and Keras compute in float32 (float64 for float64 weights), onnxruntime in
@@ -23,16 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from . import numpy_conv_lstm
 from .api import Checkpoint, ExportUnit
 from .errors import LstmInspectError
 from .export import arrays, read_back
-from .numpy_lstm import run_lstm
+from .numpy_cells import run as run_numpy
+from .numpy_cells import step_shape as numpy_step_shape
 from .readers.urls import is_url
 from .results import Check, LayerCheck, VerifyResult
-from .schema import CONV_LSTMS, LSTM
 from .targets import TARGETS, Target
 from .targets import keras as keras_target
+from .targets import tensorflow as tensorflow_target
 from .targets.base import Outputs
 from .weights import Weights
 from .writers.npz import decode_key, write_npz
@@ -50,12 +52,14 @@ DEFAULT_TOLERANCE = 1e-4
 # Layers named with --layer are all checked in full. (README.md and `verify --help` say 16.)
 FULL_CHECKS_PER_STRUCTURE = 16
 
-# The check that runs the file's own framework on the original file (its origin, see _origin).
+# The checks that run the file's own framework on the original file (its origin, see _origin):
+# Keras' loader on a Keras model file; TensorFlow's own cell on a file TensorFlow wrote.
 KERAS_MODEL = "keras-model"
+TF_CELL = "tf-cell"
 
 # Column order of the report: numpy on each target read back, then each target's framework, then
 # the original file's own.
-FRAMEWORKS: tuple[str, ...] = (*(t.check for t in TARGETS.values() if t.check), KERAS_MODEL)
+FRAMEWORKS: tuple[str, ...] = (*(t.check for t in TARGETS.values() if t.check), KERAS_MODEL, TF_CELL)
 CHECKS: tuple[str, ...] = (*(f"numpy:{name}" for name in TARGETS), *FRAMEWORKS)
 
 
@@ -84,29 +88,8 @@ def _origin(ckpt: Checkpoint) -> str | None:
     return origin.keras_version or ""
 
 
-def _lstm_outputs(weights: Weights, x: np.ndarray) -> Outputs:
-    return run_lstm(
-        weights.gates(),
-        x,
-        forget_bias=weights.forget_bias,
-        projection=weights.projection,
-        activation=weights.activation,
-        recurrent_activation=weights.recurrent_activation,
-        cell_clip=weights.settings.get("cell_clip"),
-        proj_clip=weights.settings.get("proj_clip"),
-    )
-
-
-# The numpy cell of each cell kind (schema.CELL_KINDS), and the shape of one step of the input verify
-# feeds it: an LSTM reads [input], a ConvLSTM2D [*spatial, channels].
-_NUMPY_CELLS: dict[str, tuple[Callable[[Weights, np.ndarray], Outputs], Callable[[Weights], tuple[int, ...]]]] = {
-    LSTM.name: (_lstm_outputs, lambda weights: (weights.input_size,)),
-    **{kind.name: (numpy_conv_lstm.run_weights, numpy_conv_lstm.step_shape) for kind in CONV_LSTMS},
-}
-
-
 def _numpy_outputs(weights: Weights, x: np.ndarray) -> Outputs:
-    return _NUMPY_CELLS[weights.cell.name][0](weights, x)
+    return run_numpy(weights, x)
 
 
 def _diff(got: Outputs, expected: Outputs) -> float:
@@ -123,6 +106,7 @@ class _Run:
         self.ckpt = ckpt
         self.scratch = scratch
         self.keras_version = _origin(ckpt)
+        self.tensorflow = tensorflow_target.original_source(ckpt.store)
         self._model: Any = None
         self._model_error: str | None = None
 
@@ -208,6 +192,7 @@ def _structure(unit: ExportUnit) -> tuple[object, ...]:
             tuple(layer.spec.tensors),
             *layer.activations(),
             tuple(sorted(layer.clips().items())),
+            tuple(sorted(layer.variants().items())),
             layer.dtype,
             layer.forget_bias,
             layer.direction,
@@ -234,7 +219,7 @@ class _Unit:
         self.sources = [layer.weights() for layer in unit.layers]
         first = self.sources[0]
         dtype = np.float64 if first.dtype == np.float64 else np.float32
-        step_shape = _NUMPY_CELLS[first.cell.name][1](first)
+        step_shape = numpy_step_shape(first)
         self.x: np.ndarray = np.random.default_rng(seed).standard_normal((steps, batch, *step_shape)).astype(dtype)
         # Each direction's input in its own processing order: a backward half reads the sequence reversed.
         self.inputs = [self.x, self.x[::-1]][: len(self.sources)]
@@ -290,7 +275,7 @@ def _verify_unit(
     missing = [a for w in state.sources for a in (w.activation, w.recurrent_activation) if not _computes(a)]
     if missing:
         for report in state.reports:
-            report.note = f"the numpy LSTM has no activation {missing[0]!r}; nothing to compare with"
+            report.note = f"the numpy {first.cell.name} has no activation {missing[0]!r}; nothing to compare with"
         return state.reports
     state.baselines = [_numpy_outputs(w, xi) for w, xi in zip(state.sources, state.inputs)]
     for report, baseline in zip(state.reports, state.baselines):
@@ -331,6 +316,14 @@ def _framework_checks(state: _Unit, refused: Mapping[str, str], frameworks: Sequ
             # Each half on its own: a half Keras cannot run is named in its own row only.
             for direction in range(len(state.unit.layers)):
                 state.record(KERAS_MODEL, functools.partial(_keras_model, state, direction), True, direction)
+    source = state.run.tensorflow
+    if TF_CELL in frameworks and source is not None:
+        absent = [m for m in tensorflow_target.NEEDS if not installed(m)]
+        if absent:
+            state.note_all(TF_CELL, f"not installed: {', '.join(absent)}")
+        else:
+            run_original = functools.partial(tensorflow_target.run_original, source, state.unit.layers, state.inputs)
+            state.record(TF_CELL, run_original, framework=True)
 
 
 def _computes(activation: str) -> bool:
@@ -348,10 +341,19 @@ def _numpy_on_export(state: _Unit, target: Target) -> list[Outputs]:
     prefixed = not target.unprefixed_single  # a single unit: unprefixed for such a target
     state.exports[target.name] = _per_layer(exported, target, state.unit, prefixed)
     read = read_back(exported, target, state.unit, prefixed)
-    # What the arrays do not say (the activations, a ConvLSTM's convolutions) is the source's.
+    # A framework's arrays hold no activations, no clips and no convolution settings (its cell's
+    # arguments): those are the source's; the canonical blocks keep the clips (L/cell_clip), read
+    # back as they are.
     return [
         _numpy_outputs(
-            replace(w, activation=s.activation, recurrent_activation=s.recurrent_activation, cell=s.cell, conv=s.conv),
+            replace(
+                w,
+                activation=s.activation,
+                recurrent_activation=s.recurrent_activation,
+                settings=w.settings if target.layout is None else s.settings,
+                cell=s.cell,
+                conv=s.conv,
+            ),
             xi,
         )
         for w, s, xi in zip(read, state.sources, state.inputs)

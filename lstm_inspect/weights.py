@@ -23,7 +23,8 @@ Blocks = dict[tuple[str | None, str], "np.ndarray"]  # (gate, or None for a laye
 @dataclass
 class Weights:
     """One direction of one layer as canonical blocks (../shared/LAYOUTS.md), with what its cell
-    computes: the runtime forget bias it adds and its activations."""
+    computes: the runtime forget bias it adds, its activations, its clips and variants (a GRU's
+    reset_after) in `settings`."""
 
     name: str
     blocks: Blocks
@@ -31,7 +32,7 @@ class Weights:
     forget_bias: float = 0.0
     activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
-    settings: dict[str, float] = field(default_factory=dict)  # cell_clip, proj_clip, ... when set
+    settings: dict[str, float] = field(default_factory=dict)  # cell_clip, proj_clip, reset_after, ... when set
     # What a ConvLSTM's convolutions do (schema.CONV_SETTINGS: strides, padding, ...); empty for other cells.
     conv: dict[str, object] = field(default_factory=dict)
 
@@ -76,18 +77,26 @@ class Weights:
     def has(self, part: str) -> bool:
         return any(p == part for _, p in self.blocks)
 
+    @property
+    def variants(self) -> dict[str, bool]:
+        """The cell kind's variant settings the weights carry (a GRU's reset_after)."""
+        return {name: bool(self.settings[name]) for name in self.cell.variants if name in self.settings}
+
     def gates(self) -> dict[str, dict[str, np.ndarray]]:
-        """Per canonical gate, its blocks by part (what numpy_lstm.run_lstm takes)."""
+        """Per canonical gate, its blocks by part (what numpy_lstm.run_lstm and numpy_gru.run_gru take)."""
         return {gate: {p: v for (g, p), v in self.blocks.items() if g == gate} for gate in self.cell.gates}
 
 
 def merge_biases(weights: Weights) -> Weights:
-    """The same layer with one bias per gate: a recurrent-side bias added into the input-side one."""
+    """The same layer with one bias per gate: a recurrent-side bias added into the input-side one.
+    Never one that is no summand (a reset-after GRU's candidate): targets refuse such layers."""
     if not weights.has("recurrent_bias"):
         return weights
     blocks = {key: value for key, value in weights.blocks.items() if key[1] != "recurrent_bias"}
     for (gate, part), recurrent_bias in weights.blocks.items():
         if part == "recurrent_bias":
+            if gate is not None and not weights.cell.adds_recurrent_bias(gate, weights.settings):
+                raise ValueError(f"{weights.name}: the {gate} gate's recurrent bias cannot join its input-side bias")
             bias = blocks.get((gate, "bias"))
             blocks[(gate, "bias")] = recurrent_bias.copy() if bias is None else bias + recurrent_bias
     return replace(weights, blocks=blocks)
@@ -142,5 +151,10 @@ def normalize(weights: Weights, layout: schema.Layout, runtime_forget_bias: floa
     return weights
 
 
-def from_blocks(name: str, blocks: Mapping[tuple[str | None, str], np.ndarray], forget_bias: float) -> Weights:
-    return Weights(name, dict(blocks), forget_bias=float(forget_bias))
+def from_blocks(
+    name: str,
+    blocks: Mapping[tuple[str | None, str], np.ndarray],
+    forget_bias: float,
+    cell: schema.CellKind = schema.LSTM,
+) -> Weights:
+    return Weights(name, dict(blocks), cell, forget_bias=float(forget_bias))

@@ -12,6 +12,26 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 UNREADABLE = {"tf1_v1_format"}
 
 
+# What a user passes for a setting that no file of a fixture says: tf1_forget0_no_meta is a
+# BasicLSTMCell(forget_bias=0.0) saved without its .meta, so only --forget-bias 0 makes it right.
+SAID_BY_THE_USER = {"tf1_forget0_no_meta": {"forget_bias": 0.0}}
+
+
+def load_options(entry: dict) -> dict:
+    """lstm_inspect.load's keyword arguments for a manifest entry (SAID_BY_THE_USER)."""
+    return dict(SAID_BY_THE_USER.get(entry["name"], {}))
+
+
+def no_recurrent_layers(directory: Path) -> Path:
+    """An .npz holding a dense layer only: a file with neither an LSTM nor a GRU."""
+    import numpy as np
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "dense.npz"
+    np.savez(path, **{"dense/kernel": np.ones((12, 4), np.float32), "dense/bias": np.zeros(4, np.float32)})
+    return path
+
+
 def manifest(readable_only: bool = True) -> list[dict]:
     entries = json.loads((FIXTURES / "manifest.json").read_text())["fixtures"]
     return [e for e in entries if not (readable_only and e["name"] in UNREADABLE)]

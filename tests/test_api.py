@@ -67,8 +67,10 @@ def test_layer_properties_are_typed_attributes_not_a_passthrough():
     with lstm_inspect.load(BASIC) as ckpt:
         layer = ckpt.layers[0]
         assert (layer.input_size, layer.units, layer.recurrent_size, layer.projection_size) == (12, 64, 64, None)
-        assert layer.layout.letters == "ijfo" and layer.cell == "(Basic)LSTMCell"
-        assert layer.settings["forget_bias"].value == 1.0 and layer.settings["forget_bias"].assumed
+        # tf1_basic's .meta graph names the class and shows the forget bias (issue 11).
+        assert layer.layout.letters == "ijfo" and layer.cell == "BasicLSTMCell"
+        forget_bias = layer.settings["forget_bias"]
+        assert forget_bias.value == 1.0 and not forget_bias.assumed and forget_bias.source.startswith("graph: ")
         assert not hasattr(type(layer), "__getattr__")
 
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from lstm_inspect.cli import main
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, no_recurrent_layers
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REGEN = os.environ.get("LSTM_INSPECT_REGEN") == "1"  # LSTM_INSPECT_REGEN=1 pytest tests/test_cli.py rewrites them
@@ -99,7 +99,7 @@ def test_summary_on_a_narrow_terminal_keeps_layer_names_whole(monkeypatch):
         assert not any(line.startswith("┏") for line in lines)
         for name in names:
             details = lines[lines.index(name) + 1 : lines.index(name) + 4]
-            assert details[0].startswith("  (Basic)LSTMCell (TF), ")
+            assert details[0].startswith("  BasicLSTMCell (TF), ")  # the class its .meta graph shows
             text = " ".join(line.strip() for line in details)
             assert "gates ijfo, input 12, units 8, forget bias 1, params 672" in text
 
@@ -213,8 +213,9 @@ def test_a_part_some_layers_hold_is_noted_on_the_others():
 def test_split_json_gives_stored_positions_and_the_effective_forget_bias():
     tf1 = json.loads(run("split", BASIC, "--json").stdout)["layers"][0]
     assert (tf1["framework"], tf1["gate_order"], tf1["fused_gates"]) == ("tensorflow", "ijfo", True)
-    assert (tf1["forget_bias"], tf1["forget_bias_assumed"]) == (1.0, True)
-    assert "TF1 cells' default" in tf1["forget_bias_source"]
+    # tf1_basic keeps its .meta beside the checkpoint: the graph says what the cell adds.
+    assert (tf1["forget_bias"], tf1["forget_bias_assumed"]) == (1.0, False)
+    assert tf1["forget_bias_source"].startswith("graph: ")
     positions = {block["gate"]: block["position"] for block in tf1["blocks"]}
     assert positions == {"input": 1, "cell": 2, "forget": 3, "output": 4}  # i, j, f, o
     with_effective = [(b["gate"], b["part"]) for b in tf1["blocks"] if b["effective"] is not None]
@@ -239,7 +240,8 @@ def test_split_json_gives_stored_positions_and_the_effective_forget_bias():
 def test_split_says_where_each_gate_is_stored_and_what_the_cell_adds():
     out = run("split", BASIC, "--gate", "forget").stdout
     assert "  forget  (3rd stored block, TF order i, j, f, o)\n" in out
-    assert "forget_bias 1: the cell adds it to the forget gate at run time (assumed: the TF1 cells' default" in out
+    # Read from the graph (tf1_basic keeps its .meta beside the checkpoint), with where it sits.
+    assert "forget_bias 1: the cell adds it to the forget gate at run time (graph: rnn/basic_lstm_cell/" in out
     effective = next(line for line in out.splitlines() if line.strip().startswith("effective"))
     assert "bias + forget_bias 1" in effective
     keras = run("split", str(FIXTURES / "keras2_h5" / "model.h5"), "--layer", "enc", "--gate", "c").stdout
@@ -267,25 +269,26 @@ def test_summary_names_the_pairs_and_the_next_commands(monkeypatch):
     assert len(selected["layers"]) == 2
 
 
-def test_summary_next_commands_fit_on_one_line_where_they_can(monkeypatch):
+def test_summary_next_commands_fit_on_one_line_where_they_can(monkeypatch, tmp_path):
     monkeypatch.setenv("COLUMNS", "200")
     out = run("summary", "fixtures/tf1_basic/model.ckpt", cwd=ROOT).stdout
     assert out.splitlines()[-1] == (
         "Next: `lstm-inspect split fixtures/tf1_basic/model.ckpt --gate forget`, "
         "`lstm-inspect export fixtures/tf1_basic/model.ckpt`"
     )
-    assert "Next" not in run("summary", str(FIXTURES / "tf1_gru" / "model.ckpt")).stdout  # no LSTM, nothing to split
+    dense = str(no_recurrent_layers(tmp_path))
+    assert "Next" not in run("summary", dense).stdout  # no recurrent layer, nothing to split
 
 
 def test_no_lstm_summary_exits_zero_but_split_and_export_fail(tmp_path):
-    gru = str(FIXTURES / "tf1_gru" / "model.ckpt")
-    result = run("summary", gru, "--json")
+    dense = str(no_recurrent_layers(tmp_path / "in"))
+    result = run("summary", dense, "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)["layers"] == []
-    assert "No LSTM layers found." in run("summary", gru).stdout
-    assert_clean_error(run("split", gru), "no LSTM layer")
+    assert "No LSTM or GRU layers found." in run("summary", dense).stdout
+    assert_clean_error(run("split", dense), "no LSTM or GRU layer")
     out = tmp_path / "x.npz"
-    assert_clean_error(run("export", gru, "-o", str(out)), "no LSTM layer")
-    assert list(tmp_path.iterdir()) == []
+    assert_clean_error(run("export", dense, "-o", str(out)), "no LSTM or GRU layer")
+    assert list(tmp_path.iterdir()) == [tmp_path / "in"]
 
 
 # ---- help ------------------------------------------------------------------------------------

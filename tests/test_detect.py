@@ -70,7 +70,9 @@ def test_gru_is_not_an_lstm():
             ("rnn/gru_cell/candidate/bias", (8,)),
         )
     )
-    assert d.layers == []
+    # A GRU since issue 17, and never an LSTM: its gates/ scope alone would fit [rows, 4u] for even u.
+    (layer,) = d.layers
+    assert (layer.name, layer.layout.cell.name, layer.units) == ("rnn/gru_cell", "GRU", 8)
 
 
 def test_keras_lstm_cudnn_and_gru_by_shape():
@@ -88,9 +90,10 @@ def test_keras_lstm_cudnn_and_gru_by_shape():
         )
     )
     names = {layer.name: layer for layer in d.layers}
-    assert set(names) == {"enc", "cud"}
+    assert set(names) == {"enc", "cud", "gru"}
     assert names["enc"].layout.key == "keras" and names["enc"].activation == "unknown"
     assert names["cud"].layout.key == "keras-cudnn" and names["cud"].recurrent_activation == "sigmoid"
+    assert names["gru"].layout.key == "keras-gru" and names["gru"].units == 8  # a GRU since issue 17
 
 
 def test_keras_config_gives_activations_and_excludes_other_classes():

@@ -25,7 +25,7 @@ from lstm_inspect.targets import TARGETS
 from lstm_inspect.weights import fold_forget_bias
 from lstm_inspect.writers.npz import write_npz
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, no_recurrent_layers
 from .test_slicer import MemoryStore
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -348,9 +348,9 @@ def assert_error_2(result, *fragments: str) -> None:
 
 def test_errors_exit_2_in_one_line(tmp_path):
     assert_error_2(run(BASIC, tmp_path / "missing.ckpt"), "missing.ckpt", "no such file")
-    assert_error_2(run(FIXTURES / "tf1_gru" / "model.ckpt", BASIC), "no LSTM layer")
-    assert_error_2(run(BASIC, BASIC, "--map", "nothing=rnn/basic_lstm_cell"), "no LSTM layer named 'nothing'")
-    assert_error_2(run(BASIC, BASIC, "--map", "rnn/basic_lstm_cell=x", "--json"), "no LSTM layer named 'x'")
+    assert_error_2(run(no_recurrent_layers(tmp_path / "in"), BASIC), "no LSTM or GRU layer")
+    assert_error_2(run(BASIC, BASIC, "--map", "nothing=rnn/basic_lstm_cell"), "no LSTM or GRU layer named 'nothing'")
+    assert_error_2(run(BASIC, BASIC, "--map", "rnn/basic_lstm_cell=x", "--json"), "no LSTM or GRU layer named 'x'")
     os.mkfifo(tmp_path / "pipe.npz")
     assert_error_2(run(BASIC, tmp_path / "pipe.npz"), "FIFO")
     damaged = tmp_path / "damaged.keras"

@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from lstm_inspect.cli import main
 from lstm_inspect.writers.npz import decode_key
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, no_recurrent_layers
 from .test_cli import assert_clean_error
 from .test_hdf5 import damage_layout, keras3_weights
 from .test_keras_reader import TINY_CONFIG, _keras_zip, _set_declared_size, _tiny_weights_h5
@@ -467,11 +467,11 @@ def test_flipped_data_byte_reads_with_no_verify(tmp_path):
 
 
 def test_non_lstm_file_to_split_and_export(tmp_path):
-    gru = FIXTURES / "tf1_gru" / "model.ckpt"
-    assert cli("summary", str(gru)).exit_code == 0
+    dense = no_recurrent_layers(tmp_path / "in")
+    assert cli("summary", str(dense)).exit_code == 0
     out = tmp_path / "out"
     for command in ("split", "export"):
-        assert_clean_error(run_command(command, gru, out), "tf1_gru/model.ckpt", "no LSTM layer found")
+        assert_clean_error(run_command(command, dense, out), "in/dense.npz", "no LSTM or GRU layer found")
     assert list(out.iterdir()) == []
 
 

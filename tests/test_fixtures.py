@@ -13,7 +13,7 @@ from lstm_inspect.results import summarize
 from lstm_inspect.schema import LSTM
 from lstm_inspect.writers.npz import write_npz
 
-from .conftest import FIXTURES, UNREADABLE, manifest
+from .conftest import FIXTURES, UNREADABLE, load_options, manifest
 
 ENTRIES = manifest()
 IDS = [e["name"] for e in ENTRIES]
@@ -28,7 +28,7 @@ def test_v1_checkpoint_is_refused():
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 def test_summary_matches_what_the_framework_built(entry):
-    with lstm_inspect.load(FIXTURES / entry["path"]) as ckpt:
+    with lstm_inspect.load(FIXTURES / entry["path"], **load_options(entry)) as ckpt:
         summary = summarize(ckpt)
     got = {layer.name: layer for layer in summary.layers}
     assert sorted(got) == sorted(layer["name"] for layer in entry["layers"])
@@ -42,19 +42,32 @@ def test_summary_matches_what_the_framework_built(entry):
         assert layer.params == expected["params"]
         assert layer.gate_order == expected["gate_order"]
         assert layer.forget_bias == expected["forget_bias"]
+        # What the graph or the model config says (issue 11), or the framework's default.
+        assert (layer.activation, layer.recurrent_activation) in (
+            (expected["activation"], expected["recurrent_activation"]),
+            ("unknown", "unknown"),  # a file without a model config: run as tanh and sigmoid
+        )
+        for clip in ("cell_clip", "proj_clip"):
+            said = layer.settings.get(clip)
+            assert (said.value if said else None) == expected.get(clip), clip
     assert summary.total_params == entry["total_params"]
 
 
-def _check_layer(ckpt, expected, reference, gates_of):
+def _check_layer(ckpt, expected, reference, gates_of, clips_of=None):
+    # Everything from what lstm-inspect read: the blocks, the forget bias, activations and clips.
     layer = ckpt.layer(expected["name"])
     x = reference[f"{layer.name}/x"]
+    activation, recurrent_activation = layer.activations()
+    clips = layer.clips() if clips_of is None else clips_of(layer)
     h, c = run_lstm(
         gates_of(layer),
         x,
         forget_bias=layer.forget_bias,
         projection=layer.projection,
-        activation=expected.get("activation", "tanh"),
-        recurrent_activation=expected.get("recurrent_activation", "sigmoid"),
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        cell_clip=clips.get("cell_clip"),
+        proj_clip=clips.get("proj_clip"),
     )
     np.testing.assert_allclose(h, reference[f"{layer.name}/h"], atol=2e-5, rtol=1e-4)
     np.testing.assert_allclose(c, reference[f"{layer.name}/c"], atol=2e-5, rtol=1e-4)
@@ -63,7 +76,7 @@ def _check_layer(ckpt, expected, reference, gates_of):
 @pytest.mark.parametrize("entry", WITH_REFERENCE, ids=[e["name"] for e in WITH_REFERENCE])
 def test_split_blocks_reproduce_framework_outputs(entry):
     reference = np.load(FIXTURES / entry["reference"])
-    with lstm_inspect.load(FIXTURES / entry["path"]) as ckpt:
+    with lstm_inspect.load(FIXTURES / entry["path"], **load_options(entry)) as ckpt:
         for expected in entry["layers"]:
             _check_layer(ckpt, expected, reference, lambda layer: {g: b.parts() for g, b in layer.gates().items()})
 
@@ -72,7 +85,7 @@ def test_split_blocks_reproduce_framework_outputs(entry):
 def test_exported_npz_reproduces_framework_outputs(entry, tmp_path):
     reference = np.load(FIXTURES / entry["reference"])
     out = tmp_path / "gates.npz"
-    with lstm_inspect.load(FIXTURES / entry["path"]) as ckpt:
+    with lstm_inspect.load(FIXTURES / entry["path"], **load_options(entry)) as ckpt:
         write_npz(str(out), gate_arrays(ckpt))
         exported = np.load(out)
 
@@ -82,8 +95,12 @@ def test_exported_npz_reproduces_framework_outputs(entry, tmp_path):
                 g: {part: exported[f"{layer.name}/{g}/{part}"] for part in b.parts()} for g, b in layer.gates().items()
             }
 
+        def clips_from_npz(layer):
+            keys = {clip: f"{layer.name}/{clip}" for clip in ("cell_clip", "proj_clip")}
+            return {clip: float(exported[key]) for clip, key in keys.items() if key in exported}
+
         for expected in entry["layers"]:
-            _check_layer(ckpt, expected, reference, from_npz)
+            _check_layer(ckpt, expected, reference, from_npz, clips_from_npz)
         keys = set(exported.files)
         for layer in ckpt.layers:
             if layer.projection is not None:

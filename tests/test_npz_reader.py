@@ -24,7 +24,7 @@ from lstm_inspect.readers import open_store
 from lstm_inspect.readers.npz import NpzStore
 from lstm_inspect.writers.npz import write_npz
 
-from .conftest import FIXTURES, manifest
+from .conftest import FIXTURES, load_options, manifest
 
 WITH_REFERENCE = [e for e in manifest() if e.get("reference")]
 
@@ -38,9 +38,10 @@ def export(source: Path, out: Path, *args: str) -> Path:
 @pytest.mark.parametrize("entry", WITH_REFERENCE, ids=[e["name"] for e in WITH_REFERENCE])
 def test_a_gates_export_reads_back_as_the_layers_it_came_from(entry, tmp_path):
     source = FIXTURES / entry["path"]
-    out = export(source, tmp_path / "gates.npz")
+    said = [f"--{key.replace('_', '-')}={value}" for key, value in load_options(entry).items()]
+    out = export(source, tmp_path / "gates.npz", *said)
     reference = np.load(FIXTURES / entry["reference"])
-    with lstm_inspect.load(source) as original, lstm_inspect.load(out) as exported:
+    with lstm_inspect.load(source, **load_options(entry)) as original, lstm_inspect.load(out) as exported:
         assert exported.format == "npz"
         assert [layer.name for layer in exported.layers] == [layer.name for layer in original.layers]
         assert exported.variables == []  # the 0-d forget biases are settings, not tensors
@@ -63,7 +64,10 @@ def test_a_gates_export_reads_back_as_the_layers_it_came_from(entry, tmp_path):
                 projection=b.projection,
                 activation=expected["activation"],
                 recurrent_activation=expected["recurrent_activation"],
+                cell_clip=b.clips().get("cell_clip"),  # the export's 0-d L/cell_clip, L/proj_clip
+                proj_clip=b.clips().get("proj_clip"),
             )
+            assert b.clips() == pytest.approx(a.clips())
             np.testing.assert_allclose(h, reference[f"{b.name}/h"], atol=2e-5, rtol=1e-4)
             np.testing.assert_allclose(c, reference[f"{b.name}/c"], atol=2e-5, rtol=1e-4)
 

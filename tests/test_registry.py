@@ -196,12 +196,15 @@ def test_a_pbtxt_that_is_not_a_graph_def(tmp_path):
     )
 
 
-def test_a_text_meta_graph_points_at_the_prefix_beside_it(tmp_path):
+def test_a_meta_graph_given_as_path_opens_the_checkpoint_beside_it(tmp_path):
+    # Saver.save's .meta opens the checkpoint it was written beside (issue 11); one in text format,
+    # which Saver never writes, is a graph lstm-inspect cannot read: one warning, and the weights.
     run = copy_fixture("tf1_basic", tmp_path)
     (run / "model.ckpt.meta").write_text("meta_info_def {\n  stripped_op_list {\n  }\n}\n")
     result = cli("summary", str(run / "model.ckpt.meta"))
-    assert_clean_error(result, "a TensorFlow graph (MetaGraphDef), not its weights; give the checkpoint prefix")
-    assert result.stderr.strip().endswith(str(run / "model.ckpt"))
+    assert result.exit_code == 0 and "rnn/basic_lstm_cell" in result.stdout
+    (warning,) = [line for line in result.stderr.splitlines() if line]
+    assert warning.startswith("Warning: ") and "model.ckpt.meta" in warning
 
 
 def test_a_data_shard_without_its_index_names_the_prefix(tmp_path):
@@ -447,4 +450,4 @@ def test_an_npz_of_any_arrays_is_read_and_summarised(tmp_path):
     # Any .npz of numeric arrays opens (readers/npz.py); one that holds no LSTM says so.
     result = cli("summary", str(numpy_npz(tmp_path)))
     assert result.exit_code == 0, result.stderr
-    assert "No LSTM layers found." in result.stdout and "kernel" in result.stdout
+    assert "No LSTM or GRU layers found." in result.stdout and "kernel" in result.stdout

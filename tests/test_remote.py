@@ -283,7 +283,8 @@ def test_http_split_of_one_layer_fetches_that_layer_only(root, http):
     assert without_path(data) == without_path(local)
     needed = layer_bytes(root, BIG)
     assert needed <= shard_bytes(http.log, root) < needed + MiB
-    assert all(r.status in (200, 206) for r in http.log.requests)
+    # The one 404: the lookup of the .meta graph a checkpoint may have beside it (issue 11).
+    assert all(r.status in (200, 206) or r.path.endswith("/model.ckpt.meta") for r in http.log.requests)
     assert data["stats"]["bytes"] == http.log.bytes() and data["stats"]["reads"] == len(http.log.of(method="GET"))
 
 

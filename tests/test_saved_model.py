@@ -25,12 +25,12 @@ from .conftest import FIXTURES
 from .test_tf_graph import field
 
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
-SAVED_MODELS = [e for e in MANIFEST["graph_fixtures"] if e["format"] == "saved-model"]
+SAVED_MODELS = [e for e in MANIFEST["fixtures"] if e["format"] == "saved-model"]
 KERAS2 = FIXTURES / "keras2_saved_model"
 
 
 def entry(name: str) -> dict:
-    (found,) = [e for e in MANIFEST["graph_fixtures"] if e["name"] == name]
+    (found,) = [e for e in MANIFEST["fixtures"] if e["name"] == name]
     return found
 
 

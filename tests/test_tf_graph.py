@@ -1,6 +1,6 @@
 """What TensorFlow's graph says beside the weights (issue 11): the decoders, the structural LSTM
 matcher and the frozen-graph store, against the graph fixtures TensorFlow made
-(manifest.json `graph_fixtures`), numerically and with hostile input."""
+(the manifest's entries with a `graph`), numerically and with hostile input."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ from lstm_inspect.readers.tf_protos import ENUMS, SCHEMA
 from .conftest import FIXTURES
 
 MANIFEST = __import__("json").loads((FIXTURES / "manifest.json").read_text())
-GRAPH_ENTRIES = MANIFEST["graph_fixtures"]
+# The fixtures whose settings only a graph or a SavedModel says (issue 11).
+GRAPH_ENTRIES = [e for e in MANIFEST["fixtures"] if "graph" in e or e["format"] == "saved-model"]
 WITH_GRAPH = [e for e in GRAPH_ENTRIES if e.get("graph")]
 TF1_WITH_REFERENCE = [e for e in GRAPH_ENTRIES if e["format"] == "tf-checkpoint" and e["reference"]]
 FROZEN = FIXTURES / "tf1_frozen"

@@ -62,8 +62,9 @@ def test_a_bidirectional_tf1_pair_passes_every_target():
         "bidirectional_rnn/bw/basic_lstm_cell",
     ]
     for layer in result.layers:
-        # The file is not a Keras model: no keras-model column.
-        assert sorted(numbers(layer)) == sorted([*NUMPY_TARGETS, "torch", "onnxruntime", "keras"])
+        # The file is not a Keras model: no keras-model column; TensorFlow wrote it: tf-cell.
+        expected = [*NUMPY_TARGETS, "torch", "onnxruntime", "keras", "tensorflow", "tf-cell"]
+        assert sorted(numbers(layer)) == sorted(expected)
         assert max(numbers(layer).values()) < 1e-5
         assert numbers(layer)["numpy:gates"] == 0.0 and numbers(layer)["numpy:tensorflow"] == 0.0
     data = json.loads(json.dumps(result.to_dict()))
@@ -139,7 +140,7 @@ def test_cli_table_and_json():
     path = str(FIXTURES / "tf1_peephole_proj" / "model.ckpt")
     result = run("verify", path)
     assert result.exit_code == 0, result.stderr
-    assert "rnn/lstm_cell" in result.stdout and "All 2 checks within tolerance." in result.stdout
+    assert "rnn/lstm_cell" in result.stdout and "All 4 checks within tolerance." in result.stdout
     assert "torch.nn.LSTM has no peephole" in result.stdout
     data = json.loads(run("verify", path, "--json", "--seed", "3").stdout)
     assert data["ok"] is True and data["seed"] == 3
@@ -147,6 +148,8 @@ def test_cli_table_and_json():
     assert {c["target"] for c in layer["checks"] if c["max_abs_diff"] is not None} == {
         "numpy:gates",
         "numpy:tensorflow",
+        "tensorflow",  # a TF1 LSTMCell on the export
+        "tf-cell",  # TensorFlow's own cell on the file's weights, read by TensorFlow
     }
 
 

@@ -15,7 +15,7 @@ from ..schema import Setting
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["LayerConfig", "LayerHint", "Origin", "Setting", "TensorInfo", "TensorStore"]
+__all__ = ["LayerConfig", "LayerHint", "Origin", "Setting", "TensorFlowSource", "TensorInfo", "TensorStore"]
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, which made building
@@ -98,8 +98,30 @@ class Origin:
     suffix: str = ""
 
 
+@dataclass(frozen=True)
+class TensorFlowSource:
+    """Where TensorFlow's own readers find a file's tensors (what verify's tf-cell check loads).
+
+    kind: "checkpoint" (tf.train.load_checkpoint(path)), "graph" (a GraphDef, `.pbtxt` as text:
+          each tensor a Const node) or "saved_model" (a saved_model.pb whose graph holds the Consts).
+    keys: per logical tensor name, the name TensorFlow knows it by (a checkpoint key, a node name).
+    """
+
+    kind: str
+    path: str
+    keys: dict[str, str]
+
+
 class TensorStore(Protocol):
-    """An open file of tensors. Use as a context manager or call close()."""
+    """An open file of tensors. Use as a context manager or call close().
+
+    A store may also offer (api.Checkpoint asks with getattr): `trainable_variables()`, the names
+    of the model's variables as the file declares them (a TF graph's collection; None when it does
+    not say), which detection never takes for optimizer slots; and `unsaid()`, why the file says
+    nothing beside the weights where it says nothing ("no graph beside the checkpoint"), which the
+    source of every setting assumed for want of it names; and `tensorflow_source()`, a
+    TensorFlowSource, where TensorFlow itself would read the tensors.
+    """
 
     path: str
     # A name for people ("tf-checkpoint", "keras-h5", "keras-v3", "keras-weights-h5",

@@ -141,7 +141,15 @@ def read_bounded(path: str, limit: int, what: str = "file") -> bytes:
         # The size first: a sparse file claims gigabytes it never stored. Then a bounded read, for
         # files whose size says nothing (/proc files are regular and 0 bytes long).
         size = os.fstat(f.fileno()).st_size
-        data = f.read(limit + 1) if size <= limit else b""
+        # read(n) allocates n bytes first: asking for the limit itself (2 GiB for a graph) would
+        # fail under a memory limit for any file. What the size says, then the rest in pieces.
+        data = f.read(size + 1) if size <= limit else b""
+        if len(data) > size:
+            pieces, total = [data], len(data)
+            while total <= limit and (piece := f.read(min(1 << 20, limit + 1 - total))):
+                pieces.append(piece)
+                total += len(piece)
+            data = b"".join(pieces)
     if size > limit or len(data) > limit:
         found = f"{size:,} bytes" if size > limit else f"more than {limit:,} bytes"
         raise UnsupportedFormat(f"{path}: {found}, too large for a {what} ({limit:,} at most)")

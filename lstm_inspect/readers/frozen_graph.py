@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptFile, UnknownName, UnsupportedFormat
-from .base import LayerConfig, LayerHint, TensorInfo
+from .base import LayerConfig, LayerHint, TensorFlowSource, TensorInfo
 from .formats.frozen_graph import looks_like_text_graph
 from .protobuf import Malformed
 from .tf_bundle import TF_ORIGIN
@@ -46,11 +46,12 @@ class FrozenGraph:
     origin = TF_ORIGIN  # tf.compat.v1 imports the GraphDef
     checksums = False  # a GraphDef holds none
 
-    def __init__(self, path: str, graph: Graph, where: str | None = None) -> None:
+    def __init__(self, path: str, graph: Graph, where: str | None = None, kind: str = "graph") -> None:
         """`graph` read from `path`; `where` names the file in messages when it is not `path`
-        (the saved_model.pb of a SavedModel directory)."""
+        (the saved_model.pb of a SavedModel directory, `kind` "saved_model")."""
         self.path = path
         self._where = where or path
+        self._kind = kind
         self._graph = graph
         self._infos: dict[str, TensorInfo] = {}
         self._tensors: dict[str, dict[str, Any]] = {}
@@ -88,6 +89,13 @@ class FrozenGraph:
 
     def layer_hints(self) -> dict[str, LayerHint]:
         return dict(self._hints)
+
+    def unsaid(self) -> str:
+        return "the graph does not show it for this cell"
+
+    def tensorflow_source(self) -> TensorFlowSource:
+        # A frozen weight is the Const of the variable's name: TensorFlow knows it by that name.
+        return TensorFlowSource(self._kind, self._where, {name: name for name in self._infos})
 
     def close(self) -> None:
         pass

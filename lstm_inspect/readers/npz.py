@@ -8,8 +8,9 @@ length); `read(name)` reads one member's bytes. Only arrays of numbers and boole
 object array would need pickle, which is never used.
 
 Member names are the keys through export.encode_key, so they are decoded with decode_key. In a
-gates export (targets/gates.py) the 0-d `L/forget_bias`, `L/cell_clip` and `L/proj_clip` beside a
-layer's blocks are the layer's settings, not tensors: they are handed to detection as layer hints.
+gates export (targets/gates.py) the 0-d `L/forget_bias`, `L/cell_clip`, `L/proj_clip` and a GRU's
+`L/reset_after` beside a layer's blocks are the layer's settings, not tensors: they are handed to
+detection as layer hints.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import CorruptFile, UnknownName, UnsupportedFormat
-from ..schema import LSTM
+from ..schema import CELL_KINDS
 from .base import LayerConfig, LayerHint, Setting, TensorInfo
 from .files import check_lfs_pointer, open_regular
 
@@ -40,7 +41,7 @@ _MAGIC = b"\x93NUMPY"
 _MAX_HEADER_BYTES = 10_000
 _PREAMBLE = {1: ("<H", 10), 2: ("<I", 12)}  # version -> (length field, bytes before the header)
 # The 0-d members of a gates export that are settings of the layer they sit under (targets/gates.py).
-_SETTINGS = ("forget_bias", "cell_clip", "proj_clip")
+_SETTINGS = ("forget_bias", "cell_clip", "proj_clip", *(v for kind in CELL_KINDS.values() for v in kind.variants))
 # Values are copied out of zipfile in pieces of this size, so reading a member costs the array
 # and one piece, never the member's bytes twice.
 _PIECE_BYTES = 1 << 20
@@ -163,9 +164,14 @@ class NpzStore:
             scope, _, leaf = name.rpartition("/")
             if leaf not in _SETTINGS or member.shape != () or member.descr[1] not in "fiu":
                 continue
-            if not any(f"{scope}/{gate}/kernel" in self._members for gate in LSTM.gates):
+            if not any(f"{scope}/{g}/kernel" in self._members for kind in CELL_KINDS.values() for g in kind.gates):
                 continue
-            value = float(self.read(name))
+            value: float | bool = float(self.read(name))
+            if any(leaf in kind.variants for kind in CELL_KINDS.values()):
+                # targets/gates.py writes a variant (a GRU's reset_after) as 1.0 or 0.0, nothing else.
+                if value not in (0.0, 1.0):
+                    raise CorruptFile(f"{self.path}: {name} is {value:g}; an export stores it as 1 or 0")
+                value = bool(value)
             hint = hints.setdefault(scope, LayerHint(scope))
             hint.settings[leaf] = Setting(value, f"stored in the export: {name}")
             self._hidden.add(name)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
-from .base import LayerConfig, LayerHint, TensorInfo
+from .base import LayerConfig, LayerHint, TensorFlowSource, TensorInfo
 from .files import open_regular, read_bounded
 from .formats.saved_model import GRAPH_FILES, VARIABLES_DIRECTORY, is_saved_model_dir
 from .protobuf import Malformed, decode, varint
@@ -343,15 +343,18 @@ class RenamedStore:
         configs: dict[str, LayerConfig] | None = None,
         hints: dict[str, LayerHint] | None = None,
         beside: list[str] | None = None,
+        unsaid: str | None = None,
     ) -> None:
-        """`beside`: the files the store belongs with besides the checkpoint's (a SavedModel's graph)."""
+        """beside: the other files it belongs with (saved_model.pb, keras_metadata.pb); unsaid: why
+        a setting no weight stores is assumed (see readers/base.py)."""
         self.path = path or checkpoint.path
         self.format = format or checkpoint.format
         self.origin, self.checksums = checkpoint.origin, checkpoint.checksums
-        self._beside = beside or []
         self._checkpoint = checkpoint
         self._configs = configs or {}
         self._hints = hints or {}
+        self._beside = beside or []
+        self._unsaid = unsaid
         self._infos: dict[str, TensorInfo] = {}
         self._keys: dict[str, str] = {}
         from .keras.store import natural_key
@@ -387,6 +390,12 @@ class RenamedStore:
 
     def layer_hints(self) -> dict[str, LayerHint]:
         return dict(self._hints)
+
+    def unsaid(self) -> str | None:
+        return self._unsaid
+
+    def tensorflow_source(self) -> TensorFlowSource:
+        return TensorFlowSource("checkpoint", self._checkpoint.path, dict(self._keys))
 
     def close(self) -> None:
         self._checkpoint.close()
@@ -565,8 +574,15 @@ def open_saved_model(
         if nodes is None:
             # A TF1 SavedModel (saved_model.Builder): variables under their graph names, and the
             # graph saying what the weights do not.
-            hints = _graph_hints(saved)
-            return RenamedStore(checkpoint, {}, path=directory, format=FORMAT, hints=hints, beside=beside)
+            return RenamedStore(
+                checkpoint,
+                {},
+                path=directory,
+                format=FORMAT,
+                hints=_graph_hints(saved),
+                beside=beside,
+                unsaid="its graph does not show it for this cell",
+            )
         variable_names = _variable_names(saved, nodes)
         naming = _name_keys(nodes, keras, variable_names, only_positional=False)
         hints = {} if keras or saved.meta.object_graph else _graph_hints(saved)
@@ -601,7 +617,7 @@ def _graph_hints(saved: SavedModel) -> dict[str, LayerHint]:
 def _without_variables(directory: str, saved: SavedModel) -> FrozenGraph:
     from .frozen_graph import FrozenGraph
 
-    store = FrozenGraph(directory, saved.meta.graph, where=saved.path)
+    store = FrozenGraph(directory, saved.meta.graph, where=saved.path, kind="saved_model")
     if not store.tensors():
         raise UnsupportedFormat(
             f"{directory}: a SavedModel without variables/ (no variables/variables.index), and its graph "

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 
 from ..errors import CorruptFile, FileNotFound, LstmInspectError, UnknownName, UnsupportedFormat, warn
 from . import files
-from .base import LayerConfig, LayerHint, Origin, TensorInfo
+from .base import LayerConfig, LayerHint, Origin, TensorFlowSource, TensorInfo
 from .files import check_lfs_pointer, is_url, open_regular, opened_size, read_bounded
-from .formats.tf_checkpoint import DATA_SUFFIX, INDEX_SUFFIX, STATE_FILE
+from .formats.tf_checkpoint import DATA_SUFFIX, INDEX_SUFFIX, META_SUFFIX, STATE_FILE
 from .protobuf import Malformed, as_bytes, as_int, fields, varint
 from .urls import display_url
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # numpy loads only when a value is read: listing a checkpoint
     import numpy as np
 
     from .saved_model import RenamedStore
+    from .tf_graph import GraphHints
 
 __all__ = ["TFCheckpoint", "checkpoint_files", "dtype_name", "open_checkpoint", "resolve_prefix"]
 
@@ -439,6 +440,8 @@ def _prefix_of(path: str) -> str:
     data_suffix = DATA_SUFFIX.search(path)
     if path.endswith(INDEX_SUFFIX):
         return path[: -len(INDEX_SUFFIX)]
+    if path.endswith(META_SUFFIX) and files.exists(path[: -len(META_SUFFIX)] + INDEX_SUFFIX):
+        return path[: -len(META_SUFFIX)]  # the graph Saver.save wrote beside its checkpoint
     return path[: data_suffix.start()] if data_suffix else path
 
 
@@ -470,11 +473,8 @@ def _near_miss(path: str) -> str | None:
         except LstmInspectError:
             named = "a checkpoint prefix"
         return f"a checkpoint state file, not a checkpoint; give the directory holding it or {named}"
-    if base.endswith(".meta"):
-        # Saver.save writes the graph as prefix.meta beside prefix.index (saver.py meta_graph_suffix).
-        weights = path[: -len(".meta")]
-        if files.exists(weights + INDEX_SUFFIX):
-            return f"a TensorFlow graph (MetaGraphDef), not its weights; give the checkpoint prefix {weights}"
+    if base.endswith(META_SUFFIX):
+        weights = path[: -len(META_SUFFIX)]
         return f"a TensorFlow graph (MetaGraphDef), and its checkpoint {weights}.index is not beside it"
     if DATA_SUFFIX.search(base):
         prefix = _prefix_of(path)
@@ -491,7 +491,7 @@ def checkpoint_files(prefix: str) -> list[str]:
     directory, base = os.path.split(prefix)
     names = sorted(files.list_dir(directory))
     shards = [os.path.join(directory, n) for n in names if n.startswith(base) and DATA_SUFFIX.match(n, len(base))]
-    beside = [prefix + ".index", *shards, prefix + ".meta", os.path.join(directory, STATE_FILE)]
+    beside = [prefix + ".index", *shards, prefix + META_SUFFIX, os.path.join(directory, STATE_FILE)]
     return [path for path in beside if os.path.lexists(path)]
 
 
@@ -579,6 +579,9 @@ class TFCheckpoint:
         # by then, whose error says it (one line, not a warning and an error saying the same).
         self._used_shards = sorted(needed_from_shard)
         self._shard_warnings = self._check_shards(needed_from_shard)
+        self._graph: GraphHints | None = None
+        self._graph_read = False
+        self._unsaid = "no graph beside the checkpoint"
 
     @staticmethod
     def _corrupt(path: str, problem: str) -> CorruptFile:
@@ -632,7 +635,50 @@ class TFCheckpoint:
         return {}
 
     def layer_hints(self) -> dict[str, LayerHint]:
-        return {}
+        """What the `.meta` graph beside the checkpoint says of each LSTM cell (tf_graph.graph_hints);
+        {} without one. A graph that is not this checkpoint's (other variables or shapes) or that
+        cannot be read is warned of in one line and ignored."""
+        graph = self._read_graph()
+        return dict(graph.hints) if graph is not None else {}
+
+    def trainable_variables(self) -> list[str] | None:
+        """The graph's trainable_variables collection (None without a graph, or one without it)."""
+        graph = self._read_graph()
+        return graph.trainable_variables if graph is not None else None
+
+    def unsaid(self) -> str:
+        """Why a setting no weight stores is assumed: there is no graph, or it was ignored, or it
+        does not show that setting for that cell."""
+        self._read_graph()
+        return self._unsaid
+
+    def tensorflow_source(self) -> TensorFlowSource:
+        return TensorFlowSource("checkpoint", self.path, {name: name for name in self._infos})
+
+    def _read_graph(self) -> GraphHints | None:
+        if self._graph_read:
+            return self._graph
+        self._graph_read = True
+        meta = self.path + META_SUFFIX
+        if not files.exists(meta):
+            return None
+        from .tf_graph import graph_hints
+
+        name = files.split(meta)[1]
+        try:
+            graph = graph_hints(meta, self._infos)
+        except LstmInspectError as e:
+            warn(f"{e}; read without it")
+            self._unsaid = f"its graph {name} could not be read"
+            return None
+        if not graph.belongs:
+            more = f" (and {len(graph.problems) - 1:,} more)" if len(graph.problems) > 1 else ""
+            warn(f"{graph.problems[0]}{more}: not this checkpoint's graph, so ignored")
+            self._unsaid = f"{name} beside it is another model's graph, ignored"
+            return None
+        self._graph = graph
+        self._unsaid = f"its graph {name} does not show it for this cell"
+        return graph
 
     def read(self, name: str) -> np.ndarray:
         info = self._infos.get(name)

@@ -1008,7 +1008,8 @@ def _clip_setting(low: tuple[float, str], high: tuple[float, str], where: str) -
     # TF's cells clip symmetrically (clip_by_value(c, -cell_clip, cell_clip)); another range is
     # reported as it is, (low, high), for the caller to refuse.
     value: float | tuple[float, float] = high[0] if low[0] == -high[0] else (low[0], high[0])
-    return Setting(value, f"graph: {where} (bounds {high[1]}, {low[1]})")
+    # The bounds are Consts of the clip's own scope (clip_by_value/Minimum/y, clip_by_value/y).
+    return Setting(value, f"graph: {where}")
 
 
 def _cell_scope(kernel: str) -> str:

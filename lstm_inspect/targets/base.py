@@ -37,6 +37,7 @@ class Features:
     recurrent_activation: str
     clips: tuple[str, ...] = ()  # the clip settings the layer has ("cell_clip", "proj_clip")
     cell: str = "LSTM"  # the cell kind (schema.CELL_KINDS): a ConvLSTM2D needs a layout of its own
+    variants: tuple[tuple[str, bool], ...] = ()  # the cell kind's variant settings: (("reset_after", True),)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ class Target:
     """One `--layout`.
 
     layout:       the schema layout it writes (None: the canonical gate blocks).
-    what:         how messages name what computes it ("torch.nn.LSTM").
+    cell_layouts: the layouts it writes layers of other cell kinds (or variants) in: a layer goes
+                  into the first of `layouts` that holds it (schema.Layout.holds).
+    what:         how messages name what computes it, {cell} the layer's cell kind ("torch.nn.{cell}").
     paired:       a bidirectional pair is one exported layer (nn.LSTM `_reverse` keys, ONNX's
                   direction axis); otherwise each half is exported on its own.
     unprefixed_single: an export of exactly one layer or pair has no "L/" key prefix, so that it
@@ -82,12 +85,16 @@ class Target:
 
     @property
     def layouts(self) -> tuple[schema.Layout, ...]:
-        """Every layout it writes, one per cell kind it holds."""
+        """Every layout it writes, one for each cell kind and variant it can hold."""
         return () if self.layout is None else (self.layout, *self.cell_layouts)
 
-    def layout_for(self, cell: str) -> schema.Layout | None:
-        """The layout a layer of this cell kind is written in, None when the target holds none."""
-        return next((layout for layout in self.layouts if layout.cell.name == cell), None)
+    def layout_for(self, cell: schema.CellKind, variants: Mapping[str, object]) -> schema.Layout | None:
+        """The layout a layer of `cell` with these variant settings is written in, or None."""
+        return next((layout for layout in self.layouts if layout.holds(cell, variants)), None)
+
+    def what_for(self, cell: str) -> str:
+        """How messages name what computes a layer of this cell kind: "torch.nn.GRU"."""
+        return self.what.format(cell=cell)
 
     @property
     def runtime_forget_bias(self) -> float:
@@ -96,17 +103,18 @@ class Target:
 
     def refusal(self, features: Features) -> str | None:
         """Why this target cannot compute a layer with these features, or None when it can."""
-        if self.layout is not None and self.layout_for(features.cell) is None:
-            held = ", ".join(dict.fromkeys(layout.cell.name for layout in self.layouts))
-            return f"--layout {self.name} holds {held} layers only, and this is a {features.cell}"
+        what = self.what_for(features.cell)
+        reason = self._layout_refusal(features, what)
+        if reason is not None:
+            return reason
         if features.peepholes and not self.peepholes:
-            return f"{self.what} has no peephole connections"
+            return f"{what} has no peephole connections"
         size = features.projection_size
         if size is not None:
             if self.projection == "none":
-                return f"{self.what} has no projection"
+                return f"{what} has no projection"
             if self.projection == "smaller" and size >= features.units:
-                return f"{self.what} needs {self.projection_words} (projection {size}, units {features.units})"
+                return f"{what} needs {self.projection_words} (projection {size}, units {features.units})"
         for role, name, allowed in (
             ("gates", features.recurrent_activation, self.recurrent_activations),
             ("cell", features.activation, self.activations),
@@ -115,13 +123,33 @@ class Target:
                 continue
             if len(allowed) == 1:
                 (only,) = allowed
-                return f"{self.what} computes its {role} with {only} only; this layer uses {activations.shown(name)}"
+                return f"{what} computes its {role} with {only} only; this layer uses {activations.shown(name)}"
             which = "recurrent activation" if role == "gates" else "activation"
-            return f"{self.what} has no {which} {name!r}"
+            return f"{what} has no {which} {name!r}"
         for clip in features.clips:
             if clip not in self.clips:
-                return f"{self.what} has no {clip}"
+                return f"{what} has no {clip}"
         return None
+
+    def _layout_refusal(self, features: Features, what: str) -> str | None:
+        """Why none of the target's layouts holds a layer of this cell kind and variant, or None."""
+        if self.layout is None:
+            return None  # the canonical blocks hold every cell kind
+        cell, variants = schema.CELL_KINDS[features.cell], dict(features.variants)
+        kinds = [layout for layout in self.layouts if layout.cell.name == cell.name]
+        if not kinds:
+            return f"--layout {self.name} holds no {cell.name} layers"
+        if any(layout.holds(cell, variants) for layout in kinds):
+            return None
+        for name in cell.variants:
+            fixed = kinds[0].fixed.get(name)
+            if fixed is not None and bool(fixed.value) != bool(variants.get(name)):
+                value = bool(variants.get(name))
+                return (
+                    f"{what} {schema.variant_words(name, fixed.value)}; this layer "
+                    f"{schema.variant_words(name, value)} ({name}={value})"
+                )
+        return f"{what} cannot hold this {cell.name} layer"
 
     def unit_arrays(
         self, unit: ExportUnit, runtime_forget_bias: float | None = None, gates: Collection[str] = ()
@@ -134,31 +162,39 @@ class Target:
             for layer in unit.layers:
                 yield layer.name, self.arrays([layer.weights()], runtime_forget_bias)
 
+    def weights_layout(self, weights: Weights) -> schema.Layout:
+        """The layout these weights are written in (a layer the target refuses has none)."""
+        layout = self.layout_for(weights.cell, weights.variants)
+        if layout is None:
+            raise ValueError(f"--layout {self.name} holds no layer like {weights.name}")
+        return layout
+
     def arrays(self, directions: Sequence[Weights], runtime_forget_bias: float | None = None) -> dict[str, np.ndarray]:
         """The target's arrays for one exported layer: one direction, or a pair when `paired`."""
-        layout = self.layout_for(directions[0].cell.name)
-        if layout is None:
-            raise ValueError(f"--layout {self.name} holds no {directions[0].cell.name} layer")
+        layout = self.weights_layout(directions[0])
         runtime = self.runtime_forget_bias if runtime_forget_bias is None else runtime_forget_bias
         normalized = [normalize(w, layout, runtime) for w in directions]
         return slicer.pack(layout, [w.blocks for w in normalized], normalized[0].sizes)
 
     def read(
-        self, arrays: Mapping[str, np.ndarray], names: Sequence[str], runtime_forget_bias: float | None = None
+        self,
+        arrays: Mapping[str, np.ndarray],
+        names: Sequence[str],
+        runtime_forget_bias: float | None = None,
+        features: Features | None = None,
     ) -> list[Weights]:
         """The canonical weights of the directions held in one exported layer's arrays (keys without
-        the "L/" prefix), named `names`; the inverse of `arrays`."""
+        the "L/" prefix), named `names`; the inverse of `arrays`. `features`: those of the layer the
+        arrays were exported from, which say the cell kind and its variants (default: an LSTM)."""
         assert self.layout is not None
         runtime = self.runtime_forget_bias if runtime_forget_bias is None else runtime_forget_bias
-        # The layout whose roles the arrays fit (a ConvLSTM2D's kernels have two more axes than an LSTM's).
-        shapes = {key: tuple(value.shape) for key, value in arrays.items()}
-        layout = next(
-            (
-                layout
-                for layout in self.layouts
-                if schema.solve(layout, {role.key: shapes[role.key] for role in layout.roles if role.key in shapes})
-            ),
-            self.layout,
-        )
+        cell = schema.CELL_KINDS[features.cell] if features is not None else self.layout.cell
+        variants: dict[str, float] = dict(features.variants) if features is not None else {}
+        layout = self.layout_for(cell, variants) or self.layout
+        # What the layout fixes is what the arrays compute, whatever the source did.
+        variants.update({name: bool(s.value) for name, s in layout.fixed.items() if name in cell.variants})
         found = slicer.unpack(layout, arrays)
-        return [Weights(name, dict(blocks), layout.cell, forget_bias=runtime) for name, blocks in zip(names, found)]
+        return [
+            Weights(name, dict(blocks), layout.cell, forget_bias=runtime, settings=dict(variants))
+            for name, blocks in zip(names, found)
+        ]

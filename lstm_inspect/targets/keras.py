@@ -1,5 +1,5 @@
-"""Keras: LSTM.set_weights([kernel, recurrent_kernel(, bias)]) (keras/src/layers/rnn/lstm.py); keras
-is imported only to run it."""
+"""Keras: LSTM.set_weights([kernel, recurrent_kernel(, bias)]) (keras/src/layers/rnn/lstm.py), and
+GRU's alike (gru.py), its reset_after read from the bias' shape; keras is imported only to run it."""
 
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ def keras_activation(name: str) -> Any:
 
 
 def run_layer(cls: Any, config: Mapping[str, Any], weights: Sequence[np.ndarray], x: np.ndarray) -> Outputs:
-    """A fresh `cls` (keras.layers.LSTM, or the class of a loaded layer) built from `config`, given
-    `weights` by set_weights and run over x [T, B, in] in one direction; (h for every step, final c)."""
+    """A fresh `cls` (keras.layers.LSTM or GRU, or the class of a loaded layer) built from `config`,
+    given `weights` by set_weights and run over x [T, B, ...] in one direction; (h for every step,
+    the final cell state: an LSTM's c, a GRU's h)."""
     config = {**config, "return_sequences": True, "return_state": True, "go_backwards": False}
     config.pop("name", None)
     return _run(cls.from_config(config), weights, x)
@@ -48,8 +49,9 @@ def _run(layer: Any, weights: Sequence[np.ndarray], x: np.ndarray) -> Outputs:
     batch_major = (1, 0, *range(2, x.ndim))
     layer.build((x.shape[1], x.shape[0], *x.shape[2:]))
     layer.set_weights([np.asarray(w) for w in weights])
-    y, _, c = layer(np.ascontiguousarray(np.asarray(x, dtype=np.asarray(weights[0]).dtype).transpose(batch_major)))
-    return np.asarray(y).transpose(batch_major), np.asarray(c)
+    # With return_state an LSTM returns [y, h, c], a GRU [y, h]: the last is the cell state.
+    y, *_, state = layer(np.ascontiguousarray(np.asarray(x, dtype=np.asarray(weights[0]).dtype).transpose(batch_major)))
+    return np.asarray(y).transpose(batch_major), np.asarray(state)
 
 
 def outputs(
@@ -59,9 +61,11 @@ def outputs(
     recurrent_activation: str = "sigmoid",
     cell: str = "LSTM",
     conv: Mapping[str, object] | None = None,
+    **variants: bool,
 ) -> Outputs:
-    """A Keras 3 layer of `cell` (keras.layers.LSTM, or ConvLSTM1D/2D/3D with the convolution
-    settings `conv`) given [kernel, recurrent_kernel(, bias)] by set_weights, run over x [T, B, ...]."""
+    """A Keras 3 `cell` layer (LSTM, GRU with its `variants`: reset_after, or ConvLSTM1D/2D/3D with
+    the convolution settings `conv`) given [kernel, recurrent_kernel(, bias)] by set_weights, run
+    over x [T, B, ...]."""
     import keras
     import numpy as np
 
@@ -71,52 +75,53 @@ def outputs(
         "activation": keras_activation(activation),
         "recurrent_activation": keras_activation(recurrent_activation),
         "dtype": np.dtype(dtype).name,
+        **variants,
     }
     if conv is None:
         config["units"] = values[1].shape[-2]
     else:
         # keras/src/layers/rnn/conv_lstm.py: kernel_size + (in, 4 filters), the recurrent kernel's filters.
         config.update(filters=values[1].shape[-2], kernel_size=tuple(values[0].shape[:-2]), **conv)
-    layer = getattr(keras.layers, cell)
-    return run_layer(layer, config, [np.asarray(v, dtype=dtype) for v in values], x)
+    return run_layer(getattr(keras.layers, cell), config, [np.asarray(v, dtype=dtype) for v in values], x)
 
 
 def run(arrays: Sequence[Mapping[str, np.ndarray]], directions: Sequence[Weights], x: np.ndarray) -> list[Outputs]:
-    """A Keras 3 layer of each direction's cell kind (LSTM, ConvLSTM2D, ...), given its export by
-    set_weights, over its own processing order."""
-    results = []
-    for index, (layer_arrays, weights) in enumerate(zip(arrays, directions)):
-        layout = TARGET.layout_for(weights.cell.name) or LAYOUT
-        values = [layer_arrays[role.key] for role in layout.roles if role.key in layer_arrays]
-        conv = dict(weights.conv) if weights.conv else None
-        results.append(
-            outputs(
-                values,
-                x if index == 0 else x[::-1],
-                weights.activation,
-                weights.recurrent_activation,
-                weights.cell.name,
-                conv,
-            )
+    """A Keras 3 layer of each direction's cell kind (LSTM, GRU, ConvLSTM2D, ...), given its export
+    by set_weights, over its own processing order."""
+    return [
+        outputs(
+            [layer_arrays[role.key] for role in TARGET.weights_layout(weights).roles if role.key in layer_arrays],
+            x if index == 0 else x[::-1],
+            weights.activation,
+            weights.recurrent_activation,
+            weights.cell.name,
+            dict(weights.conv) if weights.conv else None,
+            **weights.variants,
         )
-    return results
+        for index, (layer_arrays, weights) in enumerate(zip(arrays, directions))
+    ]
 
 
-# keras/src/layers/rnn/lstm.py: no peepholes, no projection; any activation, since the arrays carry
-# none: Keras 3 computes hard_sigmoid_keras3 by the name hard_sigmoid, and Keras 2's hard_sigmoid
-# by tf_keras or a clip(0.2x + 0.5, 0, 1) (keras_activation). conv_lstm.py: ConvLSTM1D/2D/3D's
-# kernel, recurrent_kernel and bias, as the file stores them.
+# keras/src/layers/rnn/lstm.py and gru.py: no peepholes, no projection; any activation, since the
+# arrays carry none: Keras 3 computes hard_sigmoid_keras3 by the name hard_sigmoid, and Keras 2's
+# hard_sigmoid by tf_keras or a clip(0.2x + 0.5, 0, 1) (keras_activation). A GRU of either
+# reset_after: its bias (2, 3u) or (3u,). conv_lstm.py: ConvLSTM1D/2D/3D's kernel, recurrent_kernel
+# and bias, as the file stores them.
 TARGET = Target(
     "keras",
     LAYOUT,
-    "keras.layers.LSTM",
-    "arrays for keras.layers.LSTM.set_weights (ConvLSTM1D/2D/3D's alike): kernel, recurrent_kernel [, bias]",
+    "keras.layers.{cell}",
+    "arrays for keras.layers.LSTM.set_weights (GRU's and ConvLSTM1D/2D/3D's alike): kernel, recurrent_kernel [, bias]",
     peepholes=False,
     projection="none",
     check="keras",
     needs=("keras",),
     run=run,
-    cell_layouts=tuple(schema.LAYOUTS[f"keras-convlstm{schema.spatial_rank(cell)}d"] for cell in schema.CONV_LSTMS),
+    cell_layouts=(
+        schema.LAYOUTS["keras-gru"],
+        schema.LAYOUTS["keras-gru-reset-before"],
+        *(schema.LAYOUTS[f"keras-convlstm{schema.spatial_rank(cell)}d"] for cell in schema.CONV_LSTMS),
+    ),
 )
 
 

@@ -1,6 +1,7 @@
 """TensorFlow V2 checkpoints (readers/tf_bundle.py), claimed by name alone: a prefix (nothing at the
-path, `prefix.index` beside it), its `.index` or `.data-NNNNN-of-NNNNN` file, or a directory holding
-a `checkpoint` state file (tensorflow/core/util/tensor_bundle/naming.cc; checkpoint_management.py).
+path, `prefix.index` beside it), its `.index` or `.data-NNNNN-of-NNNNN` file, the `.meta` graph that
+Saver.save wrote beside its `.index`, or a directory holding a `checkpoint` state file
+(tensorflow/core/util/tensor_bundle/naming.cc; checkpoint_management.py).
 Nothing of a data shard is read to know it is one: listing a remote checkpoint fetches its index only.
 """
 
@@ -17,6 +18,7 @@ __all__ = ["DATA_SUFFIX", "INDEX_SUFFIX", "READS", "STATE_FILE", "accept", "near
 
 READS = "TensorFlow checkpoints (a prefix, its .index or .data-… file, or a directory holding a `checkpoint` file)"
 INDEX_SUFFIX = ".index"  # naming.cc MetaFilename
+META_SUFFIX = ".meta"  # saver.py meta_graph_suffix
 DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")  # naming.cc DataFilename
 STATE_FILE = "checkpoint"  # checkpoint_management.py: the CheckpointState of a directory
 
@@ -27,6 +29,8 @@ def accept(probe: Probe) -> bool:
     if probe.kind == "directory":
         # What the state file is (a FIFO, an LFS pointer, too large) the reader says.
         return files.lexists(probe.inside(STATE_FILE))
+    if probe.name.endswith(META_SUFFIX):
+        return files.exists(probe.path[: -len(META_SUFFIX)] + INDEX_SUFFIX)
     return probe.name.endswith(INDEX_SUFFIX) or DATA_SUFFIX.search(probe.name) is not None
 
 
