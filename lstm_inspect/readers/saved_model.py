@@ -301,7 +301,7 @@ def _name_directions(bases: dict[int, str], variable_names: dict[int, str], node
 
     named = {n: b for n, b in bases.items() if variable_names.get(n) == b}
     # Keras 3's export lists the model's variables in order (`variables/N`): the cells of a stack in theirs.
-    order = sorted(named, key=lambda n: natural_key(next((key for _, key in _value_keys(nodes[n])), "")))
+    order = sorted(named, key=lambda n: min((_key_order(key) for _, key in _value_keys(nodes[n])), default=(True, ())))
     split = [named[n].split("/") for n in order]
     renamed = dict(zip(order, name_stacked_cells(split)))
     named = {n: "/".join(parts) for n, parts in zip(order, split)}
@@ -357,13 +357,9 @@ class RenamedStore:
         self._unsaid = unsaid
         self._infos: dict[str, TensorInfo] = {}
         self._keys: dict[str, str] = {}
-        from .keras.store import natural_key
-
         stored = checkpoint.tensors()
         wanted: dict[str, list[str]] = {}
-        # Keys in natural order: a Keras model's `variables/N` are its variables in the model's
-        # order, which the index's byte order (`variables/10` before `variables/2`) is not.
-        for key in sorted(stored, key=natural_key):
+        for key in sorted(stored, key=_key_order):
             wanted.setdefault(names.get(key, key), []).append(key)
         for name, keys in wanted.items():
             keys = _distinct(checkpoint, keys)
@@ -407,12 +403,22 @@ class RenamedStore:
         self.close()
 
 
+def _key_order(key: str) -> tuple[bool, tuple[Any, ...]]:
+    """Keys in the model's order: a public path before one through a private attribute
+    (`variables/0` before `_all_variables/0`, whose order Keras 3's export does not keep), then in
+    natural order: a Keras model's `variables/N` are its variables in the model's order, which the
+    index's byte order (`variables/10` before `variables/2`) is not."""
+    from .keras.store import natural_key
+
+    return any(step.startswith("_") for step in key.split("/")[:-2]), natural_key(key)
+
+
 def _distinct(checkpoint: TFCheckpoint, keys: list[str]) -> list[str]:
     """The keys that store different values; of keys whose index entries agree on dtype, shape,
     size and CRC-32C (one variable held twice), one: a public path over one through a private
     attribute (`variables/0` over `_all_variables/0`), then the first in order."""
     kept: dict[tuple[Any, ...], str] = {}
-    for key in sorted(keys, key=lambda k: (any(step.startswith("_") for step in k.split("/")[:-2]), k)):
+    for key in sorted(keys, key=_key_order):
         entry = checkpoint._entries[checkpoint._keys[key]]
         if entry.slices:
             kept[(key,)] = key

@@ -228,12 +228,31 @@ def _walk_layer_container(group: Group, scope: list[str], node: ConfigNode | Non
         _walk_saveable(child, [*scope, user_name], config_node(sub), key, "layer", walk)
 
 
+# How many objects below a group _creation_order looks at: a layer's variables are a few datasets.
+_ORDER_PROBE = 256
+
+
 def _creation_order(group: Group) -> Any:
     """Where a group sits in the order Keras saved it: HDF5 lists members by name, but allocates
-    each object header after the last (libhdf5's free-space manager has nothing to reuse in a file
-    written once), so the header's address is the order saving_lib._save_state created them in,
-    which is the model's layer order: what a file without a config is listed in."""
-    return group.key if isinstance(group.key, int) else natural_key(str(group.key))
+    each dataset's object header after the last (a dataset's header is larger than the small
+    blocks libhdf5 frees when a group's heap grows, which a later small group header may reuse),
+    so the lowest header address of the datasets below a group is the order saving_lib._save_state
+    wrote them in, which is the model's layer order: what a file without a config is listed in.
+    A group with no dataset (or a reader without addresses) sorts by its own key, then its name."""
+    lowest: int | None = None
+    pending, seen = [group], {group.key}
+    while pending and len(seen) <= _ORDER_PROBE:
+        for _, child in pending.pop().items():
+            if isinstance(child, Group):
+                if child.key not in seen:
+                    seen.add(child.key)
+                    pending.append(child)
+            elif isinstance(child, Dataset) and isinstance(child.key, int):
+                lowest = child.key if lowest is None else min(lowest, child.key)
+    if lowest is not None:
+        return (0, lowest)
+    own = group.key if isinstance(group.key, int) else natural_key(str(group.key))
+    return (1, own)
 
 
 def _walk_stacked_cells(group: Group, scope: list[str], node: ConfigNode | None, walk: _Walk) -> None:
