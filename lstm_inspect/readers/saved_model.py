@@ -297,7 +297,6 @@ def _name_directions(bases: dict[int, str], variable_names: dict[int, str], node
     `P/forward/…`, `P/backward/…`; the cell level of such a name (`…/lstm_cell/kernel`) goes, and
     a stacked RNN's `stacked_rnn_cells/<cell>` is `cell_<i>` as in an .h5 (readers/keras/legacy_h5.py)."""
     from .keras.legacy_h5 import name_stacked_cells
-    from .keras.store import natural_key
 
     named = {n: b for n, b in bases.items() if variable_names.get(n) == b}
     # Keras 3's export lists the model's variables in order (`variables/N`): the cells of a stack in theirs.
