@@ -328,6 +328,26 @@ def test_a_file_of_cells_not_understood_only_says_so_when_a_layer_is_needed(tmp_
     assert not out.exists()
 
 
+def test_a_keras_cell_with_weights_of_its_own_is_not_understood_never_an_lstm(tmp_path):
+    # A layer-normalised or custom cell under RNN(...): an LSTM's three weights and one more.
+    def add_gamma(f):
+        group = f["model_weights/rnn"]
+        group["rnn/lstm_cell/gamma:0"] = np.ones(8, np.float32)
+        names = [bytes(n) if not isinstance(n, str) else n.encode() for n in group.attrs["weight_names"]]
+        group.attrs["weight_names"] = np.array([*names, b"rnn/lstm_cell/gamma:0"], dtype="S")
+
+    path = _edited_copy(tmp_path, add_gamma)
+    with lstm_inspect.load(path) as ckpt:
+        summary = summarize(ckpt)
+    assert "rnn" not in [layer.name for layer in summary.layers] and len(summary.layers) == 12
+    (unknown,) = summary.unknown
+    assert (unknown.name, unknown.cell, unknown.params) == ("rnn", "RNN(LSTMCell)", 12 * 32 + 8 * 32 + 32 + 8)
+    assert "it holds gamma" in unknown.why
+    result = run("summary", str(path))
+    assert result.exit_code == 0 and "Recurrent layer not understood: rnn (RNN(LSTMCell)): besides" in result.stdout
+    assert_clean_error(run("split", str(path), "--layer", "rnn"), "rnn is a recurrent layer", "it holds gamma")
+
+
 # ---- bad input --------------------------------------------------------------------------------------------
 
 
