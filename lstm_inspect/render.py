@@ -415,7 +415,10 @@ def _layer_parts(summary: Summary, kinds: str) -> list[RenderableType]:
 
 def _explained(layer: LayerSummary) -> list[Line]:
     order = ", ".join(f"{letter}={gate}" for letter, gate in zip(layer.gate_order, layer.gates))
-    lines: list[Line] = [f"{safe(layer.name)}: {layer.input_size} inputs, {layer.units} units; gates {order}"]
+    # A ConvLSTM's inputs are channels and its units filters (keras/src/layers/rnn/conv_lstm.py).
+    sizes = "input channels, {} filters" if layer.convolution is not None else "inputs, {} units"
+    said = f"{layer.input_size} {sizes.format(layer.units)}"
+    lines: list[Line] = [f"{safe(layer.name)}: {said}; gates {order}"]
     lines += [(f"  {safe(t.name)}", safe(t.explanation)) for t in layer.tensors]
     lines += [f"  {line}" for line in setting_lines(layer)]
     for name, setting in layer.variants.items():

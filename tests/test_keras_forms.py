@@ -197,6 +197,7 @@ def test_convlstm_summary_explains_the_kernels_and_the_convolutions():
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert "ConvLSTM2D layers" in out
+    assert "\nconv: 2 input channels, 4 filters; gates i=input, f=forget, c=cell, o=output\n" in out
     assert "kernel [3, 3, 2, 16] = [3 × 3 kernel, 2 input channels, 4 gates × 4 filters]" in out
     assert "recurrent_kernel [2, 2, 3, 12] = [2 × 2 kernel, 3 recurrent channels, 4 gates × 3 filters]" in out
     assert "convolution: 3 × 3 kernel, strides 1 × 1, padding same, dilation 2 × 1, channels_last — config: conv" in out
