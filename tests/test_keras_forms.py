@@ -413,3 +413,27 @@ def test_convlstm_config_and_kernel_of_different_sizes_are_refused(tmp_path):
 def test_unsupported_is_the_error_for_a_layer_not_understood():
     with lstm_inspect.load(UNMODELLED) as ckpt, pytest.raises(UnsupportedFormat, match="does not understand"):
         ckpt.layer("normed/layer_norm_basic_lstm_cell")
+
+
+@pytest.mark.parametrize(("rank", "kernel_size"), [(1, (3,)), (3, (2, 1, 2))])
+def test_convlstm1d_and_3d_weights_in_an_npz_run_as_keras_own_layer(rank, kernel_size, tmp_path):
+    # No fixture holds these ranks: Keras 3 makes the layer here, and its weights go into an .npz
+    # under the names Keras gives them (defaults: strides 1, padding "valid", channels_last).
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(rank)
+    channels, filters, spatial = 2, 3, (5, 4, 3)[:rank]
+    layer = getattr(keras.layers, f"ConvLSTM{rank}D")(filters, kernel_size, return_sequences=True, return_state=True)
+    x = rng.standard_normal((4, 2, *spatial, channels)).astype(np.float32)  # [T, B, *spatial, channels]
+    layer.build((2, 4, *spatial, channels))
+    values = [rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in layer.get_weights()]
+    layer.set_weights(values)
+    h, _, c = layer(np.swapaxes(x, 0, 1))
+    path = tmp_path / "conv.npz"
+    np.savez(path, **{f"conv/{name}": v for name, v in zip(("kernel", "recurrent_kernel", "bias"), values)})
+    with lstm_inspect.load(path) as ckpt:
+        (found,) = ckpt.layers
+        assert found.layout.cell.name == f"ConvLSTM{rank}D"
+        assert (found.input_size, found.units) == (channels, filters)
+        got_h, got_c = run_numpy(found.weights(), x)
+    np.testing.assert_allclose(got_h, np.swapaxes(np.asarray(h), 0, 1), atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(got_c, np.asarray(c), atol=ATOL, rtol=RTOL)
