@@ -16,10 +16,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .detect import CLIP_SETTINGS, LayerSpec, Variable, detect
-from .errors import NoLSTMLayers, UnknownName, UnsupportedFormat, warn
+from .detect import CLIP_SETTINGS, LayerSpec, UnknownLayer, Variable, detect
+from .errors import LstmInspectError, NoLSTMLayers, UnknownName, UnsupportedFormat, warn
 from .readers import TensorStore, open_store
-from .schema import CELL_KINDS, GATE_PARTS, LSTM, PARTS, CellKind, Layout, Setting, canonical_part
+from .schema import (
+    CELL_KINDS,
+    CONV_SETTINGS,
+    GATE_PARTS,
+    KIND_NAMES,
+    LSTM,
+    PARTS,
+    CellKind,
+    Layout,
+    Setting,
+    canonical_part,
+)
 from .slicer import Block, cut, plan, view
 from .terminal import safe
 
@@ -221,6 +232,18 @@ class Layer:
             tuple(self.variants().items()),
         )
 
+    def conv(self) -> dict[str, object]:
+        """What a ConvLSTM's convolutions do (strides, padding, dilation_rate, data_format), as the
+        file says or Keras' defaults; {} for a layer of another cell kind."""
+        conv = {}
+        for name in CONV_SETTINGS:
+            setting = self.settings.get(name)
+            default = self.layout.defaults.get(name)
+            if setting is not None:
+                unsaid = setting.value in ("unknown", None) and default is not None
+                conv[name] = default.value if unsaid and default is not None else setting.value
+        return conv
+
     def __repr__(self) -> str:
         return f"<Layer {self.spec.name!r} {self.spec.cell} input={self.spec.input_size} units={self.spec.units}>"
 
@@ -336,6 +359,7 @@ class Layer:
             activation,
             recurrent,
             settings={**self.clips(), **self.variants()},
+            conv=self.conv(),
         )
 
     def load(self) -> None:
@@ -371,6 +395,8 @@ class Checkpoint:
         )
         self.layers = [Layer(spec, store) for spec in detection.layers]
         self.variables: list[Variable] = detection.variables
+        # Recurrent layers no layout computes (summary lists them; no command takes them for an LSTM).
+        self.unknown: list[UnknownLayer] = detection.unknown
         # What --layer can name, each to its layers' positions: a layer's name, a bidirectional
         # pair's name, and either as `summary` shows it (terminal.safe) where that differs; so
         # that selecting k of n layers costs k look-ups, not k scans.
@@ -401,10 +427,24 @@ class Checkpoint:
         if layer is not None:
             return layer
         if not self.layers:
-            raise NoLSTMLayers(f"{self.path}: no {_KINDS} layer found")
+            raise NoLSTMLayers(f"{self.path}: no {_KINDS} layer found{self._not_understood()}")
         raise self._unknown(name)
 
-    def _unknown(self, name: str) -> UnknownName:
+    def _not_understood(self) -> str:
+        """What a message about missing layers adds when the file has recurrent layers no layout computes."""
+        if not self.unknown:
+            return ""
+        names = ", ".join(layer.name for layer in self.unknown[:_LISTED_LAYERS])
+        return f" (recurrent layers not understood: {names}; `lstm-inspect summary` says what they hold)"
+
+    def _unknown(self, name: str) -> LstmInspectError:
+        recurrent = next((layer for layer in self.unknown if layer.name == name), None)
+        if recurrent is not None:
+            return UnsupportedFormat(
+                f"{self.path}: {name} is a recurrent layer lstm-inspect does not understand: {recurrent.why}"
+            )
+        if not self.layers:
+            return NoLSTMLayers(f"{self.path}: no {_KINDS} layer found{self._not_understood()}")
         listed = ", ".join(layer.name for layer in self.layers[:_LISTED_LAYERS])
         if len(self.layers) > _LISTED_LAYERS:
             listed += f", … ({len(self.layers):,} in all: `lstm-inspect summary` lists them)"
@@ -414,8 +454,9 @@ class Checkpoint:
         """The named layers in file order (all when none are named); a bidirectional pair's name
         selects both halves, and a name may be given as `summary` shows it (control characters
         escaped). Raises when the file has no LSTM layer or a name matches none."""
-        if not self.layers:
-            raise NoLSTMLayers(f"{self.path}: no {_KINDS} layer found (see `lstm-inspect summary` for what it holds)")
+        if not self.layers and not names:
+            said = self._not_understood() or " (see `lstm-inspect summary` for what it holds)"
+            raise NoLSTMLayers(f"{self.path}: no {_KINDS} layer found{said}")
         wanted: set[int] = set()
         for name in names:
             positions = self._positions.get(name)
@@ -562,7 +603,7 @@ _LISTED_LAYERS = 20
 
 
 # How messages name the layers this tool finds: "LSTM or GRU".
-_KINDS = " or ".join(CELL_KINDS)
+_KINDS = " or ".join(KIND_NAMES)
 
 
 def resolve_gate(gate: str, cell: CellKind = LSTM) -> str:

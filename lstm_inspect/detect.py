@@ -14,9 +14,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from . import activations
-from .errors import warn
+from .errors import CorruptFile, warn
 from .readers.base import LayerConfig, LayerHint, TensorInfo
-from .schema import SOURCE_LAYOUTS, Layout, Setting, solve
+from .schema import SOURCE_LAYOUTS, UNMODELLED, Layout, Setting, Unmodelled, explain, solve
 
 # TF2 object-based checkpoints append this to every variable's object path
 # (tensorflow/python/checkpoint/checkpoint.py, _OBJECT_ATTRIBUTES_NAME + VARIABLE_VALUE_KEY).
@@ -131,9 +131,33 @@ class Variable:
 
 
 @dataclass
+class UnknownLayer:
+    """A recurrent layer that no layout of this tool computes (a layer-norm or coupled-gate cell, a
+    custom cell with weights of its own): listed with its tensors, never taken for an LSTM.
+
+    name:    its scope.
+    cell:    what the file says it is ("CoupledInputForgetGateLSTMCell", "RNN(MyCell)"), or None.
+    why:     what about it no layout computes, for people.
+    tensors: its stored tensors, in file order.
+    explanations: per tensor name, what its shape is made of, where the cell is known well enough to say.
+    """
+
+    name: str
+    cell: str | None
+    why: str
+    tensors: list[TensorInfo]
+    explanations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def params(self) -> int:
+        return sum(t.size for t in self.tensors)
+
+
+@dataclass
 class Detection:
     layers: list[LayerSpec] = field(default_factory=list)
     variables: list[Variable] = field(default_factory=list)
+    unknown: list[UnknownLayer] = field(default_factory=list)
 
 
 def categorize(
@@ -234,7 +258,7 @@ def detect(
     unsaid: str | None = None,
     where: str = "",
 ) -> Detection:
-    """Find every LSTM layer among `tensors`.
+    """Find every LSTM layer among `tensors`, and the recurrent layers no layout computes.
 
     configs: per layer scope, what a Keras model config says (class, units, activations).
     forget_bias: overrides the runtime forget bias of every layer (None: what the file says, else
@@ -243,25 +267,27 @@ def detect(
     trainable: the model's variables as the file declares them (None: it does not say).
     unsaid: why the file does not say what it does not ("no graph beside the checkpoint"), added
     to the source of every setting assumed for want of it.
-    where: the file, for warnings (a setting the file says two ways).
+    where: the file, for messages (a setting the file says two ways). Raises CorruptFile when a
+    config and the weights it describes disagree on a layer's sizes.
     """
     configs = configs or {}
     hints = hints or {}
     shapes = base_shapes(tensors)
     trainable = None if trainable is None else set(trainable)
     categories = {name: categorize(name, info.dtype, shapes, trainable) for name, info in tensors.items()}
+    model = [info for info in tensors.values() if categories[info.name] == "model"]
+    result = Detection()
+    result.unknown = _unmodelled(model)
+    used: set[str] = {t.name for layer in result.unknown for t in layer.tensors}
     scopes: dict[str, dict[str, TensorInfo]] = {}
-    for info in tensors.values():
-        if categories[info.name] != "model":
-            continue
-        scope, leaf = _split_leaf(info.name)
-        scopes.setdefault(scope, {})[leaf] = info
+    for info in model:
+        if info.name not in used:
+            scope, leaf = _split_leaf(info.name)
+            scopes.setdefault(scope, {})[leaf] = info
     scopes = _lift_long_leaves(scopes)
 
-    result = Detection()
-    used: set[str] = set()
     for scope, leaves in scopes.items():
-        spec = _detect_scope(scope, leaves, configs, hints, unsaid)
+        spec = _detect_scope(scope, leaves, configs, hints, unsaid, where)
         if spec is None:
             continue
         if forget_bias is not None and spec.layout.cell.forget_gate is not None:
@@ -271,9 +297,104 @@ def detect(
             _warn_conflict(where, spec.name, setting, readings)
         result.layers.append(spec)
         used.update(t.name for t in spec.tensors.values())
+    result.unknown += _not_understood(model, configs, used, {layer.name for layer in result.layers})
+    used.update(t.name for layer in result.unknown for t in layer.tensors)
     _pair_directions(result.layers)
+    result.layers = _forward_first(result.layers)
     result.variables = [Variable(info, categories[name]) for name, info in tensors.items() if name not in used]
     return result
+
+
+def _under(scope: str, infos: list[TensorInfo]) -> list[TensorInfo]:
+    """The tensors in `scope` or any scope below it, in file order."""
+    return [info for info in infos if _split_leaf(info.name)[0] == scope or info.name.startswith(scope + "/")]
+
+
+def _unmodelled(model: list[TensorInfo]) -> list[UnknownLayer]:
+    """Scopes of the cells schema.UNMODELLED names (by the scope name each gives itself), with every
+    tensor in or below them: what each holds, said by its declaration, never claimed by a layout."""
+    patterns = [(cell, re.compile(cell.layout.scope_required or "$^")) for cell in UNMODELLED]
+    tops: dict[str, tuple[str, Unmodelled] | None] = {}
+    for info in model:
+        scope = _split_leaf(info.name)[0]
+        if scope not in tops:
+            # The cell's own scope may sit above the tensor's (LayerNormBasicLSTMCell's input/gamma).
+            parts = scope.split("/")
+            tops[scope] = next(
+                (
+                    ("/".join(parts[:end]), cell)
+                    for end in range(len(parts), 0, -1)
+                    for cell, pattern in patterns
+                    if pattern.search("/".join(parts[:end]))
+                ),
+                None,
+            )
+    found: dict[str, UnknownLayer] = {}
+    for top in tops.values():
+        if top is not None and top[0] not in found:
+            name, cell = top
+            found[name] = _described(name, cell.name, cell.why, _under(name, model), cell.layout)
+    return list(found.values())
+
+
+def _described(name: str, cell: str | None, why: str, tensors: list[TensorInfo], layout: Layout | None) -> UnknownLayer:
+    """An UnknownLayer, each tensor explained by `layout` where its roles and shapes say."""
+    unknown = UnknownLayer(name, cell, why, tensors)
+    if layout is None:
+        return unknown
+    leaves = {info.name[len(name) + 1 :]: info for info in tensors}
+    claimed = {role.key: leaves[leaf] for role in layout.roles for leaf in role.leaf_names if leaf in leaves}
+    sizes = solve(layout, {key: info.shape for key, info in claimed.items()})
+    if sizes is not None:
+        unknown.explanations = {info.name: explain(layout, layout.role(key), sizes) for key, info in claimed.items()}
+    return unknown
+
+
+def _recurrent_config(config: LayerConfig) -> bool:
+    """Whether a config's class is one some layout takes (LSTM, ConvLSTM2D, RNN(LSTMCell), ...) or a
+    Keras RNN of any cell ("RNN(MyCell)", a stacked RNN's cell): a layer that computes a recurrence."""
+    name = config.class_name
+    return name.startswith("RNN(") or any(
+        layout.config_class is not None and re.search(layout.config_class, name) for layout in SOURCE_LAYOUTS
+    )
+
+
+def _not_understood(
+    model: list[TensorInfo], configs: dict[str, LayerConfig], used: set[str], layers: set[str]
+) -> list[UnknownLayer]:
+    """Recurrent layers a config names whose tensors no layout claimed, with what keeps each out."""
+    free = [info for info in model if info.name not in used]
+    found = []
+    for scope, config in configs.items():
+        if scope in layers or not _recurrent_config(config):
+            continue
+        tensors = _under(scope, free)
+        if tensors:
+            found.append(_described(scope, config.class_name, _why_not(scope, config, tensors), tensors, None))
+    return found
+
+
+def _why_not(scope: str, config: LayerConfig, tensors: list[TensorInfo]) -> str:
+    """Why the layouts that take this config's class claim none of its tensors."""
+    leaves = {info.name[len(scope) + 1 :]: info for info in tensors}
+    for layout in SOURCE_LAYOUTS:
+        if layout.config_class is None or not re.search(layout.config_class, config.class_name):
+            continue
+        needed = [role for role in layout.roles if not role.optional]
+        if all(any(leaf in leaves for leaf in role.leaf_names) for role in needed):
+            known = {leaf for role in layout.roles for leaf in role.leaf_names}
+            extra = [leaf for leaf in leaves if leaf not in known]
+            if extra:
+                return (
+                    f"besides an LSTM's {', '.join(r.key for r in layout.roles)} it holds {', '.join(extra)}, "
+                    "which no LSTM layout computes with"
+                )
+            return "its tensors' shapes fit no LSTM layout (" + _shapes(tensors) + ")"
+    return "its tensors are no LSTM's (" + _shapes(tensors) + ")"
+
+
+def _shapes(tensors: list[TensorInfo]) -> str:
+    return ", ".join(f"{info.name.rpartition('/')[2]} {list(info.shape)}" for info in tensors)
 
 
 def _layer_name(scope: str) -> str:
@@ -287,6 +408,7 @@ def _detect_scope(
     configs: dict[str, LayerConfig],
     hints: dict[str, LayerHint],
     unsaid: str | None = None,
+    where: str = "",
 ) -> LayerSpec | None:
     """The first source layout (schema.SOURCE_LAYOUTS' order) whose roles are every tensor of the
     scope, whose shapes solve for the layer's sizes and whose scope and config rules hold."""
@@ -311,6 +433,8 @@ def _detect_scope(
         sizes = solve(layout, {key: info.shape for key, info in tensors.items()})
         if sizes is None:
             continue
+        if config is not None:
+            _check_config_sizes(layout, name, config, sizes, tensors, where)
         hint = hints.get(scope) or hints.get(name)
         if config is not None and layout.cell_from_config:
             cell = config.class_name
@@ -343,6 +467,28 @@ def _pattern(expression: str) -> re.Pattern[str]:
     return re.compile(expression)
 
 
+def _check_config_sizes(
+    layout: Layout, name: str, config: LayerConfig, sizes: dict[str, int], tensors: dict[str, TensorInfo], where: str
+) -> None:
+    """Refuse a layer whose model config says another size than its weights hold: one of the two is
+    not what was saved together, and any number read from them would be wrong."""
+    for size, places in layout.config_sizes.items():
+        for key, index in places:
+            value = config.config.get(key)
+            if index is not None:
+                value = value[index] if isinstance(value, list) and index < len(value) else None
+            if isinstance(value, int) and not isinstance(value, bool):
+                if value != sizes.get(size):
+                    shapes = ", ".join(f"{role} {list(info.shape)}" for role, info in tensors.items())
+                    said = key if index is None else f"{key}[{index}]"
+                    raise CorruptFile(
+                        f"{where + ': ' if where else ''}layer {name!r}: the model config says {said} = {value}, "
+                        f"but its weights hold {sizes.get(size)} ({shapes}); the config and the weights do "
+                        "not belong together, re-save the model"
+                    )
+                break
+
+
 def _cell_config(config: LayerConfig | None) -> LayerConfig | None:
     """For a Keras RNN(cell) layer, its cell's config (class GRUCell, LSTMCell: what it computes);
     any other config as it is."""
@@ -370,6 +516,10 @@ def _claim(layout: Layout, leaves: dict[str, TensorInfo]) -> dict[str, TensorInf
     return tensors if len(tensors) == len(leaves) else None
 
 
+# The settings that name an activation function, which Keras 3 spells otherwise than Keras 2 (activations.py).
+_ACTIVATIONS = ("activation", "recurrent_activation")
+
+
 def _settings(
     layout: Layout, name: str, config: LayerConfig | None, hint: LayerHint | None, unsaid: str | None = None
 ) -> dict[str, Setting]:
@@ -390,7 +540,7 @@ def _settings(
         elif config is not None and keys:
             stored = next((config.config[key] for key in keys if key in config.config), None)
             value = stored if stored is not None else (default.value if default else "unknown")
-            if isinstance(value, str):  # an activation's name; reset_after is a bool
+            if setting in _ACTIVATIONS:
                 value = activations.from_keras(value, config.keras_version)
             settings[setting] = Setting(value, f"config: {name}")
         elif keys:
@@ -436,18 +586,21 @@ def _warn_conflict(where: str, layer: str, setting: str, readings: tuple[Setting
 
 
 _TF_DIRECTION = re.compile(r"^(?:(?P<prefix>.*)/)?(?P<dir>fw|bw)/(?P<rest>.+)$")
-# Keras logical names end in /forward, /backward; TF2 object checkpoints in /forward_layer, /backward_layer.
-_KERAS_DIRECTION = re.compile(r"^(?P<prefix>.+)/(?P<dir>forward|backward)(_layer)?$")
+# Keras halves are `bi/forward`, `bi/backward` (TF2 object checkpoints: forward_layer, backward_layer),
+# and what a half holds below it (a stacked RNN's cells: `bi/forward/cell_0`) pairs by the same path.
+_KERAS_DIRECTION = re.compile(r"^(?P<prefix>.+?)/(?P<dir>forward|backward)(_layer)?(?:/(?P<rest>.+))?$")
 
 
 def _pair_directions(layers: list[LayerSpec]) -> None:
-    """Mark the halves of bidirectional pairs (Keras `bi/forward` and `bi/backward`; TF
+    """Mark the halves of bidirectional pairs (Keras `bi/forward` and `bi/backward`, or
+    `bi/forward/cell_0` and `bi/backward/cell_0`, the pair `bi/cell_0`; TF
     `bidirectional_rnn/fw/<cell>` and `…/bw/<cell>`, the pair named after the enclosing scope)."""
     halves: dict[str, list[tuple[LayerSpec, str]]] = {}
     for layer in layers:
         match = _KERAS_DIRECTION.match(layer.name)
         if match:
-            pair, direction = match.group("prefix"), match.group("dir")
+            pair = "/".join(p for p in (match.group("prefix"), match.group("rest")) if p)
+            direction = match.group("dir")
         else:
             match = _TF_DIRECTION.match(layer.name)
             if not match:
@@ -461,3 +614,20 @@ def _pair_directions(layers: list[LayerSpec]) -> None:
         if sorted(d for _, d in members) == ["backward", "forward"]:
             for layer, direction in members:
                 layer.pair, layer.direction = pair, direction
+
+
+def _forward_first(layers: list[LayerSpec]) -> list[LayerSpec]:
+    """File order, except that a pair's halves are listed together, forward then backward, where
+    its first half is: a TF checkpoint lists `bw` before `fw` (its keys are sorted), a stacked
+    bidirectional RNN every forward cell before the backward ones."""
+    pairs: dict[str, list[LayerSpec]] = {}
+    for layer in layers:
+        if layer.pair is not None:
+            pairs.setdefault(layer.pair, []).append(layer)
+    ordered: list[LayerSpec] = []
+    for layer in layers:
+        if layer.pair is None:
+            ordered.append(layer)
+        elif layer.pair in pairs:
+            ordered += sorted(pairs.pop(layer.pair), key=lambda half: half.direction != "forward")
+    return ordered

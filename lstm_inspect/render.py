@@ -24,7 +24,7 @@ from rich.text import Text
 
 from .activations import shown
 from .results import LayerSplit, LayerSummary, SplitResult, SplitStream, Summary, VariableLine, block_title
-from .schema import CELL_KINDS, LAYOUTS, variant_words
+from .schema import KIND_NAMES, LAYOUTS, variant_words
 from .terminal import safe
 
 if TYPE_CHECKING:  # verify pulls in the converters; summary and split need none of it
@@ -318,7 +318,7 @@ _LAYER_COLUMNS: Columns = (
 def _kinds(layers: Sequence[LayerSummary]) -> str:
     """The cell kinds of these layers, "LSTM", "LSTM and GRU"; of none, every kind this tool finds."""
     kinds = list(dict.fromkeys(layer.kind for layer in layers))
-    return " and ".join(kinds) if kinds else " or ".join(CELL_KINDS)
+    return " and ".join(kinds) if kinds else " or ".join(KIND_NAMES)
 
 
 def _variant_text(name: str, value: bool) -> str:
@@ -332,47 +332,9 @@ def summary_renderable(summary: Summary) -> Group:
     if not summary.layers:
         parts.append(Text(f"No {kinds} layers found."))
     else:
-        rows = [
-            (
-                safe(layer.name),
-                f"{safe(layer.cell)} ({_FRAMEWORK[layer.framework]})",
-                safe(layer.gate_order),
-                str(layer.input_size),
-                str(layer.units),
-                _extras(layer),
-                "-" if layer.forget_bias is None else f"{layer.forget_bias:g}",
-                _num(layer.params),
-            )
-            for layer in summary.layers
-        ]
-        if len(rows) > MAX_TABLE_ROWS:
-            parts.append(_plain(f"{kinds} layers", _LAYER_COLUMNS, rows))
-        else:
-            # A table narrower than its rows (an 80-column terminal and TF1 scope names) would fold
-            # each layer name into pieces, and layer names are what users pass to --layer.
-            parts.append(
-                _Fitted(
-                    lambda width: _rich_table(f"{kinds} layers", _LAYER_COLUMNS, rows),
-                    lambda width: _layer_blocks(rows, f"{kinds} layers"),
-                )
-            )
-        pairs = _pairs_line(summary.layers)
-        if pairs:
-            parts.append(_Wrapped([pairs]))
-        # One renderable for all explanations: rich lays out each renderable apart, and a file with
-        # thousands of layers would spend seconds on that.
-        lines: list[Line] = []
-        for layer in summary.layers[:MAX_EXPLAINED_LAYERS]:
-            order = ", ".join(f"{letter}={gate}" for letter, gate in zip(layer.gate_order, layer.gates))
-            lines.append(f"{safe(layer.name)}: {layer.input_size} inputs, {layer.units} units; gates {order}")
-            lines += [(f"  {safe(t.name)}", safe(t.explanation)) for t in layer.tensors]
-            lines += [f"  {line}" for line in setting_lines(layer)]
-            for name, setting in layer.variants.items():
-                assumed = "assumed: " if setting.assumed else ""
-                lines.append(f"  {_variant_text(name, bool(setting.value))} — {assumed}{safe(setting.source)}")
-        if len(summary.layers) > MAX_EXPLAINED_LAYERS:
-            lines.append(f"(the first {MAX_EXPLAINED_LAYERS} layers explained; --json decomposes every tensor)")
-        parts.append(_Wrapped(lines))
+        parts += _layer_parts(summary, kinds)
+    if summary.unknown:
+        parts.append(_Wrapped(_unknown_lines(summary)))
     if len(summary.variables) > MAX_VARIABLE_ROWS:
         parts.append(_variables_by_scope(summary.variables))
     elif summary.variables:
@@ -383,6 +345,9 @@ def summary_renderable(summary: Summary) -> Group:
         f"{kinds} parameters: {_num(summary.lstm_params)} in {len(summary.layers)} layer(s)",
         f"Total model parameters: {_num(summary.total_params)}",
     ]
+    if summary.unknown:
+        params = sum(u.params for u in summary.unknown)
+        totals.insert(1, f"Recurrent layers not understood: {_num(params)} parameters in {len(summary.unknown)}")
     if summary.optimizer_tensors:
         totals.append(
             f"Optimizer state (not counted): {_num(summary.optimizer_params)} in {summary.optimizer_tensors} tensor(s)"
@@ -394,6 +359,89 @@ def summary_renderable(summary: Summary) -> Group:
     if commands:
         parts.append(_hint(commands))
     return Group(*parts)
+
+
+def _unknown_lines(summary: Summary) -> list[Line]:
+    """Each recurrent layer no layout computes: what the file says it is, why it is no LSTM here,
+    and its tensors with what their shapes hold where the cell is known."""
+    lines: list[Line] = []
+    for unknown in summary.unknown:
+        cell = f" ({safe(unknown.cell)})" if unknown.cell else ""
+        lines.append(f"Recurrent layer not understood: {safe(unknown.name)}{cell}: {safe(unknown.why)}")
+        for t in unknown.tensors:
+            lines.append((f"  {safe(t.name)}", safe(t.explanation) if t.explanation else _shape(t.shape)))
+    return lines
+
+
+def _convolution_line(conv: dict[str, object]) -> str:
+    """A ConvLSTM's convolutions: "convolution: 3 × 3 kernel, strides 1 × 1, padding same, dilation 1 × 1"."""
+
+    def sizes(value: object) -> str:
+        return " × ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+    said = [
+        f"{sizes(conv['kernel_size'])} kernel",
+        f"strides {sizes(conv.get('strides'))}",
+        f"padding {safe(str(conv.get('padding')))}",
+        f"dilation {sizes(conv.get('dilation_rate'))}",
+        safe(str(conv.get("data_format") or "channels_last")),
+    ]
+    return f"  convolution: {', '.join(said)} — {safe(str(conv.get('source')))}"
+
+
+def _layer_parts(summary: Summary, kinds: str) -> list[RenderableType]:
+    """The layers' table, their pairs, and what each layer's tensors hold."""
+    rows = [
+        (
+            safe(layer.name),
+            f"{safe(layer.cell)} ({_FRAMEWORK[layer.framework]})",
+            safe(layer.gate_order),
+            str(layer.input_size),
+            str(layer.units),
+            _extras(layer),
+            "-" if layer.forget_bias is None else f"{layer.forget_bias:g}",
+            _num(layer.params),
+        )
+        for layer in summary.layers
+    ]
+    parts: list[RenderableType] = []
+    if len(rows) > MAX_TABLE_ROWS:
+        parts.append(_plain(f"{kinds} layers", _LAYER_COLUMNS, rows))
+    else:
+        # A table narrower than its rows (an 80-column terminal and TF1 scope names) would fold
+        # each layer name into pieces, and layer names are what users pass to --layer.
+        parts.append(
+            _Fitted(
+                lambda width: _rich_table(f"{kinds} layers", _LAYER_COLUMNS, rows),
+                lambda width: _layer_blocks(rows, f"{kinds} layers"),
+            )
+        )
+    pairs = _pairs_line(summary.layers)
+    if pairs:
+        parts.append(_Wrapped([pairs]))
+    # One renderable for all explanations: rich lays out each renderable apart, and a file with
+    # thousands of layers would spend seconds on that.
+    lines: list[Line] = [line for layer in summary.layers[:MAX_EXPLAINED_LAYERS] for line in _explained(layer)]
+    if len(summary.layers) > MAX_EXPLAINED_LAYERS:
+        lines.append(f"(the first {MAX_EXPLAINED_LAYERS} layers explained; --json decomposes every tensor)")
+    parts.append(_Wrapped(lines))
+    return parts
+
+
+def _explained(layer: LayerSummary) -> list[Line]:
+    order = ", ".join(f"{letter}={gate}" for letter, gate in zip(layer.gate_order, layer.gates))
+    # A ConvLSTM's inputs are channels and its units filters (keras/src/layers/rnn/conv_lstm.py).
+    sizes = "input channels, {} filters" if layer.convolution is not None else "inputs, {} units"
+    said = f"{layer.input_size} {sizes.format(layer.units)}"
+    lines: list[Line] = [f"{safe(layer.name)}: {said}; gates {order}"]
+    lines += [(f"  {safe(t.name)}", safe(t.explanation)) for t in layer.tensors]
+    lines += [f"  {line}" for line in setting_lines(layer)]
+    for name, setting in layer.variants.items():
+        assumed = "assumed: " if setting.assumed else ""
+        lines.append(f"  {_variant_text(name, bool(setting.value))} — {assumed}{safe(setting.source)}")
+    if layer.convolution is not None:
+        lines.append(_convolution_line(layer.convolution))
+    return lines
 
 
 # Rich lays out a table cell by cell, about 1 ms a row: past these sizes the summary stays fast

@@ -11,9 +11,9 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from .api import Checkpoint, Layer, is_float_dtype
-from .detect import LayerSpec, Variable
+from .detect import LayerSpec, UnknownLayer, Variable
 from .errors import LstmInspectError, warn
-from .schema import Setting
+from .schema import SPATIAL_SIZES, Setting
 from .schema import explain as explain_role
 from .slicer import Block
 
@@ -103,6 +103,21 @@ class LayerSummary:
     kind: str = "LSTM"  # the cell kind: "LSTM", "GRU"
     # The cell kind's variant settings (a GRU's reset_after): the value it computes with, and where from.
     variants: dict[str, Setting] = field(default_factory=dict)
+    # A ConvLSTM's convolutions: kernel_size, strides, padding, dilation_rate, data_format, and
+    # `source`, where they were read (the model config, or Keras' defaults assumed); None otherwise.
+    convolution: dict[str, object] | None = None
+
+
+@dataclass
+class UnknownSummary:
+    """A recurrent layer no layout computes (detect.UnknownLayer): what the file says it is, why it is
+    not taken for an LSTM, and its tensors, explained where the cell is known well enough to say."""
+
+    name: str
+    cell: str | None
+    why: str
+    params: int
+    tensors: list[TensorLine]
 
 
 @dataclass
@@ -125,9 +140,33 @@ class Summary:
     optimizer_tensors: int
     optimizer_params: int
     bookkeeping: list[VariableLine]
+    # Recurrent layers not understood: listed, counted in total_params, never taken for an LSTM.
+    unknown: list[UnknownSummary] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return as_dict(self)
+
+
+def _convolution(layer: Layer) -> dict[str, object] | None:
+    conv = layer.conv()
+    if not conv:
+        return None
+    # One source for all of them: a config says every one, or none is said and Keras' defaults are assumed.
+    setting = layer.settings.get("padding")
+    if setting is None or setting.value in ("unknown", None):
+        setting = layer.layout.defaults.get("padding")
+    source = ("assumed: " if setting is not None and setting.assumed else "") + (setting.source if setting else "")
+    kernel = [layer.sizes[size] for size in SPATIAL_SIZES if size in layer.sizes]
+    return {"kernel_size": kernel, **conv, "source": source}
+
+
+def _unknown_summary(unknown: UnknownLayer) -> UnknownSummary:
+    lines = []
+    for info in unknown.tensors:
+        said = unknown.explanations.get(info.name)
+        leaf = info.name[len(unknown.name) + 1 :] if info.name.startswith(unknown.name + "/") else info.name
+        lines.append(TensorLine(info.name, list(info.shape), f"{leaf} {list(info.shape)} = {said}" if said else ""))
+    return UnknownSummary(unknown.name, unknown.cell, unknown.why, unknown.params, lines)
 
 
 def explain(spec: LayerSpec) -> list[TensorLine]:
@@ -192,6 +231,7 @@ def summarize(ckpt: Checkpoint) -> Summary:
             },
             kind=s.layout.cell.name,
             variants=variant_settings(layer),
+            convolution=_convolution(layer),
         )
         for layer, s in ((layer, layer.spec) for layer in ckpt.layers)
     ]
@@ -203,16 +243,18 @@ def summarize(ckpt: Checkpoint) -> Summary:
     model = [line(v) for v in ckpt.variables if v.category == "model"]
     optimizer = [v for v in ckpt.variables if v.category == "optimizer"]
     lstm_params = sum(layer.params for layer in layers)
+    unknown = [_unknown_summary(u) for u in ckpt.unknown]
     return Summary(
         path=ckpt.path,
         format=ckpt.format,
         layers=layers,
         variables=model,
         lstm_params=lstm_params,
-        total_params=lstm_params + sum(v.params for v in model),
+        total_params=lstm_params + sum(v.params for v in model) + sum(u.params for u in unknown),
         optimizer_tensors=len(optimizer),
         optimizer_params=sum(v.info.size for v in optimizer),
         bookkeeping=[line(v) for v in ckpt.variables if v.category == "bookkeeping"],
+        unknown=unknown,
     )
 
 

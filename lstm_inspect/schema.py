@@ -29,6 +29,7 @@ This module imports nothing heavy: `summary` detects layers without numpy.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -135,7 +136,6 @@ GRU = CellKind(
     inner_recurrent_bias={"candidate": "reset_after"},
 )
 
-CELL_KINDS: dict[str, CellKind] = {kind.name: kind for kind in (LSTM, GRU)}
 
 # How messages and summary say what a variant's value makes the cell compute.
 VARIANT_WORDS: dict[str, dict[bool, str]] = {
@@ -149,6 +149,39 @@ VARIANT_WORDS: dict[str, dict[bool, str]] = {
 def variant_words(setting: str, value: object) -> str:
     """ "applies the reset gate after the recurrent matmul" for reset_after True."""
     return VARIANT_WORDS[setting][bool(value)]
+
+
+# keras/src/layers/rnn/conv_lstm.py ConvLSTMCell (tf_keras layers/rnn/conv_lstm.py alike): an LSTM
+# whose every product is a convolution, x * W over the input's spatial axes with the layer's
+# strides, padding and dilation, h * U with strides 1 and "same" padding; i, f, c, o as an LSTM's.
+# One kind per rank (ConvLSTM1D/2D/3D): what a target holds or a numpy cell computes depends on it.
+CONV_SETTINGS: tuple[str, ...] = ("strides", "padding", "dilation_rate", "data_format")
+# The kernel's spatial sizes, in the order its axes hold them (the canonical kernel block keeps them first).
+SPATIAL_SIZES: tuple[str, ...] = ("kernel_1", "kernel_2", "kernel_3")
+
+
+def _conv_lstm(rank: int) -> CellKind:
+    return CellKind(
+        f"ConvLSTM{rank}D",
+        LSTM.gates,
+        LSTM.aliases,
+        forget_gate=LSTM.forget_gate,
+        foreign_scope=LSTM.foreign_scope,
+        layer_parts=(),  # no projection
+        settings=(*LSTM.settings, *CONV_SETTINGS),
+    )
+
+
+CONV_LSTMS: tuple[CellKind, ...] = tuple(_conv_lstm(rank) for rank in (1, 2, 3))
+
+CELL_KINDS: dict[str, CellKind] = {kind.name: kind for kind in (LSTM, GRU, *CONV_LSTMS)}
+# How messages name the layers this tool finds, "LSTM or GRU": a ConvLSTM is an LSTM.
+KIND_NAMES: tuple[str, ...] = (LSTM.name, GRU.name)
+
+
+def spatial_rank(cell: CellKind) -> int:
+    """How many spatial axes the kernels of a cell kind have: 0 for an LSTM, 2 for a ConvLSTM2D."""
+    return CONV_LSTMS.index(cell) + 1 if cell in CONV_LSTMS else 0
 
 
 # Parts of a gate, in the order blocks are listed; then the parts of a whole layer.
@@ -171,6 +204,7 @@ CANONICAL_AXES: dict[str, tuple[str, ...]] = {
 
 # How explanations name each size and part.
 _SIZE_WORDS = {"input": "input", "units": "units", "recurrent": "recurrent", "projection": "projected"}
+_CONV_SIZE_WORDS = {"input": "input channels", "units": "filters", "recurrent": "recurrent channels"}
 _PART_WORDS = {
     "kernel": "input kernel",
     "recurrent": "recurrent kernel",
@@ -318,6 +352,8 @@ class Layout:
                   be ambiguous).
     direction_suffixes: for a target whose bidirectional layer keeps each direction under its own
                   keys, the suffix of each direction's role keys (nn.LSTM's "_reverse").
+    config_sizes: per size, where a Keras config says it: (key, index into a list value or None),
+                  first found wins; detection refuses a layer whose weights say otherwise.
     """
 
     key: str
@@ -335,6 +371,7 @@ class Layout:
     config_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     min_sizes: Mapping[str, int] = field(default_factory=dict)
     direction_suffixes: tuple[str, ...] = ()
+    config_sizes: Mapping[str, tuple[tuple[str, int | None], ...]] = field(default_factory=dict)
 
     def role(self, key: str) -> Role:
         for role in self.roles:
@@ -584,37 +621,45 @@ def locations(layout: Layout, sizes: Mapping[str, int], present: set[str], direc
 # ---- explanations ------------------------------------------------------------------------------------------
 
 
+def _gates_text(layout: Layout, letters: str) -> str:
+    # A role holding only some of the cell's gates (TF1 GRUCell's gates/kernel: r, u) names them.
+    named = f" ({', '.join(letters)})" if len(letters) < len(layout.cell.gates) else ""
+    return f"{len(letters)} gates{named}"
+
+
+def _size_text(layout: Layout, sizes: Mapping[str, int], size: str) -> str:
+    # A ConvLSTM's units are its filters, its input and recurrent sizes channels.
+    word = (_CONV_SIZE_WORDS if spatial_rank(layout.cell) else _SIZE_WORDS).get(size, size)
+    if size == "recurrent" and "projection" in sizes:
+        word = "projected recurrent"
+    return f"{sizes[size]} {word}"
+
+
+def _axis_text(layout: Layout, sizes: Mapping[str, int], axis: Axis) -> str:
+    units = f"{sizes.get('units', 0)} {'filters' if spatial_rank(layout.cell) else 'units'}"
+    if isinstance(axis, Dim):
+        return _size_text(layout, sizes, axis.size)
+    if isinstance(axis, Gates):
+        return f"{_gates_text(layout, axis.letters)} × {units}"
+    if isinstance(axis, Parts):
+        return " + ".join(_size_text(layout, sizes, size) for _, size in axis.segments)
+    if isinstance(axis, PartIndex):
+        return f"{len(axis.parts)} ({', '.join(_BIAS_SIDE_WORDS.get(p, p) for p in axis.parts)})"
+    if isinstance(axis, PartsOfGates):
+        sides = ", ".join(_BIAS_SIDE_WORDS.get(p, p) for p in axis.parts)
+        return f"{len(axis.parts)} ({sides}) × {_gates_text(layout, axis.letters)} × {units}"
+    return f"{sizes.get('direction', 1)} directions"
+
+
 def explain(layout: Layout, role: Role, sizes: Mapping[str, int]) -> str:
     """What a stored shape is made of: "[12 input + 64 recurrent, 4 gates × 64 units]"."""
-    projected = "projection" in sizes
-    units = sizes.get("units", 0)
-
-    def gates(letters: str) -> str:
-        # A role holding only some of the cell's gates (TF1 GRUCell's gates/kernel: r, u) names them.
-        named = f" ({', '.join(letters)})" if len(letters) < len(layout.cell.gates) else ""
-        return f"{len(letters)} gates{named}"
-
-    def words(size: str) -> str:
-        word = _SIZE_WORDS.get(size, size)
-        if size == "recurrent" and projected:
-            word = "projected recurrent"
-        return f"{sizes[size]} {word}"
-
-    texts = []
-    for axis in role.axes:
-        if isinstance(axis, Dim):
-            texts.append(words(axis.size))
-        elif isinstance(axis, Gates):
-            texts.append(f"{gates(axis.letters)} × {units} units")
-        elif isinstance(axis, Parts):
-            texts.append(" + ".join(words(size) for _, size in axis.segments))
-        elif isinstance(axis, PartIndex):
-            texts.append(f"{len(axis.parts)} ({', '.join(_BIAS_SIDE_WORDS.get(p, p) for p in axis.parts)})")
-        elif isinstance(axis, PartsOfGates):
-            sides = ", ".join(_BIAS_SIDE_WORDS.get(p, p) for p in axis.parts)
-            texts.append(f"{len(axis.parts)} ({sides}) × {gates(axis.letters)} × {units} units")
+    texts: list[str] = []
+    # A ConvLSTM kernel's spatial sizes are said together: "3 × 3 kernel".
+    for spatial, axes in itertools.groupby(role.axes, lambda a: isinstance(a, Dim) and a.size in SPATIAL_SIZES):
+        if spatial:
+            texts.append(" × ".join(str(sizes[a.size]) for a in axes if isinstance(a, Dim)) + " kernel")
         else:
-            texts.append(f"{sizes.get('direction', 1)} directions")
+            texts += [_axis_text(layout, sizes, axis) for axis in axes]
     text = "[" + ", ".join(texts) + "]"
     if role.gate is not None:
         gate = layout.gate_of(role.gate)
@@ -672,6 +717,8 @@ _KERAS_ROLES = (
     Role("bias", (Gates("ifco"),), part="bias", optional=True),
 )
 _KERAS_CONFIG_KEYS = {"activation": ("activation",), "recurrent_activation": ("recurrent_activation",)}
+# Where a Keras config says each size, to check against the weights (detect.py _check_config_sizes).
+_KERAS_CONFIG_SIZES: dict[str, tuple[tuple[str, int | None], ...]] = {"units": (("units", None),)}
 # Keras 1 called the gates' activation inner_activation and defaulted it to hard_sigmoid.
 _KERAS1_DEFAULTS = {
     "activation": Setting("tanh", _KERAS_DEFAULT, assumed=True),
@@ -681,6 +728,8 @@ _KERAS1_CONFIG_KEYS = {
     "activation": ("activation",),
     "recurrent_activation": ("recurrent_activation", "inner_activation"),
 }
+# Keras 1 called the units output_dim.
+_KERAS1_CONFIG_SIZES: dict[str, tuple[tuple[str, int | None], ...]] = {"units": (("output_dim", None), ("units", None))}
 
 
 def _keras1_roles(letters: str) -> tuple[Role, ...]:
@@ -710,6 +759,7 @@ def _keras_cudnn(key: str, cell: CellKind, letters: str, fixed: Mapping[str, Set
         ),
         cell_names=(((), f"CuDNN{cell.name}"),),
         config_class=f"(?i){cell.name.lower()}",
+        config_sizes=_KERAS_CONFIG_SIZES,
         fixed=fixed,
     )
 
@@ -813,6 +863,7 @@ def _keras_gru(key: str, bias: Role | None, reset_after: Setting | None) -> Layo
             **({} if reset_after else {"reset_after": Setting(True, _KERAS_GRU_DEFAULT, assumed=True)}),
         },
         config_keys=_KERAS_GRU_CONFIG_KEYS,
+        config_sizes=_KERAS_CONFIG_SIZES,
     )
 
 
@@ -855,6 +906,7 @@ _GRU_SOURCE_LAYOUTS: tuple[Layout, ...] = (
         fixed={"reset_after": Setting(False, "Keras 1's GRU.step: (r∘h_tm1)·U_h")},
         defaults=_KERAS1_DEFAULTS,
         config_keys=_KERAS1_CONFIG_KEYS,
+        config_sizes=_KERAS1_CONFIG_SIZES,
     ),
     # contrib/cudnn_rnn/python/ops/cudnn_rnn_ops.py CudnnCompatibleGRUCell (TF 1.x; its CudnnGRU
     # saveable writes the same names): GRUCell's gates/kernel and gates/bias (r, u; the two cuDNN
@@ -912,6 +964,43 @@ _GRU_SOURCE_LAYOUTS: tuple[Layout, ...] = (
     ),
 )
 
+
+def _keras_conv_lstm(cell: CellKind) -> Layout:
+    """A Keras ConvLSTM1D/2D/3D (keras/src/layers/rnn/conv_lstm.py ConvLSTMCell.build): kernel
+    (*kernel_size, input channels, 4 filters), recurrent_kernel (*kernel_size, filters, 4 filters),
+    bias (4 filters,); gates i, f, c, o on the last axis, as an LSTM's. The filters are its units."""
+    rank = spatial_rank(cell)
+    spatial = tuple(Dim(size) for size in SPATIAL_SIZES[:rank])
+    # Keras 3's defaults (conv_lstm2d.py ConvLSTM2D.__init__); tf_keras' recurrent_activation was hard_sigmoid.
+    assumed = "Keras 3's default; the file has no model config to say"
+    return Layout(
+        f"keras-convlstm{rank}d",
+        "keras",
+        cell,
+        (
+            Role("kernel", (*spatial, Dim("input"), Gates("ifco")), part="kernel"),
+            Role("recurrent_kernel", (*spatial, Dim("recurrent"), Gates("ifco")), part="recurrent"),
+            Role("bias", (Gates("ifco"),), part="bias", optional=True),
+        ),
+        cell_names=(((), cell.name),),
+        config_class=r"(?i)convlstm",
+        cell_from_config=True,
+        defaults={
+            "activation": Setting("tanh", assumed, assumed=True),
+            "recurrent_activation": Setting("sigmoid", assumed + " (tf_keras' is hard_sigmoid)", assumed=True),
+            "strides": Setting([1] * rank, assumed, assumed=True),
+            "padding": Setting("valid", assumed, assumed=True),
+            "dilation_rate": Setting([1] * rank, assumed, assumed=True),
+            "data_format": Setting("channels_last", assumed, assumed=True),
+        },
+        config_keys={**_KERAS_CONFIG_KEYS, **{setting: (setting,) for setting in CONV_SETTINGS}},
+        config_sizes={
+            "units": (("filters", None),),
+            **{size: (("kernel_size", axis),) for axis, size in enumerate(SPATIAL_SIZES[:rank])},
+        },
+    )
+
+
 SOURCE_LAYOUTS: tuple[Layout, ...] = (
     # tf_keras cudnn_recurrent.py CuDNNLSTM: bias = input-side i, f, c, o then recurrent-side (8u);
     # each kernel gate block in cuDNN memory order, converted by Keras' own loader
@@ -936,6 +1025,7 @@ SOURCE_LAYOUTS: tuple[Layout, ...] = (
             "recurrent_activation": Setting("sigmoid", _KERAS_DEFAULT, assumed=True),
         },
         config_keys=_KERAS_CONFIG_KEYS,
+        config_sizes=_KERAS_CONFIG_SIZES,
     ),
     # Keras 1 recurrent.py LSTM.build: W_i, U_i, b_i, W_c, U_c, b_c, W_f, ... one array per gate and
     # part; inner_activation (the gates') defaulted to hard_sigmoid.
@@ -948,6 +1038,7 @@ SOURCE_LAYOUTS: tuple[Layout, ...] = (
         config_class=r"(?i)lstm",
         defaults=_KERAS1_DEFAULTS,
         config_keys=_KERAS1_CONFIG_KEYS,
+        config_sizes=_KERAS1_CONFIG_SIZES,
     ),
     # cudnn_rnn_ops.py CudnnCompatibleLSTMCell: LSTMCell's variables under its own scope name,
     # forget_bias=0.0 (cuDNN adds none).
@@ -1004,6 +1095,7 @@ SOURCE_LAYOUTS: tuple[Layout, ...] = (
         GRU,
         {"reset_after": Setting(True, "the export holds no L/reset_after; assumed True", True)},
     ),
+    *(_keras_conv_lstm(cell) for cell in CONV_LSTMS),
 )
 
 # Layouts no file this tool reads is in, only exports.
@@ -1068,3 +1160,80 @@ TARGET_LAYOUTS: tuple[Layout, ...] = (
 # Every layout by key: those files are read in (tried by detection in SOURCE_LAYOUTS' order), and
 # those only written (targets/ packs canonical blocks into any of them, "keras" and "tf1" included).
 LAYOUTS: dict[str, Layout] = {layout.key: layout for layout in (*SOURCE_LAYOUTS, *TARGET_LAYOUTS)}
+
+
+# ---- cells recognised by name and not modelled ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unmodelled:
+    """A cell known by its scope name whose computation no layout here models: detection lists its
+    scope as a recurrent layer not understood, never as a layer of any layout.
+
+    layout: what its tensors hold, for summary's explanations only (nothing claims or exports it);
+            its scope_required is the scope name the cell gives itself.
+    why:    what the cell computes that no LSTM layout does.
+    """
+
+    name: str
+    why: str
+    layout: Layout
+
+
+# contrib/rnn/python/ops/rnn_cell.py CoupledInputForgetGateLSTMCell.call: W (sharded: W_0, W_1, ...)
+# [input + num_proj, 3u] and B [3u] split j, f, o; c = f∘c + (1 − f)∘tanh(j): the input gate is
+# 1 − f. Peepholes W_F_diag, W_O_diag; projection W_P (W_P_0, ...).
+COUPLED_LSTM = CellKind(
+    "coupled-gate LSTM",
+    ("cell", "forget", "output"),
+    {"cell": "cell", "forget": "forget", "output": "output", "j": "cell", "f": "forget", "o": "output"},
+    peephole_gates=("forget", "output"),
+    forget_gate="forget",
+)
+
+# contrib/rnn/python/ops/rnn_cell.py LayerNormBasicLSTMCell: _linear's kernel [input + u, 4u] split
+# i, j, f, o, a bias only when layer_norm=False; _norm gives each of input, transform, forget,
+# output and the new state its own gamma and beta [u].
+_NORMED = ("input", "transform", "forget", "output", "state")
+
+UNMODELLED: tuple[Unmodelled, ...] = (
+    Unmodelled(
+        "CoupledInputForgetGateLSTMCell",
+        "its input gate is 1 − forget gate: 3 gate blocks (j, f, o) where an LSTM has 4, so no LSTM layout computes it",
+        Layout(
+            "tf1-coupled",
+            "tensorflow",
+            COUPLED_LSTM,
+            (
+                Role("W_0", (Parts((("kernel", "input"), ("recurrent", "recurrent"))), Gates("jfo"))),
+                Role("B", (Gates("jfo"),), part="bias", optional=True),
+                Role("W_F_diag", (Dim("units"),), part="peephole", gate="f", optional=True),
+                Role("W_O_diag", (Dim("units"),), part="peephole", gate="o", optional=True),
+                Role("W_P_0", (Dim("units"), Dim("projection")), part="projection", optional=True),
+            ),
+            forget_bias=1.0,
+            scope_required=r"(^|/)coupled_input_forget_gate_lstm_cell[^/]*$",
+        ),
+    ),
+    Unmodelled(
+        "LayerNormBasicLSTMCell",
+        "it normalises each gate's pre-activation and the new cell state (a gamma and beta each), "
+        "which no LSTM layout computes",
+        Layout(
+            "tf1-layer-norm",
+            "tensorflow",
+            LSTM,
+            (
+                Role("kernel", (Parts((("kernel", "input"), ("recurrent", "recurrent"))), Gates("ijfo"))),
+                Role("bias", (Gates("ijfo"),), part="bias", optional=True),
+                *(
+                    Role(f"{normed}/{leaf}", (Dim("units"),), optional=True)
+                    for normed in _NORMED
+                    for leaf in ("gamma", "beta")
+                ),
+            ),
+            forget_bias=1.0,
+            scope_required=r"(^|/)layer_norm_basic_lstm_cell[^/]*$",
+        ),
+    ),
+)

@@ -33,6 +33,7 @@ from .api import Checkpoint, ExportUnit
 from .errors import LstmInspectError, UsageError
 from .export import Progress, arrays, read_back, stored_bytes
 from .numpy_cells import run as run_numpy
+from .numpy_cells import step_shape as numpy_step_shape
 from .readers.urls import is_url
 from .results import Check, LayerCheck, VerifyResult
 from .targets import TARGETS, Target
@@ -237,6 +238,7 @@ def _structure(unit: ExportUnit) -> tuple[object, ...]:
             layer.dtype,
             layer.forget_bias,
             layer.direction,
+            repr(layer.conv()),
         )
         for layer in unit.layers
     )
@@ -259,7 +261,8 @@ class _Unit:
         self.sources = [layer.weights(views=True) for layer in unit.layers]
         first = self.sources[0]
         dtype = np.float64 if first.dtype == np.float64 else np.float32
-        self.x: np.ndarray = np.random.default_rng(seed).standard_normal((steps, batch, first.input_size)).astype(dtype)
+        step_shape = numpy_step_shape(first)
+        self.x: np.ndarray = np.random.default_rng(seed).standard_normal((steps, batch, *step_shape)).astype(dtype)
         # Each direction's input in its own processing order: a backward half reads the sequence reversed.
         self.inputs = [self.x, self.x[::-1]][: len(self.sources)]
         self.reports = [
@@ -399,8 +402,9 @@ def _numpy_on_export(state: _Unit, target: Target) -> list[Outputs]:
     prefixed = not target.unprefixed_single  # a single unit: unprefixed for such a target
     state.exports[target.name] = _per_layer(exported, target, state.unit, prefixed)
     read = read_back(exported, target, state.unit, prefixed)
-    # A framework's arrays hold no activations and no clips (its cell's arguments): those are the
-    # source's; the canonical blocks keep the clips (L/cell_clip), read back as they are.
+    # A framework's arrays hold no activations, no clips and no convolution settings (its cell's
+    # arguments): those are the source's; the canonical blocks keep the clips (L/cell_clip), read
+    # back as they are.
     return [
         _numpy_outputs(
             replace(
@@ -408,6 +412,8 @@ def _numpy_on_export(state: _Unit, target: Target) -> list[Outputs]:
                 activation=s.activation,
                 recurrent_activation=s.recurrent_activation,
                 settings=w.settings if target.layout is None else s.settings,
+                cell=s.cell,
+                conv=s.conv,
             ),
             xi,
         )

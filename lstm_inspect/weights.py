@@ -33,6 +33,8 @@ class Weights:
     activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
     settings: dict[str, float] = field(default_factory=dict)  # cell_clip, proj_clip, reset_after, ... when set
+    # What a ConvLSTM's convolutions do (schema.CONV_SETTINGS: strides, padding, ...); empty for other cells.
+    conv: dict[str, object] = field(default_factory=dict)
 
     def block(self, gate: str | None, part: str) -> np.ndarray | None:
         return self.blocks.get((gate, part))
@@ -61,7 +63,9 @@ class Weights:
     def sizes(self) -> dict[str, int]:
         """The layer's sizes, read from its blocks."""
         sizes = {"input": self.input_size, "units": self.units}
-        sizes["recurrent"] = int(self.blocks[(self.cell.gates[0], "recurrent")].shape[0])
+        sizes["recurrent"] = int(self.blocks[(self.cell.gates[0], "recurrent")].shape[-2])
+        # A ConvLSTM's kernel blocks lead with its spatial sizes (schema.CANONICAL_AXES).
+        sizes.update(zip(schema.SPATIAL_SIZES, (int(d) for d in self.kernel.shape[:-2])))
         if self.projection is not None:
             sizes["projection"] = int(self.projection.shape[1])
         return sizes

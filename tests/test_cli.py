@@ -255,7 +255,7 @@ def test_summary_names_the_pairs_and_the_next_commands(monkeypatch):
     out = run("summary", "fixtures/tf1_bidi/model.ckpt", cwd=ROOT).stdout
     pairs = (
         "Bidirectional pairs (--layer takes a pair's name for both halves): bidirectional_rnn = "
-        "bidirectional_rnn/bw/basic_lstm_cell + bidirectional_rnn/fw/basic_lstm_cell"
+        "bidirectional_rnn/fw/basic_lstm_cell + bidirectional_rnn/bw/basic_lstm_cell"
     )
     assert pairs in out.splitlines()
     assert out.endswith(

@@ -211,7 +211,7 @@ def test_the_command_writes_a_pdf_and_says_what_it_drew(tmp_path):
     result = run(FIXTURES / "tf1_bidi" / "model.ckpt", "-o", tmp_path / "bidi.PDF", "--gate", "o", "--dpi", "50")
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "bidi.PDF").read_bytes().startswith(b"%PDF")
-    assert result.stdout.startswith("Wrote 10 panels for bidirectional_rnn/bw/basic_lstm_cell, ")
+    assert result.stdout.startswith("Wrote 10 panels for bidirectional_rnn/fw/basic_lstm_cell, ")
     assert "(1020×" in result.stdout  # two layers side by side, 3 panels of 3.4 in each, at 50 dpi
 
 

@@ -211,7 +211,15 @@ def _name_keys(
         for scope, config in naming.configs.items()
         if not any(other.startswith(scope + "/") for other in naming.configs)
     }
-    _name_directions(bases, variable_names)
+    _name_directions(bases, variable_names, nodes)
+    if root is not None and root.is_layer:
+        # The model's own config names every layer as the same model's .h5 does (readers/keras/).
+        from .keras.model_config import layer_configs
+        from .keras.store import Entry
+
+        entries = [Entry(base, "", (), "") for base in bases.values()]
+        configs = layer_configs(root.metadata, entries, keras_version)
+        naming.configs = configs or naming.configs
     for node_id, base in bases.items():
         if 0 <= node_id < len(nodes):
             for attribute, key in _value_keys(nodes[node_id]):
@@ -264,24 +272,44 @@ def _slot_names(nodes: list[dict[str, Any]], bases: dict[int, str]) -> dict[str,
 def _keras_steps(path: list[tuple[str, int]], keras: dict[int, _Keras]) -> list[str] | None:
     """The path in Keras' terms: layers by their names, without RNN `cell` steps; None when no
     Keras layer is on it."""
-    steps, any_layer = [], False
+    from .keras.model_config import STACKED_CELLS, config_node, stacked_cell_name, wrapped_layer
+
+    steps: list[str] = []
+    any_layer = False
+    above: _Keras | None = None  # the Keras layer the previous step reached
+    stack = False  # whether the previous step was a StackedRNNCells' `cells` list
     for step, node in path:
         info = keras.get(node)
         if info is not None and info.is_layer:
             any_layer = True
-            if step == "cell":
-                continue
-            steps.append(_DIRECTIONS.get(step) or str(info.metadata.get("name") or step))
+            wrapper = above is not None and wrapped_layer(config_node(above.metadata)) is not None
+            if stack and step.isdigit():
+                # A stacked RNN's cells are named by their place, as in an .h5 (model_config.stacked_cell_name).
+                steps[-1] = stacked_cell_name(int(step))
+            elif not (step == "cell" or (step == "layer" and wrapper)):
+                # An RNN's cell and a TimeDistributed's layer hold the weights of the layer above.
+                steps.append(_DIRECTIONS.get(step) or str(info.metadata.get("name") or step))
+            above, stack = info, False
         else:
+            stack = step == "cells" and above is not None and above.metadata.get("class_name") == STACKED_CELLS
             steps.append(step)
+            above = None
     return steps if any_layer else None
 
 
-def _name_directions(bases: dict[int, str], variable_names: dict[int, str]) -> None:
+def _name_directions(bases: dict[int, str], variable_names: dict[int, str], nodes: list[dict[str, Any]]) -> None:
     """Variable names `P/forward_X/…` and `P/backward_X/…` (a Keras Bidirectional's halves, named
     "forward_" / "backward_" + the inner layer's name by Keras' bidirectional.py) become
-    `P/forward/…`, `P/backward/…`; the cell level of such a name (`…/lstm_cell/kernel`) goes."""
+    `P/forward/…`, `P/backward/…`; the cell level of such a name (`…/lstm_cell/kernel`) goes, and
+    a stacked RNN's `stacked_rnn_cells/<cell>` is `cell_<i>` as in an .h5 (readers/keras/legacy_h5.py)."""
+    from .keras.legacy_h5 import name_stacked_cells
+
     named = {n: b for n, b in bases.items() if variable_names.get(n) == b}
+    # Keras 3's export lists the model's variables in order (`variables/N`): the cells of a stack in theirs.
+    order = sorted(named, key=lambda n: min((_key_order(key) for _, key in _value_keys(nodes[n])), default=(True, ())))
+    split = [named[n].split("/") for n in order]
+    renamed = dict(zip(order, name_stacked_cells(split)))
+    named = {n: "/".join(parts) for n, parts in zip(order, split)}
     halves: dict[tuple[str, str], set[str]] = {}
     for base in named.values():
         parts = base.split("/")
@@ -291,7 +319,7 @@ def _name_directions(bases: dict[int, str], variable_names: dict[int, str]) -> N
                     halves.setdefault(("/".join(parts[:i]), part[len(direction) + 1 :]), set()).add(direction)
     for node_id, base in named.items():
         parts = base.split("/")
-        if len(parts) >= 3 and _CELL_LEVEL.fullmatch(parts[-2]):
+        if len(parts) >= 3 and _CELL_LEVEL.fullmatch(parts[-2]) and len(parts) - 2 not in renamed[node_id]:
             del parts[-2]
         for i, part in enumerate(parts[:-1]):
             for direction in ("forward", "backward"):
@@ -336,7 +364,7 @@ class RenamedStore:
         self._keys: dict[str, str] = {}
         stored = checkpoint.tensors()
         wanted: dict[str, list[str]] = {}
-        for key in stored:
+        for key in sorted(stored, key=_key_order):
             wanted.setdefault(names.get(key, key), []).append(key)
         for name, keys in wanted.items():
             keys = _distinct(checkpoint, keys)
@@ -380,12 +408,22 @@ class RenamedStore:
         self.close()
 
 
+def _key_order(key: str) -> tuple[bool, tuple[Any, ...]]:
+    """Keys in the model's order: a public path before one through a private attribute
+    (`variables/0` before `_all_variables/0`, whose order Keras 3's export does not keep), then in
+    natural order: a Keras model's `variables/N` are its variables in the model's order, which the
+    index's byte order (`variables/10` before `variables/2`) is not."""
+    from .keras.store import natural_key
+
+    return any(step.startswith("_") for step in key.split("/")[:-2]), natural_key(key)
+
+
 def _distinct(checkpoint: TFCheckpoint, keys: list[str]) -> list[str]:
     """The keys that store different values; of keys whose index entries agree on dtype, shape,
     size and CRC-32C (one variable held twice), one: a public path over one through a private
     attribute (`variables/0` over `_all_variables/0`), then the first in order."""
     kept: dict[tuple[Any, ...], str] = {}
-    for key in sorted(keys, key=lambda k: (any(step.startswith("_") for step in k.split("/")[:-2]), k)):
+    for key in sorted(keys, key=_key_order):
         entry = checkpoint._entries[checkpoint._keys[key]]
         if entry.slices:
             kept[(key,)] = key

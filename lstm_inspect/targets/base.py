@@ -40,7 +40,7 @@ class Features:
     activation: str
     recurrent_activation: str
     clips: tuple[str, ...] = ()  # the clip settings the layer has ("cell_clip", "proj_clip")
-    cell: str = "LSTM"  # the cell kind (schema.CELL_KINDS)
+    cell: str = "LSTM"  # the cell kind (schema.CELL_KINDS): a ConvLSTM2D needs a layout of its own
     variants: tuple[tuple[str, bool], ...] = ()  # the cell kind's variant settings: (("reset_after", True),)
 
 
@@ -65,6 +65,8 @@ class Target:
     needs:        the modules `run` imports (verify says which are missing).
     run:          runs the framework on this target's arrays (one mapping per exported layer of a
                   unit) for verify: per direction (h in processing order, final c); None: no framework.
+    cell_layouts: the layouts it writes layers of other cell kinds in (Keras' ConvLSTM2D); a target
+                  holds only the cell kinds of its layouts (the canonical blocks, every kind).
     """
 
     name: str

@@ -34,18 +34,24 @@ def keras_activation(name: str) -> Any:
 
 def run_layer(cls: Any, config: Mapping[str, Any], weights: Sequence[np.ndarray], x: np.ndarray) -> Outputs:
     """A fresh `cls` (keras.layers.LSTM or GRU, or the class of a loaded layer) built from `config`,
-    given `weights` by set_weights and run over x [T, B, in] in one direction; (h for every step,
+    given `weights` by set_weights and run over x [T, B, ...] in one direction; (h for every step,
     the final cell state: an LSTM's c, a GRU's h)."""
-    import numpy as np
-
     config = {**config, "return_sequences": True, "return_state": True, "go_backwards": False}
     config.pop("name", None)
-    layer = cls.from_config(config)
-    layer.build((x.shape[1], x.shape[0], x.shape[2]))
+    return _run(cls.from_config(config), weights, x)
+
+
+def _run(layer: Any, weights: Sequence[np.ndarray], x: np.ndarray) -> Outputs:
+    """A recurrent layer that returns its sequence and state, given `weights` and run over x [T, B, ...]."""
+    import numpy as np
+
+    # x is [T, B, ...] (a ConvLSTM's input has spatial axes before its channels); Keras reads [B, T, ...].
+    batch_major = (1, 0, *range(2, x.ndim))
+    layer.build((x.shape[1], x.shape[0], *x.shape[2:]))
     layer.set_weights([np.asarray(w) for w in weights])
     # With return_state an LSTM returns [y, h, c], a GRU [y, h]: the last is the cell state.
-    y, *_, state = layer(np.ascontiguousarray(np.asarray(x, dtype=np.asarray(weights[0]).dtype).transpose(1, 0, 2)))
-    return np.asarray(y).transpose(1, 0, 2), np.asarray(state)
+    y, *_, state = layer(np.ascontiguousarray(np.asarray(x, dtype=np.asarray(weights[0]).dtype).transpose(batch_major)))
+    return np.asarray(y).transpose(batch_major), np.asarray(state)
 
 
 def outputs(
@@ -54,28 +60,34 @@ def outputs(
     activation: str = "tanh",
     recurrent_activation: str = "sigmoid",
     cell: str = "LSTM",
+    conv: Mapping[str, object] | None = None,
     **variants: bool,
 ) -> Outputs:
-    """A Keras 3 `cell` layer (LSTM, GRU with its `variants`: reset_after) given [kernel,
-    recurrent_kernel(, bias)] by set_weights, run over x [T, B, in]."""
+    """A Keras 3 `cell` layer (LSTM, GRU with its `variants`: reset_after, or ConvLSTM1D/2D/3D with
+    the convolution settings `conv`) given [kernel, recurrent_kernel(, bias)] by set_weights, run
+    over x [T, B, ...]."""
     import keras
     import numpy as np
 
     dtype = compute_dtype(np.asarray(values[0]).dtype)
-    config = {
-        "units": values[1].shape[0],
+    config: dict[str, Any] = {
         "use_bias": len(values) == 3,
         "activation": keras_activation(activation),
         "recurrent_activation": keras_activation(recurrent_activation),
         "dtype": np.dtype(dtype).name,
         **variants,
     }
+    if conv is None:
+        config["units"] = values[1].shape[-2]
+    else:
+        # keras/src/layers/rnn/conv_lstm.py: kernel_size + (in, 4 filters), the recurrent kernel's filters.
+        config.update(filters=values[1].shape[-2], kernel_size=tuple(values[0].shape[:-2]), **conv)
     return run_layer(getattr(keras.layers, cell), config, [np.asarray(v, dtype=dtype) for v in values], x)
 
 
 def run(arrays: Sequence[Mapping[str, np.ndarray]], directions: Sequence[Weights], x: np.ndarray) -> list[Outputs]:
-    """A Keras 3 layer of each direction's cell kind, given its export by set_weights, over its own
-    processing order."""
+    """A Keras 3 layer of each direction's cell kind (LSTM, GRU, ConvLSTM2D, ...), given its export
+    by set_weights, over its own processing order."""
     return [
         outputs(
             [layer_arrays[role.key] for role in TARGET.weights_layout(weights).roles if role.key in layer_arrays],
@@ -83,6 +95,7 @@ def run(arrays: Sequence[Mapping[str, np.ndarray]], directions: Sequence[Weights
             weights.activation,
             weights.recurrent_activation,
             weights.cell.name,
+            dict(weights.conv) if weights.conv else None,
             **weights.variants,
         )
         for index, (layer_arrays, weights) in enumerate(zip(arrays, directions))
@@ -92,18 +105,23 @@ def run(arrays: Sequence[Mapping[str, np.ndarray]], directions: Sequence[Weights
 # keras/src/layers/rnn/lstm.py and gru.py: no peepholes, no projection; any activation, since the
 # arrays carry none: Keras 3 computes hard_sigmoid_keras3 by the name hard_sigmoid, and Keras 2's
 # hard_sigmoid by tf_keras or a clip(0.2x + 0.5, 0, 1) (keras_activation). A GRU of either
-# reset_after: its bias (2, 3u) or (3u,).
+# reset_after: its bias (2, 3u) or (3u,). conv_lstm.py: ConvLSTM1D/2D/3D's kernel, recurrent_kernel
+# and bias, as the file stores them.
 TARGET = Target(
     "keras",
     LAYOUT,
     "keras.layers.{cell}",
-    "arrays for keras.layers.LSTM.set_weights (GRU's alike): kernel, recurrent_kernel [, bias]",
+    "arrays for keras.layers.LSTM.set_weights (GRU's and ConvLSTM1D/2D/3D's alike): kernel, recurrent_kernel [, bias]",
     peepholes=False,
     projection="none",
     check="keras",
     needs=("keras",),
     run=run,
-    cell_layouts=(schema.LAYOUTS["keras-gru"], schema.LAYOUTS["keras-gru-reset-before"]),
+    cell_layouts=(
+        schema.LAYOUTS["keras-gru"],
+        schema.LAYOUTS["keras-gru-reset-before"],
+        *(schema.LAYOUTS[f"keras-convlstm{schema.spatial_rank(cell)}d"] for cell in schema.CONV_LSTMS),
+    ),
 )
 
 
@@ -131,20 +149,52 @@ def load_model(path: str, keras_version: str | None = None) -> Any:
     return tf_keras.models.load_model(path, compile=False)
 
 
+def find_layer(model: Any, name: str) -> Any:
+    """The object a layer name of this tool's Keras reader names (readers/keras/), in a loaded
+    model: `sub/enc` (a nested model's layer), `bi/forward` (a Bidirectional's half), `td` (the
+    layer a TimeDistributed wraps), `rnn/cell_0` (a stacked RNN's first cell). Raises ValueError."""
+    found, steps = model, name.split("/")
+    while True:
+        # A wrapper's layer is named after the wrapper (keras/src/layers/core/wrapper.py `layer`).
+        while type(found).__name__ == "TimeDistributed":
+            found = found.layer
+        if not steps:
+            return found
+        step = steps.pop(0)
+        kind = type(found).__name__
+        if kind == "Bidirectional" and step in ("forward", "backward"):
+            found = found.forward_layer if step == "forward" else found.backward_layer
+        elif step.startswith("cell_") and step[5:].isdigit() and hasattr(getattr(found, "cell", None), "cells"):
+            found = found.cell.cells[int(step[5:])]
+        elif hasattr(found, "get_layer"):
+            found = found.get_layer(step)
+        else:
+            raise ValueError(f"{kind} {getattr(found, 'name', '')!r} has no part {step!r}")
+
+
 def run_original(model: Any, name: str, pair: str | None, direction: str | None, x: np.ndarray) -> Outputs:
-    """One layer of a loaded model (`enc`, or a Bidirectional pair's forward or backward half) built
-    afresh from its own config and weights and run over x in its processing order."""
+    """One layer of a loaded model (`enc`, a Bidirectional pair's forward or backward half, a
+    wrapped or nested layer, a stacked RNN's cell) built afresh from its own config and weights
+    and run over x in its processing order."""
     from ..errors import LstmInspectError
 
     try:
-        if pair is not None:
-            wrapper = model.get_layer(pair)
-            original = wrapper.forward_layer if direction == "forward" else wrapper.backward_layer
-        else:
-            original = model.get_layer(name)
+        original = find_layer(model, name)
     except ValueError as e:
         raise LstmInspectError(f"no layer {name} in the model Keras loaded ({e})") from None
     try:
+        if not hasattr(original, "cell") and hasattr(original, "state_size"):
+            # A stacked RNN's cell, run by an RNN of its own (keras/src/layers/rnn/rnn.py RNN(cell)).
+            cell = type(original).from_config(original.get_config())
+            rnn = _rnn_class(original)(cell, return_sequences=True, return_state=True)
+            return _run(rnn, original.get_weights(), x)
         return run_layer(type(original), original.get_config(), original.get_weights(), x)
     except Exception as e:  # e.g. CuDNNLSTM, which runs on a GPU only
         raise LstmInspectError(f"Keras could not run {name}: {type(e).__name__}: {e}".splitlines()[0]) from None
+
+
+def _rnn_class(cell: Any) -> Any:
+    """keras.layers.RNN of the Keras a cell comes from (Keras 3, or tf_keras for a Keras 2 file)."""
+    import importlib
+
+    return importlib.import_module(type(cell).__module__.split(".")[0]).layers.RNN

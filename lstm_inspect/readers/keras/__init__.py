@@ -88,12 +88,12 @@ def _index_h5(h5: Group, where: str) -> tuple[str, list[Entry], dict[str, LayerC
             if isinstance(optimizer_weights, Group):
                 entries += legacy_optimizer_entries(optimizer_weights, where)
             keras_version = keras_version or keras_version_of(model_weights.attrs.get("keras_version"))
-            configs = layer_configs(model_config, entries, keras_version)
+            configs = layer_configs(model_config, entries, keras_version, where)
             return FORMAT_LEGACY_H5, unique(entries), configs, _origin(model_config, keras_version)
         if string_list_attr(h5, "layer_names") is not None:
             model_config = model_config_attr(h5, where)
             entries = legacy_layer_entries(h5, model_config, where)
-            configs = layer_configs(model_config, entries, keras_version)
+            configs = layer_configs(model_config, entries, keras_version, where)
             return FORMAT_LEGACY_H5, unique(entries), configs, _origin(model_config, keras_version)
         if any(isinstance(h5.get(k), Group) for k in (*LAYER_CONTAINERS, "vars")):
             return FORMAT_WEIGHTS_H5, keras3_entries(h5, None, where), {}, None

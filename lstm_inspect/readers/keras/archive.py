@@ -66,7 +66,7 @@ def open_keras_zip(path: str | os.PathLike[str], verify: bool = True) -> KerasSt
         hdf5 = _weights_member(archive, raw, file_size, path, where)
         check = _crc_check(hdf5.parsed, archive.getinfo(WEIGHTS_MEMBER).CRC, path) if verify else None
         entries = hdf5.index(lambda root: keras3_entries(root, model_config, where))
-        configs = layer_configs(model_config, entries, keras_version)
+        configs = layer_configs(model_config, entries, keras_version, where)
     except BaseException:
         if hdf5 is not None:
             hdf5.close()

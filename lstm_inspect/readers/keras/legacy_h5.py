@@ -14,10 +14,24 @@ from typing import Any
 
 from ...errors import CorruptFile
 from ..hdf5 import Dataset, Group
-from .model_config import bidirectional_inner_name, layer_nodes_by_name, parse_config
+from .model_config import (
+    ConfigNode,
+    bidirectional_inner_name,
+    config_node,
+    layer_nodes_by_name,
+    parse_config,
+    stacked_cell_name,
+    wrapped_layer,
+)
 from .store import Entry, dataset_paths, decode_text, entry_for, natural_key
 
-__all__ = ["legacy_layer_entries", "legacy_optimizer_entries", "model_config_attr", "string_list_attr"]
+__all__ = [
+    "legacy_layer_entries",
+    "legacy_optimizer_entries",
+    "model_config_attr",
+    "name_stacked_cells",
+    "string_list_attr",
+]
 
 
 # TF appends the output index to variable names ("kernel:0"); Keras 3 and Theano do not.
@@ -52,7 +66,7 @@ def legacy_layer_entries(group: Group, model_config: dict[str, Any] | None, wher
     top = group.get("top_level_model_weights")
     if isinstance(top, Group):
         for weight_name in string_list_attr(top, "weight_names") or []:
-            entries.append(_dataset_entry(top, weight_name, _OUTPUT_INDEX.sub("", weight_name), where))
+            entries.append(_dataset_entry(top, weight_name, _OUTPUT_INDEX.sub("", weight_name), where, layer=False))
     return entries
 
 
@@ -61,21 +75,61 @@ def legacy_optimizer_entries(group: Group, where: str) -> list[Entry]:
     names = string_list_attr(group, "weight_names")
     if names is None:
         names = dataset_paths(group)
-    return [_dataset_entry(group, n, f"optimizer_weights/{n}", where) for n in names]
+    return [_dataset_entry(group, n, f"optimizer_weights/{n}", where, layer=False) for n in names]
 
 
 def _legacy_relative_names(layer: str, weight_names: list[str], node: dict[str, Any] | None) -> list[str]:
     """A layer's weight names relative to the layer: "kernel", "forward/bias", "enc/kernel" (nested
-    model), Keras 1 "W_i"."""
+    model), "cell_0/kernel" (a stacked RNN's first cell), Keras 1 "W_i"."""
     inner = bidirectional_inner_name(node)
     split = [_legacy_parts(layer, name, inner) for name in weight_names]
+    _unwrap(split, config_node(node))
     _name_directions(split)
-    dropped = [[p for p in parts[:-1] if not _CELL_LEVEL.fullmatch(p)] + parts[-1:] for parts in split]
-    # A StackedRNNCells layer has one cell level per cell; there the cell level is what tells
-    # the weights apart, so it stays.
+    stacked = name_stacked_cells(split)
+    dropped = [
+        [p for i, p in enumerate(parts[:-1]) if i in keep or not _CELL_LEVEL.fullmatch(p)] + parts[-1:]
+        for parts, keep in zip(split, stacked)
+    ]
+    # Cell levels that tell weights apart (two cells under one layer, stacked some other way) stay.
     if len({tuple(p) for p in dropped}) == len(dropped):
         split = dropped
     return ["/".join(parts) for parts in split]
+
+
+def _unwrap(split: list[list[str]], node: ConfigNode | None) -> None:
+    """Drop the wrapped layer's own name from a TimeDistributed's weight names: Keras 3 writes
+    `td/lstm/lstm_cell/kernel`, tf_keras `td/lstm_cell/kernel`; both are the weights of `td`."""
+    inner = wrapped_layer(node)
+    name = inner.config.get("name") if inner is not None else None
+    if not isinstance(name, str):
+        return
+    for parts in split:
+        if len(parts) > 1 and parts[0] == name:
+            del parts[0]
+
+
+# How the stack of an RNN([cell, ...]) scopes its cells' variables: `rnn/stacked_rnn_cells/lstm_cell_1/kernel`
+# (StackedRNNCells is a layer named after its class, each cell a layer named after its own).
+_STACK_LEVEL = re.compile(r"stacked_rnn_cells(?:_\d+)?")
+
+
+def name_stacked_cells(split: list[list[str]]) -> list[set[int]]:
+    """Rename `stacked_rnn_cells/<cell>` to `cell_<i>`, i the cell's place in its stack (the order
+    the layer lists its weights in: cell by cell); per name, the positions of the renamed parts,
+    which no cell-level rule may drop."""
+    stacks: dict[tuple[str, ...], dict[str, int]] = {}
+    renamed: list[set[int]] = []
+    for parts in split:
+        kept: set[int] = set()
+        for i, part in enumerate(parts[:-2]):
+            if _STACK_LEVEL.fullmatch(part):
+                cells = stacks.setdefault(tuple(parts[:i]), {})
+                index = cells.setdefault(parts[i + 1], len(cells))
+                parts[i : i + 2] = [stacked_cell_name(index)]
+                kept.add(i)
+                break
+        renamed.append(kept)
+    return renamed
 
 
 def _legacy_parts(layer: str, weight_name: str, bidirectional_inner: str | None) -> list[str]:
@@ -128,14 +182,14 @@ def _name_directions(split: list[list[str]]) -> None:
                     parts[i] = direction
 
 
-def _dataset_entry(group: Group, relative_path: str, name: str, where: str) -> Entry:
+def _dataset_entry(group: Group, relative_path: str, name: str, where: str, layer: bool = True) -> Entry:
     ds = group.get(relative_path)
     if not isinstance(ds, Dataset):
         raise CorruptFile(
             f"{where}: {group.name.lstrip('/') or 'the root'} lists weight {relative_path!r} but the file "
             "has no such dataset; the file is incomplete or damaged, re-save it"
         )
-    return entry_for(name, ds)
+    return entry_for(name, ds, layer)
 
 
 def string_list_attr(obj: Group, name: str) -> list[str] | None:

@@ -15,7 +15,16 @@ from typing import Any
 
 from ...errors import CorruptFile
 from ..hdf5 import Dataset, Group
-from .model_config import ConfigNode, bidirectional_half, config_node, node_name, sublayers
+from .model_config import (
+    ConfigNode,
+    bidirectional_half,
+    config_node,
+    node_name,
+    stacked_cell_name,
+    stacked_cells,
+    sublayers,
+    wrapped_layer,
+)
 from .store import TREE_ERRORS, Entry, dataset_paths, decode_text, entry_for, natural_key, unique
 
 __all__ = ["LAYER_CONTAINERS", "keras3_entries"]
@@ -150,24 +159,33 @@ def _walk_saveable(
 
     children = {k: v for k, v in group.items() if k != "vars" and isinstance(v, Group)}
     # Forward before backward reads better than saving_lib's alphabetical attribute order.
-    order = ["cell", "forward_layer", "backward_layer", *LAYER_CONTAINERS]
+    order = ["cell", "layer", "forward_layer", "backward_layer", *LAYER_CONTAINERS]
     for key in sorted(children, key=lambda k: (order.index(k) if k in order else len(order), natural_key(k))):
-        child = children[key]
-        if role == "model" and not scope and ("optimizer" in key or key in _STATE_GROUPS):
-            for path in dataset_paths(child):
-                stored = child[path]
-                if isinstance(stored, Dataset):
-                    out.append(entry_for(stored.name.lstrip("/"), stored))
-        elif key in LAYER_CONTAINERS:
-            _walk_layer_container(child, scope, node, walk)
-        elif key == "cell":
-            _walk_saveable(child, scope, _cell_node(node), None, "cell", walk)
-        elif key in ("forward_layer", "backward_layer"):
-            direction = key.split("_", 1)[0]
-            _walk_saveable(child, [*scope, direction], bidirectional_half(node, direction), None, "layer", walk)
-        else:
-            sub = config_node(node.config.get(key)) if node is not None else None
-            _walk_saveable(child, [*scope, key], sub, None, "attr", walk)
+        _walk_child(key, children[key], scope, node, role, walk)
+
+
+def _walk_child(key: str, child: Group, scope: list[str], node: ConfigNode | None, role: str, walk: _Walk) -> None:
+    """One attribute of a saved object, as saving_lib._save_state wrote it."""
+    if role == "model" and not scope and ("optimizer" in key or key in _STATE_GROUPS):
+        for path in dataset_paths(child):
+            stored = child[path]
+            if isinstance(stored, Dataset):
+                walk.entries.append(entry_for(stored.name.lstrip("/"), stored, layer=False))
+    elif key in LAYER_CONTAINERS:
+        _walk_layer_container(child, scope, node, walk)
+    elif key == "cell":
+        _walk_saveable(child, scope, _cell_node(node), None, "cell", walk)
+    elif key == "cells" and role == "cell":
+        _walk_stacked_cells(child, scope, node, walk)
+    elif key == "layer" and role == "layer":
+        # A wrapper's layer (TimeDistributed: keras/src/layers/core/wrapper.py): its weights are the wrapper's.
+        _walk_saveable(child, scope, wrapped_layer(node), None, "layer", walk)
+    elif key in ("forward_layer", "backward_layer"):
+        direction = key.split("_", 1)[0]
+        _walk_saveable(child, [*scope, direction], bidirectional_half(node, direction), None, "layer", walk)
+    else:
+        sub = config_node(node.config.get(key)) if node is not None else None
+        _walk_saveable(child, [*scope, key], sub, None, "attr", walk)
 
 
 def _layer_maps(node: ConfigNode | None, walk: _Walk) -> _LayerMaps:
@@ -205,9 +223,51 @@ def _walk_layer_container(group: Group, scope: list[str], node: ConfigNode | Non
             if sub is not None and user_name is None:
                 user_name = node_name(sub)
         rank = position.get(id(sub), maps.count) if sub is not None else maps.count
-        resolved.append((rank, natural_key(key), key, child, user_name or key, sub))
+        resolved.append((rank, _creation_order(child), key, child, user_name or key, sub))
     for _, _, key, child, user_name, sub in sorted(resolved, key=lambda r: (r[0], r[1])):
         _walk_saveable(child, [*scope, user_name], config_node(sub), key, "layer", walk)
+
+
+# How many objects below a group _creation_order looks at: a layer's variables are a few datasets.
+_ORDER_PROBE = 256
+
+
+def _creation_order(group: Group) -> Any:
+    """Where a group sits in the order Keras saved it: HDF5 lists members by name, but allocates
+    each dataset's object header after the last (a dataset's header is larger than the small
+    blocks libhdf5 frees when a group's heap grows, which a later small group header may reuse),
+    so the lowest header address of the datasets below a group is the order saving_lib._save_state
+    wrote them in, which is the model's layer order: what a file without a config is listed in.
+    A group with no dataset (or a reader without addresses) sorts by its own key, then its name."""
+    lowest: int | None = None
+    pending, seen = [group], {group.key}
+    while pending and len(seen) <= _ORDER_PROBE:
+        for _, child in pending.pop().items():
+            if isinstance(child, Group):
+                if child.key not in seen:
+                    seen.add(child.key)
+                    pending.append(child)
+            elif isinstance(child, Dataset) and isinstance(child.key, int):
+                lowest = child.key if lowest is None else min(lowest, child.key)
+    if lowest is not None:
+        return (0, lowest)
+    own = group.key if isinstance(group.key, int) else natural_key(str(group.key))
+    return (1, own)
+
+
+def _walk_stacked_cells(group: Group, scope: list[str], node: ConfigNode | None, walk: _Walk) -> None:
+    """The `cells` of a StackedRNNCells, each named by its place in the stack (model_config.stacked_cell_name):
+    the members are named by class (`lstm_cell`, `lstm_cell_1`, `gru_cell`), in the config's order
+    of the cells where there is one, else in the order they were saved."""
+    if not walk.first_visit(group):
+        return
+    cells = stacked_cells(node) or []
+    by_auto_name = {name: index for index, name in enumerate(_auto_names([cell.raw for cell in cells]))}
+    members = [(key, child) for key, child in group.items() if isinstance(child, Group)]
+    members.sort(key=lambda m: (by_auto_name.get(m[0], len(cells)), _creation_order(m[1])))
+    for index, (key, child) in enumerate(members):
+        cell = cells[by_auto_name[key]] if key in by_auto_name else None
+        _walk_saveable(child, [*scope, stacked_cell_name(index)], cell, key, "cell", walk)
 
 
 def _auto_names(layer_nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -244,24 +304,30 @@ def _var_names(node: ConfigNode | None, auto_name: str | None, role: str, shapes
 
 def _rnn_names_by_shape(shapes: list[Any]) -> list[str] | None:
     """An RNN cell's variables without a config: kernel (in, g*u), recurrent_kernel (u, g*u) and
-    bias (g*u,), or (2, g*u) for GRU(reset_after=True)."""
+    bias (g*u,), or (2, g*u) for GRU(reset_after=True); a ConvLSTM cell's kernels lead with the
+    same spatial sizes (conv_lstm.py: kernel_size + (in, 4u), kernel_size + (u, 4u))."""
     if len(shapes) not in (2, 3) or any(s is None for s in shapes):
         return None
-    kernel, recurrent = shapes[0], shapes[1]
-    if len(kernel) != 2 or len(recurrent) != 2 or kernel[1] != recurrent[1] or recurrent[0] == 0:
+    kernel, recurrent = tuple(shapes[0]), tuple(shapes[1])
+    if len(kernel) < 2 or len(kernel) != len(recurrent) or kernel[:-2] != recurrent[:-2]:
         return None
-    if recurrent[1] % recurrent[0] != 0:
+    if kernel[-1] != recurrent[-1] or recurrent[-2] == 0 or recurrent[-1] % recurrent[-2] != 0:
         return None
     if len(shapes) == 2:
         return ["kernel", "recurrent_kernel"]
-    if tuple(shapes[2]) in ((recurrent[1],), (2, recurrent[1])):
+    if tuple(shapes[2]) in ((recurrent[-1],), (2, recurrent[-1])):
         return ["kernel", "recurrent_kernel", "bias"]
     return None
 
 
 def _cell_node(node: ConfigNode | None) -> ConfigNode | None:
+    """What an RNN layer's `cell` holds: the config of its cell (a StackedRNNCells' node, whose
+    `cells` model_config.stacked_cells reads through the layer's node), or for an LSTM, GRU or
+    ConvLSTM layer the layer's own config under its cell's class."""
     if node is None:
         return None
+    if stacked_cells(node) is not None:
+        return node
     explicit = config_node(node.config.get("cell"))
     if explicit is not None:
         return explicit

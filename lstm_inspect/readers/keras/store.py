@@ -39,11 +39,15 @@ TREE_ERRORS = (KeyError,)
 
 @dataclass(frozen=True)
 class Entry:
+    """One dataset: its logical name, where it is, what it holds; `layer`: whether it is a layer's
+    weight (not optimizer or metric state, not a model's own variable), which a config should name."""
+
     name: str
     h5_path: str
     shape: tuple[int, ...]
     dtype: str
     bfloat16: bool = False
+    layer: bool = True
 
 
 class KerasStore:
@@ -234,10 +238,10 @@ class HDF5Source:
             self._raw.close()
 
 
-def entry_for(name: str, ds: Dataset) -> Entry:
+def entry_for(name: str, ds: Dataset, layer: bool = True) -> Entry:
     bfloat16 = decode_text(ds.attrs.get("dtype")) == "bfloat16"
     shape = ds.shape if ds.shape is not None else ()
-    return Entry(name, ds.name.lstrip("/"), shape, "bfloat16" if bfloat16 else ds.dtype, bfloat16)
+    return Entry(name, ds.name.lstrip("/"), shape, "bfloat16" if bfloat16 else ds.dtype, bfloat16, layer)
 
 
 def dataset_paths(group: Group) -> list[str]:
@@ -269,7 +273,7 @@ def unique(entries: list[Entry]) -> list[Entry]:
     out = []
     for e in entries:
         if e.name in seen:
-            e = Entry(e.h5_path, e.h5_path, e.shape, e.dtype, e.bfloat16)
+            e = Entry(e.h5_path, e.h5_path, e.shape, e.dtype, e.bfloat16, e.layer)
         seen.add(e.name)
         out.append(e)
     return out
