@@ -1,6 +1,10 @@
 """Benchmark lstm-inspect against TensorFlow's own checkpoint tools (GitHub issue #5).
 
     python bench/run.py [--scale 0.1] [--runs 5] [--work bench/work] [--lstm-inspect PATH] [--remote-only]
+                        [--baseline PATH]
+
+--baseline PATH times a second lstm-inspect (an install of an older commit) beside the first on
+every command both can run, in the same shuffled rounds, and adds a table of both and their ratios.
 
 --lstm-inspect times another install than the one beside this Python, e.g. a plain
 `pip install .` in a clean venv, whose start-up carries none of this environment's .pth hooks
@@ -58,6 +62,12 @@ WIDE_UNITS = 2048
 WIDE_LAYER = "rnn/multi_rnn_cell/cell_0/lstm_cell"
 LAYOUTS = ("gates", "keras", "tensorflow", "pytorch", "onnx")
 LSTM_WITH_FRAMEWORKS = list(LSTM_INSPECT)
+# --baseline: another lstm-inspect (e.g. an install of an older commit) timed beside LSTM_INSPECT on
+# every command they share, in the same rounds; [] when not asked for. A command the baseline does
+# not have (a newer flag) is left out of the comparison. Within BASELINE_SLACK is "no slower, no heavier".
+BASELINE: list[str] = []
+BASELINE_SLACK = 1.10
+BASELINE_ROWS: list[str] = []
 CRC32_NOTE = ""
 SHARDS = 4
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
@@ -333,11 +343,12 @@ class AnonSampler(threading.Thread):
                     self.peak_kib = max(self.peak_kib, int(line.split()[1]))
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> Sample:
+def run_once(argv: list[str], env: dict[str, str], may_fail: bool = False) -> Sample | None:
     """Wall seconds, peak RSS (MiB), user and system CPU seconds and peak anonymous RSS (MiB) of one
-    run. The child's own ru_maxrss would include this Python process (subprocess's vfork shares its
-    memory until exec), so GNU time, a few hundred KiB, starts the command and reports its peak
-    RSS when it is there; wait4 on it gives its CPU times, the command's included."""
+    run; None for a failed run when may_fail, else a failure stops the benchmark. The child's own
+    ru_maxrss would include this Python process (subprocess's vfork shares its memory until exec),
+    so GNU time, a few hundred KiB, starts the command and reports its peak RSS when it is there;
+    wait4 on it gives its CPU times, the command's included."""
     with tempfile.NamedTemporaryFile() as err, tempfile.NamedTemporaryFile("r") as rss:
         wrapper = [GNU_TIME, "-f", "%M", "-o", rss.name] if GNU_TIME else []
         started = time.perf_counter()
@@ -350,6 +361,8 @@ def run_once(argv: list[str], env: dict[str, str]) -> Sample:
         sampler.join()
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode:
+            if may_fail:
+                return None
             err.seek(0)
             sys.exit(f"{' '.join(argv)} exited {child.returncode}:\n{err.read().decode(errors='replace')[-3000:]}")
         peak_kib = int(rss.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
@@ -370,6 +383,7 @@ class Bench:
         self.runs, self.scratch, self.seed = runs, scratch, seed
         self.commands: dict[object, tuple[str, str, list[str], dict[str, str], list[Path]]] = {}
         self.results: dict[object, Measure] = {}
+        self.may_fail: set[object] = set()  # the baseline's twins: an older version may lack a flag
 
     def __call__(
         self, key: object, label: str, source: str, argv: list[str], env: dict[str, str] = LSTM_ENV, warm: object = None
@@ -378,11 +392,12 @@ class Bench:
         self.commands[key] = (label, source, argv, env, input_files(warm))
 
     def run(self) -> None:
+        self.twin_baseline()
         samples: dict[object, list[Sample]] = {key: [] for key in self.commands}
         order = random.Random(self.seed)
         for round_ in range(self.runs + 1):
             print(f"  round {round_ + 1} of {self.runs + 1}{' (untimed)' if not round_ else ''}", file=sys.stderr)
-            keys = list(self.commands)
+            keys = [key for key in self.commands if key in samples]
             order.shuffle(keys)
             for key in keys:
                 _, _, argv, env, warm = self.commands[key]
@@ -390,12 +405,17 @@ class Bench:
                     with path.open("rb") as f:
                         while f.read(16 * MiB):
                             pass
-                sample = run_once(argv, env)
-                if round_:
+                sample = run_once(argv, env, may_fail=key in self.may_fail)
+                if sample is None:
+                    print(f"  left out, the baseline cannot run it: {' '.join(argv)}", file=sys.stderr)
+                    del samples[key]
+                elif round_:
                     samples[key].append(sample)
                 for leftover in self.scratch.iterdir():  # outputs of export and cp
                     leftover.unlink()
         for key, (label, source, *_) in self.commands.items():
+            if key not in samples:
+                continue
             medians = [statistics.median(getattr(s, name) for s in samples[key]) for name in Sample.__annotations__]
             self.results[key] = Measure(label, source, *medians)
             x = self.results[key]
@@ -404,6 +424,32 @@ class Bench:
 
     def __getitem__(self, key: object) -> Measure:
         return self.results[key]
+
+    def twin_baseline(self) -> None:
+        """With --baseline, each lstm-inspect command once more with the baseline's executable."""
+        if not BASELINE:
+            return
+        for key, (label, source, argv, env, warm) in list(self.commands.items()):
+            if argv[: len(LSTM_INSPECT)] == LSTM_INSPECT:
+                twin = ("baseline", key)
+                self.commands[twin] = (label, source, [*BASELINE, *argv[len(LSTM_INSPECT) :]], env, warm)
+                self.may_fail.add(twin)
+
+    def baseline_rows(self) -> list[str]:
+        """Each command both ran: this install's and the baseline's medians, their ratios, and whether
+        this one is no slower and no heavier (within BASELINE_SLACK, for the VM's noise)."""
+        rows = []
+        for key, x in self.results.items():
+            old = self.results.get(("baseline", key))
+            if old is None or (isinstance(key, tuple) and key[0] == "baseline"):
+                continue
+            wall, rss = x.wall / old.wall, x.rss / old.rss
+            ok = "PASS" if wall <= BASELINE_SLACK and rss <= BASELINE_SLACK else "**FAIL**"
+            rows.append(
+                f"| `{x.label}` | {x.source} | {x.wall:.3f} | {old.wall:.3f} | {wall:.2f}× "
+                f"| {x.rss:.0f} | {old.rss:.0f} | {rss:.2f}× | {ok} |"
+            )
+        return rows
 
 
 def input_files(path: object) -> list[Path]:
@@ -549,6 +595,7 @@ def benchmark(work: Path, scale: float, runs: int) -> list[str]:
     row("cat", f"{rate['cat']:.0f} MB/s (reads only, from the page cache)")
     row("cp", f"{rate['cp']:.0f} MB/s (read and write: what a copy costs here)")
     wide_rows(m, row, sum(wide_layers.values()), wide_largest)
+    BASELINE_ROWS[:] = m.baseline_rows()
     return rows
 
 
@@ -694,6 +741,7 @@ def remote_rows(work: Path, scale: float, runs: int) -> list[str]:
                     if log is not None:
                         log.clear()
                     sample = run_once([*LSTM_INSPECT, *argv(path)], env)
+                    assert sample is not None  # run_once stops the benchmark on a failed run
                     if round_:
                         samples.setdefault((command, source), []).append(sample)
                     if log is not None:  # object reads only: s3fs's listings of the bucket are lookups
@@ -769,6 +817,15 @@ def report(work: Path, scale: float, runs: int, remote_only: bool = False, remot
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
     ]
     table = [*header, *rows] if rows else []
+    if BASELINE_ROWS:
+        baseline_header = [
+            f"Against the baseline `{BASELINE[0]}`, in the same rounds (no slower and no heavier: within "
+            f"{BASELINE_SLACK:.2f}×):",
+            "",
+            "| command | input | wall s | baseline wall s | ratio | peak RSS MiB | baseline RSS MiB | ratio | result |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        table += ["", *baseline_header, *BASELINE_ROWS]
     if remote_table:
         remote_header = [
             "| command | input | median wall s | peak RSS MiB | compared | target | result |",
@@ -790,6 +847,10 @@ def main() -> None:
         "--lstm-inspect-frameworks",
         help="the lstm-inspect that times verify with torch and onnxruntime (default: --lstm-inspect's)",
     )
+    parser.add_argument(
+        "--baseline",
+        help="another lstm-inspect (an install of an older commit) timed beside it on every command both have",
+    )
     parser.add_argument("--make", nargs=2, metavar=("KIND", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make:
@@ -797,6 +858,7 @@ def main() -> None:
         return
     if args.lstm_inspect:
         LSTM_INSPECT[:] = [os.path.abspath(args.lstm_inspect)]
+    BASELINE[:] = [os.path.abspath(args.baseline)] if args.baseline else []
     LSTM_WITH_FRAMEWORKS[:] = (
         [os.path.abspath(args.lstm_inspect_frameworks)] if args.lstm_inspect_frameworks else LSTM_INSPECT
     )

@@ -11,6 +11,7 @@ import gc
 import math
 import os
 import sys
+import textwrap
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -21,7 +22,7 @@ from click.shell_completion import CompletionItem
 
 from .errors import LstmInspectError, LstmInspectWarning, UsageError
 from .schema import CELL_KINDS, PARTS
-from .targets import TARGETS
+from .targets import NAMES as TARGET_NAMES
 from .terminal import safe
 
 # Help wraps at the terminal's width (click's own formatter); the \b blocks, which click prints as
@@ -59,7 +60,23 @@ Examples:
 An existing file is replaced (atomically) only when -o names it, or with --force. Keys, per exported
 layer L (a key with no L/ prefix when one layer or pair goes to pytorch):
 
-""" + "\n\n".join(f"{target.name}: {target.summary}." for target in TARGETS.values())
+"""
+
+
+def _export_epilog() -> str:
+    from .targets import TARGETS
+
+    return _EPILOG_EXPORT + "\n\n".join(f"{target.name}: {target.summary}." for target in TARGETS.values())
+
+
+def _verify_epilog() -> str:
+    from .targets import TARGETS
+
+    checks = [*(t.check for t in TARGETS.values() if t.check), "keras-model", "tf-cell"]
+    # Wrapped here, whole names only (help's own wrapping would break keras-model at its hyphen).
+    lines = textwrap.wrap(f"Checks --framework can name: {', '.join(checks)}.", 56, break_on_hyphens=False)
+    return _EPILOG_VERIFY + "\n\b\n" + "\n".join(lines) + "\n"
+
 
 _EPILOG_VERIFY = """\b
 Examples:
@@ -152,6 +169,20 @@ def _show(result: Any, as_json: bool) -> None:
 def _remember_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value:
         ctx.meta[_VERBOSE] = True
+
+
+class _LazyEpilogCommand(click.Command):
+    """A command whose epilog is made when help is shown: what it lists (the export targets' keys,
+    verify's checks) lives in modules that `lstm-inspect --help` and `summary` need not import."""
+
+    def __init__(self, *args: Any, epilog_from: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.epilog_from = epilog_from
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if self.epilog is None:
+            self.epilog = self.epilog_from()
+        super().format_epilog(ctx, formatter)
 
 
 class _FiniteFloat(click.ParamType):
@@ -454,7 +485,7 @@ def split(
             _show(ckpt.split(layers, gates, parts, values, max_elements), as_json)
 
 
-@main.command(epilog=_EPILOG_EXPORT)
+@main.command(cls=_LazyEpilogCommand, epilog_from=_export_epilog)
 @_common
 @click.option(
     "-o",
@@ -469,11 +500,11 @@ def split(
 @_gate_option
 @click.option(
     "--layout",
-    type=click.Choice(list(TARGETS)),
+    type=click.Choice(TARGET_NAMES),
     default="gates",
     show_default=True,
     metavar="LAYOUT",
-    help=f"{', '.join(TARGETS)}: the canonical gate blocks, or the weights ready for that framework (keys below).",
+    help=f"{', '.join(TARGET_NAMES)}: the canonical gate blocks, or the weights ready for that framework (keys below).",
 )
 @click.option(
     "--target-forget-bias",
@@ -555,7 +586,7 @@ def _stdout_binary() -> Iterator[IO[bytes]]:
         raise
 
 
-@main.command(name="verify", epilog=_EPILOG_VERIFY)
+@main.command(name="verify", cls=_LazyEpilogCommand, epilog_from=_verify_epilog)
 @functools.partial(
     _common,
     verbose_help="Also print the frameworks' own logs (TensorFlow, oneDNN, torch warnings), hidden otherwise; "
@@ -574,9 +605,8 @@ def _stdout_binary() -> Iterator[IO[bytes]]:
     "frameworks",
     multiple=True,
     metavar="NAME",
-    help="Run only this framework's check (repeatable): "
-    + ", ".join([*(t.check for t in TARGETS.values() if t.check), "keras-model", "tf-cell"])
-    + "; none for numpy's checks only (default: every installed one).",
+    help="Run only this framework's check (repeatable; the names are listed below); none for numpy's "
+    "checks only (default: every installed one).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Show no progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")

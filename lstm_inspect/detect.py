@@ -548,7 +548,7 @@ def _settings(
         elif default is not None:
             settings[setting] = _assumed(setting, default, unsaid)
         else:
-            settings[setting] = Setting(layout.forget_bias, f"{layout.framework} adds none at run time")
+            settings[setting] = Setting(layout.forget_bias, f"{layout.framework_name} adds none at run time")
     for setting in CLIP_SETTINGS:
         if hint is not None and setting in hint.settings:
             settings[setting] = hint.settings[setting]

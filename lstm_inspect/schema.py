@@ -332,6 +332,10 @@ class Setting:
     assumed: bool = False
 
 
+# Layout.framework's words in prose.
+FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "keras": "Keras"}
+
+
 @dataclass(frozen=True)
 class Layout:
     """How one framework stores one layer (one direction) of one cell kind.
@@ -372,6 +376,11 @@ class Layout:
     min_sizes: Mapping[str, int] = field(default_factory=dict)
     direction_suffixes: tuple[str, ...] = ()
     config_sizes: Mapping[str, tuple[tuple[str, int | None], ...]] = field(default_factory=dict)
+
+    @property
+    def framework_name(self) -> str:
+        """The framework as prose names it ("Keras", "TensorFlow")."""
+        return FRAMEWORK_NAMES.get(self.framework, self.framework)
 
     def role(self, key: str) -> Role:
         for role in self.roles:

@@ -123,7 +123,7 @@ def test_json_carries_value_source_and_assumed_of_every_setting():
     # A Keras config says the activations; Keras adds no forget bias.
     keras = settings_of(FIXTURES / "keras2_h5" / "model.h5")
     assert keras["activation"] == {"value": "tanh", "source": "config: enc", "assumed": False}
-    assert keras["forget_bias"] == {"value": 0.0, "source": "keras adds none at run time", "assumed": False}
+    assert keras["forget_bias"] == {"value": 0.0, "source": "Keras adds none at run time", "assumed": False}
     # A fused op's attributes.
     block = {
         layer["name"]: layer["settings"]

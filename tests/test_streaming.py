@@ -209,8 +209,13 @@ def random_layers(draw):
     return directions, sizes
 
 
+# The layouts of the cell kind random_layers makes (a GRU's and a ConvLSTM's blocks have other
+# gates and sizes: their fixtures stream through every layout in the tests above and in test_keras_forms).
+LSTM_LAYOUTS = sorted(key for key, layout in schema.LAYOUTS.items() if layout.cell is schema.LSTM)
+
+
 @settings(max_examples=150, deadline=None)
-@given(random_layers(), st.sampled_from(sorted(schema.LAYOUTS)), st.integers(1, 700))
+@given(random_layers(), st.sampled_from(LSTM_LAYOUTS), st.integers(1, 700))
 def test_random_layers_stream_what_whole_arrays_held(monkeypatch_tile, layer, key, piece_bytes):
     directions, sizes = layer
     layout = schema.LAYOUTS[key]
