@@ -215,7 +215,7 @@ def _split_leaf(name: str) -> tuple[str, str]:
     return scope, leaf
 
 
-def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]]) -> dict[str, dict[str, TensorInfo]]:
+def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]], asked: _Asked) -> dict[str, dict[str, TensorInfo]]:
     """Scopes whose every leaf, after the scope's last components, is a long leaf, merged into the
     scope above them when some layout then claims it whole. All or none, and only then: a TF2 object
     checkpoint's `X/cell` holds kernel, recurrent_kernel and bias, and a TF1 cell may live in a
@@ -236,7 +236,7 @@ def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]]) -> dict[str, dic
         merged = dict(scopes.get(parent, {}))
         for scope, head in below:
             merged.update({f"{head}/{leaf}": info for leaf, info in scopes[scope].items()})
-        if below and any(_claim(layout, merged) is not None for layout in SOURCE_LAYOUTS):
+        if below and asked.claims(merged):
             lifted_into.update((scope, (parent, head)) for scope, head in below)
     result: dict[str, dict[str, TensorInfo]] = {}
     for scope, leaves in scopes.items():
@@ -284,10 +284,11 @@ def detect(
         if info.name not in used:
             scope, leaf = _split_leaf(info.name)
             scopes.setdefault(scope, {})[leaf] = info
-    scopes = _lift_long_leaves(scopes)
+    asked = _Asked()
+    scopes = _lift_long_leaves(scopes, asked)
 
     for scope, leaves in scopes.items():
-        spec = _detect_scope(scope, leaves, configs, hints, unsaid, where)
+        spec = _detect_scope(scope, leaves, configs, hints, asked, unsaid, where)
         if spec is None:
             continue
         if forget_bias is not None and spec.layout.cell.forget_gate is not None:
@@ -407,6 +408,7 @@ def _detect_scope(
     leaves: dict[str, TensorInfo],
     configs: dict[str, LayerConfig],
     hints: dict[str, LayerHint],
+    asked: _Asked,
     unsaid: str | None = None,
     where: str = "",
 ) -> LayerSpec | None:
@@ -414,9 +416,7 @@ def _detect_scope(
     scope, whose shapes solve for the layer's sizes and whose scope and config rules hold."""
     name = _layer_name(scope)
     config = _cell_config(configs.get(name))
-    for layout in SOURCE_LAYOUTS:
-        if not leaves.keys() <= _LEAF_NAMES[layout.key]:
-            continue  # a tensor no role of the layout names: _claim would say None, at length
+    for layout, roles in asked.claims(leaves):
         foreign = layout.cell.foreign_scope
         if foreign is not None and _pattern(foreign).search(scope):
             continue
@@ -424,13 +424,11 @@ def _detect_scope(
             continue
         if layout.scope_required is not None and not _pattern(layout.scope_required).search(scope):
             continue
-        tensors = _claim(layout, leaves)
-        if tensors is None:
-            continue
+        tensors = {key: leaves[leaf] for key, leaf in roles}
         evidence = any(layout.role(key).evidence for key in tensors)
         if layout.scope_pattern is not None and not (evidence or _pattern(layout.scope_pattern).search(scope)):
             continue
-        sizes = solve(layout, {key: info.shape for key, info in tensors.items()})
+        sizes = asked.solve(layout, tuple((key, info.shape) for key, info in tensors.items()))
         if sizes is None:
             continue
         if config is not None:
@@ -458,8 +456,32 @@ def _detect_scope(
     return None
 
 
-# Every leaf name each source layout's roles may have: a scope holding any other is none of its layers.
-_LEAF_NAMES = {layout.key: frozenset(n for role in layout.roles for n in role.leaf_names) for layout in SOURCE_LAYOUTS}
+class _Asked:
+    """What the layouts say of leaf names and shapes, each question answered once per detection: a
+    file's thousands of layers are a handful of distinct leaf-name sets and shapes, and neither the
+    claiming (names only) nor the solving (shapes only) depends on anything else."""
+
+    def __init__(self) -> None:
+        self._claims: dict[frozenset[str], list[tuple[Layout, tuple[tuple[str, str], ...]]]] = {}
+        self._sizes: dict[tuple[str, tuple[tuple[str, tuple[int, ...]], ...]], dict[str, int] | None] = {}
+
+    def claims(self, leaves: Collection[str]) -> list[tuple[Layout, tuple[tuple[str, str], ...]]]:
+        """Each source layout, in order, whose roles are these leaf names, with role key -> leaf name."""
+        names = frozenset(leaves)
+        found = self._claims.get(names)
+        if found is None:
+            found = self._claims[names] = [
+                (layout, roles) for layout in SOURCE_LAYOUTS if (roles := _claim(layout, names)) is not None
+            ]
+        return found
+
+    def solve(self, layout: Layout, shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> dict[str, int] | None:
+        """schema.solve of (role key, shape) pairs, a fresh dict for each layer."""
+        key = (layout.key, shapes)
+        if key not in self._sizes:
+            self._sizes[key] = solve(layout, dict(shapes))
+        sizes = self._sizes[key]
+        return None if sizes is None else dict(sizes)
 
 
 @functools.cache
@@ -501,19 +523,20 @@ def _cell_config(config: LayerConfig | None) -> LayerConfig | None:
     return LayerConfig(class_name, inner, config.keras_version)
 
 
-def _claim(layout: Layout, leaves: dict[str, TensorInfo]) -> dict[str, TensorInfo] | None:
-    """Role key -> tensor when every tensor of the scope is one of the layout's roles and every
-    role it must have is there; None otherwise (a cell with weights of its own is no plain LSTM)."""
-    tensors: dict[str, TensorInfo] = {}
+def _claim(layout: Layout, leaves: Collection[str]) -> tuple[tuple[str, str], ...] | None:
+    """(role key, leaf name) pairs, in the layout's role order, when every leaf name of the scope is
+    one of the layout's roles and every role it must have is there; None otherwise (a cell with
+    weights of its own is no plain LSTM)."""
+    roles: list[tuple[str, str]] = []
     for role in layout.roles:
         found = [leaf for leaf in role.leaf_names if leaf in leaves]
         if len(found) > 1:
             return None
         if found:
-            tensors[role.key] = leaves[found[0]]
+            roles.append((role.key, found[0]))
         elif not role.optional:
             return None
-    return tensors if len(tensors) == len(leaves) else None
+    return tuple(roles) if len(roles) == len(leaves) else None
 
 
 # The settings that name an activation function, which Keras 3 spells otherwise than Keras 2 (activations.py).
