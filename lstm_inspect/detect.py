@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import activations
@@ -49,6 +49,8 @@ _LONG_LEAVES: set[str] = {
     leaf for layout in SOURCE_LAYOUTS for role in layout.roles for leaf in role.leaf_names if "/" in leaf
 }
 _LONGEST_LEAF = max(leaf.count("/") for leaf in _LONG_LEAVES)
+# The components a long leaf starts with ("Linear", "Gates", "Gates/Linear"): the only heads to lift.
+_LONG_HEADS = {leaf.rsplit("/", depth)[0] for leaf in _LONG_LEAVES for depth in range(1, leaf.count("/") + 1)}
 
 
 @dataclass
@@ -179,13 +181,19 @@ def categorize(
     base = _base(name)
     if trainable is not None and base in trainable:
         return "bookkeeping" if dtype == "string" else "model"
-    if _SLOT_LEAF.match(base.rsplit("/", 1)[-1]):
+    if _slot_leaf(base.rpartition("/")[2]):
         return "optimizer"
     if shapes is not None and _shaped_like_its_variable(base, shapes):
         return "optimizer"
     if dtype == "string" or _BOOKKEEPING.search(base):
         return "bookkeeping"
     return "model"
+
+
+# A file's tens of thousands of slots have a handful of leaf names ("Adam", "Adam_1").
+@functools.lru_cache(maxsize=4096)
+def _slot_leaf(leaf: str) -> bool:
+    return _SLOT_LEAF.match(leaf) is not None
 
 
 def _base(name: str) -> str:
@@ -228,7 +236,7 @@ def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]], asked: _Asked) -
         components = scope.split("/") if scope else []
         for depth in range(1, min(_LONGEST_LEAF, len(components)) + 1):
             head = "/".join(components[-depth:])
-            if all(f"{head}/{leaf}" in _LONG_LEAVES for leaf in leaves):
+            if head in _LONG_HEADS and all(f"{head}/{leaf}" in _LONG_LEAVES for leaf in leaves):
                 children.setdefault("/".join(components[:-depth]), []).append((scope, head))
     lifted_into: dict[str, tuple[str, str]] = {}
     for parent in sorted(children, key=lambda name: name.count("/") if name else -1):
@@ -276,13 +284,13 @@ def detect(
     trainable = None if trainable is None else set(trainable)
     categories = {name: categorize(name, info.dtype, shapes, trainable) for name, info in tensors.items()}
     model = [info for info in tensors.values() if categories[info.name] == "model"]
+    placed = [(info, *_split_leaf(info.name)) for info in model]
     result = Detection()
-    result.unknown = _unmodelled(model)
+    result.unknown = _unmodelled(model, dict.fromkeys(scope for _, scope, _ in placed))
     used: set[str] = {t.name for layer in result.unknown for t in layer.tensors}
     scopes: dict[str, dict[str, TensorInfo]] = {}
-    for info in model:
+    for info, scope, leaf in placed:
         if info.name not in used:
-            scope, leaf = _split_leaf(info.name)
             scopes.setdefault(scope, {})[leaf] = info
     asked = _Asked()
     scopes = _lift_long_leaves(scopes, asked)
@@ -311,25 +319,27 @@ def _under(scope: str, infos: list[TensorInfo]) -> list[TensorInfo]:
     return [info for info in infos if _split_leaf(info.name)[0] == scope or info.name.startswith(scope + "/")]
 
 
-def _unmodelled(model: list[TensorInfo]) -> list[UnknownLayer]:
+def _unmodelled(model: list[TensorInfo], scopes: Iterable[str]) -> list[UnknownLayer]:
     """Scopes of the cells schema.UNMODELLED names (by the scope name each gives itself), with every
-    tensor in or below them: what each holds, said by its declaration, never claimed by a layout."""
+    tensor in or below them: what each holds, said by its declaration, never claimed by a layout.
+    scopes: the model tensors' scopes, each once, in file order."""
     patterns = [(cell, re.compile(cell.layout.scope_required or "$^")) for cell in UNMODELLED]
+    # The cell whose scope a name is, per name asked: scopes share the names above them.
+    cell_of: dict[str, Unmodelled | None] = {}
     tops: dict[str, tuple[str, Unmodelled] | None] = {}
-    for info in model:
-        scope = _split_leaf(info.name)[0]
-        if scope not in tops:
-            # The cell's own scope may sit above the tensor's (LayerNormBasicLSTMCell's input/gamma).
-            parts = scope.split("/")
-            tops[scope] = next(
-                (
-                    ("/".join(parts[:end]), cell)
-                    for end in range(len(parts), 0, -1)
-                    for cell, pattern in patterns
-                    if pattern.search("/".join(parts[:end]))
-                ),
-                None,
-            )
+    for scope in scopes:
+        # The cell's own scope may sit above the tensor's (LayerNormBasicLSTMCell's input/gamma):
+        # the scope, then each name above it, the nearest first.
+        tops[scope] = None
+        above = scope
+        for _ in range(scope.count("/") + 1):
+            if above not in cell_of:
+                cell_of[above] = next((cell for cell, pattern in patterns if pattern.search(above)), None)
+            cell = cell_of[above]
+            if cell is not None:
+                tops[scope] = (above, cell)
+                break
+            above = above.rpartition("/")[0]
     found: dict[str, UnknownLayer] = {}
     for top in tops.values():
         if top is not None and top[0] not in found:
@@ -416,7 +426,8 @@ def _detect_scope(
     scope, whose shapes solve for the layer's sizes and whose scope and config rules hold."""
     name = _layer_name(scope)
     config = _cell_config(configs.get(name))
-    for layout, roles in asked.claims(leaves):
+    for claim in asked.claims(leaves):
+        layout = claim.layout
         foreign = layout.cell.foreign_scope
         if foreign is not None and _pattern(foreign).search(scope):
             continue
@@ -424,10 +435,9 @@ def _detect_scope(
             continue
         if layout.scope_required is not None and not _pattern(layout.scope_required).search(scope):
             continue
-        tensors = {key: leaves[leaf] for key, leaf in roles}
-        evidence = any(layout.role(key).evidence for key in tensors)
-        if layout.scope_pattern is not None and not (evidence or _pattern(layout.scope_pattern).search(scope)):
+        if layout.scope_pattern is not None and not (claim.evidence or _pattern(layout.scope_pattern).search(scope)):
             continue
+        tensors = {key: leaves[leaf] for key, leaf in claim.roles}
         sizes = asked.solve(layout, tuple((key, info.shape) for key, info in tensors.items()))
         if sizes is None:
             continue
@@ -439,7 +449,7 @@ def _detect_scope(
         elif hint is not None and hint.cell:
             cell = hint.cell  # the class the graph shows (BasicLSTMCell, LSTMBlockFusedCell, …)
         else:
-            cell = layout.cell_name(set(tensors))
+            cell = claim.cell_name
         return LayerSpec(
             name=name,
             cell=cell,
@@ -456,22 +466,40 @@ def _detect_scope(
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """A layout whose roles are a scope's leaf names: (role key, leaf name) in role order, whether a
+    present role is evidence, and the cell name those roles make."""
+
+    layout: Layout
+    roles: tuple[tuple[str, str], ...]
+    evidence: bool
+    cell_name: str
+
+
 class _Asked:
     """What the layouts say of leaf names and shapes, each question answered once per detection: a
     file's thousands of layers are a handful of distinct leaf-name sets and shapes, and neither the
     claiming (names only) nor the solving (shapes only) depends on anything else."""
 
     def __init__(self) -> None:
-        self._claims: dict[frozenset[str], list[tuple[Layout, tuple[tuple[str, str], ...]]]] = {}
+        self._claims: dict[frozenset[str], list[_Claim]] = {}
         self._sizes: dict[tuple[str, tuple[tuple[str, tuple[int, ...]], ...]], dict[str, int] | None] = {}
 
-    def claims(self, leaves: Collection[str]) -> list[tuple[Layout, tuple[tuple[str, str], ...]]]:
-        """Each source layout, in order, whose roles are these leaf names, with role key -> leaf name."""
+    def claims(self, leaves: Collection[str]) -> list[_Claim]:
+        """Each source layout, in order, whose roles are these leaf names."""
         names = frozenset(leaves)
         found = self._claims.get(names)
         if found is None:
             found = self._claims[names] = [
-                (layout, roles) for layout in SOURCE_LAYOUTS if (roles := _claim(layout, names)) is not None
+                _Claim(
+                    layout,
+                    roles,
+                    any(layout.role(key).evidence for key, _ in roles),
+                    layout.cell_name({key for key, _ in roles}),
+                )
+                for layout in SOURCE_LAYOUTS
+                if (roles := _claim(layout, names)) is not None
             ]
         return found
 

@@ -169,16 +169,19 @@ def _unknown_summary(unknown: UnknownLayer) -> UnknownSummary:
     return UnknownSummary(unknown.name, unknown.cell, unknown.why, unknown.params, lines)
 
 
-def explain(spec: LayerSpec) -> list[TensorLine]:
-    """One line per stored tensor of the layer saying how its shape decomposes."""
-    return [
-        TensorLine(
-            info.name,
-            list(info.shape),
-            f"{role} {list(info.shape)} = {explain_role(spec.layout, spec.layout.role(role), spec.sizes)}",
-        )
-        for role, info in spec.tensors.items()
-    ]
+def explain(spec: LayerSpec, said: dict[tuple, str] | None = None) -> list[TensorLine]:
+    """One line per stored tensor of the layer saying how its shape decomposes. said: the
+    explanations made so far, by layout, role and sizes, kept by a caller that explains many
+    layers (a file's thousands of layers are a few structures)."""
+    said = {} if said is None else said
+    lines = []
+    for role, info in spec.tensors.items():
+        key = (spec.layout.key, role, *spec.sizes.items())
+        text = said.get(key)
+        if text is None:
+            text = said[key] = explain_role(spec.layout, spec.layout.role(role), spec.sizes)
+        lines.append(TensorLine(info.name, list(info.shape), f"{role} {list(info.shape)} = {text}"))
+    return lines
 
 
 def variant_settings(layer: Layer) -> dict[str, Setting]:
@@ -203,6 +206,7 @@ def summarize(ckpt: Checkpoint) -> Summary:
                 f"{ckpt.path}: LSTM layer {layer.name!r} stores {layer.spec.dtype} weights, which no framework "
                 "trains; split, export and verify refuse them"
             )
+    said: dict[tuple, str] = {}
     layers = [
         LayerSummary(
             name=s.name,
@@ -224,7 +228,7 @@ def summarize(ckpt: Checkpoint) -> Summary:
             dtype=s.dtype,
             pair=s.pair,
             direction=s.direction,
-            tensors=explain(s),
+            tensors=explain(s, said),
             settings={
                 name: SettingLine(list(v.value) if isinstance(v.value, tuple) else v.value, v.source, v.assumed)
                 for name, v in s.settings.items()
