@@ -619,33 +619,28 @@ class TFCheckpoint:
                 self._entries = {key: _parse_entry(value) for key, value in entries}
             except Malformed as e:
                 raise self._corrupt(self._index_path, str(e)) from None
-        # Piece keys are hidden the way TF's CheckpointReader::BuildV2VarMaps hides them. A tensor
-        # whose pieces are missing fails when read; looking no further than its first missing
-        # piece keeps the keys built here within those the index holds.
-        pieces = set()
+        pieces = self._pieces()
         needed_from_shard: dict[int, int] = {}  # the furthest byte any tensor's data ends at, per shard
+        dtype_names: dict[int, str] = {}  # a file has a few dtypes: each named once
+        self._infos: dict[str, TensorInfo] = {}
+        self._keys: dict[str, bytes] = {}
         for key, entry in self._entries.items():
             if not entry.slices:
                 # A partitioned tensor's own entry has no data: its pieces do (tensor_bundle.cc AddSlice).
                 end = entry.offset + entry.size
                 if end >= needed_from_shard.get(entry.shard_id, 0):
                     needed_from_shard[entry.shard_id] = end
+            if key in pieces:
                 continue
-            for extents in dict.fromkeys(entry.slices):
-                piece = _slice_key(key, extents)
-                if piece not in self._entries:
-                    break
-                pieces.add(piece)
-        self._infos: dict[str, TensorInfo] = {}
-        self._keys: dict[str, bytes] = {}
-        for key, entry in self._entries.items():
-            if key not in pieces:
-                # Names are UTF-8; a stray byte shows as \xNN, so that names print and export as text.
-                name = key.decode("utf-8", "backslashreplace")
-                if name in self._keys:
-                    raise self._corrupt(self._index_path, f"two tensors are both named {name!r}")
-                self._keys[name] = key
-                self._infos[name] = TensorInfo(name, entry.shape, dtype_name(entry.dtype), name)
+            # Names are UTF-8; a stray byte shows as \xNN, so that names print and export as text.
+            name = key.decode("utf-8", "backslashreplace")
+            if name in self._keys:
+                raise self._corrupt(self._index_path, f"two tensors are both named {name!r}")
+            self._keys[name] = key
+            dtype = dtype_names.get(entry.dtype)
+            if dtype is None:
+                dtype = dtype_names[entry.dtype] = dtype_name(entry.dtype)
+            self._infos[name] = TensorInfo(name, entry.shape, dtype, name)
         # A checkpoint without (all of) its data is still worth listing: the shards are checked now,
         # and what is wrong with them is warned of when the store closes, unless a read has failed
         # by then, whose error says it (one line, not a warning and an error saying the same).
@@ -654,6 +649,19 @@ class TFCheckpoint:
         self._graph: GraphHints | None = None
         self._graph_read = False
         self._unsaid = "no graph beside the checkpoint"
+
+    def _pieces(self) -> set[bytes]:
+        """The keys of partitioned tensors' pieces, hidden the way TF's CheckpointReader::BuildV2VarMaps
+        hides them. A tensor whose pieces are missing fails when read; looking no further than its
+        first missing piece keeps the keys built here within those the index holds."""
+        pieces = set()
+        for key in [key for key, entry in self._entries.items() if entry.slices]:
+            for extents in dict.fromkeys(self._entries[key].slices):
+                piece = _slice_key(key, extents)
+                if piece not in self._entries:
+                    break
+                pieces.add(piece)
+        return pieces
 
     @staticmethod
     def _corrupt(path: str, problem: str) -> CorruptFile:
