@@ -28,6 +28,8 @@ def plain(value: object) -> object:
     kind = type(value)
     if kind in _SCALARS:
         return value
+    if kind is list:  # a shape, a summary's rows: asked first, the commonest after scalars
+        return [item if type(item) in _SCALARS else plain(item) for item in value]
     fields_of = _FIELDS.get(kind)
     if fields_of is None and hasattr(kind, "__dataclass_fields__"):
         names = tuple(f.name for f in fields(value))  # type: ignore[arg-type]
