@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .api import Checkpoint, Layer, is_float_dtype
 from .detect import LayerSpec, UnknownLayer, Variable
@@ -29,7 +29,7 @@ def plain(value: object) -> object:
     if kind in _SCALARS:
         return value
     if kind is list:  # a shape, a summary's rows: asked first, the commonest after scalars
-        return [item if type(item) in _SCALARS else plain(item) for item in value]
+        return [item if type(item) in _SCALARS else plain(item) for item in cast("list[object]", value)]
     fields_of = _FIELDS.get(kind)
     if fields_of is None and hasattr(kind, "__dataclass_fields__"):
         names = tuple(f.name for f in fields(value))  # type: ignore[arg-type]
@@ -246,8 +246,18 @@ def summarize(ckpt: Checkpoint) -> Summary:
         info = v.info
         return VariableLine(info.name, list(info.shape), info.dtype, info.size, v.category)
 
-    model = [line(v) for v in ckpt.variables if v.category == "model"]
-    optimizer = [v for v in ckpt.variables if v.category == "optimizer"]
+    # One pass over what may be 100,000 variables, two thirds of them optimizer slots.
+    model: list[VariableLine] = []
+    bookkeeping: list[VariableLine] = []
+    optimizer_tensors = optimizer_params = 0
+    for v in ckpt.variables:
+        if v.category == "model":
+            model.append(line(v))
+        elif v.category == "optimizer":
+            optimizer_tensors += 1
+            optimizer_params += v.info.size
+        elif v.category == "bookkeeping":
+            bookkeeping.append(line(v))
     lstm_params = sum(layer.params for layer in layers)
     unknown = [_unknown_summary(u) for u in ckpt.unknown]
     return Summary(
@@ -257,9 +267,9 @@ def summarize(ckpt: Checkpoint) -> Summary:
         variables=model,
         lstm_params=lstm_params,
         total_params=lstm_params + sum(v.params for v in model) + sum(u.params for u in unknown),
-        optimizer_tensors=len(optimizer),
-        optimizer_params=sum(v.info.size for v in optimizer),
-        bookkeeping=[line(v) for v in ckpt.variables if v.category == "bookkeeping"],
+        optimizer_tensors=optimizer_tensors,
+        optimizer_params=optimizer_params,
+        bookkeeping=bookkeeping,
         unknown=unknown,
     )
 
