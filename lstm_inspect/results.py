@@ -46,7 +46,10 @@ def plain(value: object) -> object:
     if isinstance(value, tuple):
         return tuple(plain(item) for item in value)
     if isinstance(value, dict):
-        return {plain(key): plain(item) for key, item in value.items()}
+        return {
+            key if type(key) in _SCALARS else plain(key): item if type(item) in _SCALARS else plain(item)
+            for key, item in value.items()
+        }
     return value
 
 
