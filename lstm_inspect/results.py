@@ -36,11 +36,7 @@ def plain(value: object) -> object:
         fields_of = _FIELDS[kind] = (names, attrgetter(*names) if len(names) > 1 else lambda v: (getattr(v, names[0]),))
     if fields_of is not None:
         names, values = fields_of
-        out = dict(zip(names, values(value)))
-        for name, item in out.items():
-            if type(item) not in _SCALARS:
-                out[name] = plain(item)
-        return out
+        return {name: item if type(item) in _SCALARS else plain(item) for name, item in zip(names, values(value))}
     if isinstance(value, list):
         return [item if type(item) in _SCALARS else plain(item) for item in value]
     if isinstance(value, tuple):
