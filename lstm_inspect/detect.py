@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import activations
@@ -29,9 +29,11 @@ _SLOT_LEAF = re.compile(
     r"Ftrl|Ftrl_\d+|ProximalAdagrad|Nadam|Nadam_\d+|Adamax|Adamax_\d+|ExponentialMovingAverage)$"
 )
 _OPTIMIZER_PREFIXES = ("optimizer_weights/", "optimizer/", "training/")
+# A whole name component; "not after anything but /" rather than "(^|/)", which is tried as two
+# branches at every position of every model tensor's name (a third slower).
 _BOOKKEEPING = re.compile(
-    r"(^|/)(global_step|beta1_power(_\d+)?|beta2_power(_\d+)?|save_counter|_CHECKPOINTABLE_OBJECT_GRAPH|"
-    r"iterations|iter|step|seed_generator_state|keras_api)(/|$)"
+    r"(?<![^/])(?:global_step|beta1_power(?:_\d+)?|beta2_power(?:_\d+)?|save_counter|_CHECKPOINTABLE_OBJECT_GRAPH|"
+    r"iterations|iter|step|seed_generator_state|keras_api)(?:/|$)"
 )
 
 # The settings every layer has, and those it has only when the file says (TF1 LSTMCell's
@@ -49,6 +51,8 @@ _LONG_LEAVES: set[str] = {
     leaf for layout in SOURCE_LAYOUTS for role in layout.roles for leaf in role.leaf_names if "/" in leaf
 }
 _LONGEST_LEAF = max(leaf.count("/") for leaf in _LONG_LEAVES)
+# The components a long leaf starts with ("Linear", "Gates", "Gates/Linear"): the only heads to lift.
+_LONG_HEADS = {leaf.rsplit("/", depth)[0] for leaf in _LONG_LEAVES for depth in range(1, leaf.count("/") + 1)}
 
 
 @dataclass
@@ -179,13 +183,19 @@ def categorize(
     base = _base(name)
     if trainable is not None and base in trainable:
         return "bookkeeping" if dtype == "string" else "model"
-    if _SLOT_LEAF.match(base.rsplit("/", 1)[-1]):
+    if _slot_leaf(base[base.rfind("/") + 1 :]):
         return "optimizer"
     if shapes is not None and _shaped_like_its_variable(base, shapes):
         return "optimizer"
     if dtype == "string" or _BOOKKEEPING.search(base):
         return "bookkeeping"
     return "model"
+
+
+# A file's tens of thousands of slots have a handful of leaf names ("Adam", "Adam_1").
+@functools.lru_cache(maxsize=4096)
+def _slot_leaf(leaf: str) -> bool:
+    return _SLOT_LEAF.match(leaf) is not None
 
 
 def _base(name: str) -> str:
@@ -199,11 +209,12 @@ def base_shapes(tensors: Mapping[str, TensorInfo]) -> dict[str, tuple[int, ...]]
 
 def _shaped_like_its_variable(base: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
     shape = shapes.get(base)
-    scope = base
-    while "/" in scope:
-        scope = scope.rpartition("/")[0]
-        if shapes.get(scope, None) == shape:
+    # Each scope above the name, the nearest first.
+    end = base.rfind("/")
+    while end >= 0:
+        if shapes.get(base[:end], None) == shape:
             return True
+        end = base.rfind("/", 0, end)
     return False
 
 
@@ -215,7 +226,7 @@ def _split_leaf(name: str) -> tuple[str, str]:
     return scope, leaf
 
 
-def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]]) -> dict[str, dict[str, TensorInfo]]:
+def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]], asked: _Asked) -> dict[str, dict[str, TensorInfo]]:
     """Scopes whose every leaf, after the scope's last components, is a long leaf, merged into the
     scope above them when some layout then claims it whole. All or none, and only then: a TF2 object
     checkpoint's `X/cell` holds kernel, recurrent_kernel and bias, and a TF1 cell may live in a
@@ -228,7 +239,7 @@ def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]]) -> dict[str, dic
         components = scope.split("/") if scope else []
         for depth in range(1, min(_LONGEST_LEAF, len(components)) + 1):
             head = "/".join(components[-depth:])
-            if all(f"{head}/{leaf}" in _LONG_LEAVES for leaf in leaves):
+            if head in _LONG_HEADS and all(f"{head}/{leaf}" in _LONG_LEAVES for leaf in leaves):
                 children.setdefault("/".join(components[:-depth]), []).append((scope, head))
     lifted_into: dict[str, tuple[str, str]] = {}
     for parent in sorted(children, key=lambda name: name.count("/") if name else -1):
@@ -236,7 +247,7 @@ def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]]) -> dict[str, dic
         merged = dict(scopes.get(parent, {}))
         for scope, head in below:
             merged.update({f"{head}/{leaf}": info for leaf, info in scopes[scope].items()})
-        if below and any(_claim(layout, merged) is not None for layout in SOURCE_LAYOUTS):
+        if below and asked.claims(merged):
             lifted_into.update((scope, (parent, head)) for scope, head in below)
     result: dict[str, dict[str, TensorInfo]] = {}
     for scope, leaves in scopes.items():
@@ -274,20 +285,25 @@ def detect(
     hints = hints or {}
     shapes = base_shapes(tensors)
     trainable = None if trainable is None else set(trainable)
-    categories = {name: categorize(name, info.dtype, shapes, trainable) for name, info in tensors.items()}
-    model = [info for info in tensors.values() if categories[info.name] == "model"]
+    categories: dict[str, str] = {}
+    model: list[TensorInfo] = []
+    for name, info in tensors.items():
+        category = categories[name] = categorize(name, info.dtype, shapes, trainable)
+        if category == "model":
+            model.append(info)
+    placed = [(info, *_split_leaf(info.name)) for info in model]
     result = Detection()
-    result.unknown = _unmodelled(model)
+    result.unknown = _unmodelled(model, dict.fromkeys(scope for _, scope, _ in placed))
     used: set[str] = {t.name for layer in result.unknown for t in layer.tensors}
     scopes: dict[str, dict[str, TensorInfo]] = {}
-    for info in model:
+    for info, scope, leaf in placed:
         if info.name not in used:
-            scope, leaf = _split_leaf(info.name)
             scopes.setdefault(scope, {})[leaf] = info
-    scopes = _lift_long_leaves(scopes)
+    asked = _Asked()
+    scopes = _lift_long_leaves(scopes, asked)
 
     for scope, leaves in scopes.items():
-        spec = _detect_scope(scope, leaves, configs, hints, unsaid, where)
+        spec = _detect_scope(scope, leaves, configs, hints, asked, unsaid, where)
         if spec is None:
             continue
         if forget_bias is not None and spec.layout.cell.forget_gate is not None:
@@ -310,25 +326,27 @@ def _under(scope: str, infos: list[TensorInfo]) -> list[TensorInfo]:
     return [info for info in infos if _split_leaf(info.name)[0] == scope or info.name.startswith(scope + "/")]
 
 
-def _unmodelled(model: list[TensorInfo]) -> list[UnknownLayer]:
+def _unmodelled(model: list[TensorInfo], scopes: Iterable[str]) -> list[UnknownLayer]:
     """Scopes of the cells schema.UNMODELLED names (by the scope name each gives itself), with every
-    tensor in or below them: what each holds, said by its declaration, never claimed by a layout."""
+    tensor in or below them: what each holds, said by its declaration, never claimed by a layout.
+    scopes: the model tensors' scopes, each once, in file order."""
     patterns = [(cell, re.compile(cell.layout.scope_required or "$^")) for cell in UNMODELLED]
+    # The cell whose scope a name is, per name asked: scopes share the names above them.
+    cell_of: dict[str, Unmodelled | None] = {}
     tops: dict[str, tuple[str, Unmodelled] | None] = {}
-    for info in model:
-        scope = _split_leaf(info.name)[0]
-        if scope not in tops:
-            # The cell's own scope may sit above the tensor's (LayerNormBasicLSTMCell's input/gamma).
-            parts = scope.split("/")
-            tops[scope] = next(
-                (
-                    ("/".join(parts[:end]), cell)
-                    for end in range(len(parts), 0, -1)
-                    for cell, pattern in patterns
-                    if pattern.search("/".join(parts[:end]))
-                ),
-                None,
-            )
+    for scope in scopes:
+        # The cell's own scope may sit above the tensor's (LayerNormBasicLSTMCell's input/gamma):
+        # the scope, then each name above it, the nearest first.
+        tops[scope] = None
+        above = scope
+        for _ in range(scope.count("/") + 1):
+            if above not in cell_of:
+                cell_of[above] = next((cell for cell, pattern in patterns if pattern.search(above)), None)
+            cell = cell_of[above]
+            if cell is not None:
+                tops[scope] = (above, cell)
+                break
+            above = above.rpartition("/")[0]
     found: dict[str, UnknownLayer] = {}
     for top in tops.values():
         if top is not None and top[0] not in found:
@@ -407,6 +425,7 @@ def _detect_scope(
     leaves: dict[str, TensorInfo],
     configs: dict[str, LayerConfig],
     hints: dict[str, LayerHint],
+    asked: _Asked,
     unsaid: str | None = None,
     where: str = "",
 ) -> LayerSpec | None:
@@ -414,23 +433,20 @@ def _detect_scope(
     scope, whose shapes solve for the layer's sizes and whose scope and config rules hold."""
     name = _layer_name(scope)
     config = _cell_config(configs.get(name))
-    for layout in SOURCE_LAYOUTS:
-        if not leaves.keys() <= _LEAF_NAMES[layout.key]:
-            continue  # a tensor no role of the layout names: _claim would say None, at length
+    for claim in asked.claims(leaves):
+        layout = claim.layout
+        # Every rule must hold; the one that fails for most scopes is asked first.
+        if layout.scope_required is not None and not _pattern(layout.scope_required).search(scope):
+            continue
         foreign = layout.cell.foreign_scope
         if foreign is not None and _pattern(foreign).search(scope):
             continue
         if config is not None and not (layout.config_class and _pattern(layout.config_class).search(config.class_name)):
             continue
-        if layout.scope_required is not None and not _pattern(layout.scope_required).search(scope):
+        if layout.scope_pattern is not None and not (claim.evidence or _pattern(layout.scope_pattern).search(scope)):
             continue
-        tensors = _claim(layout, leaves)
-        if tensors is None:
-            continue
-        evidence = any(layout.role(key).evidence for key in tensors)
-        if layout.scope_pattern is not None and not (evidence or _pattern(layout.scope_pattern).search(scope)):
-            continue
-        sizes = solve(layout, {key: info.shape for key, info in tensors.items()})
+        tensors = {key: leaves[leaf] for key, leaf in claim.roles}
+        sizes = asked.solve(layout, tuple((key, info.shape) for key, info in tensors.items()))
         if sizes is None:
             continue
         if config is not None:
@@ -441,7 +457,7 @@ def _detect_scope(
         elif hint is not None and hint.cell:
             cell = hint.cell  # the class the graph shows (BasicLSTMCell, LSTMBlockFusedCell, …)
         else:
-            cell = layout.cell_name(set(tensors))
+            cell = claim.cell_name
         return LayerSpec(
             name=name,
             cell=cell,
@@ -458,8 +474,50 @@ def _detect_scope(
     return None
 
 
-# Every leaf name each source layout's roles may have: a scope holding any other is none of its layers.
-_LEAF_NAMES = {layout.key: frozenset(n for role in layout.roles for n in role.leaf_names) for layout in SOURCE_LAYOUTS}
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """A layout whose roles are a scope's leaf names: (role key, leaf name) in role order, whether a
+    present role is evidence, and the cell name those roles make."""
+
+    layout: Layout
+    roles: tuple[tuple[str, str], ...]
+    evidence: bool
+    cell_name: str
+
+
+class _Asked:
+    """What the layouts say of leaf names and shapes, each question answered once per detection: a
+    file's thousands of layers are a handful of distinct leaf-name sets and shapes, and neither the
+    claiming (names only) nor the solving (shapes only) depends on anything else."""
+
+    def __init__(self) -> None:
+        self._claims: dict[frozenset[str], list[_Claim]] = {}
+        self._sizes: dict[tuple[str, tuple[tuple[str, tuple[int, ...]], ...]], dict[str, int] | None] = {}
+
+    def claims(self, leaves: Collection[str]) -> list[_Claim]:
+        """Each source layout, in order, whose roles are these leaf names."""
+        names = frozenset(leaves)
+        found = self._claims.get(names)
+        if found is None:
+            found = self._claims[names] = [
+                _Claim(
+                    layout,
+                    roles,
+                    any(layout.role(key).evidence for key, _ in roles),
+                    layout.cell_name({key for key, _ in roles}),
+                )
+                for layout in SOURCE_LAYOUTS
+                if (roles := _claim(layout, names)) is not None
+            ]
+        return found
+
+    def solve(self, layout: Layout, shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> dict[str, int] | None:
+        """schema.solve of (role key, shape) pairs, a fresh dict for each layer."""
+        key = (layout.key, shapes)
+        if key not in self._sizes:
+            self._sizes[key] = solve(layout, dict(shapes))
+        sizes = self._sizes[key]
+        return None if sizes is None else dict(sizes)
 
 
 @functools.cache
@@ -501,19 +559,20 @@ def _cell_config(config: LayerConfig | None) -> LayerConfig | None:
     return LayerConfig(class_name, inner, config.keras_version)
 
 
-def _claim(layout: Layout, leaves: dict[str, TensorInfo]) -> dict[str, TensorInfo] | None:
-    """Role key -> tensor when every tensor of the scope is one of the layout's roles and every
-    role it must have is there; None otherwise (a cell with weights of its own is no plain LSTM)."""
-    tensors: dict[str, TensorInfo] = {}
+def _claim(layout: Layout, leaves: Collection[str]) -> tuple[tuple[str, str], ...] | None:
+    """(role key, leaf name) pairs, in the layout's role order, when every leaf name of the scope is
+    one of the layout's roles and every role it must have is there; None otherwise (a cell with
+    weights of its own is no plain LSTM)."""
+    roles: list[tuple[str, str]] = []
     for role in layout.roles:
         found = [leaf for leaf in role.leaf_names if leaf in leaves]
         if len(found) > 1:
             return None
         if found:
-            tensors[role.key] = leaves[found[0]]
+            roles.append((role.key, found[0]))
         elif not role.optional:
             return None
-    return tensors if len(tensors) == len(leaves) else None
+    return tuple(roles) if len(roles) == len(leaves) else None
 
 
 # The settings that name an activation function, which Keras 3 spells otherwise than Keras 2 (activations.py).

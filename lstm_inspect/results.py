@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .api import Checkpoint, Layer, is_float_dtype
 from .detect import LayerSpec, UnknownLayer, Variable
@@ -28,23 +28,24 @@ def plain(value: object) -> object:
     kind = type(value)
     if kind in _SCALARS:
         return value
+    if kind is list:  # a shape, a summary's rows: asked first, the commonest after scalars
+        return [item if type(item) in _SCALARS else plain(item) for item in cast("list[object]", value)]
     fields_of = _FIELDS.get(kind)
     if fields_of is None and hasattr(kind, "__dataclass_fields__"):
         names = tuple(f.name for f in fields(value))  # type: ignore[arg-type]
         fields_of = _FIELDS[kind] = (names, attrgetter(*names) if len(names) > 1 else lambda v: (getattr(v, names[0]),))
     if fields_of is not None:
         names, values = fields_of
-        out = dict(zip(names, values(value)))
-        for name, item in out.items():
-            if type(item) not in _SCALARS:
-                out[name] = plain(item)
-        return out
+        return {name: item if type(item) in _SCALARS else plain(item) for name, item in zip(names, values(value))}
     if isinstance(value, list):
         return [item if type(item) in _SCALARS else plain(item) for item in value]
     if isinstance(value, tuple):
         return tuple(plain(item) for item in value)
     if isinstance(value, dict):
-        return {plain(key): plain(item) for key, item in value.items()}
+        return {
+            key if type(key) in _SCALARS else plain(key): item if type(item) in _SCALARS else plain(item)
+            for key, item in value.items()
+        }
     return value
 
 
@@ -169,16 +170,19 @@ def _unknown_summary(unknown: UnknownLayer) -> UnknownSummary:
     return UnknownSummary(unknown.name, unknown.cell, unknown.why, unknown.params, lines)
 
 
-def explain(spec: LayerSpec) -> list[TensorLine]:
-    """One line per stored tensor of the layer saying how its shape decomposes."""
-    return [
-        TensorLine(
-            info.name,
-            list(info.shape),
-            f"{role} {list(info.shape)} = {explain_role(spec.layout, spec.layout.role(role), spec.sizes)}",
-        )
-        for role, info in spec.tensors.items()
-    ]
+def explain(spec: LayerSpec, said: dict[tuple, str] | None = None) -> list[TensorLine]:
+    """One line per stored tensor of the layer saying how its shape decomposes. said: the
+    explanations made so far, by layout, role and sizes, kept by a caller that explains many
+    layers (a file's thousands of layers are a few structures)."""
+    said = {} if said is None else said
+    lines = []
+    for role, info in spec.tensors.items():
+        key = (spec.layout.key, role, *spec.sizes.items())
+        text = said.get(key)
+        if text is None:
+            text = said[key] = explain_role(spec.layout, spec.layout.role(role), spec.sizes)
+        lines.append(TensorLine(info.name, list(info.shape), f"{role} {list(info.shape)} = {text}"))
+    return lines
 
 
 def variant_settings(layer: Layer) -> dict[str, Setting]:
@@ -203,6 +207,7 @@ def summarize(ckpt: Checkpoint) -> Summary:
                 f"{ckpt.path}: LSTM layer {layer.name!r} stores {layer.spec.dtype} weights, which no framework "
                 "trains; split, export and verify refuse them"
             )
+    said: dict[tuple, str] = {}
     layers = [
         LayerSummary(
             name=s.name,
@@ -224,7 +229,7 @@ def summarize(ckpt: Checkpoint) -> Summary:
             dtype=s.dtype,
             pair=s.pair,
             direction=s.direction,
-            tensors=explain(s),
+            tensors=explain(s, said),
             settings={
                 name: SettingLine(list(v.value) if isinstance(v.value, tuple) else v.value, v.source, v.assumed)
                 for name, v in s.settings.items()
@@ -240,8 +245,18 @@ def summarize(ckpt: Checkpoint) -> Summary:
         info = v.info
         return VariableLine(info.name, list(info.shape), info.dtype, info.size, v.category)
 
-    model = [line(v) for v in ckpt.variables if v.category == "model"]
-    optimizer = [v for v in ckpt.variables if v.category == "optimizer"]
+    # One pass over what may be 100,000 variables, two thirds of them optimizer slots.
+    model: list[VariableLine] = []
+    bookkeeping: list[VariableLine] = []
+    optimizer_tensors = optimizer_params = 0
+    for v in ckpt.variables:
+        if v.category == "model":
+            model.append(line(v))
+        elif v.category == "optimizer":
+            optimizer_tensors += 1
+            optimizer_params += v.info.size
+        elif v.category == "bookkeeping":
+            bookkeeping.append(line(v))
     lstm_params = sum(layer.params for layer in layers)
     unknown = [_unknown_summary(u) for u in ckpt.unknown]
     return Summary(
@@ -251,9 +266,9 @@ def summarize(ckpt: Checkpoint) -> Summary:
         variables=model,
         lstm_params=lstm_params,
         total_params=lstm_params + sum(v.params for v in model) + sum(u.params for u in unknown),
-        optimizer_tensors=len(optimizer),
-        optimizer_params=sum(v.info.size for v in optimizer),
-        bookkeeping=[line(v) for v in ckpt.variables if v.category == "bookkeeping"],
+        optimizer_tensors=optimizer_tensors,
+        optimizer_params=optimizer_params,
+        bookkeeping=bookkeeping,
         unknown=unknown,
     )
 

@@ -181,7 +181,8 @@ KIND_NAMES: tuple[str, ...] = (LSTM.name, GRU.name)
 
 def spatial_rank(cell: CellKind) -> int:
     """How many spatial axes the kernels of a cell kind have: 0 for an LSTM, 2 for a ConvLSTM2D."""
-    return CONV_LSTMS.index(cell) + 1 if cell in CONV_LSTMS else 0
+    # Names first: comparing a dataclass compares every field, and summary asks per layer and axis.
+    return next((rank for rank, kind in enumerate(CONV_LSTMS, 1) if kind.name == cell.name and kind == cell), 0)
 
 
 # Parts of a gate, in the order blocks are listed; then the parts of a whole layer.

@@ -140,22 +140,20 @@ class _Entry:
 
 def _parse_entry(buf: bytes) -> _Entry:
     """A BundleEntryProto. This loop reads the fields as TF writes them (dtype, shape, shard_id,
-    offset, size, crc32c: one-byte tags, numbers in short varints, a shape under 128 bytes) in
-    half the time of the general decoder, which reads anything else (slices, long or negative
-    numbers, unknown fields, a damaged record) and says what is wrong with it."""
-    pos, end = 0, len(buf)
+    offset, size, crc32c: one-byte tags, dtype and shape first, numbers in short varints, a shape
+    under 128 bytes) in half the time of the general decoder, which reads anything else (slices,
+    long or negative numbers, unknown fields, a damaged record) and says what is wrong with it."""
+    end = len(buf)
+    if end < 4 or buf[0] != 0x08 or buf[1] >= 0x80 or buf[2] != 0x12 or buf[3] >= 0x80:
+        return _parse_entry_fields(buf)
+    # 1: dtype, one byte; 2: shape, length-delimited.
+    pos = 4 + buf[3]
+    shape = _parse_shape(buf[4:pos])
     crc = 0
-    numbers = [0, 0, 0, 0]  # dtype, shard_id, offset, size
-    shape: tuple[int, ...] = ()
+    numbers = [buf[1], 0, 0, 0]  # dtype, shard_id, offset, size
     while pos < end:
         tag = buf[pos]
-        if tag == 0x12:  # 2: shape, length-delimited
-            length = buf[pos + 1] if pos + 1 < end else 0x80
-            if length >= 0x80:
-                return _parse_entry_fields(buf)
-            shape = _parse_shape(buf[pos + 2 : pos + 2 + length])
-            pos += 2 + length
-        elif tag == 0x35:  # 6: crc32c, fixed32
+        if tag == 0x35:  # 6: crc32c, fixed32
             crc = int.from_bytes(buf[pos + 1 : pos + 5], "little")
             pos += 5
         elif (index := _NUMBER_TAGS.get(tag)) is not None:
@@ -619,33 +617,28 @@ class TFCheckpoint:
                 self._entries = {key: _parse_entry(value) for key, value in entries}
             except Malformed as e:
                 raise self._corrupt(self._index_path, str(e)) from None
-        # Piece keys are hidden the way TF's CheckpointReader::BuildV2VarMaps hides them. A tensor
-        # whose pieces are missing fails when read; looking no further than its first missing
-        # piece keeps the keys built here within those the index holds.
-        pieces = set()
+        pieces = self._pieces()
         needed_from_shard: dict[int, int] = {}  # the furthest byte any tensor's data ends at, per shard
+        dtype_names: dict[int, str] = {}  # a file has a few dtypes: each named once
+        self._infos: dict[str, TensorInfo] = {}
+        self._keys: dict[str, bytes] = {}
         for key, entry in self._entries.items():
             if not entry.slices:
                 # A partitioned tensor's own entry has no data: its pieces do (tensor_bundle.cc AddSlice).
                 end = entry.offset + entry.size
                 if end >= needed_from_shard.get(entry.shard_id, 0):
                     needed_from_shard[entry.shard_id] = end
+            if key in pieces:
                 continue
-            for extents in dict.fromkeys(entry.slices):
-                piece = _slice_key(key, extents)
-                if piece not in self._entries:
-                    break
-                pieces.add(piece)
-        self._infos: dict[str, TensorInfo] = {}
-        self._keys: dict[str, bytes] = {}
-        for key, entry in self._entries.items():
-            if key not in pieces:
-                # Names are UTF-8; a stray byte shows as \xNN, so that names print and export as text.
-                name = key.decode("utf-8", "backslashreplace")
-                if name in self._keys:
-                    raise self._corrupt(self._index_path, f"two tensors are both named {name!r}")
-                self._keys[name] = key
-                self._infos[name] = TensorInfo(name, entry.shape, dtype_name(entry.dtype), name)
+            # Names are UTF-8; a stray byte shows as \xNN, so that names print and export as text.
+            name = key.decode("utf-8", "backslashreplace")
+            if name in self._keys:
+                raise self._corrupt(self._index_path, f"two tensors are both named {name!r}")
+            self._keys[name] = key
+            dtype = dtype_names.get(entry.dtype)
+            if dtype is None:
+                dtype = dtype_names[entry.dtype] = dtype_name(entry.dtype)
+            self._infos[name] = TensorInfo(name, entry.shape, dtype, name)
         # A checkpoint without (all of) its data is still worth listing: the shards are checked now,
         # and what is wrong with them is warned of when the store closes, unless a read has failed
         # by then, whose error says it (one line, not a warning and an error saying the same).
@@ -654,6 +647,19 @@ class TFCheckpoint:
         self._graph: GraphHints | None = None
         self._graph_read = False
         self._unsaid = "no graph beside the checkpoint"
+
+    def _pieces(self) -> set[bytes]:
+        """The keys of partitioned tensors' pieces, hidden the way TF's CheckpointReader::BuildV2VarMaps
+        hides them. A tensor whose pieces are missing fails when read; looking no further than its
+        first missing piece keeps the keys built here within those the index holds."""
+        pieces = set()
+        for key in [key for key, entry in self._entries.items() if entry.slices]:
+            for extents in dict.fromkeys(self._entries[key].slices):
+                piece = _slice_key(key, extents)
+                if piece not in self._entries:
+                    break
+                pieces.add(piece)
+        return pieces
 
     @staticmethod
     def _corrupt(path: str, problem: str) -> CorruptFile:
