@@ -1,5 +1,6 @@
 """A byte range of an open file as a file of its own: a stored zip member, the HDF5 bytes that
-h5py's worker reads. Shared by zips.py and hdf5/; nothing of it is needed to list a TF checkpoint."""
+h5py's worker reads (and, as Seekable, what a remote file's position is). Shared by zips.py, hdf5/
+and remote.py; nothing of it is needed to list a local TF checkpoint."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import io
 import os
 from typing import Any, BinaryIO, cast
 
-__all__ = ["FileRange", "descriptor"]
+__all__ = ["FileRange", "Seekable", "descriptor"]
 
 
 def descriptor(raw: BinaryIO) -> int | None:
@@ -19,7 +20,33 @@ def descriptor(raw: BinaryIO) -> int | None:
         return None
 
 
-class FileRange(io.RawIOBase):
+class Seekable(io.RawIOBase):
+    """A read-only file of known length that keeps its own position: what FileRange and
+    remote.RemoteFile share. Each reads its bytes its own way (readinto) and says its length."""
+
+    _pos = 0
+
+    def _length(self) -> int:
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length()}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+
+class FileRange(Seekable):
     """A read-only, seekable view of bytes [start, start + size) of an open file. A local file is
     read with pread, which never moves the descriptor's offset that a child process shares
     (H5pyWorker); a file without a descriptor (remote) by seek and readinto."""
@@ -34,21 +61,8 @@ class FileRange(io.RawIOBase):
         """Where the range starts in the file."""
         return self._start
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
+    def _length(self) -> int:
+        return self._size
 
     def readinto(self, buffer: Any) -> int:
         n = max(0, min(len(buffer), self._size - self._pos))

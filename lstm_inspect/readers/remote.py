@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import errno
-import io
 import os
 import threading
 from collections import OrderedDict
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import FileNotFound, LstmInspectError, RemoteError, UnsupportedFormat, warn
+from .ranges import Seekable
 from .urls import display_url, mask_secrets, real_url, url_split
 
 __all__ = ["RemoteFile", "Transfers", "exists", "is_dir", "list_dir", "look_up", "new_session", "open_remote"]
@@ -541,7 +541,7 @@ def new_session() -> None:
 # --- the file object -------------------------------------------------------------------------
 
 
-class RemoteFile(io.RawIOBase):
+class RemoteFile(Seekable):
     """A read-only, seekable remote file; `remote_size` is known from the lookup that opened it."""
 
     def __init__(self, obj: _Object, what: str) -> None:
@@ -554,21 +554,8 @@ class RemoteFile(io.RawIOBase):
         self._fetched_to = -1  # where the last read-ahead ended: a read starting there is sequential
         self._planned: list[tuple[int, int]] = []
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.remote_size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
+    def _length(self) -> int:
+        return self.remote_size
 
     def advise(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Say which [start, end) ranges will be read next, so that they are fetched together."""
