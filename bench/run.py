@@ -67,7 +67,6 @@ LSTM_WITH_FRAMEWORKS = list(LSTM_INSPECT)
 # not have (a newer flag) is left out of the comparison. Within BASELINE_SLACK is "no slower, no heavier".
 BASELINE: list[str] = []
 BASELINE_SLACK = 1.10
-BASELINE_ROWS: list[str] = []
 CRC32_NOTE = ""
 SHARDS = 4
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
@@ -469,8 +468,9 @@ def lstm_bytes(prefix: Path) -> tuple[dict[str, int], int]:
         return layers, max(info.size * 4 for info in ckpt.store.tensors().values())
 
 
-def benchmark(work: Path, scale: float, runs: int) -> list[str]:
-    """Makes the inputs, runs every command, and returns the table's rows."""
+def benchmark(work: Path, scale: float, runs: int) -> tuple[list[str], list[str]]:
+    """Makes the inputs, runs every command, and returns the table's rows and, with --baseline,
+    those of the table against the baseline."""
     inputs = {kind: ensure_input(work, kind, scale) for kind in MAKERS}
     small, big, many, huge, wide = (inputs[kind] / "model.ckpt" for kind in ("small", "big", "many", "huge", "wide"))
     # The big checkpoint's layers and tensors at 1/1000 of its bytes: what a summary shows is the
@@ -595,8 +595,7 @@ def benchmark(work: Path, scale: float, runs: int) -> list[str]:
     row("cat", f"{rate['cat']:.0f} MB/s (reads only, from the page cache)")
     row("cp", f"{rate['cp']:.0f} MB/s (read and write: what a copy costs here)")
     wide_rows(m, row, sum(wide_layers.values()), wide_largest)
-    BASELINE_ROWS[:] = m.baseline_rows()
-    return rows
+    return rows, m.baseline_rows()
 
 
 def wide_commands(m: Bench, wide: Path, on_wide: str, scratch: Path) -> None:
@@ -788,7 +787,7 @@ def report(work: Path, scale: float, runs: int, remote_only: bool = False, remot
     load_before = os.getloadavg()[0]
     global CRC32_NOTE
     CRC32_NOTE = crc32_note(LSTM_INSPECT)
-    rows = [] if remote_only else benchmark(work, scale, runs)
+    rows, baseline_rows = ([], []) if remote_only else benchmark(work, scale, runs)
     remote_table = remote_rows(work, scale, runs) if remote or remote_only else []
     revision = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=BENCH)
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
@@ -817,7 +816,7 @@ def report(work: Path, scale: float, runs: int, remote_only: bool = False, remot
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
     ]
     table = [*header, *rows] if rows else []
-    if BASELINE_ROWS:
+    if baseline_rows:
         baseline_header = [
             f"Against the baseline `{BASELINE[0]}`, in the same rounds (no slower and no heavier: within "
             f"{BASELINE_SLACK:.2f}×):",
@@ -825,7 +824,7 @@ def report(work: Path, scale: float, runs: int, remote_only: bool = False, remot
             "| command | input | wall s | baseline wall s | ratio | peak RSS MiB | baseline RSS MiB | ratio | result |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
-        table += ["", *baseline_header, *BASELINE_ROWS]
+        table += ["", *baseline_header, *baseline_rows]
     if remote_table:
         remote_header = [
             "| command | input | median wall s | peak RSS MiB | compared | target | result |",

@@ -7,6 +7,7 @@ the names); TARGETS imports them on first use, and no framework and no numpy the
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import TYPE_CHECKING
 
@@ -21,12 +22,16 @@ __all__ = ["NAMES", "TARGETS", "Features", "Target", "get"]
 NAMES = ("gates", "pytorch", "onnx", "keras", "tensorflow")
 
 
+@functools.cache
+def _load() -> dict[str, Target]:
+    targets = {key: importlib.import_module(f".{key}", __name__).TARGET for key in NAMES}
+    assert all(target.name == key for key, target in targets.items()), "a target named unlike its module"
+    return targets
+
+
 def __getattr__(name: str) -> object:
     if name == "TARGETS":
-        targets = {key: importlib.import_module(f".{key}", __name__).TARGET for key in NAMES}
-        assert all(target.name == key for key, target in targets.items()), "a target named unlike its module"
-        globals()["TARGETS"] = targets
-        return targets
+        return _load()
     if name in ("Features", "Target"):
         from . import base
 
@@ -38,5 +43,4 @@ def get(name: str) -> Target:
     """The target called `name`; KeyError names the known ones."""
     if name not in NAMES:
         raise KeyError(f"unknown layout {name!r}; layouts: {', '.join(NAMES)}")
-    targets: dict[str, Target] = __getattr__("TARGETS")  # type: ignore[assignment]
-    return targets[name]
+    return _load()[name]
