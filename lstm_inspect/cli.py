@@ -534,7 +534,7 @@ def export(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Write the LSTM layers' weights to an .npz file (atomically): the gate blocks, or in the
+    """Write the LSTM and GRU layers' weights to an .npz file (atomically): the gate blocks, or in the
     layout of PyTorch, ONNX, Keras or TensorFlow; or one layer as an .onnx model."""
     with _errors():
         _one_blas_thread()
@@ -620,7 +620,7 @@ def verify_command(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Run each layer over a seeded random input with the numpy LSTM on its split blocks, on every
+    """Run each layer over a seeded random input with the numpy cell on its split blocks, on every
     export layout read back, and with PyTorch, onnxruntime and Keras where installed; print the
     largest differences and exit 1 if any exceeds the tolerance for the weights' dtype. Of a whole
     file, the first 16 layers of each structure are run and the others only read; --layer runs
@@ -687,7 +687,7 @@ def _map_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
 def diff_command(
     a: str, b: str, mapping: dict[str, str], atol: float, rtol: float, no_verify: bool, as_json: bool
 ) -> None:
-    """Compare the LSTM layers of two files (any formats) on their canonical gate blocks: per gate
+    """Compare the LSTM and GRU layers of two files (any formats) on their canonical gate blocks: per gate
     and part the largest |difference|, the relative change, the cosine similarity and the units
     that changed most; a verdict per layer."""
     try:
