@@ -285,14 +285,14 @@ def test_strings_repeating_one_heap_object_stay_within_the_read_budget(tmp_path)
     assert data[first + 16 : first + 20] == struct.pack("<I", 1)  # the next one is "y"
     data[first + 16 : first + 16 * 2000] = element * 1999
     tracemalloc.start()
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the work done, whatever else the machine runs
     try:
         with pytest.raises(Damaged, match="the same bytes over and over"):
             read_tree(io.BytesIO(bytes(data))).attrs["names"]
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 40 << 20 and time.perf_counter() - start < 5
+    assert peak < 40 << 20 and time.process_time() - start < 5
 
 
 def damage_layout(path: Path, dataset: str) -> None:
