@@ -24,8 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import LstmInspectError, OutputError, warn
-from .schema import CELL_KINDS
+from .errors import LstmInspectError, OutputError, UnsupportedFormat, warn
+from .schema import CELL_KINDS, spatial_rank
 
 if TYPE_CHECKING:
     import numpy as np
@@ -423,6 +423,17 @@ def _partners(
     return kept, partners
 
 
+def _refuse_convolutional(path: str, selected: Sequence[Layer]) -> None:
+    """Every panel is a 2-D heatmap of [input, units]; a ConvLSTM's kernels have spatial axes too."""
+    convolutional = [layer.name for layer in selected if spatial_rank(layer.layout.cell)]
+    if convolutional:
+        raise UnsupportedFormat(
+            f"{path}: plot draws 2-D kernels, and {', '.join(convolutional)} "
+            f"{'is a ConvLSTM layer' if len(convolutional) == 1 else 'are ConvLSTM layers'} "
+            "(kernels with spatial axes); see them with split, or choose other layers with --layer"
+        )
+
+
 def plot(
     ckpt: Checkpoint,
     output: str,
@@ -448,6 +459,7 @@ def plot(
     partners: dict[str, tuple[Layer, str]] = {}
     if against is not None:
         selected, partners = _partners(ckpt, against, mapping, selected)
+    _refuse_convolutional(ckpt.path, selected)
     if len(selected) > MAX_LAYERS:
         raise LstmInspectError(
             f"{ckpt.path}: {len(selected)} layers make a figure too large to read; "

@@ -4,6 +4,7 @@ downsampled in bounded memory without losing a single large weight; without matp
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -17,8 +18,9 @@ from click.testing import CliRunner
 
 import lstm_inspect
 from lstm_inspect.cli import main
-from lstm_inspect.errors import LstmInspectError, OutputError
+from lstm_inspect.errors import LstmInspectError, OutputError, UnsupportedFormat
 from lstm_inspect.plot import HISTOGRAM_BINS, MAX_POINTS, _Grid, plot, shrink
+from lstm_inspect.schema import spatial_rank
 from lstm_inspect.writers.npz import write_npz
 
 from .conftest import FIXTURES, manifest
@@ -69,6 +71,42 @@ def test_every_fixture_draws_to_png_and_svg_with_its_panels(entry, tmp_path):
     for name in png.layers:
         assert name in text
     assert "forget · input kernel" in text and entry["path"].rsplit("/", 1)[-1] in text
+
+
+OTHER_FIXTURES = [
+    e for key in ("gru_fixtures", "forms_fixtures") for e in json.loads((FIXTURES / "manifest.json").read_text())[key]
+]
+
+
+@pytest.mark.parametrize("entry", OTHER_FIXTURES, ids=[e["name"] for e in OTHER_FIXTURES])
+def test_every_gru_and_keras_form_fixture_draws_or_is_refused_in_one_line(entry, tmp_path):
+    # GRUs and the Keras forms draw like LSTMs; a ConvLSTM's spatial kernels are no 2-D heatmap, so
+    # plot refuses it by name, before it writes anything.
+    out = tmp_path / "gates.png"
+    with lstm_inspect.load(FIXTURES / entry["path"]) as ckpt:
+        if not ckpt.layers:  # only layers lstm-inspect does not model
+            return
+        first = ckpt.layers[0]
+        if spatial_rank(first.layout.cell):
+            with pytest.raises(UnsupportedFormat, match=rf"{re.escape(first.name)}.* ConvLSTM"):
+                plot(ckpt, str(out), layers=[first.name])
+            assert not out.exists()
+            return
+        name = first.spec.pair or first.name
+        gate = first.layout.cell.gates[0]
+        result = plot(ckpt, str(out), layers=[name], gates=[gate])
+        panels, _ = expected_panels(ckpt.select([name]), 1)
+    assert len(result.panels) == panels
+    assert_not_blank(out, result)
+
+
+def test_plot_of_a_convlstm_file_is_one_clear_error_and_no_file(tmp_path):
+    out = tmp_path / "conv.png"
+    result = run(FIXTURES / "keras3_conv" / "model.keras", "-o", out)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and "conv, down are ConvLSTM layers" in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_full_figure_of_a_bidirectional_model_puts_each_pair_side_by_side(tmp_path):
