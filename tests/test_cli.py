@@ -432,6 +432,21 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
         assert progress is None
 
 
+def test_verify_shows_its_progress_on_a_terminal_and_not_with_quiet(monkeypatch, capsys):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for quiet, shown in (([], True), (["--quiet"], False)):
+        monkeypatch.setattr(sys, "stderr", Terminal())
+        main(["verify", BASIC, "--framework", "none", *quiet], standalone_mode=False)
+        stderr = sys.stderr.getvalue()
+        assert ("verifying" in stderr and "100%" in stderr) is shown, stderr
+    assert "checks within tolerance." in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("path", "format"),
     [

@@ -160,6 +160,27 @@ def test_summary_with_a_graph_imports_neither_numpy_nor_tensorflow():
     assert "activation relu (graph:" in out and "HEAVY []" in out, out
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["split", str(RELU), "--gate", "forget"],
+        ["export", str(RELU), "--layout", "onnx", "-o", "OUT"],
+        ["export", str(FIXTURES / "tf1_frozen" / "frozen.pb"), "-o", "OUT"],
+        ["export", str(FIXTURES / "keras2_saved_model" / "saved_model"), "-o", "OUT"],
+    ],
+)
+def test_split_and_export_of_graphs_never_import_tensorflow(args, tmp_path):
+    # TensorFlow is verify's framework only: every other command reads graphs and SavedModels itself.
+    args = [str(tmp_path / "out.npz") if a == "OUT" else a for a in args]
+    code = (
+        "import sys\nfrom lstm_inspect.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('HEAVY', [m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out, out
+
+
 # --- a graph that is not the checkpoint's, or is damaged, or says two things ----------------------
 
 
