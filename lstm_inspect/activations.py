@@ -11,14 +11,15 @@ numpy is imported only when a function is computed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from .records import frozen_record
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Activation:
     """name: this project's; shown: for messages; onnx: the ONNX RNN activation (op, alpha, beta)
     (onnx/defs/rnn/defs.cc; alpha and beta are consumed in order from activation_alpha/_beta),

@@ -13,12 +13,12 @@ import gc
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .detect import CLIP_SETTINGS, LayerSpec, UnknownLayer, Variable, detect
 from .errors import LstmInspectError, NoLSTMLayers, UnknownName, UnsupportedFormat, warn
 from .readers import TensorStore, open_store
+from .records import record
 from .schema import (
     CELL_KINDS,
     CONV_SETTINGS,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .weights import Weights
 
 
-@dataclass
+@record
 class GateBlocks:
     """One gate's blocks: kernel (input_size, units), recurrent (recurrent_size, units), bias (units,),
     where stored recurrent_bias (units,) and an LSTM's peephole (units,)."""
@@ -561,7 +561,7 @@ class Checkpoint:
                 yield layer, block
 
 
-@dataclass
+@record
 class ExportUnit:
     """What one exported layer holds: one LSTM layer, or a bidirectional pair's forward then backward half."""
 

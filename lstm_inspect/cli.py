@@ -13,17 +13,18 @@ import os
 import sys
 import textwrap
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import IO, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 import click
-from click.shell_completion import CompletionItem
 
 from .errors import LstmInspectError, LstmInspectWarning, UsageError
-from .schema import CELL_KINDS, PARTS
 from .targets import NAMES as TARGET_NAMES
 from .terminal import safe
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 # Help wraps at the terminal's width (click's own formatter); the \b blocks, which click prints as
 # they are, stay within 60 columns as printed.
@@ -235,6 +236,8 @@ MAX_VALUES = 1024 * 1024
 def _complete_layers(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """--layer completes to the layer and pair names of the file already on the command line; a
     URL is not fetched for it, and a file that cannot be read completes to nothing."""
+    from click.shell_completion import CompletionItem
+
     from .readers.urls import is_url
 
     # With the --layer being completed last, click's resilient parse stops before PATH is
@@ -264,24 +267,64 @@ _layer_option = click.option(
     shell_complete=_complete_layers,
     help="Only this layer (repeatable); names as `summary` shows them, or a bidirectional pair's name.",
 )
-# Every name a cell kind's gates go by (schema.CellKind.aliases), in any case.
-GATE_NAMES = tuple(dict.fromkeys(alias for kind in CELL_KINDS.values() for alias in kind.aliases))
+
+
+class _SchemaChoice(click.Choice):
+    """A click.Choice over names the schema declares, taken from it when first needed (to parse,
+    complete or list the option): `lstm-inspect --help` and the other commands need not import it."""
+
+    def __init__(self, names: Callable[[], Sequence[str]], case_sensitive: bool = True) -> None:
+        self._names = names
+        self.case_sensitive = case_sensitive
+
+    @functools.cached_property
+    def choices(self) -> Sequence[str]:  # type: ignore[override]
+        return tuple(self._names())
+
+
+class _SchemaOption(click.Option):
+    """An option whose help text lists names the schema declares: made when help is shown."""
+
+    def __init__(self, *args: Any, help_text: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._help_text = help_text
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if self.help is None:
+            self.help = self._help_text()
+        return super().get_help_record(ctx)
+
+
+def _gate_names() -> tuple[str, ...]:
+    """Every name a cell kind's gates go by (schema.CellKind.aliases), in any case."""
+    from .schema import CELL_KINDS
+
+    return tuple(dict.fromkeys(alias for kind in CELL_KINDS.values() for alias in kind.aliases))
 
 
 def _gates_help() -> str:
+    from .schema import CELL_KINDS
+
     kinds = list(CELL_KINDS.values())
     if len(kinds) == 1:
         return f"Only this gate (repeatable): {kinds[0].alias_text()}."
     return "Only this gate (repeatable): " + "; ".join(f"{kind.name} {kind.alias_text()}" for kind in kinds) + "."
 
 
+def _part_names() -> tuple[str, ...]:
+    from .schema import PARTS
+
+    return PARTS
+
+
 _gate_option = click.option(
     "--gate",
     "gates",
+    cls=_SchemaOption,
     multiple=True,
-    type=click.Choice(GATE_NAMES, case_sensitive=False),
+    type=_SchemaChoice(_gate_names, case_sensitive=False),
     metavar="GATE",
-    help=_gates_help(),
+    help_text=_gates_help,
 )
 
 
@@ -448,9 +491,10 @@ def summary(path: str, forget_bias: float | None, no_verify: bool, as_json: bool
     "--part",
     "parts",
     multiple=True,
-    type=click.Choice(PARTS),
+    cls=_SchemaOption,
+    type=_SchemaChoice(_part_names),
     metavar="PART",
-    help=f"Only this part (repeatable): {', '.join(PARTS)}.",
+    help_text=lambda: f"Only this part (repeatable): {', '.join(_part_names())}.",
 )
 @click.option(
     "--values",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from . import activations
 from .errors import CorruptFile, warn
 from .readers.base import LayerConfig, LayerHint, TensorInfo
+from .records import record
 from .schema import SOURCE_LAYOUTS, UNMODELLED, Layout, Setting, Unmodelled, explain, solve
 
 # TF2 object-based checkpoints append this to every variable's object path
@@ -55,7 +56,7 @@ _LONGEST_LEAF = max(leaf.count("/") for leaf in _LONG_LEAVES)
 _LONG_HEADS = {leaf.rsplit("/", depth)[0] for leaf in _LONG_LEAVES for depth in range(1, leaf.count("/") + 1)}
 
 
-@dataclass
+@record
 class LayerSpec:
     """One layer found in a file: its layout, sizes, where its tensors are, and what it computes."""
 
@@ -134,7 +135,7 @@ class Variable:
     category: str  # "model", "optimizer", "bookkeeping"
 
 
-@dataclass
+@record
 class UnknownLayer:
     """A recurrent layer that no layout of this tool computes (a layer-norm or coupled-gate cell, a
     custom cell with weights of its own): listed with its tensors, never taken for an LSTM.
@@ -157,7 +158,7 @@ class UnknownLayer:
         return sum(t.size for t in self.tensors)
 
 
-@dataclass
+@record
 class Detection:
     layers: list[LayerSpec] = field(default_factory=list)
     variables: list[Variable] = field(default_factory=list)

@@ -11,7 +11,7 @@ import shlex
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .activations import shown
+from .records import record
 from .results import LayerSplit, LayerSummary, SplitResult, SplitStream, Summary, VariableLine, block_title
 from .schema import KIND_NAMES, LAYOUTS, variant_words
 from .terminal import safe
@@ -590,7 +591,7 @@ def _forget_bias_text(layer: LayerSplit) -> str:
     return f"forget_bias {layer.forget_bias:g}: the cell adds it to the forget gate at run time ({source})"
 
 
-@dataclass
+@record
 class _SplitRow:
     heading: str | None  # the gate's line, before its first row
     part: str
@@ -711,7 +712,7 @@ def _json_float(value: float) -> str:
     return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
 
 
-@dataclass
+@record
 class _Deferred:
     """A JSON member made only when the writer reaches it (after what comes before it was
     written), and left out when it makes None."""
@@ -782,7 +783,7 @@ _VERIFY_COLUMNS: Columns = (
 )
 
 
-@dataclass
+@record
 class _VerifyLayer:
     name: str
     tolerance: str

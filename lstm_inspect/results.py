@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 from .api import Checkpoint, Layer, is_float_dtype
 from .detect import LayerSpec, UnknownLayer, Variable
 from .errors import LstmInspectError, warn
+from .records import record
 from .schema import SPATIAL_SIZES, Setting
 from .schema import explain as explain_role
 from .slicer import Block
@@ -60,14 +61,16 @@ def as_dict(result: object) -> dict:
     return data
 
 
-@dataclass
+# A line per tensor and per setting: the two result types made in their thousands for a large
+# file, compiled dataclasses (a faster __init__ than a record's, for a fixed cost at import).
+@dataclass(slots=True)
 class TensorLine:
     name: str
     shape: list[int]
     explanation: str
 
 
-@dataclass
+@dataclass(slots=True)
 class SettingLine:
     """One setting of a layer as summary reports it: its value, where it was read (or why it is
     assumed and how to override it), and whether it is assumed (the file does not say)."""
@@ -77,7 +80,7 @@ class SettingLine:
     assumed: bool
 
 
-@dataclass
+@record
 class LayerSummary:
     name: str
     cell: str
@@ -109,7 +112,7 @@ class LayerSummary:
     convolution: dict[str, object] | None = None
 
 
-@dataclass
+@record
 class UnknownSummary:
     """A recurrent layer no layout computes (detect.UnknownLayer): what the file says it is, why it is
     not taken for an LSTM, and its tensors, explained where the cell is known well enough to say."""
@@ -121,7 +124,7 @@ class UnknownSummary:
     tensors: list[TensorLine]
 
 
-@dataclass
+@record
 class VariableLine:
     name: str
     shape: list[int]
@@ -130,7 +133,7 @@ class VariableLine:
     category: str
 
 
-@dataclass
+@record
 class Summary:
     path: str
     format: str
@@ -273,7 +276,7 @@ def summarize(ckpt: Checkpoint) -> Summary:
     )
 
 
-@dataclass
+@record
 class EffectiveBias:
     """The forget gate's bias as the cell uses it: the stored bias plus the runtime forget bias."""
 
@@ -285,7 +288,7 @@ class EffectiveBias:
     l2: float
 
 
-@dataclass
+@record
 class BlockStats:
     gate: str | None
     # The gate's place in the stored gate order, from 1 (the 3rd of TF's i, j, f, o for forget);
@@ -306,7 +309,7 @@ class BlockStats:
     values: list | np.ndarray | None = None
 
 
-@dataclass
+@record
 class LayerSplit:
     name: str
     cell: str
@@ -323,7 +326,7 @@ class LayerSplit:
     variants: dict[str, bool] = field(default_factory=dict)  # a GRU's reset_after
 
 
-@dataclass
+@record
 class SplitResult:
     path: str
     layers: list[LayerSplit]
@@ -433,7 +436,7 @@ def block_stats(
     )
 
 
-@dataclass
+@record
 class SplitStream:
     """split's result made as it is read: `layers` yields one LayerSplit at a time."""
 
@@ -579,7 +582,7 @@ def split(
 # ---- export --------------------------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class ExportResult:
     """What an export wrote: where, how many arrays and bytes, in which layout, of which layers
     (unit names: a bidirectional pair exported as one layer is named after the pair)."""
@@ -600,7 +603,7 @@ class ExportResult:
 # ---- verify --------------------------------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class Check:
     """One target's run of one layer: the largest |difference| from the baseline, or why there is none."""
 
@@ -615,7 +618,7 @@ class Check:
         return self.max_abs_diff is None or self.max_abs_diff <= tolerance
 
 
-@dataclass
+@record
 class LayerCheck:
     name: str
     dtype: str
@@ -633,7 +636,7 @@ class LayerCheck:
         return next((c for c in self.checks if c.target == target), None)
 
 
-@dataclass
+@record
 class VerifyResult:
     path: str
     seed: int

@@ -31,12 +31,14 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from .records import frozen_record
 
 # ---- cell kinds ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_record
 class CellKind:
     """A recurrent cell: its gates in canonical order and the names users may give them.
 
@@ -226,35 +228,35 @@ def canonical_part(name: str) -> str | None:
 # ---- axes --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Dim:
     """The whole of one size."""
 
     size: str
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Gates:
     """One block of `units` per gate, in the order of the framework's own gate letters."""
 
     letters: str
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Parts:
     """Consecutive segments, one per part, each spanning one size: ((part, size), ...)."""
 
     segments: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
+@frozen_record
 class PartIndex:
     """One index per part; a block takes its part's index and loses the axis."""
 
     parts: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen_record
 class PartsOfGates:
     """Per part, one block of `units` per gate: part-major, then the gates in letter order."""
 
@@ -262,7 +264,7 @@ class PartsOfGates:
     letters: str
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Direction:
     """One index per direction of a bidirectional pair (forward, then backward); a block loses it."""
 
@@ -273,7 +275,7 @@ Axis = Dim | Gates | Parts | PartIndex | PartsOfGates | Direction
 # ---- roles and layouts -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Role:
     """One stored tensor of a layout.
 
@@ -317,7 +319,7 @@ class Role:
         return self.gate or ""
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Setting:
     """One setting of a layer and where it was read: what summary shows and --json carries.
 
@@ -337,7 +339,7 @@ class Setting:
 FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "keras": "Keras"}
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Layout:
     """How one framework stores one layer (one direction) of one cell kind.
 
@@ -534,7 +536,7 @@ def role_shape(role: Role, sizes: Mapping[str, int]) -> tuple[int, ...]:
 # ---- where each canonical block sits -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Location:
     """Where one canonical block sits in a role's tensor.
 
@@ -1175,7 +1177,7 @@ LAYOUTS: dict[str, Layout] = {layout.key: layout for layout in (*SOURCE_LAYOUTS,
 # ---- cells recognised by name and not modelled ----------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Unmodelled:
     """A cell known by its scope name whose computation no layout here models: detection lists its
     scope as a recurrent layer not understood, never as a layer of any layout.

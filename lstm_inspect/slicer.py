@@ -12,10 +12,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from . import schema
+from .records import frozen_record
 
 if TYPE_CHECKING:  # numpy loads when a block is cut, not when blocks are listed
     import numpy as np
@@ -54,7 +54,7 @@ class Planned(Protocol):
     def sizes(self) -> dict[str, int]: ...
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Block:
     """One gate's part of a layer (or the layer's projection), located in a stored tensor."""
 
@@ -185,7 +185,7 @@ def packing(layout: schema.Layout, directions: Sequence[Blocks], sizes: Mapping[
 _TILE = 64
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Packed:
     """One tensor of a target layout: where each canonical block lands in it (its placements, as
     schema.locate says), made whole (`array`) or as consecutive pieces in C order (`pieces`), each
@@ -305,7 +305,7 @@ def unpack(layout: schema.Layout, arrays: Mapping[str, np.ndarray]) -> list[dict
     return result
 
 
-@dataclass(frozen=True)
+@frozen_record
 class _Shaped:
     name: str
     shape: tuple[int, ...]

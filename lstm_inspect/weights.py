@@ -9,10 +9,11 @@ the target's cell adds another one, and pack the blocks (slicer.pack).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TYPE_CHECKING
 
 from . import schema
+from .records import record
 
 if TYPE_CHECKING:
     import numpy as np
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 Blocks = dict[tuple[str | None, str], "np.ndarray"]  # (gate, or None for a layer part; part) -> block
 
 
-@dataclass
+@record
 class Weights:
     """One direction of one layer as canonical blocks (../shared/LAYOUTS.md), with what its cell
     computes: the runtime forget bias it adds, its activations, its clips and variants (a GRU's

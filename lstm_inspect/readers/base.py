@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..records import frozen_record, record
 from ..schema import Setting
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class TensorInfo:
         return n
 
 
-@dataclass
+@record
 class LayerConfig:
     """What a model config (Keras) says about one layer, keyed by the layer's logical scope.
 
@@ -60,7 +61,7 @@ class LayerConfig:
     keras_version: str | None = None
 
 
-@dataclass
+@record
 class LayerHint:
     """What a reader found beside the weights about one layer (a TF graph, a Keras config).
 
@@ -79,7 +80,7 @@ class LayerHint:
     conflicts: dict[str, tuple[Setting, ...]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Origin:
     """Which framework can load the original file itself, and how: what a cross-check such as
     `verify` runs the file through, declared by the reader so that nothing else tests formats.
@@ -98,7 +99,7 @@ class Origin:
     suffix: str = ""
 
 
-@dataclass(frozen=True)
+@frozen_record
 class TensorFlowSource:
     """Where TensorFlow's own readers find a file's tensors (what verify's tf-cell check loads).
 

@@ -20,10 +20,10 @@ import math
 import os
 import struct
 import zipfile
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import CorruptFile, UnknownName, UnsupportedFormat
+from ..records import frozen_record
 from ..schema import CELL_KINDS
 from .base import LayerConfig, LayerHint, Setting, TensorInfo
 from .files import check_lfs_pointer, open_regular
@@ -48,7 +48,7 @@ _PIECE_BYTES = 1 << 20
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class _Member:
     info: zipfile.ZipInfo
     descr: str  # the dtype as stored ("<f4", ">f8"), numpy's own spelling

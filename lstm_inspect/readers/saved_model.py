@@ -29,10 +29,11 @@ import heapq
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
+from ..records import record
 from .base import LayerConfig, LayerHint, TensorFlowSource, TensorInfo
 from .files import open_regular, read_bounded
 from .formats.saved_model import GRAPH_FILES, VARIABLES_DIRECTORY, is_saved_model_dir
@@ -117,11 +118,6 @@ def _positional(step: str) -> bool:
     return step.isascii() and step.isdigit()
 
 
-# A path component _positional takes, found with one search per key rather than one call per
-# component: an index of 100,000 keys is looked through on every open.
-_POSITIONAL_STEP = re.compile(r"(?:^|/)[0-9]+(?:/|$)", re.M)
-
-
 def canonical_paths(nodes: list[dict[str, Any]]) -> dict[int, list[tuple[str, int]]]:
     """Per node reachable from the root (node 0), its canonical path: (child name, node) steps.
 
@@ -151,7 +147,7 @@ def canonical_paths(nodes: list[dict[str, Any]]) -> dict[int, list[tuple[str, in
     return best
 
 
-@dataclass
+@record
 class _Keras:
     """A Keras object's metadata (a keras_metadata.pb node, or a SavedUserObject's)."""
 
@@ -163,7 +159,7 @@ class _Keras:
         return bool(_KERAS_LAYER.match(self.identifier))
 
 
-@dataclass
+@record
 class _Naming:
     """How each checkpoint key is named, and the layer configs found on the way."""
 
@@ -435,13 +431,8 @@ def _distinct(checkpoint: TFCheckpoint, keys: list[str]) -> list[str]:
 def with_object_paths(checkpoint: TFCheckpoint) -> TFCheckpoint | RenamedStore:
     """A TF2 checkpoint whose positional keys (`model/variables/3/.ATTRIBUTES/VARIABLE_VALUE`) are
     renamed by the object graph (`model/cell/kernel/.ATTRIBUTES/VARIABLE_VALUE`); any other
-    checkpoint as it is. The hook tf_bundle.open_checkpoint calls."""
-    # Most TF2 checkpoints name every variable by attribute (`model/layer_with_weights-0/...`):
-    # their object graph is not even read.
-    # One search through all the keys, a line each. What follows _ATTRIBUTES is never a number
-    # (VARIABLE_VALUE, OBJECT_CONFIG_JSON), so the whole key may be searched.
-    if not _POSITIONAL_STEP.search("\n".join(checkpoint.tensors())):
-        return checkpoint
+    checkpoint as it is. The hook tf_bundle.open_checkpoint calls for a checkpoint with positional
+    keys (tf_bundle.POSITIONAL_KEY)."""
     nodes = read_object_graph(checkpoint)
     if not nodes:
         return checkpoint
@@ -454,7 +445,7 @@ def with_object_paths(checkpoint: TFCheckpoint) -> TFCheckpoint | RenamedStore:
 # --- the SavedModel directory -------------------------------------------------------------------
 
 
-@dataclass
+@record
 class SavedModel:
     """What saved_model.pb says: the MetaGraph lstm-inspect reads (the `serve` one, else the first)."""
 

@@ -927,12 +927,24 @@ def _decode_strings(raw: memoryview, count: int, verify: bool) -> tuple[np.ndarr
     return values, crc
 
 
+# A key with a number for a path component (`model/variables/3/.ATTRIBUTES/VARIABLE_VALUE`): TF2's
+# positional names, which only the object graph renames (saved_model.with_object_paths). Most TF2
+# checkpoints name every variable by attribute (`model/layer_with_weights-0/...`): their object
+# graph is not even read, nor its reader imported.
+POSITIONAL_KEY = re.compile(r"(?:^|/)[0-9]+(?:/|$)", re.M)
+
+
 def open_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> TFCheckpoint | RenamedStore:
     """Open a TF V2 checkpoint given as its prefix, .index or .data-… file, or directory.
 
     verify: check the CRC-32C of every index block on open and of every tensor read.
     """
+    path = os.fspath(path)
+    checkpoint = TFCheckpoint(resolve_prefix(display_url(path) if is_url(path) else path), verify=verify)
+    # One search through all the keys, a line each. What follows .ATTRIBUTES is never a number
+    # (VARIABLE_VALUE, OBJECT_CONFIG_JSON), so the whole key may be searched.
+    if not POSITIONAL_KEY.search("\n".join(checkpoint.tensors())):
+        return checkpoint
     from .saved_model import with_object_paths  # positional TF2 keys named by the object graph
 
-    path = os.fspath(path)
-    return with_object_paths(TFCheckpoint(resolve_prefix(display_url(path) if is_url(path) else path), verify=verify))
+    return with_object_paths(checkpoint)

@@ -38,10 +38,11 @@ import re
 import struct
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptFile, UnsupportedFormat
+from ..records import record
 from .base import LayerHint, Setting, TensorInfo
 from .files import check_lfs_pointer, read_bounded
 from .protobuf import Malformed, as_bytes, decode, fields, varint
@@ -252,7 +253,7 @@ class NodeTable:
             at += 1
 
 
-@dataclass
+@record
 class Graph:
     """A GraphDef: its top-level nodes and its library's functions (by name)."""
 
@@ -648,7 +649,7 @@ def shortest_float32(value: float) -> float:
 # --- finding the cells ------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class _Found:
     """What one step of one cell says: per setting, the Setting read at this step."""
 
@@ -1085,7 +1086,7 @@ def weight_constants(graph: Graph) -> list[int]:
 # --- the graph beside a checkpoint -------------------------------------------------------------
 
 
-@dataclass
+@record
 class GraphHints:
     """What a `.meta` file says beside its checkpoint.
 

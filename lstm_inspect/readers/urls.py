@@ -15,7 +15,6 @@ from __future__ import annotations
 import posixpath
 import re
 import threading
-from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "display_url",
@@ -46,6 +45,8 @@ def is_url(path: str) -> bool:
 def local_path(path: str) -> str:
     """A `file://` URL as the local path it names (read natively, like any path); anything else unchanged."""
     if path.startswith("file://"):
+        from urllib.parse import unquote, urlsplit  # here: a local path never needs urllib (start-up time)
+
         parts = urlsplit(path)
         if parts.netloc in ("", "localhost"):
             return unquote(parts.path)
@@ -65,6 +66,8 @@ def display_url(url: str) -> str:
     The secrets are remembered for its origin (real_url puts them back)."""
     if "://" not in url or "::" in url:
         return url  # fsspec chains carry their options elsewhere
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     shown = _masked_netloc(parts.netloc)
     if shown != parts.netloc or parts.query:
@@ -77,6 +80,8 @@ def real_url(url: str) -> str:
     """The URL to request for a display URL: its origin's password and query put back."""
     if "://" not in url or "::" in url:
         return url
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     with _SECRETS_LOCK:
         secret = _SECRETS.get((parts.scheme, parts.netloc))
@@ -92,6 +97,8 @@ def mask_secrets(text: str) -> str:
 
     def one(match: re.Match[str]) -> str:
         url = match[0]
+        from urllib.parse import urlsplit
+
         parts = urlsplit(url)
         query = "&".join(f"{p.split('=', 1)[0]}={_MASK}" if "=" in p else _MASK for p in parts.query.split("&"))
         return f"{parts.scheme}://{_masked_netloc(parts.netloc)}{parts.path}" + (f"?{query}" if parts.query else "")

@@ -11,10 +11,11 @@ inside `run`, only when verify asks).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from .. import activations, schema, slicer
+from ..records import frozen_record
 from ..weights import Weights, normalize
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ Outputs = tuple["np.ndarray", "np.ndarray"]
 Runner = Callable[[Sequence[Mapping[str, "np.ndarray"]], Sequence[Weights], "np.ndarray"], list[Outputs]]
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Features:
     """What a layer needs of a target, read from the file without reading tensor data."""
 
@@ -44,7 +45,7 @@ class Features:
     variants: tuple[tuple[str, bool], ...] = ()  # the cell kind's variant settings: (("reset_after", True),)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Target:
     """One `--layout`.
 

@@ -5,10 +5,10 @@ layer has them, 0-d `L/cell_clip` and `L/proj_clip`; for a GRU, which has no for
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import schema
+from ..records import frozen_record
 from ..weights import Weights
 from .base import Features, Target
 
@@ -37,7 +37,7 @@ def setting_arrays(cell: schema.CellKind, forget_bias: float, settings: Mapping[
     return out
 
 
-@dataclass(frozen=True)
+@frozen_record
 class GatesTarget(Target):
     def unit_arrays(
         self, unit: ExportUnit, runtime_forget_bias: float | None = None, gates: Collection[str] = ()

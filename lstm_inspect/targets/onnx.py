@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from .. import activations, schema
+from ..records import frozen_record
 from ..weights import Weights
 from .base import Features, Target
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from .base import Outputs, Streamable
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Operator:
     """What onnx/defs/rnn/defs.cc says of one recurrent operator, by the names this project uses.
 
@@ -82,7 +83,7 @@ def run(arrays: Sequence[Mapping[str, np.ndarray]], directions: Sequence[Weights
         return run_model(path, x)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class OnnxTarget(Target):
     """Beside W, R, B, a GRU's arrays hold the 0-d `linear_before_reset` its node needs: the arrays
     alone do not say where its reset gate applies."""

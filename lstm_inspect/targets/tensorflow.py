@@ -25,11 +25,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from .. import schema
 from ..errors import LstmInspectError
+from ..records import record
 from .base import Target
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ _KERAS_LSTM = "LSTM"
 # ---- what TensorFlow is asked to run --------------------------------------------------------------
 
 
-@dataclass
+@record
 class CellRun:
     """One direction of one layer for TensorFlow to run from zero state over x [T, B, in].
 

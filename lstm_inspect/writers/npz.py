@@ -23,13 +23,13 @@ import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
 from queue import Full, Queue
 from typing import IO, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
 
 from ..errors import OutputError
+from ..records import record
 from ..results import ExportResult
 from .keys import decode_key, encode_key
 from .output import atomic_output, refuse_inputs
@@ -265,7 +265,7 @@ class _WriteOnly:
         self.flush = stream.flush
 
 
-@dataclass
+@record
 class _Member:
     """The .npy member of one array, whose bytes follow as arrays, up to the next _Member."""
 
@@ -297,7 +297,7 @@ def _rows(array: np.ndarray, piece_bytes: int) -> Iterator[np.ndarray]:
         yield rows[start : start + step].copy()
 
 
-@dataclass
+@record
 class _End:
     """The last item from the background thread, with what it raised if anything."""
 

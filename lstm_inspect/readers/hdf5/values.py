@@ -9,9 +9,9 @@ H5Opline.c (messages), H5Dbtree.c (chunk index), H5Zdeflate.c, H5Zshuffle.c (fil
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ...records import frozen_record
 from .parser import (
     MAX_RANK,
     MSG_DATASPACE,
@@ -46,7 +46,7 @@ _FILTER_DEFLATE, _FILTER_SHUFFLE = 1, 2  # H5Zpublic.h
 _MAX_CHUNK_BYTES = (1 << 32) - 1  # libhdf5 refuses chunks of 4 GiB or more (H5Dchunk.c H5D__chunk_construct)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class _Layout:
     """A data layout message (FMT3 IV.A.2.i), what the parser reads of it."""
 

@@ -8,10 +8,10 @@ import copy
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ...errors import CorruptFile, warn
+from ...records import record
 from ..base import LayerConfig
 from .store import Entry
 
@@ -71,7 +71,7 @@ def parse_config(text: str | bytes, what: str) -> dict[str, Any]:
     return config
 
 
-@dataclass
+@record
 class ConfigNode:
     """What config.json says about the object saved at one group."""
 

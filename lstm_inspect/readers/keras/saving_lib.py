@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from ...errors import CorruptFile
+from ...records import record
 from ..hdf5 import Dataset, Group
 from .model_config import (
     ConfigNode,
@@ -104,7 +105,7 @@ def _to_snake_case(name: str) -> str:
 _CLASS_BY_WORD = {_to_snake_case(c): c for c in _VAR_NAMES}
 
 
-@dataclass
+@record
 class _LayerMaps:
     """The sublayers of a model's config, by Keras 3 auto name, by user name, and their order."""
 
@@ -114,7 +115,7 @@ class _LayerMaps:
     position: dict[int, int]
 
 
-@dataclass
+@record
 class _Walk:
     """What one walk over a Keras 3 file collects, and what it remembers so as to do each thing once."""
 

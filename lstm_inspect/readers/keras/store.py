@@ -7,10 +7,10 @@ import copy
 import re
 import weakref
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from ...errors import CorruptFile, UnknownName, UnsupportedFormat
+from ...records import frozen_record
 from ..base import LayerConfig, LayerHint, Origin, TensorInfo
 from ..files import check_placeholder
 from ..hdf5 import SIGNATURE, Damaged, Dataset, Group, NotUnderstood, OutsideFile, read_tree
@@ -37,7 +37,7 @@ FORMAT_KERAS_ZIP = "keras-v3"
 TREE_ERRORS = (KeyError,)
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Entry:
     """One dataset: its logical name, where it is, what it holds; `layer`: whether it is a layer's
     weight (not optimizer or metric state, not a model's own variable), which a config should name."""
