@@ -94,6 +94,7 @@ def _methods(qualname: str, fields: dict[str, dataclasses.Field[Any]], frozen: b
 
 def _init(qualname: str, fields: dict[str, dataclasses.Field[Any]]) -> Callable[..., None]:
     names = tuple(fields)
+    count = len(names)
     known = fields.keys()
     defaults = [f for f in fields.values() if _has_default(f)]
     required = len(names) - len(defaults)
@@ -102,22 +103,23 @@ def _init(qualname: str, fields: dict[str, dataclasses.Field[Any]]) -> Callable[
 
     # Straight into the instance's dict: a frozen record's __setattr__ refuses every name.
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        given = len(args)
         if not kwargs:
-            if not required <= len(args) <= len(names):
-                _refuse(qualname, fields, args, kwargs)
-            if len(args) < len(names):
-                args += tuple(_default(f) for f in defaults[len(args) - required :])
+            if given != count:
+                if not required <= given <= count:
+                    _refuse(qualname, fields, args, kwargs)
+                args += tuple(_default(f) for f in defaults[given - required :])
             self.__dict__.update(zip(names, args))
             return
         values = dict(zip(names, args))
         values.update(kwargs)
-        if len(values) != len(args) + len(kwargs) or len(args) > len(names) or not kwargs.keys() <= known:
+        if len(values) != given + len(kwargs) or given > count or not kwargs.keys() <= known:
             _refuse(qualname, fields, args, kwargs)
-        if len(values) < len(names):
+        if len(values) < count:
             for f in defaults:
                 if f.name not in values:
                     values[f.name] = _default(f)
-            if len(values) < len(names):
+            if len(values) < count:
                 _refuse(qualname, fields, args, kwargs)
         self.__dict__.update(values)
 

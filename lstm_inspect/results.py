@@ -124,7 +124,7 @@ class UnknownSummary:
     tensors: list[TensorLine]
 
 
-@record
+@dataclass(slots=True)  # one per variable: thousands (see TensorLine)
 class VariableLine:
     name: str
     shape: list[int]

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 import subprocess
 import sys
 from dataclasses import field
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 from lstm_inspect.records import frozen_record, record
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _pair(frozen: bool):
@@ -135,19 +139,32 @@ def test_what_a_record_does_not_model_is_refused_when_the_class_is_made():
             a: int = field(init=False, default=0)
 
 
-def test_the_schema_and_the_results_compile_no_methods_on_import():
-    # dataclasses compiles each generated method from source (dataclasses.py _create_fn): a
-    # record must not, which is what it is for (start-up time of every command).
+def test_summary_compiles_methods_only_for_the_slotted_per_tensor_types():
+    # dataclasses compiles each generated method from source (dataclasses.py _create_fn), which is
+    # what a record avoids (the start-up time of every command). The types made once per tensor or
+    # per layer line stay compiled, slotted dataclasses, for their faster __init__: every other
+    # class summary imports is a record.
     code = (
-        "import builtins, dataclasses\n"
+        "import builtins, dataclasses, inspect, sys\n"
         "calls = []\n"
         "real_exec = builtins.exec\n"
         "dataclasses.exec = lambda *a, **k: (calls.append(1), real_exec(*a, **k))[1]\n"
-        "import lstm_inspect.schema, lstm_inspect.results, lstm_inspect.detect, lstm_inspect.render\n"
-        "print('EXECS', len(calls))\n"
+        "from lstm_inspect.cli import main\n"
+        "try:\n    main(['summary', 'fixtures/tf1_basic/model.ckpt'])\nexcept SystemExit:\n    pass\n"
+        "kinds = {}\n"
+        "for name, module in list(sys.modules.items()):\n"
+        "    if name.startswith('lstm_inspect'):\n"
+        "        for cls in vars(module).values():\n"
+        "            if inspect.isclass(cls) and dataclasses.is_dataclass(cls) and cls.__module__ == name:\n"
+        "                kinds[cls.__qualname__] = 'record' if cls.__init__.__module__ == 'lstm_inspect.records' "
+        "else 'slots' if '__slots__' in vars(cls) else 'compiled'\n"
+        "print('EXECS', len(calls), sorted(kinds.items()))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    # The per-tensor types stay dataclass(slots=True) (readers/base.TensorInfo, tf_bundle._Entry,
-    # detect's two): their methods are compiled, nothing else's.
-    execs = int(out.split()[-1])
-    assert 0 < execs <= 5 * 6, out
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    _, execs, listed = out.splitlines()[-1].split(" ", 2)
+    kinds = dict(ast.literal_eval(listed))  # (name, kind) pairs
+    assert "compiled" not in kinds.values(), kinds
+    slotted = [name for name, kind in kinds.items() if kind == "slots"]
+    assert {"TensorInfo", "TensorLine", "VariableLine"} <= set(slotted) and len(kinds) > 30, kinds
+    # At most six methods each (init, repr, eq, and a frozen one's hash, setattr, delattr).
+    assert 0 < int(execs) <= 6 * len(slotted), (execs, slotted)
