@@ -168,7 +168,10 @@ def _heatmap(block: np.ndarray, pixels: tuple[int, int]) -> _Heatmap:
     import numpy as np
 
     matrix = _matrix(block)
-    scale = float(np.nanmax(np.abs(matrix))) if matrix.size else 0.0
+    # The largest |x| from the extremes: np.abs would copy the block whole. fmax and fmin skip NaN.
+    scale = (
+        max(float(np.fmax.reduce(matrix, axis=None)), -float(np.fmin.reduce(matrix, axis=None))) if matrix.size else 0.0
+    )
     shown = shrink(matrix, pixels if matrix.ndim == 2 else min(pixels))
     grid = (int(matrix.shape[0]), int(matrix.shape[1]))
     return _Heatmap(shown, tuple(block.shape), grid, scale if scale > 0 and np.isfinite(scale) else 1.0)
