@@ -11,6 +11,7 @@ numpy is imported in the functions that compute, not here.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -93,8 +94,9 @@ def norm_lines(gates: Sequence[_GateNorms], width: int) -> list[str]:
     room = width - 4 - label - 2 - 2 - max(len(r) for r in ranges)
     characters = max(MIN_WIDTH, min(MAX_WIDTH, units, room))
     per = -(-units // characters)
-    scale = "one per unit" if per == 1 else f"up to {per} units per character, the largest shown"
-    lines = [f"  per-unit norm ({parts}), ▁ lowest to █ highest of each gate ({units:,} units, {scale}):"]
+    scale = "a character per unit" if per == 1 else f"up to {per} units a character, the largest shown"
+    heading = f"  per-unit norm ({parts}), ▁ lowest to █ highest of each gate ({units:,} units, {scale}):"
+    lines = textwrap.wrap(heading, width, subsequent_indent="      ", break_on_hyphens=False) or [heading]
     for gate, shown in zip(gates, ranges):
         lines.append(f"    {safe(gate.gate):<{label}}  {sparkline(gate.norms, characters)}  {shown}")
     return lines
