@@ -218,6 +218,33 @@ def make_wide(out: Path, scale: float) -> None:
             v1.train.Saver().save(sess, str(out / "model.ckpt"), write_meta_graph=False)
 
 
+# plot's rows (issue 16): one BasicLSTMCell of PLOT_UNITS units on PLOT_INPUTS inputs, whose kernel
+# [PLOT_INPUTS + PLOT_UNITS, 4 × PLOT_UNITS] float32 (272 MiB) is the largest tensor.
+PLOT_UNITS, PLOT_INPUTS = 4096, 256
+PLOT_LAYER = "rnn/basic_lstm_cell"
+
+
+def make_plot4096(out: Path, scale: float) -> None:
+    """A TF1 BasicLSTMCell(4096) fed 256 inputs, as TF1 graph code saves it, random weights."""
+    import tensorflow as tf
+
+    v1, rng = tf.compat.v1, np.random.default_rng(6)
+    shapes = {
+        f"{PLOT_LAYER}/kernel": (PLOT_INPUTS + PLOT_UNITS, 4 * PLOT_UNITS),
+        f"{PLOT_LAYER}/bias": (4 * PLOT_UNITS,),
+    }
+    with tf.Graph().as_default():
+        variables = [v1.get_variable(name, shape, initializer=v1.zeros_initializer()) for name, shape in shapes.items()]
+        v1.train.get_or_create_global_step()
+        value = v1.placeholder(tf.float32)
+        assigns = [v.assign(value) for v in variables]
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            for variable, assign in zip(variables, assigns):
+                sess.run(assign, {value: rng.standard_normal(variable.shape.as_list(), np.float32) * 0.02})
+            v1.train.Saver().save(sess, str(out / "model.ckpt"), write_meta_graph=False)
+
+
 # A training graph of this many bytes beside a checkpoint: summary reads all of it (issue 11).
 BIG_META_BYTES = 10_000_000
 
@@ -263,6 +290,7 @@ MAKERS = {
     "huge": make_huge,
     "wide": make_wide,
     "graph": make_graph,
+    "plot4096": make_plot4096,
 }
 SCALED = {"big", "keras"}  # --scale shrinks these; the small and the 20,000-tensor inputs never change
 
@@ -535,12 +563,7 @@ def benchmark(work: Path, scale: float, runs: int) -> tuple[list[str], list[str]
     rows = []
 
     def row(key: object, compared: str = "", target: str = "", ok: bool | None = None) -> None:
-        x = m[key]
-        result = "" if ok is None else "PASS" if ok else "**FAIL**"
-        rows.append(
-            f"| `{x.label}` | {x.source} | {x.wall:.3f} | {x.user:.2f} | {x.system:.2f} | {x.rss:.0f} | {x.anon:.0f} "
-            f"| {compared} | {target} | {result} |"
-        )
+        rows.append(table_row(m[key], compared, target, ok))
 
     def versus(key: object, tf_key: object) -> tuple[float, float, str]:
         speed, memory = m[tf_key].wall / m[key].wall, m[tf_key].rss / m[key].rss
@@ -595,7 +618,17 @@ def benchmark(work: Path, scale: float, runs: int) -> tuple[list[str], list[str]
     row("cat", f"{rate['cat']:.0f} MB/s (reads only, from the page cache)")
     row("cp", f"{rate['cp']:.0f} MB/s (read and write: what a copy costs here)")
     wide_rows(m, row, sum(wide_layers.values()), wide_largest)
+    rows += plot_rows(work, runs)
     return rows, m.baseline_rows()
+
+
+def table_row(x: Measure, compared: str = "", target: str = "", ok: bool | None = None) -> str:
+    """One row of the main table."""
+    result = "" if ok is None else "PASS" if ok else "**FAIL**"
+    return (
+        f"| `{x.label}` | {x.source} | {x.wall:.3f} | {x.user:.2f} | {x.system:.2f} | {x.rss:.0f} | {x.anon:.0f} "
+        f"| {compared} | {target} | {result} |"
+    )
 
 
 def wide_commands(m: Bench, wide: Path, on_wide: str, scratch: Path) -> None:
@@ -656,6 +689,52 @@ def wide_rows(m: Bench, row: Callable[..., None], layer_bytes: int, largest: int
     target = f"≤ 60 s, peak ≤ {limit:.0f} MiB (2× largest tensor + 400)"
     row("verify-numpy", "numpy's checks only", target, x.wall <= 60 and x.rss <= limit)
     row("verify-frameworks", "numpy's, torch.nn.LSTM's and onnxruntime's checks")
+
+
+# plot of the 4096-unit layer: "seconds", and memory bounded by the mapped kernel (the largest
+# tensor, whose pages count in peak RSS) plus PLOT_MEMORY MiB: Python, numpy and matplotlib imported
+# (46 MiB anonymous, 23 MiB of mapped libraries), the figure and its Agg canvas (1020 × 1285 px),
+# and one piece of one block at a time beside them (plot.py never copies a block whole); the
+# anonymous peak, the memory no file backs, within PLOT_MEMORY alone.
+PLOT_SECONDS, PLOT_MEMORY = 10.0, 100
+
+
+def plot_rows(work: Path, runs: int) -> list[str]:
+    """plot of the 4096-unit layer to PNG and to SVG, in rounds of their own, with the install of
+    --lstm-inspect or of --lstm-inspect-frameworks that has matplotlib (the plot extra)."""
+    prefix = ensure_input(work, "plot4096", 1.0) / "model.ckpt"
+    install = None
+    for candidate in (LSTM_INSPECT, LSTM_WITH_FRAMEWORKS):
+        python = os.path.join(os.path.dirname(candidate[0]), "python")
+        python = python if os.access(python, os.X_OK) else sys.executable
+        if subprocess.run([python, "-c", "import matplotlib"], env=LSTM_ENV, capture_output=True).returncode == 0:
+            install = candidate
+            break
+    if install is None:
+        print(
+            "  plot rows left out: no timed install has matplotlib (pip install 'lstm-inspect[plot]')", file=sys.stderr
+        )
+        return []
+    _, largest = lstm_bytes(prefix)
+    scratch = work / "scratch"
+    scratch.mkdir(exist_ok=True)
+    source = f"BasicLSTMCell({PLOT_UNITS}), {PLOT_INPUTS} inputs, kernel {largest / MiB:.0f} MiB"
+    print(f"measuring plot (median of {runs} rounds after one untimed round):", file=sys.stderr)
+    m = Bench(runs, scratch)
+    for kind in ("png", "svg"):
+        argv = [*install, "plot", str(prefix), "-o", str(scratch / f"gates.{kind}"), "--quiet"]
+        m(("plot", kind), f"lstm-inspect plot -o X.{kind}", source, argv, warm=prefix)
+    m.run()
+    rows = []
+    limit = largest / MiB + PLOT_MEMORY
+    for kind in ("png", "svg"):
+        x = m["plot", kind]
+        target = (
+            f"≤ {PLOT_SECONDS:g} s, peak RSS ≤ {limit:.0f} MiB (largest tensor + {PLOT_MEMORY}), anon ≤ {PLOT_MEMORY}"
+        )
+        ok = x.wall <= PLOT_SECONDS and x.rss <= limit and x.anon <= PLOT_MEMORY
+        rows.append(table_row(x, "4 gates, all panels, downsampled for display", target, ok))
+    return rows
 
 
 # Run by the timed install's Python: the CRC-32 the .npz writer chose, and its speed against zlib's.
@@ -850,6 +929,7 @@ def main() -> None:
         "--baseline",
         help="another lstm-inspect (an install of an older commit) timed beside it on every command both have",
     )
+    parser.add_argument("--only", choices=["plot4096"], help="only these rows (printed; results.md unchanged)")
     parser.add_argument("--make", nargs=2, metavar=("KIND", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make:
@@ -863,6 +943,9 @@ def main() -> None:
     )
     args.work.mkdir(parents=True, exist_ok=True)
     LSTM_ENV["PYTHONPYCACHEPREFIX"] = str(args.work.resolve() / "pycache")
+    if args.only == "plot4096":
+        print("\n".join(plot_rows(args.work.resolve(), args.runs)))
+        return
     table = report(args.work.resolve(), args.scale, args.runs, args.remote_only, not args.no_remote)
     print(table)
     if not args.remote_only:

@@ -510,6 +510,12 @@ def summary(path: str, forget_bias: float | None, no_verify: bool, as_json: bool
     help="With --values: refuse to print more than N numbers in all (for bulk values, use export).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option(
+    "--sparkline/--no-sparkline",
+    default=None,
+    help="Below each layer, per gate a line of its units' weight norms in block characters "
+    "(default: when stdout is a terminal, and not with --json or --values).",
+)
 def split(
     path: str,
     forget_bias: float | None,
@@ -520,13 +526,23 @@ def split(
     values: bool,
     max_elements: int,
     as_json: bool,
+    sparkline: bool | None,
 ) -> None:
     """Gate blocks: per gate where the framework stores it, and per part its shape, where it was cut
     from, mean, std, min, max and L2 norm; the forget gate's bias also with the runtime forget bias
     its cell adds. Printed a layer at a time, as read: one layer's tensors are in memory at a time."""
+    if sparkline and (as_json or values):
+        raise click.UsageError("--sparkline goes with the tables: not with --json or --values")
     with _errors():
         with _open(path, forget_bias, no_verify) as ckpt:
-            _show(ckpt.split(layers, gates, parts, values, max_elements), as_json)
+            if sparkline or (sparkline is None and sys.stdout.isatty() and not (as_json or values)):
+                from .render import show_split
+                from .sparkline import with_sparklines
+
+                stream, below = with_sparklines(ckpt.split(layers, gates, parts, values=True))
+                show_split(stream, below=below)
+            else:
+                _show(ckpt.split(layers, gates, parts, values, max_elements), as_json)
 
 
 @main.command(cls=_LazyEpilogCommand, epilog_from=_export_epilog)

@@ -5,14 +5,18 @@ colour scale around 0, a colour bar each, axes in the layer's sizes) and a histo
 weights; then the bias per gate and the norm of each unit's weights per gate (and the projection,
 when the layer has one). The halves of a bidirectional pair sit side by side. With `against`, each
 picture shows B − A on the blocks diff.py compares (gate order, fused tensors and where the forget
-bias is kept already undone).
+bias is kept already undone). A ConvLSTM's kernels are drawn as matrices too: each unit's column
+holds its weights at every kernel position for every input, [kernel positions × inputs, units].
 
 Large blocks are downsampled for display only: a heatmap shows at most one cell per pixel of its
 panel, each the value of largest magnitude in its bin, so that a stripe or an outlier stays visible
 (drawn larger, Agg's own resampling would skip cells);
-histograms, norms and colour scales use every value. The figure says when it did so. One layer is
-read at a time and released once its pictures are computed; what the figure keeps is the
-downsampled data.
+histograms, norms and colour scales use every value, a piece at a time (a block that is a view of
+a fused tensor is never copied whole). The figure says when it did so. One layer is read at a time
+and released once its pictures are computed; what the figure keeps is the downsampled data.
+
+`draw` builds the figure without saving it (its axes hold the drawn data, as matplotlib's artists);
+`plot` draws and saves it.
 
 matplotlib is an optional extra, imported here only, with its Agg canvas: no display is ever opened.
 """
@@ -20,12 +24,12 @@ matplotlib is an optional extra, imported here only, with its Agg canvas: no dis
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import LstmInspectError, OutputError, UnsupportedFormat, warn
-from .schema import CELL_KINDS, spatial_rank
+from .errors import LstmInspectError, OutputError, warn
+from .schema import CELL_KINDS, SPATIAL_SIZES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -127,6 +131,7 @@ def shrink(values: np.ndarray, limit: int | Sequence[int]) -> np.ndarray:
 class _Heatmap:
     values: np.ndarray  # downsampled
     shape: tuple[int, ...]  # as stored
+    grid: tuple[int, int]  # as a matrix (a ConvLSTM's kernel positions and inputs as its rows), before downsampling
     scale: float  # max |x| over every value: the colour scale is [-scale, scale]
 
 
@@ -146,43 +151,70 @@ class _LayerPictures:
     gates: dict[str, _GatePictures]
     bias: dict[str, np.ndarray]  # per gate, downsampled
     bias_label: str
+    # The forget gate's bias as the cell uses it (stored + the runtime forget bias), when it adds one.
+    effective_bias: tuple[str, float, np.ndarray] | None
     norms: dict[str, np.ndarray]  # per gate, downsampled
     projection: _Heatmap | None
     downsampled: bool
 
 
+def _matrix(block: np.ndarray) -> np.ndarray:
+    """A kernel as [rows, units]: a ConvLSTM's [*kernel, inputs, units] with its kernel positions and
+    inputs as rows (C order: the input changes fastest), a view where numpy can make one."""
+    return block if block.ndim <= 2 else block.reshape(-1, block.shape[-1])
+
+
 def _heatmap(block: np.ndarray, pixels: tuple[int, int]) -> _Heatmap:
     import numpy as np
 
-    scale = float(np.nanmax(np.abs(block))) if block.size else 0.0
-    shown = shrink(block, pixels if block.ndim == 2 else min(pixels))
-    return _Heatmap(shown, tuple(block.shape), scale if scale > 0 and np.isfinite(scale) else 1.0)
+    matrix = _matrix(block)
+    # The largest |x| from the extremes: np.abs would copy the block whole. fmax and fmin skip NaN.
+    scale = (
+        max(float(np.fmax.reduce(matrix, axis=None)), -float(np.fmin.reduce(matrix, axis=None))) if matrix.size else 0.0
+    )
+    shown = shrink(matrix, pixels if matrix.ndim == 2 else min(pixels))
+    grid = (int(matrix.shape[0]), int(matrix.shape[1]))
+    return _Heatmap(shown, tuple(block.shape), grid, scale if scale > 0 and np.isfinite(scale) else 1.0)
+
+
+def _finite_pieces(blocks: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
+    """The blocks' finite values a piece at a time: np.histogram flattens what it is given, which
+    copies a block that is a view of a fused tensor whole."""
+    import numpy as np
+
+    from .results import _pieces
+
+    for block in blocks:
+        for piece in _pieces(block):
+            finite = np.isfinite(piece)
+            yield piece if finite.all() else piece[finite]
 
 
 def _histogram(blocks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
 
-    finite = [b[np.isfinite(b)] if not np.isfinite(b).all() else b for b in blocks]
-    low = min((float(b.min()) for b in finite if b.size), default=0.0)
-    high = max((float(b.max()) for b in finite if b.size), default=0.0)
+    low, high = np.inf, -np.inf
+    for piece in _finite_pieces(blocks):
+        if piece.size:
+            low, high = min(low, float(piece.min())), max(high, float(piece.max()))
+    if low > high:  # no finite value at all
+        low = high = 0.0
     if low == high:
         low, high = low - 0.5, high + 0.5
     edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
-    counts = sum((np.histogram(b, bins=edges)[0] for b in finite), np.zeros(HISTOGRAM_BINS, np.int64))
+    counts = np.zeros(HISTOGRAM_BINS, np.int64)
+    for piece in _finite_pieces(blocks):
+        counts += np.histogram(piece, bins=edges)[0]
     return counts, edges
-
-
-def _unit_norms(*blocks: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    # einsum squares and sums each column without a squared copy of the block.
-    return np.sqrt(sum(np.einsum("ij,ij->j", b, b, dtype=np.float64) for b in blocks))
 
 
 def _pictures(
     weights: Weights, gates: Sequence[str], title: str, runtime_forget_bias: float, pixels: tuple[int, int]
 ) -> _LayerPictures:
     """What the layer's panels show; `pixels`: (rows, columns) of a heatmap panel."""
+    import numpy as np
+
+    from .sparkline import unit_norms
     from .weights import merge_biases
 
     two_biases = weights.has("recurrent_bias")
@@ -193,18 +225,26 @@ def _pictures(
         kernel, recurrent = weights.blocks[(gate, "kernel")], weights.blocks[(gate, "recurrent")]
         counts, edges = _histogram([kernel, recurrent])
         pictures[gate] = _GatePictures(_heatmap(kernel, pixels), _heatmap(recurrent, pixels), counts, edges)
-        norms[gate] = shrink(_unit_norms(kernel, recurrent), MAX_POINTS)
+        norms[gate] = shrink(unit_norms(kernel, recurrent), MAX_POINTS)
         if (gate, "bias") in weights.blocks:
             bias[gate] = shrink(weights.blocks[(gate, "bias")], MAX_POINTS)
     label = "bias (input-side + recurrent-side) per gate" if two_biases else "bias per gate"
-    if runtime_forget_bias and weights.cell.forget_gate in bias:
+    effective = None
+    forget = weights.cell.forget_gate
+    if runtime_forget_bias and forget in bias:
         label += f" (forget +{runtime_forget_bias:g} at run time)"
+        stored = weights.blocks[(forget, "bias")]
+        effective = (
+            forget,
+            runtime_forget_bias,
+            shrink(np.add(stored, runtime_forget_bias, dtype=np.float64), MAX_POINTS),
+        )
     projection = weights.projection
     sizes = weights.sizes
     heatmaps = [h for p in pictures.values() for h in (p.kernel, p.recurrent)]
     projected = None if projection is None else _heatmap(projection, pixels)
     heatmaps += [projected] if projected is not None else []
-    downsampled = sizes["units"] > MAX_POINTS or any(h.values.shape != h.shape for h in heatmaps)
+    downsampled = sizes["units"] > MAX_POINTS or any(h.values.shape != h.grid for h in heatmaps)
     return _LayerPictures(
         weights.name,
         title,
@@ -212,6 +252,7 @@ def _pictures(
         pictures,
         bias,
         label,
+        effective,
         norms,
         projected,
         downsampled,
@@ -229,10 +270,13 @@ def _describe(layer: Layer) -> str:
 _SIZE_WORDS = {"input": "input", "recurrent": "recurrent", "units": "units", "projection": "projected"}
 
 
-def _axis_label(size: str, sizes: Mapping[str, int]) -> str:
+def _axis_label(size: str, sizes: Mapping[str, int], spatial: bool = False) -> str:
     word = _SIZE_WORDS[size]
     if size == "recurrent" and "projection" in sizes:
         word = "projected recurrent"
+    kernel = [sizes[s] for s in SPATIAL_SIZES if s in sizes]
+    if spatial and kernel:  # a ConvLSTM's rows: every kernel position's inputs (_matrix)
+        return f"{'×'.join(map(str, kernel))} kernel × {word} ({'×'.join(map(str, [*kernel, sizes[size]]))})"
     return f"{word} ({sizes[size]})"
 
 
@@ -283,7 +327,7 @@ class _Grid:
 def _draw_heatmap(
     grid: _Grid, ax: Any, bar: Any, heatmap: _Heatmap, rows: str, columns: str, sizes: Mapping[str, int]
 ) -> None:
-    height, width = heatmap.shape
+    height, width = heatmap.grid
     image = ax.imshow(
         heatmap.values,
         cmap=_COLOURMAP,
@@ -295,7 +339,7 @@ def _draw_heatmap(
         extent=(-0.5, width - 0.5, height - 0.5, -0.5),
     )
     ax.set_xlabel(_axis_label(columns, sizes))
-    ax.set_ylabel(_axis_label(rows, sizes))
+    ax.set_ylabel(_axis_label(rows, sizes, spatial=len(heatmap.shape) > 2))
     grid.fig.colorbar(image, cax=bar)
 
 
@@ -319,8 +363,17 @@ def _draw_layer(grid: _Grid, left: float, top: float, pictures: _LayerPictures, 
     def cell(row: int, column: int, colour_bar: bool) -> tuple[Any, Any | None]:
         return grid.axes(left + column * cell_width, top + row * cell_height, colour_bar)
 
-    def panel(ax: Any, gate: str | None, part: str, title: str, shape: Sequence[int], shown: Sequence[int]) -> None:
-        if list(shape) != list(shown) and part != "histogram":
+    def panel(
+        ax: Any,
+        gate: str | None,
+        part: str,
+        title: str,
+        shape: Sequence[int],
+        shown: Sequence[int],
+        whole: Sequence[int],
+    ) -> None:
+        """whole: what `shown` would be without downsampling."""
+        if list(whole) != list(shown):
             title += f"\n{'×'.join(map(str, shown))} shown"
         ax.set_title(title, fontsize="small")
         drawn.append((ax, Panel(pictures.name, gate, part, title, list(shape), list(shown))))
@@ -331,7 +384,8 @@ def _draw_layer(grid: _Grid, left: float, top: float, pictures: _LayerPictures, 
         ax, bar = cell(row, column, True)
         _draw_heatmap(grid, ax, bar, heatmap, rows, columns, sizes)
         shape_text = "×".join(map(str, heatmap.shape))
-        panel(ax, gate, part, f"{prefix}{words} [{shape_text}]", heatmap.shape, heatmap.values.shape)
+        title = f"{prefix}{words} [{shape_text}]"
+        panel(ax, gate, part, title, heatmap.shape, heatmap.values.shape, heatmap.grid)
 
     for row, gate in enumerate(gates):
         picture = pictures.gates[gate]
@@ -342,7 +396,8 @@ def _draw_layer(grid: _Grid, left: float, top: float, pictures: _LayerPictures, 
         ax.set_xlabel("Δ weight" if diff else "weight")
         ax.set_ylabel("count")
         total = int(picture.counts.sum())
-        panel(ax, gate, "histogram", f"{prefix}{gate} · weights ({total:,})", [total], [HISTOGRAM_BINS])
+        title = f"{prefix}{gate} · weights ({total:,})"
+        panel(ax, gate, "histogram", title, [total], [HISTOGRAM_BINS], [HISTOGRAM_BINS])
 
     units = sizes["units"]
     for column, (part, values, ylabel, title) in enumerate(
@@ -352,12 +407,16 @@ def _draw_layer(grid: _Grid, left: float, top: float, pictures: _LayerPictures, 
         )
     ):
         ax, _ = cell(len(gates), column, False)
+        lines = [(gate, line, gate, "-") for gate, line in values.items()]
+        if part == "bias" and pictures.effective_bias is not None:
+            gate, added, line = pictures.effective_bias
+            lines.append((gate, line, f"{gate} + {added:g} (effective)", "--"))
         shown = 0
-        for gate, line in values.items():
+        for gate, line, label, style in lines:
             shown = len(line)
             # Each point at the centre of the units it stands for.
             positions = (0.5 + np.arange(shown)) * units / shown - 0.5
-            ax.plot(positions, line, color=_gate_colour(gate), label=gate, linewidth=1)
+            ax.plot(positions, line, color=_gate_colour(gate), label=label, linewidth=1, linestyle=style)
         if values:
             ax.legend(fontsize="x-small", ncols=2)
         else:
@@ -365,7 +424,7 @@ def _draw_layer(grid: _Grid, left: float, top: float, pictures: _LayerPictures, 
         ax.set_xlim(-0.5, units - 0.5)
         ax.set_xlabel(f"unit ({units})")
         ax.set_ylabel(ylabel)
-        panel(ax, None, part, title, [units], [shown or units])
+        panel(ax, None, part, title, [units], [shown or units], [units])
     if pictures.projection is not None:
         heatmap_panel(len(gates), 2, None, "projection", "projection", pictures.projection, "units", "projection")
     return drawn
@@ -423,43 +482,37 @@ def _partners(
     return kept, partners
 
 
-def _refuse_convolutional(path: str, selected: Sequence[Layer]) -> None:
-    """Every panel is a 2-D heatmap of [input, units]; a ConvLSTM's kernels have spatial axes too."""
-    convolutional = [layer.name for layer in selected if spatial_rank(layer.layout.cell)]
-    if convolutional:
-        raise UnsupportedFormat(
-            f"{path}: plot draws 2-D kernels, and {', '.join(convolutional)} "
-            f"{'is a ConvLSTM layer' if len(convolutional) == 1 else 'are ConvLSTM layers'} "
-            "(kernels with spatial axes); see them with split, or choose other layers with --layer"
-        )
+@dataclass
+class Drawing:
+    """The figure `plot` saves, before it is saved: matplotlib's Figure and, per panel, its axes
+    (whose artists hold the drawn data: images, lines, bars) beside what the panel shows."""
+
+    figure: Any  # matplotlib.figure.Figure, on an Agg canvas
+    layers: list[str]
+    downsampled: bool
+    panels: list[tuple[Any, Panel]]
 
 
-def plot(
+def draw(
     ckpt: Checkpoint,
-    output: str,
     layers: Iterable[str] = (),
     gates: Iterable[str] = (),
     against: Checkpoint | None = None,
     mapping: Mapping[str, str] | None = None,
     dpi: int = 100,
-) -> PlotResult:
-    """Draw the selected layers (all when none are named) of `ckpt`, or their change in `against`
-    (B − A), to `output` (.png, .svg or .pdf), written atomically; never over an input file."""
+) -> Drawing:
+    """The figure of the selected layers (all when none are named) of `ckpt`, or of their change in
+    `against` (B − A), built and not saved."""
     from .api import cell_kinds, resolve_gates
-    from .diff import weights_of
-    from .writers.output import atomic_output, check_output
+    from .diff import aligned, weights_of
 
-    kind = output_format(output)
     Figure = require_matplotlib()
-    inputs = ckpt.store.files() + (against.store.files() if against is not None else [])
-    check_output(output, inputs)  # before any work: atomic_output checks again when it writes
     gates = list(gates)
     selected = ckpt.select(layers)
     wanted = resolve_gates(gates, cell_kinds(selected))
     partners: dict[str, tuple[Layer, str]] = {}
     if against is not None:
         selected, partners = _partners(ckpt, against, mapping, selected)
-    _refuse_convolutional(ckpt.path, selected)
     if len(selected) > MAX_LAYERS:
         raise LstmInspectError(
             f"{ckpt.path}: {len(selected)} layers make a figure too large to read; "
@@ -467,10 +520,9 @@ def plot(
         )
     source = _shown_path(ckpt.path)
     pixels = _Grid.heatmap_pixels(dpi)
-    units = _units(selected)
     all_pictures: list[list[_LayerPictures]] = []
     row_titles = []
-    for unit in units:
+    for unit in _units(selected):
         row = []
         for layer in unit:
             title = f"{layer.spec.name} ({_describe(layer)})"
@@ -479,8 +531,6 @@ def plot(
             if against is None:
                 pictures = _pictures(weights_of(layer), gate_names, title, layer.spec.forget_bias, pixels)
             else:
-                from .diff import aligned
-
                 other = partners[layer.spec.name][0]
                 weights_a, weights_b, _ = aligned(weights_of(layer), weights_of(other))
                 if other.spec.name != layer.spec.name:
@@ -499,7 +549,7 @@ def plot(
     columns = max(len(row) for row in all_pictures)
     downsampled = any(p.downsampled for row in all_pictures for p in row)
     cell_width, cell_height = _Grid.PANEL
-    row_heights = [_Grid.ROW_TITLE + _Grid.LAYER_TITLE + (len(gate_names) + 1) * cell_height for _ in all_pictures]
+    row_heights = [_Grid.ROW_TITLE + _Grid.LAYER_TITLE + (len(row[0].gates) + 1) * cell_height for row in all_pictures]
     height = sum(row_heights) + (_Grid.NOTE if downsampled else 0.1)
     fig = Figure(figsize=(columns * 3 * cell_width, height), dpi=dpi)
     grid = _Grid(fig, height)
@@ -522,6 +572,28 @@ def plot(
             ),
             "small",
         )
+    return Drawing(fig, [layer.spec.name for layer in selected], downsampled, drawn)
+
+
+def plot(
+    ckpt: Checkpoint,
+    output: str,
+    layers: Iterable[str] = (),
+    gates: Iterable[str] = (),
+    against: Checkpoint | None = None,
+    mapping: Mapping[str, str] | None = None,
+    dpi: int = 100,
+) -> PlotResult:
+    """Draw the selected layers (all when none are named) of `ckpt`, or their change in `against`
+    (B − A), to `output` (.png, .svg or .pdf), written atomically; never over an input file."""
+    from .writers.output import atomic_output, check_output
+
+    kind = output_format(output)
+    require_matplotlib()
+    inputs = ckpt.store.files() + (against.store.files() if against is not None else [])
+    check_output(output, inputs)  # before any work: atomic_output checks again when it writes
+    drawing = draw(ckpt, layers, gates, against, mapping, dpi)
+    fig = drawing.figure
     import matplotlib
 
     # SVG text stays text (searchable, selectable), and its ids are the same from run to run.
@@ -530,7 +602,7 @@ def plot(
             fig.savefig(f, format=kind, dpi=dpi)
     pixel_width, pixel_height = (round(v) for v in fig.bbox.size)
     panels = []
-    for ax, panel in drawn:
+    for ax, panel in drawing.panels:
         box = ax.get_window_extent()
         panel.bbox = (round(box.x0), round(pixel_height - box.y1), round(box.x1), round(pixel_height - box.y0))
         panels.append(panel)
@@ -539,10 +611,10 @@ def plot(
         kind,
         ckpt.path,
         None if against is None else against.path,
-        [layer.spec.name for layer in selected],
+        drawing.layers,
         pixel_width,
         pixel_height,
-        downsampled,
+        drawing.downsampled,
         panels,
     )
 

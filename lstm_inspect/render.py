@@ -553,10 +553,12 @@ def show_split(
     as_json: bool = False,
     console: Console | None = None,
     stats: Callable[[], dict[str, Any] | None] | None = None,
+    below: Callable[[LayerSplit, int], list[str]] | None = None,
 ) -> None:
     """Print split's result as its layers come (a SplitStream reads one layer at a time): per
     layer its blocks, gate by gate, then each block's numbers where asked for; or one JSON object,
-    written as it goes, with the same text json.dumps(result.to_dict(), indent=2) gives."""
+    written as it goes, with the same text json.dumps(result.to_dict(), indent=2) gives.
+    below: lines to print under each layer's table, in the console's width (sparkline.py's)."""
     if as_json:
         out = sys.stdout if console is None else console.file
         # The first layer is read before anything is written: a file that cannot be read at all
@@ -574,6 +576,8 @@ def show_split(
     out = console.file
     for layer in result.layers:
         out.write("".join(line + "\n" for line in split_lines(layer, console.width)))
+        if below is not None:
+            out.write("".join(line + "\n" for line in below(layer, console.width)))
         for b in layer.blocks:
             if b.values is not None:
                 import numpy as np

@@ -1,26 +1,30 @@
 """`plot`: every fixture drawn to PNG and SVG, never blank, with the panels it should have; a
-weight pattern set through Keras lands where it should in the pixels; large layers are
-downsampled in bounded memory without losing a single large weight; without matplotlib, one line."""
+weight pattern set through Keras lands where it should in the pixels; the bias, norm and histogram
+panels draw the file's own numbers; ConvLSTM kernels draw as [kernel positions × inputs, units];
+large layers are downsampled in bounded memory without losing a single large weight; without
+matplotlib, one line."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import subprocess
 import sys
 import tracemalloc
+import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 import lstm_inspect
 from lstm_inspect.cli import main
-from lstm_inspect.errors import LstmInspectError, OutputError, UnsupportedFormat
-from lstm_inspect.plot import HISTOGRAM_BINS, MAX_POINTS, _Grid, plot, shrink
-from lstm_inspect.schema import spatial_rank
+from lstm_inspect.errors import LstmInspectError, OutputError
+from lstm_inspect.plot import HISTOGRAM_BINS, MAX_POINTS, _Grid, draw, plot, shrink
 from lstm_inspect.writers.npz import write_npz
 
 from .conftest import FIXTURES, manifest
@@ -79,19 +83,13 @@ OTHER_FIXTURES = [
 
 
 @pytest.mark.parametrize("entry", OTHER_FIXTURES, ids=[e["name"] for e in OTHER_FIXTURES])
-def test_every_gru_and_keras_form_fixture_draws_or_is_refused_in_one_line(entry, tmp_path):
-    # GRUs and the Keras forms draw like LSTMs; a ConvLSTM's spatial kernels are no 2-D heatmap, so
-    # plot refuses it by name, before it writes anything.
+def test_every_gru_and_keras_form_fixture_draws(entry, tmp_path):
+    # GRUs, the Keras forms and ConvLSTMs (their kernels as [kernel positions × inputs, units]) draw like LSTMs.
     out = tmp_path / "gates.png"
     with lstm_inspect.load(FIXTURES / entry["path"]) as ckpt:
         if not ckpt.layers:  # only layers lstm-inspect does not model
             return
         first = ckpt.layers[0]
-        if spatial_rank(first.layout.cell):
-            with pytest.raises(UnsupportedFormat, match=rf"{re.escape(first.name)}.* ConvLSTM"):
-                plot(ckpt, str(out), layers=[first.name])
-            assert not out.exists()
-            return
         name = first.spec.pair or first.name
         gate = first.layout.cell.gates[0]
         result = plot(ckpt, str(out), layers=[name], gates=[gate])
@@ -100,13 +98,49 @@ def test_every_gru_and_keras_form_fixture_draws_or_is_refused_in_one_line(entry,
     assert_not_blank(out, result)
 
 
-def test_plot_of_a_convlstm_file_is_one_clear_error_and_no_file(tmp_path):
-    out = tmp_path / "conv.png"
-    result = run(FIXTURES / "keras3_conv" / "model.keras", "-o", out)
-    assert result.exit_code == 1 and "Traceback" not in result.stderr
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("Error: ") and "conv, down are ConvLSTM layers" in line
-    assert list(tmp_path.iterdir()) == []
+def keras3_conv_gates(path: Path, auto_name: str) -> dict[str, dict[str, np.ndarray]]:
+    """A Keras 3 ConvLSTM2D's vars as its .keras file stores them: [kh, kw, in, 4 × filters] kernels,
+    the gates i, f, c, o along the last axis (keras/src/layers/rnn/conv_lstm.py)."""
+    with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as f:
+        kernel, recurrent, bias = (np.asarray(f[f"layers/{auto_name}/cell/vars/{i}"]) for i in range(3))
+    filters = bias.shape[0] // 4
+    return {
+        gate: {
+            "kernel": kernel[..., index * filters : (index + 1) * filters],
+            "recurrent": recurrent[..., index * filters : (index + 1) * filters],
+            "bias": bias[index * filters : (index + 1) * filters],
+        }
+        for index, gate in enumerate(("input", "forget", "cell", "output"))
+    }
+
+
+def test_a_convlstm_draws_its_kernels_as_kernel_positions_times_inputs_by_units(tmp_path):
+    path = FIXTURES / "keras3_conv" / "model.keras"
+    stored = keras3_conv_gates(path, "conv_lstm2d")
+    with lstm_inspect.load(path) as ckpt:
+        drawing = draw(ckpt, layers=["conv"])
+        result = plot(ckpt, str(tmp_path / "conv.png"), layers=["conv"])
+    assert len(result.panels) == 4 * 3 + 2  # per gate 2 heatmaps and a histogram; the bias and norms
+    assert_not_blank(tmp_path / "conv.png", result)
+    for ax, panel in drawing.panels:
+        if panel.part not in ("kernel", "recurrent"):
+            continue
+        block = stored[panel.gate][panel.part]
+        kh, kw, rows, units = block.shape
+        (image,) = ax.images
+        # Row (y, x, c) of the matrix is kernel position (y, x), input c: C order, the input fastest.
+        np.testing.assert_array_equal(np.asarray(image.get_array()), block.reshape(kh * kw * rows, units))
+        assert image.get_extent() == [-0.5, units - 0.5, kh * kw * rows - 0.5, -0.5]
+        assert panel.shape == [kh, kw, rows, units] and panel.shown == [kh * kw * rows, units]
+        assert "shown" not in panel.title  # reshaped, not downsampled
+        word = "input" if panel.part == "kernel" else "recurrent"
+        assert ax.get_ylabel() == f"3×3 kernel × {word} (3×3×{rows})"
+    ((norms_ax, _),) = [(ax, p) for ax, p in drawing.panels if p.part == "norms"]
+    for line in norms_ax.lines:
+        gate = stored[line.get_label()]
+        expected = np.sqrt((gate["kernel"].astype(np.float64) ** 2).sum(axis=(0, 1, 2)))
+        expected = np.hypot(expected, np.sqrt((gate["recurrent"].astype(np.float64) ** 2).sum(axis=(0, 1, 2))))
+        np.testing.assert_allclose(line.get_ydata(), expected, rtol=1e-12)
 
 
 def test_the_full_figure_of_a_bidirectional_model_puts_each_pair_side_by_side(tmp_path):
@@ -340,3 +374,85 @@ def test_only_plot_imports_matplotlib_and_never_pyplot(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout
     assert "BEFORE False" in output and "AFTER True False" in output, output
+
+
+# ---- what the panels draw, read back from matplotlib's artists ------------------------------------------
+
+
+def test_the_bias_norm_and_histogram_panels_draw_the_files_numbers():
+    path = FIXTURES / "tf1_basic" / "model.ckpt"
+    stored = tf1_raw_gates(path, "rnn/basic_lstm_cell", 12)
+    with lstm_inspect.load(path) as ckpt:
+        assert ckpt.layers[0].spec.forget_bias == 1.0  # its graph's forget_bias
+        drawing = draw(ckpt)
+    axes = {(p.gate, p.part): (ax, p) for ax, p in drawing.panels}
+    bias, panel = axes[None, "bias"]
+    assert panel.title == "bias per gate (forget +1 at run time)"
+    lines = {line.get_label(): line for line in bias.lines}
+    assert set(lines) == {"input", "forget", "cell", "output", "forget + 1 (effective)"}
+    for gate, blocks in stored.items():
+        np.testing.assert_array_equal(lines[gate].get_xdata(), np.arange(64))
+        np.testing.assert_array_equal(lines[gate].get_ydata(), blocks["bias"])
+    # The forget gate's bias as the cell uses it (rnn_cell_impl.py: sigmoid(f + forget_bias)), dashed.
+    effective = lines["forget + 1 (effective)"]
+    np.testing.assert_allclose(effective.get_ydata(), stored["forget"]["bias"].astype(np.float64) + 1.0, rtol=1e-15)
+    assert effective.get_linestyle() == "--" and effective.get_color() == lines["forget"].get_color()
+    norms, _ = axes[None, "norms"]
+    for line in norms.lines:
+        blocks = stored[line.get_label()]
+        whole = np.vstack([blocks["kernel"], blocks["recurrent"]]).astype(np.float64)
+        np.testing.assert_allclose(line.get_ydata(), np.linalg.norm(whole, axis=0), rtol=1e-12)
+    assert {line.get_label() for line in norms.lines} == set(stored)
+    for gate, blocks in stored.items():
+        histogram, panel = axes[gate, "histogram"]
+        (patch,) = histogram.patches
+        counts, edges, _ = patch.get_data()
+        assert counts.sum() == 76 * 64 == panel.shape[0] and len(counts) == HISTOGRAM_BINS
+        weights = np.concatenate([blocks["kernel"].ravel(), blocks["recurrent"].ravel()])
+        assert (edges[0], edges[-1]) == (weights.min(), weights.max())
+        np.testing.assert_array_equal(counts, np.histogram(weights, bins=edges)[0])
+
+
+@pytest.mark.filterwarnings("ignore:.*NaN or infinite")
+def test_a_histogram_leaves_out_non_finite_weights_and_counts_the_rest(tmp_path):
+    arrays = []
+    for gate in ("input", "forget", "cell", "output"):
+        kernel = np.linspace(-1, 1, 3 * 4, dtype=np.float32).reshape(3, 4)
+        if gate == "cell":
+            kernel[0, 0], kernel[1, 1] = np.nan, np.inf
+        arrays += [(f"l/{gate}/kernel", kernel), (f"l/{gate}/recurrent", np.full((4, 4), 0.5, np.float32))]
+    write_npz(str(tmp_path / "w.npz"), arrays)
+    with lstm_inspect.load(tmp_path / "w.npz") as ckpt:
+        drawing = draw(ckpt, gates=["cell", "output"])
+    counts = {p.gate: ax.patches[0].get_data()[0] for ax, p in drawing.panels if p.part == "histogram"}
+    assert counts["output"].sum() == 12 + 16 and counts["cell"].sum() == 12 + 16 - 2
+
+
+def test_a_4096_unit_layer_is_drawn_from_arrays_of_bounded_size(tmp_path):
+    # A projection keeps the file small (recurrent [8, 4096]) while its heatmap, [4096, 8], is
+    # 4096 rows high: both axes of a heatmap are bounded, and so is every line.
+    units, projected, inputs = 4096, 8, 8
+    rng = np.random.default_rng(7)
+    arrays = [
+        (f"wide/{gate}/{part}", rng.standard_normal(shape).astype(np.float32))
+        for gate in ("input", "forget", "cell", "output")
+        for part, shape in (("kernel", (inputs, units)), ("recurrent", (projected, units)), ("bias", (units,)))
+    ]
+    arrays.append(("wide/projection", rng.standard_normal((units, projected)).astype(np.float32)))
+    write_npz(str(tmp_path / "wide.npz"), arrays)
+    with lstm_inspect.load(tmp_path / "wide.npz") as ckpt:
+        assert ckpt.layers[0].spec.units == units and ckpt.layers[0].spec.projection_size == projected
+        drawing = draw(ckpt)
+    rows, columns = _Grid.heatmap_pixels(100)
+    images = [(image, panel) for ax, panel in drawing.panels for image in ax.images]
+    assert len(images) == 4 * 2 + 1
+    for image, panel in images:
+        height, width = np.shape(image.get_array())
+        assert height <= rows and width <= columns, panel
+        assert [height, width] == panel.shown
+    (projection,) = [np.shape(image.get_array()) for image, panel in images if panel.part == "projection"]
+    assert projection == (-(-units // -(-units // rows)), projected)
+    lines = [line for ax, _ in drawing.panels for line in ax.lines]
+    assert len(lines) == 4 + 4  # a bias and a norm per gate (the npz adds no forget bias at run time)
+    assert all(len(line.get_ydata()) == MAX_POINTS for line in lines)
+    assert drawing.downsampled and any("Downsampled for display" in t.get_text() for t in drawing.figure.texts)
