@@ -542,10 +542,19 @@ def _json(text: str, path: str) -> dict[str, Any]:
     import json  # for Keras metadata only: opening a TF2 checkpoint needs none of it
 
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_hook=_untupled)
     except (ValueError, RecursionError):
         raise _corrupt(path, "a Keras metadata entry is not valid JSON") from None
     return value if isinstance(value, dict) else {}
+
+
+def _untupled(value: dict[str, Any]) -> Any:
+    # tf_keras writes a tuple in its metadata as {"class_name": "__tuple__", "items": [...]}
+    # (tf_keras/src/saving/legacy/saved_model/json_utils.py Encoder): a ConvLSTM's strides; .h5
+    # configs keep a list.
+    if value.get("class_name") == "__tuple__" and isinstance(value.get("items"), list) and len(value) == 2:
+        return value["items"]
+    return value
 
 
 def _aligned(saved_nodes: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> bool:
