@@ -23,7 +23,7 @@ from lstm_inspect.errors import CorruptFile, UnsupportedFormat
 from lstm_inspect.numpy_cells import run as run_numpy
 from lstm_inspect.readers.base import TensorInfo
 from lstm_inspect.results import summarize
-from lstm_inspect.targets import TARGETS
+from lstm_inspect.targets import NAMES, TARGETS
 
 from .conftest import FIXTURES
 from .test_cli import assert_clean_error, run
@@ -66,8 +66,30 @@ def layer_arrays(ckpt, target: str) -> dict[str, dict[str, np.ndarray]]:
 # ---- one answer whatever the format ------------------------------------------------------------------------
 
 
+def expressible_arrays(ckpt, target: str) -> dict[str, dict[str, np.ndarray]]:
+    """Each unit's arrays in `target`'s layout, by its exported name, for the units the target can
+    express (a ConvLSTM goes to gates and keras only); an export would refuse the others."""
+    chosen = TARGETS[target]
+    found = {}
+    for unit in ckpt.units((), paired=chosen.paired):
+        if unit.mismatch() is None and all(chosen.refusal(layer.features()) is None for layer in unit.layers):
+            for name, arrays in export.unit_arrays(unit, chosen):
+                found[name] = {key: np.array(value) for key, value in arrays.items()}
+    return found
+
+
+def onnx_initializers(path: Path, layer: str, out: Path) -> dict[str, np.ndarray]:
+    """The initializers of the runnable .onnx model export writes of one layer or pair."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    result = run("export", str(path), "--layout", "onnx", "--layer", layer, "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    return {init.name: numpy_helper.to_array(init) for init in onnx.load(str(out)).graph.initializer}
+
+
 @pytest.mark.parametrize("model", sorted(MODELS))
-def test_every_format_gives_the_same_layers_order_sizes_and_exported_arrays(model):
+def test_every_format_gives_the_same_layers_order_sizes_and_exported_arrays(model, tmp_path):
     seen = {}
     for entry in MODELS[model]:
         with lstm_inspect.load(FIXTURES / entry["path"]) as ckpt:
@@ -75,10 +97,22 @@ def test_every_format_gives_the_same_layers_order_sizes_and_exported_arrays(mode
                 (layer.name, layer.layout.cell.name, layer.input_size, layer.units, layer.params)
                 for layer in ckpt.layers
             ]
-            exported = {target: layer_arrays(ckpt, target) for target in ("gates", "keras")}
+            exported = {target: expressible_arrays(ckpt, target) for target in NAMES}
         assert sorted(name for name, *_ in layers) == sorted(e["name"] for e in entry["layers"]), entry["name"]
+        # One layer and one pair as runnable ONNX models, where the layers are LSTMs ONNX can run.
+        for unit in [u for u in ("sub/enc", "bi") if u in exported["onnx"]]:
+            exported[f"onnx model {unit}"] = {
+                unit: onnx_initializers(FIXTURES / entry["path"], unit, tmp_path / "m.onnx")
+            }
         seen[entry["name"]] = (layers, exported)
     (first, (layers, exported)), *others = seen.items()
+    convolutional = any("convolution" in e for e in MODELS[model][0]["layers"])
+    expected_targets = {"gates", "keras"} if convolutional else set(NAMES) | {"onnx model sub/enc", "onnx model bi"}
+    assert {target for target, by_layer in exported.items() if by_layer} == expected_targets
+    if not convolutional:
+        # Every target holds every layer; the pytorch and onnx layouts a bidirectional pair as one.
+        assert exported["pytorch"].keys() == exported["onnx"].keys() >= {"bi", "bistack/cell_0", "sub/pair", "td"}
+        assert exported["keras"].keys() == exported["tensorflow"].keys() == exported["gates"].keys()
     # Forward before backward, a half right before its partner, wherever the file put them.
     names = [name for name, *_ in layers]
     for index, name in enumerate(names):
@@ -86,12 +120,15 @@ def test_every_format_gives_the_same_layers_order_sizes_and_exported_arrays(mode
             assert names[index - 1] == name.replace("backward", "forward"), names
     for name, (other_layers, other_exported) in others:
         assert other_layers == layers, f"{name} vs {first}"
+        assert other_exported.keys() == exported.keys(), name
         for target, by_layer in exported.items():
             assert by_layer.keys() == other_exported[target].keys(), (name, target)
             for layer, arrays in by_layer.items():
                 assert arrays.keys() == other_exported[target][layer].keys(), (name, target, layer)
                 for key, value in arrays.items():
-                    np.testing.assert_array_equal(other_exported[target][layer][key], value, err_msg=f"{name} {key}")
+                    got = other_exported[target][layer][key]
+                    assert got.dtype == value.dtype, (name, target, key)
+                    np.testing.assert_array_equal(got, value, err_msg=f"{name} {target} {layer} {key}")
 
 
 @pytest.mark.parametrize(
