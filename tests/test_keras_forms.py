@@ -23,7 +23,7 @@ from lstm_inspect.errors import CorruptFile, UnsupportedFormat
 from lstm_inspect.numpy_cells import run as run_numpy
 from lstm_inspect.readers.base import TensorInfo
 from lstm_inspect.results import summarize
-from lstm_inspect.targets import TARGETS
+from lstm_inspect.targets import NAMES, TARGETS
 
 from .conftest import FIXTURES
 from .test_cli import assert_clean_error, run
@@ -40,32 +40,11 @@ UNMODELLED = str(FIXTURES / "tf1_unmodelled" / "model.ckpt")
 KERAS3_CONV = str(FIXTURES / "keras3_conv" / "model.keras")
 KERAS2_FORMS = FIXTURES / "keras2_forms" / "model.h5"
 
-# Keras 3's model.export keeps no model config: each layer is named by its variables' own paths
-# (SavedVariable.name, readers/saved_model.py), which leave out an enclosing model and name a
-# TimeDistributed's layer by its own name. Every other format names them as the model does.
-EXPORT_NAMES = {
-    "keras3_forms_saved_model": {
-        "sub/enc": "enc",
-        "sub/pair/forward": "pair/forward",
-        "sub/pair/backward": "pair/backward",
-        "td": "td/lstm_1",
-    }
-}
-
-
-def shown(entry: dict, name: str) -> str:
-    """The name lstm-inspect gives the model's layer `name` in this entry's file."""
-    return EXPORT_NAMES.get(entry["name"], {}).get(name, name)
-
-
-def model_name(entry: dict, name: str) -> str:
-    return {v: k for k, v in EXPORT_NAMES.get(entry["name"], {}).items()}.get(name, name)
-
 
 def as_built(entry: dict, layer) -> object:
     """The layer's weights as the framework built it: a file without a config says neither the
     activations nor (a ConvLSTM's) the convolutions, which the manifest records."""
-    expected = next(e for e in entry["layers"] if shown(entry, e["name"]) == layer.name)
+    expected = next(e for e in entry["layers"] if e["name"] == layer.name)
     weights = replace(
         layer.weights(), activation=expected["activation"], recurrent_activation=expected["recurrent_activation"]
     )
@@ -87,22 +66,53 @@ def layer_arrays(ckpt, target: str) -> dict[str, dict[str, np.ndarray]]:
 # ---- one answer whatever the format ------------------------------------------------------------------------
 
 
+def expressible_arrays(ckpt, target: str) -> dict[str, dict[str, np.ndarray]]:
+    """Each unit's arrays in `target`'s layout, by its exported name, for the units the target can
+    express (a ConvLSTM goes to gates and keras only); an export would refuse the others."""
+    chosen = TARGETS[target]
+    found = {}
+    for unit in ckpt.units((), paired=chosen.paired):
+        if unit.mismatch() is None and all(chosen.refusal(layer.features()) is None for layer in unit.layers):
+            for name, arrays in export.unit_arrays(unit, chosen):
+                found[name] = {key: np.array(value) for key, value in arrays.items()}
+    return found
+
+
+def onnx_initializers(path: Path, layer: str, out: Path) -> dict[str, np.ndarray]:
+    """The initializers of the runnable .onnx model export writes of one layer or pair."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    result = run("export", str(path), "--layout", "onnx", "--layer", layer, "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    return {init.name: numpy_helper.to_array(init) for init in onnx.load(str(out)).graph.initializer}
+
+
 @pytest.mark.parametrize("model", sorted(MODELS))
-def test_every_format_gives_the_same_layers_order_sizes_and_exported_arrays(model):
+def test_every_format_gives_the_same_layers_order_sizes_and_exported_arrays(model, tmp_path):
     seen = {}
     for entry in MODELS[model]:
         with lstm_inspect.load(FIXTURES / entry["path"]) as ckpt:
             layers = [
-                (model_name(entry, layer.name), layer.layout.cell.name, layer.input_size, layer.units, layer.params)
+                (layer.name, layer.layout.cell.name, layer.input_size, layer.units, layer.params)
                 for layer in ckpt.layers
             ]
-            exported = {
-                target: {model_name(entry, name): arrays for name, arrays in layer_arrays(ckpt, target).items()}
-                for target in ("gates", "keras")
-            }
+            exported = {target: expressible_arrays(ckpt, target) for target in NAMES}
         assert sorted(name for name, *_ in layers) == sorted(e["name"] for e in entry["layers"]), entry["name"]
+        # One layer and one pair as runnable ONNX models, where the layers are LSTMs ONNX can run.
+        for unit in [u for u in ("sub/enc", "bi") if u in exported["onnx"]]:
+            exported[f"onnx model {unit}"] = {
+                unit: onnx_initializers(FIXTURES / entry["path"], unit, tmp_path / "m.onnx")
+            }
         seen[entry["name"]] = (layers, exported)
     (first, (layers, exported)), *others = seen.items()
+    convolutional = any("convolution" in e for e in MODELS[model][0]["layers"])
+    expected_targets = {"gates", "keras"} if convolutional else set(NAMES) | {"onnx model sub/enc", "onnx model bi"}
+    assert {target for target, by_layer in exported.items() if by_layer} == expected_targets
+    if not convolutional:
+        # Every target holds every layer; the pytorch and onnx layouts a bidirectional pair as one.
+        assert exported["pytorch"].keys() == exported["onnx"].keys() >= {"bi", "bistack/cell_0", "sub/pair", "td"}
+        assert exported["keras"].keys() == exported["tensorflow"].keys() == exported["gates"].keys()
     # Forward before backward, a half right before its partner, wherever the file put them.
     names = [name for name, *_ in layers]
     for index, name in enumerate(names):
@@ -110,12 +120,49 @@ def test_every_format_gives_the_same_layers_order_sizes_and_exported_arrays(mode
             assert names[index - 1] == name.replace("backward", "forward"), names
     for name, (other_layers, other_exported) in others:
         assert other_layers == layers, f"{name} vs {first}"
+        assert other_exported.keys() == exported.keys(), name
         for target, by_layer in exported.items():
             assert by_layer.keys() == other_exported[target].keys(), (name, target)
             for layer, arrays in by_layer.items():
                 assert arrays.keys() == other_exported[target][layer].keys(), (name, target, layer)
                 for key, value in arrays.items():
-                    np.testing.assert_array_equal(other_exported[target][layer][key], value, err_msg=f"{name} {key}")
+                    got = other_exported[target][layer][key]
+                    assert got.dtype == value.dtype, (name, target, key)
+                    np.testing.assert_array_equal(got, value, err_msg=f"{name} {target} {layer} {key}")
+
+
+@pytest.mark.parametrize(
+    ("own", "scope", "called"),
+    [
+        ("enc/lstm_cell/kernel", "functional_1/sub_1/enc_1/lstm_cell_1/Cast", "sub/enc/lstm_cell/kernel"),
+        # A TimeDistributed calls its layer's call(), in no scope of the layer's own.
+        ("td/lstm_1/lstm_cell/kernel", "functional_1/td_1/lstm_cell_1/Cast", "td/lstm_cell/kernel"),
+        # TF's suffix follows a name that ends in a number of its own; the enclosing model loses the same.
+        ("enc_1/lstm_cell/kernel", "functional_1/sub_1/enc_1_1/lstm_cell_1/Cast", "sub/enc_1/lstm_cell/kernel"),
+        ("lstm/lstm_cell/kernel", "lstm_1/lstm_cell_1/Cast", "lstm/lstm_cell/kernel"),  # a layer exported alone
+        ("enc/lstm_cell/kernel", "functional_1/other_1/lstm_cell_1/Cast", None),  # the call shows not its layer
+    ],
+)
+def test_a_keras3_export_names_each_variable_by_the_layers_that_call_it(own, scope, called):
+    from lstm_inspect.readers.saved_model import _as_called
+
+    found = _as_called(own, scope.split("/"))
+    assert (found and found[1]) == called
+
+
+def test_a_keras3_export_tracks_no_layers_only_lists_of_variables():
+    # What keras/src/backend/tensorflow/export.py tracks: the names must come from the traced call.
+    from lstm_inspect.readers.saved_model import read_object_graph
+    from lstm_inspect.readers.tf_bundle import TFCheckpoint
+
+    with TFCheckpoint(str(FIXTURES / "keras3_forms" / "saved_model" / "variables" / "variables")) as checkpoint:
+        nodes = read_object_graph(checkpoint)
+    assert nodes is not None
+    root = {c["local_name"] for c in nodes[0]["children"]}
+    assert root == {"variables", "trainable_variables", "non_trainable_variables", "_all_variables", "_misc_assets",
+                    "serve", "signatures"}  # fmt: skip
+    lists = [c["node_id"] for c in nodes[0]["children"] if c["local_name"].endswith("variables")]
+    assert all(not nodes[v].get("children") for i in lists for v in (c["node_id"] for c in nodes[i]["children"]))
 
 
 @pytest.mark.parametrize("entry", KERAS, ids=IDS)
@@ -123,9 +170,9 @@ def test_summary_names_every_form_as_the_framework_built_it(entry):
     with lstm_inspect.load(FIXTURES / entry["path"]) as ckpt:
         summary = summarize(ckpt)
     got = {layer.name: layer for layer in summary.layers}
-    assert sorted(got) == sorted(shown(entry, e["name"]) for e in entry["layers"])
+    assert sorted(got) == sorted(e["name"] for e in entry["layers"])
     for expected in entry["layers"]:
-        layer = got[shown(entry, expected["name"])]
+        layer = got[expected["name"]]
         sizes = (layer.input_size, layer.units, layer.recurrent_size, layer.params)
         assert sizes == (expected["input_size"], expected["units"], expected["recurrent_size"], expected["params"])
         assert layer.gate_order == expected["gate_order"] == "ifco"
@@ -147,7 +194,7 @@ def test_numpy_cell_on_the_split_blocks_reproduces_the_frameworks_outputs(entry)
     with lstm_inspect.load(FIXTURES / entry["path"]) as ckpt:
         for expected in entry["layers"]:
             key = expected["reference_key"]
-            h, c = run_numpy(as_built(entry, ckpt.layer(shown(entry, expected["name"]))), reference[f"{key}/x"])
+            h, c = run_numpy(as_built(entry, ckpt.layer(expected["name"])), reference[f"{key}/x"])
             np.testing.assert_allclose(h, reference[f"{key}/h"], atol=ATOL, rtol=RTOL, err_msg=f"{key} h")
             np.testing.assert_allclose(c, reference[f"{key}/c"], atol=ATOL, rtol=RTOL, err_msg=f"{key} c")
 

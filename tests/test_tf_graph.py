@@ -143,8 +143,9 @@ def test_schema_field_numbers_are_tensorflows():
         "SavedVariable": saved_object_graph_pb2.SavedVariable, "ObjectReference": trackable.ObjectReference,
         "TrackableObjectGraph": trackable_object_graph_pb2.TrackableObjectGraph, "TrackableObject": trackable,
         "SerializedTensor": trackable.SerializedTensor, "SlotVariableReference": trackable.SlotVariableReference,
+        "SavedConcreteFunction": saved_object_graph_pb2.SavedConcreteFunction,
     }  # fmt: skip
-    map_entries = {"AttrEntry", "StringEntry", "CollectionEntry"}
+    map_entries = {"AttrEntry", "StringEntry", "CollectionEntry", "ConcreteFunctionEntry"}
     assert set(SCHEMA) - set(messages) - map_entries == {"SavedMetadata", "KerasObject"}
     for name, message in messages.items():
         numbers = {f.number: f.name for f in message.DESCRIPTOR.fields}

@@ -15,8 +15,9 @@ lists, then shortest, then first in order), so that detection sees `enc/cell/ker
   the same model's `.h5` gives (readers/keras/);
 - with no positional step, the object path itself (`tf.saved_model.save` of a tf.Module);
 - else each variable's own name from saved_model.pb (SavedVariable.name: Keras 3's
-  `enc/lstm_cell/kernel`), its cell level dropped and `forward_X`/`backward_X` siblings named
-  `forward`/`backward`, as Keras' Bidirectional names its halves.
+  `enc/lstm_cell/kernel`), with the layers that call it where the exported functions show them
+  (`sub/enc/lstm_cell/kernel`, _called_names), its cell level dropped and `forward_X`/`backward_X`
+  siblings named `forward`/`backward`, as Keras' Bidirectional names its halves.
 
 Two keys can hold one variable: Keras 3's export tracks every variable in `variables` and again
 in `_all_variables` (keras/src/export/saved_model.py). Keys that get one name and store the same
@@ -420,11 +421,10 @@ def _distinct(checkpoint: TFCheckpoint, keys: list[str]) -> list[str]:
     attribute (`variables/0` over `_all_variables/0`), then the first in order."""
     kept: dict[tuple[Any, ...], str] = {}
     for key in sorted(keys, key=_key_order):
-        entry = checkpoint._entries[checkpoint._keys[key]]
-        if entry.slices:
+        if checkpoint._entries[checkpoint._keys[key]].slices:
             kept[(key,)] = key
             continue
-        kept.setdefault((entry.dtype, entry.shape, entry.size, entry.crc32c), key)
+        kept.setdefault(_stored(checkpoint, key), key)
     return sorted(kept.values())
 
 
@@ -533,10 +533,19 @@ def _json(text: str, path: str) -> dict[str, Any]:
     import json  # for Keras metadata only: opening a TF2 checkpoint needs none of it
 
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_hook=_untupled)
     except (ValueError, RecursionError):
         raise _corrupt(path, "a Keras metadata entry is not valid JSON") from None
     return value if isinstance(value, dict) else {}
+
+
+def _untupled(value: dict[str, Any]) -> Any:
+    # tf_keras writes a tuple in its metadata as {"class_name": "__tuple__", "items": [...]}
+    # (tf_keras/src/saving/legacy/saved_model/json_utils.py Encoder): a ConvLSTM's strides; .h5
+    # configs keep a list.
+    if value.get("class_name") == "__tuple__" and isinstance(value.get("items"), list) and len(value) == 2:
+        return value["items"]
+    return value
 
 
 def _aligned(saved_nodes: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> bool:
@@ -587,7 +596,7 @@ def open_saved_model(
                 beside=beside,
                 unsaid="its graph does not show it for this cell",
             )
-        variable_names = _variable_names(saved, nodes)
+        variable_names = _variable_names(saved, nodes, checkpoint, called=not keras)
         naming = _name_keys(nodes, keras, variable_names, only_positional=False)
         hints = {} if keras or saved.meta.object_graph else _graph_hints(saved)
         return RenamedStore(
@@ -598,15 +607,125 @@ def open_saved_model(
         raise
 
 
-def _variable_names(saved: SavedModel, nodes: list[dict[str, Any]]) -> dict[int, str]:
+def _variable_names(
+    saved: SavedModel, nodes: list[dict[str, Any]], checkpoint: TFCheckpoint, called: bool
+) -> dict[int, str]:
+    """Each variable's own name (SavedVariable.name); `called`: as the layers that call it name it,
+    where the exported functions show that (_called_names)."""
     object_graph = saved.meta.object_graph
     if object_graph is None or not _aligned(object_graph.get("nodes", []), nodes):
         return {}
-    return {
+    names = {
         i: node["variable"]["name"]
         for i, node in enumerate(object_graph.get("nodes", []))
         if (node.get("variable") or {}).get("name")
     }
+    if called:
+        names.update(_called_names(saved, names, nodes, checkpoint))
+    return names
+
+
+# A name scope TF made unique in a function graph: the name, then `_<n>`
+# (tensorflow/python/framework/ops.py Graph.unique_name).
+_UNIQUIFIED = re.compile(r"_[0-9]+")
+
+
+def _called_names(
+    saved: SavedModel, names: dict[int, str], nodes: list[dict[str, Any]], checkpoint: TFCheckpoint
+) -> dict[int, str]:
+    """Variable names with the layers that call them, from the exported functions' name scopes.
+
+    Keras 3's `model.export` tracks no layer objects, only flat lists of variables
+    (keras/src/backend/tensorflow/export.py TFExportArchive._backend_track_layer), and a variable's
+    own name is the scope it was built in (`enc/lstm_cell/kernel`): a nested model's layer is built
+    before the model encloses it, and a TimeDistributed builds its layer inside its own scope
+    (`td/lstm_1/lstm_cell/kernel`). The traced call says how the model runs it: a function's last
+    inputs are the variables it captures, the object-graph nodes `bound_inputs` lists in order
+    (tensorflow/python/saved_model/function_serialization.py), and the ReadVariableOp reading one is
+    named by the scopes of the call, each layer's name made unique by TF (`functional_1/sub_1/enc_1/
+    lstm_cell_1/Cast/ReadVariableOp`; a TimeDistributed calls its layer's `call`, no scope of its own:
+    `functional_1/td_1/lstm_cell_1/…`). A variable is named by its own name's scopes that the call
+    shows, after the call's enclosing layers but the outermost (the exported model itself), each
+    without the suffix TF gave the variable's own layer: `sub/enc/lstm_cell/kernel`,
+    `td/lstm_cell/kernel`. A variable no function reads, or whose layer the call does not show,
+    keeps its name; one tracked twice (`_all_variables`) takes the name of the one read that
+    stores the same bytes.
+    """
+    renamed: dict[int, str] = {}
+    for node_id, read_in in _read_scopes(saved, names).items():
+        name = names.get(node_id)
+        called = [c for c in (_as_called(name, scope) for scope in read_in) if c is not None] if name else []
+        if called:
+            renamed[node_id] = max(called, key=lambda c: c[0])[1]  # the call that shows most of its layers
+    by_bytes: dict[tuple[str, tuple[Any, ...]], set[str]] = {}
+    for node_id, new_name in renamed.items():
+        for _, key in _value_keys(nodes[node_id]):
+            by_bytes.setdefault((names[node_id], _stored(checkpoint, key)), set()).add(new_name)
+    for node_id, name in names.items():
+        if node_id not in renamed:
+            for _, key in _value_keys(nodes[node_id]):
+                same = by_bytes.get((name, _stored(checkpoint, key)), set())
+                if len(same) == 1:
+                    renamed[node_id] = next(iter(same))
+    return renamed
+
+
+def _read_scopes(saved: SavedModel, names: dict[int, str]) -> dict[int, list[list[str]]]:
+    """Per variable node, the name scopes of the ReadVariableOps that read it in each function."""
+    concrete = (saved.meta.object_graph or {}).get("concrete_functions", {})
+    if not concrete:
+        return {}
+    graph = saved.meta.graph
+    scopes: dict[int, list[list[str]]] = {}
+    for function_name, function in concrete.items():
+        table = graph.functions.get(function_name)
+        bound = list(function.get("bound_inputs", []) if isinstance(function, dict) else [])
+        if table is None or not bound or len(bound) > len(table.args):
+            continue
+        captured = dict(zip(table.args[len(table.args) - len(bound) :], bound))
+        for i, op in enumerate(table.ops):
+            if op == "ReadVariableOp":
+                inputs = table.inputs(i)
+                node_id = captured.get(inputs[0]) if inputs else None
+                if node_id in names:
+                    scopes.setdefault(node_id, []).append(table.names[i].split("/")[:-1])
+    return scopes
+
+
+def _as_called(name: str, scope: list[str]) -> tuple[int, str] | None:
+    """(how many of its layers the call shows, the name) of a variable `name` read in `scope`, or
+    None when the call does not show the variable's own layer (see _called_names)."""
+    own = name.split("/")
+    layers, leaf = own[:-1], own[-1]
+    kept: list[str] = []
+    at = len(scope)  # the scopes left to match, scope[:at]; op scopes (`Cast`) follow the layers'
+    first = None
+    for layer in reversed(layers):
+        match = next((k for k in range(at - 1, -1, -1) if _is_scope_of(scope[k], layer)), None)
+        if match is not None:
+            kept.insert(0, layer)
+            at, first = match, match
+    if first is None or not layers or kept[0] != layers[0]:
+        return None
+    suffix = scope[first][len(layers[0]) :]
+    enclosing = [
+        s[: -len(suffix)] if suffix and s.endswith(suffix) and len(s) > len(suffix) else s for s in scope[1:first]
+    ]
+    return len(kept), "/".join([*enclosing, *kept, leaf])
+
+
+def _is_scope_of(scope: str, layer: str) -> bool:
+    return scope == layer or (scope.startswith(layer) and _UNIQUIFIED.fullmatch(scope[len(layer) :]) is not None)
+
+
+def _stored(checkpoint: TFCheckpoint, key: str) -> tuple[Any, ...]:
+    """What tells two keys' values apart without reading them: the index entry's dtype, shape,
+    size and CRC-32C (a key the index lacks: itself)."""
+    index = checkpoint._keys.get(key)
+    if index is None:
+        return (key,)
+    entry = checkpoint._entries[index]
+    return (entry.dtype, entry.shape, entry.size, entry.crc32c)
 
 
 def _graph_hints(saved: SavedModel) -> dict[str, LayerHint]:

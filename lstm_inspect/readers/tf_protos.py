@@ -135,7 +135,13 @@ SCHEMA: dict[str, dict[int, Field]] = {
     # tensorflow/core/protobuf/saved_object_graph.proto. SavedObject's `kind` is a oneof; the kinds
     # read are listed, the others (function 6, bare_concrete_function 8, constant 9, resource 10,
     # captured_tensor 12, ...) only tell that a node is none of these.
-    "SavedObjectGraph": {1: Field("nodes", "SavedObject", _R)},
+    "SavedObjectGraph": {
+        1: Field("nodes", "SavedObject", _R),
+        2: _map("concrete_functions", "ConcreteFunctionEntry"),
+    },
+    "ConcreteFunctionEntry": {1: Field("key", _S), 2: Field("value", "SavedConcreteFunction")},
+    # The object-graph nodes a function captures, in the order of its last input arguments.
+    "SavedConcreteFunction": {2: Field("bound_inputs", "int32", _R)},
     "SavedObject": {
         1: Field("children", "ObjectReference", _R),
         4: Field("user_object", "SavedUserObject"),
