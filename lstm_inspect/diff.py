@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, field, replace
 from typing import TYPE_CHECKING
 
 from .errors import UnknownName
+from .records import record
 from .schema import BIAS_PARTS, CANONICAL_AXES, Setting
 from .weights import Weights, fold_forget_bias, from_blocks, merge_biases
 
@@ -40,13 +41,13 @@ _SLAB_ELEMENTS = 1 << 20
 _COMPARED_SETTINGS = ("activation", "recurrent_activation")
 
 
-@dataclass
+@record
 class UnitChange:
     unit: int
     norm: float  # ‖Δ‖ over the unit's weights in the block
 
 
-@dataclass
+@record
 class BlockDiff:
     """One canonical block of a matched pair of layers: how B differs from A."""
 
@@ -65,7 +66,7 @@ class BlockDiff:
         return self.part if self.gate is None else f"{self.gate}/{self.part}"
 
 
-@dataclass
+@record
 class LayerDiff:
     """A matched pair of layers and the verdict on them."""
 
@@ -88,7 +89,7 @@ class LayerDiff:
         return self.status in ("identical", "equal")
 
 
-@dataclass
+@record
 class DiffResult:
     a: str
     b: str

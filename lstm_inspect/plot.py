@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import LstmInspectError, OutputError, warn
+from .records import record
 from .schema import CELL_KINDS, SPATIAL_SIZES
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ _COLOURMAP = "RdBu_r"  # red positive, blue negative, white zero
 _INSTALL = "pip install 'lstm-inspect[plot]'"
 
 
-@dataclass
+@record
 class Panel:
     """One picture in the figure, with where it was drawn.
 
@@ -63,7 +64,7 @@ class Panel:
     bbox: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
-@dataclass
+@record
 class PlotResult:
     path: str
     format: str
@@ -127,7 +128,7 @@ def shrink(values: np.ndarray, limit: int | Sequence[int]) -> np.ndarray:
     return out
 
 
-@dataclass
+@record
 class _Heatmap:
     values: np.ndarray  # downsampled
     shape: tuple[int, ...]  # as stored
@@ -135,7 +136,7 @@ class _Heatmap:
     scale: float  # max |x| over every value: the colour scale is [-scale, scale]
 
 
-@dataclass
+@record
 class _GatePictures:
     kernel: _Heatmap
     recurrent: _Heatmap
@@ -143,7 +144,7 @@ class _GatePictures:
     edges: np.ndarray
 
 
-@dataclass
+@record
 class _LayerPictures:
     name: str
     title: str
@@ -482,7 +483,7 @@ def _partners(
     return kept, partners
 
 
-@dataclass
+@record
 class Drawing:
     """The figure `plot` saves, before it is saved: matplotlib's Figure and, per panel, its axes
     (whose artists hold the drawn data: images, lines, bars) beside what the panel shows."""

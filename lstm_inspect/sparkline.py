@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from .records import record
 from .terminal import safe
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def sparkline(values: Sequence[float], width: int) -> str:
     return "".join(characters)
 
 
-@dataclass
+@record
 class _GateNorms:
     gate: str
     parts: list[str]
