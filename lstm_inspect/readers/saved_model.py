@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -382,6 +382,9 @@ class RenamedStore:
         if key is None:
             raise UnknownName(f"{self.path}: no tensor named {name!r}")
         return self._checkpoint.read(key)
+
+    def advise(self, names: Iterable[str]) -> None:
+        self._checkpoint.advise(self._keys[name] for name in names if name in self._keys)
 
     def files(self) -> list[str]:
         return [*self._checkpoint.files(), *self._beside]
