@@ -362,36 +362,37 @@ class _Object:
     # comes whole (fsspec's cat_file), so that a request must be kept to _PART bytes.
     streams = False
 
-    async def _get_into(self, start: int, view: memoryview) -> int:
-        """Bytes [start, start + len(view)) into view, one request, counted; how many came."""
+    async def _get_into(self, start: int, sink: _Sink) -> None:
+        """Bytes [start, start + sink.size) into sink, one request, counted."""
         _count(self.url, reads=1)
-        data = await self._call("cat_file", self.fs_path, start=start, end=start + len(view))
+        data = await self._call("cat_file", self.fs_path, start=start, end=start + sink.size)
         _count(self.url, nbytes=len(data))
-        view[: min(len(data), len(view))] = memoryview(data)[: len(view)]
-        return len(data)
+        sink.write(data)
 
-    async def _fetch_into(self, start: int, view: memoryview, what: str) -> None:
+    async def _fetch_into(self, start: int, sink: _Sink, what: str) -> None:
         async def one() -> None:
-            got, wanted = await self._get_into(start, view), len(view)
-            if got < wanted:
-                raise _Transient(f"the server sent {got:,} of the {wanted:,} bytes asked for")
-            if got > wanted:
-                raise _Refused(f"the server sent {got:,} bytes for a request of {wanted:,}")
+            sink.restart()
+            await self._get_into(start, sink)
+            if sink.got < sink.size:
+                raise _Transient(f"the server sent {sink.got:,} of the {sink.size:,} bytes asked for")
+            if sink.got > sink.size:
+                raise _Refused(f"the server sent {sink.got:,} bytes for a request of {sink.size:,}")
 
         await self._tried(what, one)
 
-    def fetch(self, ranges: list[tuple[int, memoryview]], what: str) -> None:
-        """Fetch each (start, buffer) range into its buffer, one request each, _PARALLEL at a time.
-        The first failure stops the rest."""
+    def fetch(self, ranges: list[tuple[int, list[memoryview]]], what: str) -> None:
+        """Fetch each range, one request each, _PARALLEL at a time: (start, buffers) asks for the
+        bytes from start on that fill the buffers, one after the other. The first failure stops
+        the rest."""
 
         async def all_of_them() -> None:
             gate = asyncio.Semaphore(_PARALLEL)
 
-            async def one(start: int, view: memoryview) -> None:
+            async def one(start: int, views: list[memoryview]) -> None:
                 async with gate:
-                    await self._fetch_into(start, view, what)
+                    await self._fetch_into(start, _Sink(views), what)
 
-            tasks = [asyncio.ensure_future(one(start, view)) for start, view in ranges]
+            tasks = [asyncio.ensure_future(one(start, views)) for start, views in ranges]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
                 for task in done:
@@ -454,18 +455,19 @@ class _HTTPObject(_Object):
         except FileNotFoundError:
             return None
 
-    async def _get_into(self, start: int, view: memoryview) -> int:
+    async def _get_into(self, start: int, sink: _Sink) -> None:
         if self.whole is None:
             _count(self.url, reads=1)
-            async with await self._request("GET", {"Range": f"bytes={start}-{start + len(view) - 1}"}) as r:
+            async with await self._request("GET", {"Range": f"bytes={start}-{start + sink.size - 1}"}) as r:
                 self._check(r.status, r.reason)
                 if r.status == 206:
-                    return await _stream_into(r.content.iter_chunked(_CHUNK), view, self.url)
+                    async for chunk in r.content.iter_chunked(_CHUNK):
+                        _count(self.url, nbytes=len(chunk))
+                        sink.write(chunk)
+                    return
                 await self._take_whole(r)
         assert self.whole is not None
-        data = memoryview(self.whole)[start : start + len(view)]
-        view[: len(data)] = data
-        return len(data)
+        sink.write(memoryview(self.whole)[start : start + sink.size])
 
     async def _take_whole(self, r: Any) -> None:
         # 200: the whole body is coming. Take it only when it is small, and stop reading as soon
@@ -490,7 +492,7 @@ class _S3Object(_Object):
 
     streams = True
 
-    async def _get_into(self, start: int, view: memoryview) -> int:
+    async def _get_into(self, start: int, sink: _Sink) -> None:
         from s3fs.core import version_id_kw  # type: ignore[import-untyped]
 
         bucket, key, version = self.fs.split_path(self.fs_path)
@@ -501,26 +503,41 @@ class _S3Object(_Object):
             "get_object",
             Bucket=bucket,
             Key=key,
-            Range=f"bytes={start}-{start + len(view) - 1}",
+            Range=f"bytes={start}-{start + sink.size - 1}",
             **version_id_kw(version),
         )
         body = answer["Body"]
         try:
-            return await _stream_into(body.iter_chunks(_CHUNK), view, self.url)
+            async for chunk in body.iter_chunks(_CHUNK):
+                _count(self.url, nbytes=len(chunk))
+                sink.write(chunk)
         finally:
             body.close()
 
 
-async def _stream_into(chunks: Any, view: memoryview, url: str) -> int:
-    """Copy a body's chunks into view as they come; how many bytes came (more than fit: counted,
-    not kept, and the caller refuses the answer)."""
-    got = 0
-    async for chunk in chunks:
-        fits = max(0, min(len(chunk), len(view) - got))
-        view[got : got + fits] = memoryview(chunk)[:fits]
-        got += len(chunk)
-        _count(url, nbytes=len(chunk))
-    return got
+class _Sink:
+    """Where one request's body goes, as it comes: buffers filled one after the other (the
+    caller's, and the cache's for the bytes around it). Bytes past the last are counted, not kept."""
+
+    def __init__(self, views: list[memoryview]) -> None:
+        self.views = views
+        self.size = sum(len(view) for view in views)
+        self.restart()
+
+    def restart(self) -> None:
+        """From the first byte again (another try of the request)."""
+        self.got = self._view = self._at = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        data = memoryview(data)
+        self.got += len(data)
+        while len(data) and self._view < len(self.views):
+            view = self.views[self._view]
+            k = min(len(data), len(view) - self._at)
+            view[self._at : self._at + k] = data[:k]
+            data, self._at = data[k:], self._at + k
+            if self._at == len(view):
+                self._view, self._at = self._view + 1, 0
 
 
 # --- the objects of this session, and the cache of what they read ----------------------------
@@ -593,7 +610,12 @@ def _object(url: str) -> _Object:
 def new_session() -> None:
     """Forget what was looked up and cached: a store opened now sees the files as they are now."""
     with _OBJECTS_LOCK:
+        systems = {id(obj.fs): obj.fs for obj in _OBJECTS.values()}
         _OBJECTS.clear()
+    for fs in systems.values():
+        # s3fs and gcsfs keep what a listing said of each file (fsspec/spec.py dircache), and one
+        # instance per set of options for the whole process.
+        fs.invalidate_cache()
     _CACHE.clear()
 
 
@@ -636,11 +658,15 @@ class RemoteFile(Seekable):
                 k = min(len(cached), n - done)
                 view[done : done + k] = cached[:k]
                 done += k
-            elif pos == missed_at or (n - done >= _DIRECT and not self._fetch_planned(pos)):
-                # (pos == missed_at: a fetch the cache did not keep; read it directly, no loop)
+            elif pos == missed_at:  # a read-ahead the cache did not keep: read it directly, no loop
                 self._fetch_direct(pos, view[done:n])
                 done = n
-            elif n - done < _DIRECT and not self._fetch_planned(pos):
+            elif got := self._fetch_planned(pos, view[done:n]):
+                done += got
+            elif n - done >= _DIRECT:
+                self._fetch_direct(pos, view[done:n])
+                done = n
+            else:
                 self._read_ahead(pos, n - done)
             missed_at = pos if cached is None else -1
         self._pos += n
@@ -652,16 +678,33 @@ class RemoteFile(Seekable):
         where bodies are streamed (each part at least _PART), in _PART parts where they are not."""
         n = len(view)
         part = max(_PART, -(-n // _PARALLEL)) if self._object.streams else _PART
-        self._object.fetch([(start + at, view[at : at + part]) for at in range(0, n, part)], self._what)
+        self._object.fetch([(start + at, [view[at : at + part]]) for at in range(0, n, part)], self._what)
 
-    def _cache_ranges(self, ranges: list[tuple[int, int]]) -> None:
-        """Fetch each range into the cache, one request each (parts of _PART where bodies are not streamed)."""
+    def _fetch_spans(self, spans: list[tuple[int, int]], pos: int = -1, view: memoryview | None = None) -> int:
+        """Fetch each [start, end) span, one request each (parts of at most _PART where bodies
+        are not streamed), into the cache; the bytes of the caller's `view`, which starts at `pos`
+        in one of them, go straight into it. How many bytes of `view` were filled."""
         if not self._object.streams:
-            ranges = [(s, min(s + _PART, end)) for start, end in ranges for s in range(start, end, _PART)]
-        buffers = [(start, bytearray(end - start)) for start, end in ranges]
-        self._object.fetch([(start, memoryview(buffer)) for start, buffer in buffers], self._what)
-        for start, buffer in buffers:
+            spans = [(s, min(s + _PART, end)) for start, end in spans for s in range(start, end, _PART)]
+        requests, cached, filled = [], [], 0
+        for start, end in spans:
+            pieces: list[tuple[int, int, memoryview | None]] = [(start, end, None)]
+            if view is not None and start <= pos < end:
+                filled = min(len(view), end - pos)
+                pieces = [(start, pos, None), (pos, pos + filled, view[:filled]), (pos + filled, end, None)]
+            views = []
+            for piece_start, piece_end, target in pieces:
+                if target is None and piece_end > piece_start:
+                    buffer = bytearray(piece_end - piece_start)
+                    cached.append((piece_start, buffer))
+                    target = memoryview(buffer)
+                if target is not None:
+                    views.append(target)
+            requests.append((start, views))
+        self._object.fetch(requests, self._what)
+        for start, buffer in cached:
             _CACHE.put(self._object.url, start, buffer)
+        return filled
 
     def _read_ahead(self, pos: int, want: int) -> None:
         self._readahead = min(2 * self._readahead, _MAX_READAHEAD) if pos == self._fetched_to else _READAHEAD
@@ -670,17 +713,18 @@ class RemoteFile(Seekable):
         start = pos - pos % _ALIGN
         end = min(self.remote_size, max(pos + want, start + length))
         start = max(0, min(start, end - length))  # near the end, the last `length` bytes
-        self._cache_ranges([(start, end)])
+        self._fetch_spans([(start, end)])
         self._fetched_to = end
 
-    def _fetch_planned(self, pos: int) -> bool:
+    def _fetch_planned(self, pos: int, view: memoryview) -> int:
         """Fetch the advised span holding `pos` (advised ranges joined across gaps of up to
-        _MAX_GAP), one request, with the advised spans after it up to _WINDOW bytes in all; False
-        when no advised range holds `pos`, or its span is too large and the range holding `pos` is
-        large: that is read directly."""
+        _MAX_GAP), one request, with the advised spans after it up to _WINDOW bytes in all; the
+        caller's `view` (its read from `pos` on) is filled from it and the rest cached. How many
+        bytes of `view` it filled: 0 when no advised range holds `pos`, or when its span is too
+        large and the range holding `pos` is large (that is read directly)."""
         i = bisect.bisect_right(self._planned, (pos, self.remote_size + 1)) - 1
         if i < 0 or self._planned[i][1] <= pos:
-            return False
+            return 0
         spans: list[list[int]] = []  # [start, end, first index, index past the last]
         for k, (start, end) in enumerate(self._planned):
             if spans and start - spans[-1][1] <= _MAX_GAP:
@@ -691,7 +735,7 @@ class RemoteFile(Seekable):
         if spans[j][1] - spans[j][0] > _WINDOW:
             start, end = self._planned[i]
             if end - start >= _DIRECT:
-                return False
+                return 0
             chosen, taken = [(start, end)], [i]
         else:
             chosen, taken, total = [], [], 0
@@ -703,8 +747,7 @@ class RemoteFile(Seekable):
                 total += end - start
         for k in reversed(taken):
             del self._planned[k]
-        self._cache_ranges(chosen)
-        return True
+        return self._fetch_spans(chosen, pos, view)
 
     def _tell_whole_body(self) -> None:
         obj = self._object
