@@ -707,12 +707,16 @@ class RemoteFile(Seekable):
         return filled
 
     def _read_ahead(self, pos: int, want: int) -> None:
-        self._readahead = min(2 * self._readahead, _MAX_READAHEAD) if pos == self._fetched_to else _READAHEAD
+        sequential = pos == self._fetched_to
+        self._readahead = min(2 * self._readahead, _MAX_READAHEAD) if sequential else _READAHEAD
         length = max(want, self._readahead)
-        # From a 16 KiB boundary: HDF5 reads an object header, then the heap written just before it.
-        start = pos - pos % _ALIGN
-        end = min(self.remote_size, max(pos + want, start + length))
-        start = max(0, min(start, end - length))  # near the end, the last `length` bytes
+        if sequential:  # on from where the last read-ahead ended (a zip member's CRC-32, read through)
+            start, end = pos, min(self.remote_size, pos + length)
+        else:
+            # From a 16 KiB boundary: HDF5 reads an object header, then the heap written just before it.
+            start = pos - pos % _ALIGN
+            end = min(self.remote_size, max(pos + want, start + length))
+            start = max(0, min(start, end - length))  # near the end, the last `length` bytes
         self._fetch_spans([(start, end)])
         self._fetched_to = end
 
