@@ -766,11 +766,15 @@ def crc32_note(lstm_inspect: list[str]) -> str:
 
 
 S3_BUCKET = "bench"
+EXPORT = "export (all layers)"
 
 
 def remote_rows(work: Path, scale: float, runs: int) -> list[str]:
     """Summary, split of SPLIT_LAYER and export of the big checkpoint from the local disk, then
-    over the S3 and HTTP servers, in rounds as Bench runs them; the servers count the bytes."""
+    over the S3 and HTTP servers, in rounds as Bench runs them; the servers count the bytes. Then
+    each server's own floor for the export: the GETs lstm-inspect made, replayed by a plain client
+    (boto3, http.client) as many at a time, and one GET per data shard of the span holding all its
+    LSTM tensors, which no client can beat."""
     sys.path.insert(0, str(BENCH.parent))
     from tests.servers import HTTPFileServer, S3Server
 
@@ -791,7 +795,9 @@ def remote_rows(work: Path, scale: float, runs: int) -> list[str]:
         )
         import boto3
 
-        client = boto3.client("s3", endpoint_url=s3.url, aws_access_key_id="bench", aws_secret_access_key="bench")
+        client = boto3.client(
+            "s3", endpoint_url=s3.url, aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1"
+        )
         client.create_bucket(Bucket=S3_BUCKET)
         for path in sorted(big.parent.glob("model.ckpt.*")):
             print(f"uploading {path.name} to the S3 server ...", file=sys.stderr, flush=True)
@@ -804,10 +810,11 @@ def remote_rows(work: Path, scale: float, runs: int) -> list[str]:
         commands = {
             "summary": lambda x: ["summary", x],
             f"split --layer {SPLIT_LAYER} --gate forget": lambda x: ["split", x, "--layer", SPLIT_LAYER, "--gate", "f"],
-            "export (all layers)": lambda x: ["export", x, "-o", str(scratch / "out.npz"), "--quiet"],
+            EXPORT: lambda x: ["export", x, "-o", str(scratch / "out.npz"), "--quiet"],
         }
         samples: dict[tuple[str, str], list[Sample]] = {}
         fetched: dict[tuple[str, str], tuple[int, int]] = {}
+        export_gets: dict[str, list[tuple[str, str]]] = {}  # source -> (object path, Range) of an export
         print(f"measuring remote reads (median of {runs} rounds after one untimed round):", file=sys.stderr)
         for round_ in range(runs + 1):
             for command, argv in commands.items():
@@ -825,15 +832,18 @@ def remote_rows(work: Path, scale: float, runs: int) -> list[str]:
                     if log is not None:  # object reads only: s3fs's listings of the bucket are lookups
                         gets = [r for r in log.of(method="GET") if r.path != f"/{S3_BUCKET}"]
                         fetched[command, source] = (sum(r.bytes for r in gets), len(log.requests))
+                        if command == EXPORT:
+                            export_gets[source] = [(r.path, r.range or "") for r in gets]
                     for leftover in scratch.iterdir():
                         leftover.unlink()
+        floors = server_floors(export_gets, s3.url, http.url, runs)
     rows = []
     for command in commands:
         local_wall = statistics.median(s.wall for s in samples[command, "local disk"])
+        local_anon = statistics.median(s.anon for s in samples[command, "local disk"])
         for source in sources:
-            wall, rss = (
-                statistics.median(getattr(s, name) for s in samples[command, source]) for name in ("wall", "rss")
-            )
+            measured = samples[command, source]
+            wall, rss, anon = (statistics.median(getattr(s, k) for s in measured) for k in ("wall", "rss", "anon"))
             compared, target, result = "", "", ""
             if source != "local disk":
                 nbytes, requests = fetched[command, source]
@@ -846,14 +856,78 @@ def remote_rows(work: Path, scale: float, runs: int) -> list[str]:
                     target, ok = f"< {limit:,} bytes (the layer's {layer_bytes[SPLIT_LAYER]:,} + 1 MiB)", nbytes < limit
                 else:
                     speed = local_wall / wall
-                    compared += f" ({all_layer_bytes / 1e6 / wall:.0f} MB/s of LSTM weights)"
+                    compared += (
+                        f" ({all_layer_bytes / 1e6 / wall:.0f} MB/s of LSTM weights, {100 * speed:.0f} % of the local "
+                        f"speed); peak anon {anon - local_anon:+.0f} MiB against the local export's"
+                    )
                     target, ok = "≥ 50 % of the local export's speed", speed >= 0.5
                 result = "PASS" if ok else "**FAIL**"
-            elif command.startswith("export"):
+            elif command == EXPORT:
                 compared = f"{all_layer_bytes / 1e6 / wall:.0f} MB/s of LSTM weights"
             label = f"lstm-inspect {command}"
-            rows.append(f"| `{label}` | {source} | {wall:.3f} | {rss:.0f} | {compared} | {target} | {result} |")
+            rows.append(
+                f"| `{label}` | {source} | {wall:.3f} | {rss:.0f} / {anon:.0f} | {compared} | {target} | {result} |"
+            )
+    local_wall = statistics.median(s.wall for s in samples[EXPORT, "local disk"])
+    for (what, source), (wall, requests, nbytes) in floors.items():
+        rows.append(
+            f"| {what} | {source} | {wall:.3f} | | {nbytes:,} bytes in {requests} GETs; the local export's time "
+            f"÷ this: {100 * local_wall / wall:.0f} % | the most any client reaches | |"
+        )
     return rows
+
+
+def server_floors(
+    export_gets: dict[str, list[tuple[str, str]]], s3_url: str, http_url: str, runs: int
+) -> dict[tuple[str, str], tuple[float, int, int]]:
+    """(what, source) -> (median wall seconds, GETs, bytes) of the servers answering, to a plain
+    client in this process, the GETs an export made (8 at a time, as lstm-inspect asks them),
+    and one GET per data shard from its first LSTM byte to its last."""
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+
+    s3_client = boto3.client(
+        "s3", endpoint_url=s3_url, aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1"
+    )
+    host, port = http_url.removeprefix("http://").split(":")
+    local = threading.local()
+
+    def get(source: str, path: str, byte_range: str) -> int:
+        if source.startswith("S3"):
+            bucket, key = path.lstrip("/").split("/", 1)
+            body = s3_client.get_object(Bucket=bucket, Key=key, Range=byte_range)["Body"]
+            n = 0
+            while chunk := body.read(MiB):
+                n += len(chunk)
+            return n
+        if getattr(local, "connection", None) is None:
+            local.connection = http.client.HTTPConnection(host, int(port))
+        local.connection.request("GET", path, headers={"Range": byte_range})
+        answer = local.connection.getresponse()
+        n = 0
+        while chunk := answer.read(MiB):
+            n += len(chunk)
+        return n
+
+    floors = {}
+    for source, gets in export_gets.items():
+        spans: dict[str, tuple[int, int]] = {}  # shard -> [first, last] byte the export fetched of it
+        for path, byte_range in gets:
+            first, last = (int(n) for n in byte_range.removeprefix("bytes=").split("-"))
+            low, high = spans.get(path, (first, last))
+            spans[path] = (min(low, first), max(high, last))
+        shards = [(path, f"bytes={first}-{last}") for path, (first, last) in spans.items()]
+        for what, requests in (("the export's GETs, replayed", gets), ("one GET per data shard", shards)):
+            times, nbytes = [], 0
+            for _ in range(runs):
+                started = time.perf_counter()
+                with ThreadPoolExecutor(8) as pool:
+                    nbytes = sum(pool.map(get, [source] * len(requests), *zip(*requests)))
+                times.append(time.perf_counter() - started)
+            floors[what, source] = (statistics.median(times), len(requests), nbytes)
+    return floors
 
 
 def floor_python() -> str:
@@ -906,7 +980,7 @@ def report(work: Path, scale: float, runs: int, remote_only: bool = False, remot
         table += ["", *baseline_header, *baseline_rows]
     if remote_table:
         remote_header = [
-            "| command | input | median wall s | peak RSS MiB | compared | target | result |",
+            "| command | input | median wall s | peak RSS / anon MiB | compared | target | result |",
             "| --- | --- | ---: | ---: | --- | --- | --- |",
         ]
         table += ["", *remote_header, *remote_table]

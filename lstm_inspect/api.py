@@ -263,6 +263,10 @@ class Layer:
     def _tensor(self, name: str) -> np.ndarray:
         value = self._values.get(name)
         if value is None:
+            advise = getattr(self._store, "advise", None)
+            if advise is not None and not self._values:
+                # The first tensor read of the layer: a remote file fetches the rest with it (base.py).
+                advise([info.name for info in self.spec.tensors.values()])
             value = self._values[name] = self._checked_value(name, self._store.read(name))
         return value
 

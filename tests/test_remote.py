@@ -97,7 +97,54 @@ def root(tmp_path_factory) -> Path:
     (root / "keras").mkdir()
     for name in ("model.keras", "model.h5"):
         shutil.copy(FIXTURES / "keras3" / name, root / "keras" / name)
+    make_large_keras(root / "large")
+    shutil.copytree(FIXTURES / "keras2_saved_model" / "saved_model", root / "sm")
+    shutil.copytree(FIXTURES / "tf1_forget0", root / "forget0")  # a TF1 checkpoint whose .meta sets forget_bias=0
     return root
+
+
+PADDING = 40 * MiB
+
+
+def padded_h5(source, out, pad: int) -> None:
+    """source's HDF5 groups and attributes, with `pad` bytes of other weights (standing for large
+    Dense layers or optimizer state) written after its first layer's: the LSTM weights lie at
+    both ends of a file of tens of MB."""
+    import h5py
+
+    with h5py.File(source) as src, h5py.File(out, "w") as dst:
+        dst.attrs.update(dict(src.attrs))
+        weights = "model_weights" if "model_weights" in src else "layers"  # Keras' .h5, a .keras's weights
+        group = dst.create_group(weights)
+        group.attrs.update(dict(src[weights].attrs))
+        for i, child in enumerate(src[weights]):
+            src.copy(src[weights][child], group, name=child)
+            if i == 0:
+                dst.create_dataset("padding", data=np.full(pad // 4, 0.5, np.float32))
+        for name in src:
+            if name != weights:
+                src.copy(src[name], dst, name=name)
+
+
+def make_large_keras(out: Path) -> None:
+    """The keras3 fixture's .h5 and .keras (four small LSTMs), each made 40 MB larger (padded_h5);
+    the .keras's members stored, as Keras stores them (keras/src/saving/saving_lib.py)."""
+    import io
+    import zipfile
+
+    out.mkdir()
+    padded_h5(FIXTURES / "keras3" / "model.h5", out / "model.h5", PADDING)
+    with (
+        zipfile.ZipFile(FIXTURES / "keras3" / "model.keras") as src,
+        zipfile.ZipFile(out / "model.keras", "w", zipfile.ZIP_STORED) as dst,
+    ):
+        for info in src.infolist():
+            if info.filename == "model.weights.h5":
+                padded_h5(io.BytesIO(src.read(info)), out / "weights.h5", PADDING)
+                dst.write(out / "weights.h5", info.filename)
+                (out / "weights.h5").unlink()
+            else:
+                dst.writestr(info, src.read(info))
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +209,35 @@ def shard_bytes(log, root: Path) -> int:
     return sum(log.bytes(p.name) for p in (root / "ckpt").glob("model.ckpt.data-*"))
 
 
-def layer_bytes(root: Path, layer: str) -> int:
-    with lstm_inspect.load(root / "ckpt" / "model.ckpt") as ckpt:
+def layer_bytes(root: Path, layer: str, path: str = "ckpt/model.ckpt") -> int:
+    with lstm_inspect.load(root / path) as ckpt:
         return sum(4 * info.size for info in ckpt.layer(layer).spec.tensors.values())
+
+
+def layer_spans(root: Path) -> tuple[int, int]:
+    """How many requests of the data shards an export of every layer takes: one per span of each
+    layer's tensors (a partitioned one's pieces) lying together, across gaps of up to
+    remote._MAX_GAP (the layer's tensors are advised together when its first is read); and how
+    many tensors (or pieces) they hold."""
+    from lstm_inspect.readers.tf_bundle import _slice_key
+
+    spans = tensors = 0
+    with lstm_inspect.load(root / "ckpt" / "model.ckpt") as ckpt:
+        store = ckpt.store
+        for layer in ckpt.layers:
+            ranges = []
+            for name in {block.tensor for block in layer.blocks()}:
+                key = store._keys[name]
+                entry = store._entries[key]
+                pieces = [store._entries[_slice_key(key, e)] for e in entry.slices] or [entry]
+                ranges += [(p.shard_id, p.offset, p.offset + p.size) for p in pieces]
+            tensors += len(ranges)
+            last = (-1, 0)
+            for shard, start, end in sorted(ranges):
+                if shard != last[0] or start - last[1] > remote._MAX_GAP:
+                    spans += 1
+                last = (shard, max(end, last[1]) if shard == last[0] else end)
+    return spans, tensors
 
 
 # --- S3 --------------------------------------------------------------------------------------
@@ -209,6 +282,12 @@ def test_s3_export_equals_the_local_export(root, s3_log, tmp_path):
     lstm = sum(layer_bytes(root, name) for name in ("small_0/lstm_cell", "small_1/lstm_cell", "small_2/lstm_cell"))
     lstm += layer_bytes(root, BIG) + layer_bytes(root, "part/lstm_cell")
     assert lstm <= shard_bytes(s3_log, root) < lstm + 2 * MiB
+    # One streaming GET per span of a layer's tensors lying together (a bias, the Adam slots of
+    # the bias, then the kernel: one span), not one per tensor or per 8 MiB part: moto reads the
+    # whole object to answer each (moto/s3/responses.py _key_response_get, FakeKey.value).
+    shard_gets = [r for r in s3_log.of(method="GET") if ".data-" in r.path]
+    spans, tensors = layer_spans(root)
+    assert len(shard_gets) == spans < tensors
 
 
 def test_s3_damaged_shard_fails_its_crc_and_writes_nothing(root, s3, s3_log, tmp_path):
@@ -283,8 +362,10 @@ def test_http_split_of_one_layer_fetches_that_layer_only(root, http):
     assert without_path(data) == without_path(local)
     needed = layer_bytes(root, BIG)
     assert needed <= shard_bytes(http.log, root) < needed + MiB
-    # The one 404: the lookup of the .meta graph a checkpoint may have beside it (issue 11).
-    assert all(r.status in (200, 206) or r.path.endswith("/model.ckpt.meta") for r in http.log.requests)
+    # The only 404s: the lookups of the .meta graph a checkpoint may have beside it (issue 11) and,
+    # the directory being given, of the graph a SavedModel directory would hold (HTTP lists nothing).
+    missing = ("/model.ckpt.meta", "/saved_model.pb", "/saved_model.pbtxt")
+    assert all(r.status in (200, 206) or r.path.endswith(missing) for r in http.log.requests)
     assert data["stats"]["bytes"] == http.log.bytes() and data["stats"]["reads"] == len(http.log.of(method="GET"))
 
 
@@ -297,8 +378,10 @@ def test_http_large_reads_are_parallel_ranges(root, http, monkeypatch):
     with lstm_inspect.load(root / "ckpt" / "model.ckpt") as ckpt:
         np.testing.assert_array_equal(kernel, ckpt.store.read(f"{BIG}/kernel"))
     assert http.most_in_flight >= 3
+    # At most _PARALLEL parts, each streamed into the array: 8 of 1.07 MiB, all in flight at once.
     gets = http.log.of(method="GET")
-    assert len(gets) == -(-kernel.nbytes // MiB) and all(r.bytes <= MiB for r in gets)
+    part = -(-kernel.nbytes // remote._PARALLEL)
+    assert len(gets) == remote._PARALLEL and all(r.bytes <= part for r in gets)
     assert http.log.bytes() == kernel.nbytes  # exactly the tensor: no read-ahead on large reads
 
 
@@ -337,6 +420,22 @@ def test_remote_read_memory_is_the_tensor_and_the_parts_in_flight(root, http, mo
     # The array, 2 parts of 1 MiB in flight (each may be held twice while aiohttp joins its
     # chunks), and slack; fetching all parts first would need another 9 MB.
     assert kernel.nbytes <= peak < kernel.nbytes + 6 * MiB
+
+
+def test_remote_export_memory_is_the_layer_and_a_few_chunks(root, http, tmp_path):
+    # One request for the layer's bias and kernel, the kernel's bytes streamed straight into its
+    # array 1 MiB at a time: no copy of the span in the cache, no 8 MiB body held whole.
+    needed = layer_bytes(root, BIG)
+    cli("summary", f"{http.url}/ckpt/model.ckpt")  # the modules imported before measuring
+    tracemalloc.start()
+    try:
+        result = cli("export", f"{http.url}/ckpt/model.ckpt", "--layer", BIG, "-o", str(tmp_path / "out.npz"), "-q")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0, result.output
+    assert len(http.log.of(".data-00001-of-00002", "GET")) == 1
+    assert needed <= peak < needed + 6 * MiB, peak - needed
 
 
 def test_http_server_ignoring_range_small_file_is_read_whole_with_a_warning(root, http):
@@ -459,6 +558,144 @@ def test_default_output_name_of_a_url(http, tmp_path, monkeypatch):
     result = cli("export", f"{http.url}/keras/model.h5?token=x", "-q")
     assert result.exit_code == 0, result.output
     assert [p.name for p in tmp_path.iterdir()] == ["model.h5.gates.npz"]
+
+
+# --- verify, diff and plot of URLs -----------------------------------------------------------
+
+
+def test_s3_verify_of_one_layer_fetches_that_layer_only(root, s3_log):
+    args = ["--layer", "small_0/lstm_cell", "--framework", "none", "--json", "--quiet"]
+    local = json.loads(cli("verify", str(root / "ckpt" / "model.ckpt"), *args).stdout)
+    result = cli("verify", f"s3://{BUCKET}/ckpt/model.ckpt", *args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert without_path(data) == without_path(local) and data["ok"] and len(data["layers"]) == 1
+    # The layer's bias and kernel, with the bias's two Adam slots between them: one request.
+    needed = layer_bytes(root, "small_0/lstm_cell")
+    assert needed <= shard_bytes(s3_log, root) < needed + remote._MAX_GAP
+    assert len([r for r in s3_log.of(method="GET") if ".data-" in r.path]) == 1
+
+
+def test_diff_of_two_urls_fetches_each_layer_once(root, s3_log, http):
+    local = json.loads(cli("diff", str(root / "ckpt"), str(root / "ckpt"), "--json").stdout)
+    result = cli("diff", f"s3://{BUCKET}/ckpt/model.ckpt", f"{http.url}/ckpt/", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {k: v for k, v in data.items() if k not in ("a", "b", "stats")} == {
+        k: v for k, v in local.items() if k not in ("a", "b")
+    }
+    lstm = sum(
+        layer["params"] * 4 for layer in json.loads(cli("summary", str(root / "ckpt"), "--json").stdout)["layers"]
+    )
+    spans, _ = layer_spans(root)
+    for log in (s3_log, http.log):
+        assert lstm <= shard_bytes(log, root) < lstm + 2 * MiB
+        assert len([r for r in log.of(method="GET") if ".data-" in r.path]) == spans
+
+
+def test_http_plot_of_one_layer_fetches_that_layer_only(root, http, tmp_path):
+    out = tmp_path / "gates.png"
+    result = cli("plot", f"{http.url}/ckpt/model.ckpt", "--layer", "small_1/lstm_cell", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    needed = layer_bytes(root, "small_1/lstm_cell")
+    assert needed <= shard_bytes(http.log, root) < needed + remote._MAX_GAP
+    assert len(http.log.of(".data-00001-of-00002", "GET")) == 1 and http.log.of(".data-00000-of-00002", "GET") == []
+
+
+# --- SavedModel directories and TF1 graphs --------------------------------------------------
+
+
+def server_url(request, name: str) -> tuple[str, object]:
+    """The URL of root/`name` on the server `request.param` names, and that server's log."""
+    if request.param == "s3":
+        return f"s3://{BUCKET}/{name}", request.getfixturevalue("s3_log")
+    server = request.getfixturevalue("http")
+    return f"{server.url}/{name}", server.log
+
+
+@pytest.fixture(params=["s3", "http"])
+def on_server(request):
+    return lambda name: server_url(request, name)
+
+
+def test_saved_model_directory_over_a_url(root, on_server):
+    # Over HTTP too: a SavedModel's files have fixed names (saved_model.pb, variables/variables.index),
+    # so a directory URL ending in "/" is read without a listing; one without the "/" names a file.
+    url, log = on_server("sm/")
+    for command in (["summary"], ["split", "--layer", "enc"]):
+        local = json.loads(cli(*command, str(root / "sm"), "--json").stdout)
+        log.clear()
+        result = cli(*command, url, "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert without_path(data) == without_path(local) and data["path"] == url.rstrip("/")
+        assert data["format"] == "saved-model" if command == ["summary"] else len(data["layers"]) == 1
+        files = sorted(p for p in (root / "sm").rglob("*") if p.is_file())
+        for path in files:  # every file fetched once at most; the graph and the index whole
+            assert log.bytes(path.name) <= path.stat().st_size, path.name
+        for name in ("saved_model.pb", "keras_metadata.pb", "variables.index"):
+            assert (
+                log.bytes(name)
+                == (root / "sm").joinpath(*([name] if ".pb" in name else ["variables", name])).stat().st_size
+            )
+        assert data["stats"]["bytes"] == sum(
+            r.bytes for r in log.of(method="GET") if ".pb" in r.path or "variables" in r.path
+        )
+
+
+def test_tf1_graph_beside_a_remote_checkpoint_is_read(root, on_server):
+    url, log = on_server("forget0/model.ckpt")
+    local = json.loads(cli("summary", str(root / "forget0" / "model.ckpt"), "--json").stdout)
+    log.clear()
+    result = cli("summary", url, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert without_path(data) == without_path(local)
+    setting = data["layers"][0]["settings"]["forget_bias"]
+    assert setting["value"] == 0.0 and setting["source"].startswith("graph: ") and not setting["assumed"]
+    # The graph is fetched whole, the index too; of the data shard only its size is looked up.
+    meta = root / "forget0" / "model.ckpt.meta"
+    assert log.bytes(".meta") == meta.stat().st_size and log.of(".meta", "GET")
+    assert log.bytes(".index") >= (root / "forget0" / "model.ckpt.index").stat().st_size
+    assert log.of(".data-00000-of-00001", "GET") == []
+
+
+# --- large Keras files, read in part ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["model.h5", "model.keras"])
+def test_large_keras_files_are_read_in_part(root, on_server, tmp_path, name):
+    local_path, (url, log) = root / "large" / name, on_server(f"large/{name}")
+    size = local_path.stat().st_size
+    assert size > PADDING
+    # A .keras's CRC-32 (checked before its first value is read) covers its whole weights member.
+    crc = ["--no-verify"] if name.endswith(".keras") else []
+    layer = layer_bytes(root, "dec", f"large/{name}")
+    for command, limit in (
+        (["summary"], MiB),
+        (["split", "--layer", "dec", *crc], MiB + layer),
+        (["export", "--layer", "dec", "-o", str(tmp_path / "{}.npz"), *crc], MiB + layer),
+    ):
+        outputs = []
+        for source in (str(local_path), url):
+            log.clear()
+            args = [a.format("remote" if source == url else "local") for a in command]
+            result = cli(args[0], source, *args[1:], *(["--json"] if command[0] != "export" else ["-q"]))
+            assert result.exit_code == 0, result.output
+            outputs.append(result.stdout)
+        assert log.bytes(name) < limit, (command, log.bytes(name))
+        if command[0] == "export":
+            local_npz, remote_npz = np.load(tmp_path / "local.npz"), np.load(tmp_path / "remote.npz")
+            assert sorted(local_npz.files) == sorted(remote_npz.files) and local_npz.files
+            for key in local_npz.files:
+                np.testing.assert_array_equal(local_npz[key], remote_npz[key])
+        else:
+            assert without_path(json.loads(outputs[1])) == without_path(json.loads(outputs[0]))
+    if crc:
+        log.clear()
+        assert cli("split", url, "--layer", "dec", "--json").exit_code == 0
+        assert size - MiB < log.bytes(name) < size + MiB  # read through once
 
 
 # --- other file systems, and none ------------------------------------------------------------

@@ -120,8 +120,10 @@ class TensorStore(Protocol):
     of the model's variables as the file declares them (a TF graph's collection; None when it does
     not say), which detection never takes for optimizer slots; and `unsaid()`, why the file says
     nothing beside the weights where it says nothing ("no graph beside the checkpoint"), which the
-    source of every setting assumed for want of it names; and `tensorflow_source()`, a
-    TensorFlowSource, where TensorFlow itself would read the tensors.
+    source of every setting assumed for want of it names; `tensorflow_source()`, a
+    TensorFlowSource, where TensorFlow itself would read the tensors; and `advise(names)`, told
+    which tensors are about to be read (a layer's, when its first is), so that a remote file
+    fetches the bytes of those that lie together at once.
     """
 
     path: str

@@ -29,6 +29,7 @@ __all__ = [
     "describe_kind",
     "exists",
     "is_dir",
+    "is_file",
     "is_url",
     "join",
     "lexists",
@@ -222,6 +223,16 @@ def is_dir(path: str) -> bool:
 
         return remote.is_dir(path)
     return os.path.isdir(path)
+
+
+def is_file(path: str) -> bool:
+    """os.path.isfile, for paths and URLs (what a remote directory's listing said of its files
+    costs no request)."""
+    if is_url(path):
+        from . import remote
+
+        return remote.exists(path) and not remote.is_dir(path)
+    return os.path.isfile(path)
 
 
 def list_dir(path: str) -> list[str]:

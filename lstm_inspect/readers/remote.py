@@ -4,15 +4,23 @@ files.py sends every URL here; local paths never come here, and fsspec is import
 A `RemoteFile` is a seekable binary file object (seek, tell, read, readinto), so the readers use it
 as they use a local file; under it:
 
-- Reads of 4 MiB or more go straight into the caller's buffer, fetched as 8 MiB parts, 8 at a
-  time: a tensor costs its own bytes and at most 64 MiB of parts in flight on top.
+- Reads of 4 MiB or more go straight into the caller's buffer, fetched as at most 8 parts at once
+  (8 MiB each at least). Over HTTP and S3 each part is one streaming GET whose body is copied into
+  the buffer 1 MiB at a time as it arrives, so that a tensor costs its own bytes and a few MiB of
+  body in flight whatever its size; other file systems answer a request with its whole body, so
+  there the parts are 8 MiB, and at most 64 MiB of them are in flight.
 - Smaller reads (index blocks, HDF5 metadata, zip directories) go through a read-ahead cache of
   64 MiB in all: a miss fetches 64 KiB from the 16 KiB boundary below it (a read near the end
   fetches the last 64 KiB, where a table's footer and a zip's directory are), doubling up to
   8 MiB while reads stay sequential.
-- A reader that knows what it will read next (the blocks of a TF index, the pieces of a
-  partitioned tensor) says so with `advise`; those ranges are coalesced across gaps of up to
-  64 KiB and fetched in parallel, 16 MiB at a time.
+- A reader that knows what it will read next (the blocks of a TF index, the tensors of a layer
+  about to be exported) says so with `advise`; those ranges are coalesced across gaps of up to
+  64 KiB into spans, and a read in one fetches its span, one request for the whole span (and the
+  advised spans after it, up to 32 MiB in all, in parallel) into the cache: a layer whose bias
+  and kernel lie together costs one request, not one per tensor or per 8 MiB. Servers that
+  answer each request at a cost of their own (moto reads the whole object for every ranged GET)
+  and networks with a long round trip both pay per request. A span larger than that is read as
+  any large read is.
 - Every request is bounded in time (LSTM_INSPECT_TIMEOUT seconds, default 60), tried again on a
   transient failure (a 5xx, a cut connection, a stall, a short body; LSTM_INSPECT_RETRIES more
   times, default 3), and counted (`transfers()`), so that the CLI can say what crossed the network.
@@ -29,10 +37,11 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, TypeVar
 
 from ..errors import FileNotFound, LstmInspectError, RemoteError, UnsupportedFormat, warn
+from ..records import frozen_record, record
 from .ranges import Seekable
 from .urls import display_url, mask_secrets, real_url, url_split
 
@@ -43,9 +52,10 @@ _READAHEAD = 64 * KiB
 _ALIGN = 16 * KiB
 _MAX_READAHEAD = 8 * MiB
 _DIRECT = 4 * MiB
-_PART = 8 * MiB
+_PART = 8 * MiB  # the smallest part of a large read; the largest where bodies are not streamed
 _PARALLEL = 8
-_WINDOW = 16 * MiB
+_WINDOW = 32 * MiB
+_CHUNK = MiB  # a streamed body is copied into its buffer this much at a time
 _MAX_GAP = 64 * KiB
 _CACHE_BYTES = 64 * MiB
 _WHOLE_BODY_LIMIT = 64 * MiB
@@ -67,7 +77,7 @@ _CREDENTIAL_NAMES = ("NoCredentialsError", "PartialCredentialsError", "RefreshEr
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
+@frozen_record
 class _Settings:
     timeout: float
     retries: int
@@ -86,7 +96,7 @@ def _settings() -> _Settings:
 # --- what crossed the network ----------------------------------------------------------------
 
 
-@dataclass
+@record
 class Transfers:
     """Requests made and bytes received, in all and per file (display URLs)."""
 
@@ -349,37 +359,41 @@ class _Object:
 
     # -- reading
 
-    async def _get(self, start: int, end: int) -> bytes:
-        """Bytes [start, end), one request, counted."""
+    # Whether a request's body is streamed into its buffer (bounded memory whatever its size), or
+    # comes whole (fsspec's cat_file), so that a request must be kept to _PART bytes.
+    streams = False
+
+    async def _get_into(self, start: int, sink: _Sink) -> None:
+        """Bytes [start, start + sink.size) into sink, one request, counted."""
         _count(self.url, reads=1)
-        data = bytes(await self._call("cat_file", self.fs_path, start=start, end=end))
+        data = await self._call("cat_file", self.fs_path, start=start, end=start + sink.size)
         _count(self.url, nbytes=len(data))
-        return data
+        sink.write(data)
 
-    async def _fetch(self, start: int, end: int, what: str) -> bytes:
-        async def one() -> bytes:
-            data = await self._get(start, end)
-            if len(data) < end - start:
-                raise _Transient(f"the server sent {len(data):,} of the {end - start:,} bytes asked for")
-            if len(data) > end - start:
-                raise _Refused(f"the server sent {len(data):,} bytes for a request of {end - start:,}")
-            return data
+    async def _fetch_into(self, start: int, sink: _Sink, what: str) -> None:
+        async def one() -> None:
+            sink.restart()
+            await self._get_into(start, sink)
+            if sink.got < sink.size:
+                raise _Transient(f"the server sent {sink.got:,} of the {sink.size:,} bytes asked for")
+            if sink.got > sink.size:
+                raise _Refused(f"the server sent {sink.got:,} bytes for a request of {sink.size:,}")
 
-        return await self._tried(what, one)
+        await self._tried(what, one)
 
-    def fetch(self, ranges: list[tuple[int, int]], what: str, sink: Callable[[int, bytes], None]) -> None:
-        """Fetch each [start, end) range, _PARALLEL at a time, handing each to sink(start, data) as
-        it arrives (so that no more than _PARALLEL parts are held at once). The first failure stops
+    def fetch(self, ranges: list[tuple[int, list[memoryview]]], what: str) -> None:
+        """Fetch each range, one request each, _PARALLEL at a time: (start, buffers) asks for the
+        bytes from start on that fill the buffers, one after the other. The first failure stops
         the rest."""
 
         async def all_of_them() -> None:
             gate = asyncio.Semaphore(_PARALLEL)
 
-            async def one(start: int, end: int) -> None:
+            async def one(start: int, views: list[memoryview]) -> None:
                 async with gate:
-                    sink(start, await self._fetch(start, end, what))
+                    await self._fetch_into(start, _Sink(views), what)
 
-            tasks = [asyncio.ensure_future(one(start, end)) for start, end in ranges]
+            tasks = [asyncio.ensure_future(one(start, views)) for start, views in ranges]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
                 for task in done:
@@ -397,6 +411,8 @@ class _HTTPObject(_Object):
     """fsspec's HTTP file system answers a 403 as "not found" and reads whatever body a Range request
     gets, however large (fsspec/implementations/http.py _info, _cat_file): these requests go through
     its aiohttp session, with the status and the size checked before a body is read."""
+
+    streams = True
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -440,31 +456,89 @@ class _HTTPObject(_Object):
         except FileNotFoundError:
             return None
 
-    async def _get(self, start: int, end: int) -> bytes:
-        if self.whole is not None:
-            return self.whole[start:end]
-        _count(self.url, reads=1)
-        async with await self._request("GET", {"Range": f"bytes={start}-{end - 1}"}) as r:
-            self._check(r.status, r.reason)
-            if r.status == 206:
-                data = bytes(await r.read())
-                _count(self.url, nbytes=len(data))
-                return data
-            # 200: the whole body is coming. Take it only when it is small, and stop reading as
-            # soon as it proves larger than it said.
-            if r.content_length is not None and r.content_length > _WHOLE_BODY_LIMIT:
-                raise _RangeIgnored(r.content_length)
-            body = bytearray()
-            async for chunk in r.content.iter_chunked(MiB):
-                body += chunk
-                if len(body) > _WHOLE_BODY_LIMIT:
-                    raise _RangeIgnored(None)
+    async def _get_into(self, start: int, sink: _Sink) -> None:
+        if self.whole is None:
+            _count(self.url, reads=1)
+            async with await self._request("GET", {"Range": f"bytes={start}-{start + sink.size - 1}"}) as r:
+                self._check(r.status, r.reason)
+                if r.status == 206:
+                    async for chunk in r.content.iter_chunked(_CHUNK):
+                        _count(self.url, nbytes=len(chunk))
+                        sink.write(chunk)
+                    return
+                await self._take_whole(r)
+        assert self.whole is not None
+        sink.write(memoryview(self.whole)[start : start + sink.size])
+
+    async def _take_whole(self, r: Any) -> None:
+        # 200: the whole body is coming. Take it only when it is small, and stop reading as soon
+        # as it proves larger than it said.
+        if r.content_length is not None and r.content_length > _WHOLE_BODY_LIMIT:
+            raise _RangeIgnored(r.content_length)
+        body = bytearray()
+        async for chunk in r.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > _WHOLE_BODY_LIMIT:
+                raise _RangeIgnored(None)
         _count(self.url, nbytes=len(body))
         self.whole = bytes(body)
-        return self.whole[start:end]
 
     def list_dir(self) -> list[dict[str, Any]]:
         return []  # HTTP has no listing; fsspec's scrapes a page's links, which says nothing here
+
+
+class _S3Object(_Object):
+    """s3fs's cat_file holds a whole body before it returns (s3fs/core.py _cat_file): a ranged GET
+    here goes through the same client call, its body streamed into the buffer."""
+
+    streams = True
+
+    async def _get_into(self, start: int, sink: _Sink) -> None:
+        from s3fs.core import version_id_kw  # type: ignore[import-untyped]
+
+        bucket, key, version = self.fs.split_path(self.fs_path)
+        _count(self.url, reads=1)
+        # _call_s3 turns S3's errors into OSErrors (PermissionError, FileNotFoundError...) as
+        # cat_file's do: s3fs/core.py _error_wrapper, errors.py translate_boto_error.
+        answer = await self.fs._call_s3(
+            "get_object",
+            Bucket=bucket,
+            Key=key,
+            Range=f"bytes={start}-{start + sink.size - 1}",
+            **version_id_kw(version),
+        )
+        body = answer["Body"]
+        try:
+            async for chunk in body.iter_chunks(_CHUNK):
+                _count(self.url, nbytes=len(chunk))
+                sink.write(chunk)
+        finally:
+            body.close()
+
+
+class _Sink:
+    """Where one request's body goes, as it comes: buffers filled one after the other (the
+    caller's, and the cache's for the bytes around it). Bytes past the last are counted, not kept."""
+
+    def __init__(self, views: list[memoryview]) -> None:
+        self.views = views
+        self.size = sum(len(view) for view in views)
+        self.restart()
+
+    def restart(self) -> None:
+        """From the first byte again (another try of the request)."""
+        self.got = self._view = self._at = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        data = memoryview(data)
+        self.got += len(data)
+        while len(data) and self._view < len(self.views):
+            view = self.views[self._view]
+            k = min(len(data), len(view) - self._at)
+            view[self._at : self._at + k] = data[:k]
+            data, self._at = data[k:], self._at + k
+            if self._at == len(view):
+                self._view, self._at = self._view + 1, 0
 
 
 # --- the objects of this session, and the cache of what they read ----------------------------
@@ -476,16 +550,17 @@ class _Extents:
     def __init__(self, budget: int) -> None:
         self._budget, self._total = budget, 0
         self._starts: dict[str, list[int]] = {}
-        self._data: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._data: OrderedDict[tuple[str, int], bytes | bytearray] = OrderedDict()
+        self._longest = 0
         self._lock = threading.Lock()
 
     def get(self, url: str, pos: int) -> memoryview | None:
         """The cached bytes from `pos` on, as far as one extent goes; None on a miss."""
         with self._lock:
             starts = self._starts.get(url, [])
-            # Extents may overlap (read-ahead starts below the read); none is longer than _PART.
+            # Extents may overlap (read-ahead starts below the read): look back as far as the longest.
             i = bisect.bisect_right(starts, pos) - 1
-            while i >= 0 and starts[i] > pos - _PART:
+            while i >= 0 and starts[i] > pos - self._longest:
                 key = (url, starts[i])
                 data = self._data[key]
                 if pos < starts[i] + len(data):
@@ -494,7 +569,7 @@ class _Extents:
                 i -= 1
             return None
 
-    def put(self, url: str, start: int, data: bytes) -> None:
+    def put(self, url: str, start: int, data: bytes | bytearray) -> None:
         with self._lock:
             key = (url, start)
             old = self._data.pop(key, None)
@@ -502,6 +577,7 @@ class _Extents:
                 bisect.insort(self._starts.setdefault(url, []), start)
             self._total += len(data) - (len(old) if old is not None else 0)
             self._data[key] = data
+            self._longest = max(self._longest, len(data))
             while self._total > self._budget and len(self._data) > 1:
                 (old_url, old_start), dropped = self._data.popitem(last=False)
                 self._starts[old_url].remove(old_start)
@@ -511,7 +587,7 @@ class _Extents:
         with self._lock:
             self._starts.clear()
             self._data.clear()
-            self._total = 0
+            self._total = self._longest = 0
 
 
 _CACHE = _Extents(_CACHE_BYTES)
@@ -525,7 +601,8 @@ def _object(url: str) -> _Object:
         found = _OBJECTS.get(url)
     if found is None:
         scheme = url.split(":", 1)[0].lower()
-        found = (_HTTPObject if scheme in ("http", "https") else _Object)(url)
+        kind = _HTTPObject if scheme in ("http", "https") else _S3Object if scheme in ("s3", "s3a") else _Object
+        found = kind(url)
         with _OBJECTS_LOCK:
             found = _OBJECTS.setdefault(url, found)
     return found
@@ -534,7 +611,12 @@ def _object(url: str) -> _Object:
 def new_session() -> None:
     """Forget what was looked up and cached: a store opened now sees the files as they are now."""
     with _OBJECTS_LOCK:
+        systems = {id(obj.fs): obj.fs for obj in _OBJECTS.values()}
         _OBJECTS.clear()
+    for fs in systems.values():
+        # s3fs and gcsfs keep what a listing said of each file (fsspec/spec.py dircache), and one
+        # instance per set of options for the whole process.
+        fs.invalidate_cache()
     _CACHE.clear()
 
 
@@ -559,7 +641,7 @@ class RemoteFile(Seekable):
 
     def advise(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Say which [start, end) ranges will be read next, so that they are fetched together."""
-        wanted = sorted((start, end) for start, end in ranges if 0 < end - start < _DIRECT and end <= self.remote_size)
+        wanted = sorted((start, end) for start, end in ranges if 0 < end - start and end <= self.remote_size)
         self._planned = sorted(set(self._planned).union(wanted))
 
     def readall(self) -> bytes:
@@ -577,55 +659,100 @@ class RemoteFile(Seekable):
                 k = min(len(cached), n - done)
                 view[done : done + k] = cached[:k]
                 done += k
-            elif n - done >= _DIRECT or pos == missed_at:  # (a fetch the cache did not keep: no loop)
-                self._fetch_into(pos, view[done:n])
+            elif pos == missed_at:  # a read-ahead the cache did not keep: read it directly, no loop
+                self._fetch_direct(pos, view[done:n])
                 done = n
-            elif not self._fetch_planned(pos):
+            elif got := self._fetch_planned(pos, view[done:n]):
+                done += got
+            elif n - done >= _DIRECT:
+                self._fetch_direct(pos, view[done:n])
+                done = n
+            else:
                 self._read_ahead(pos, n - done)
             missed_at = pos if cached is None else -1
         self._pos += n
         self._tell_whole_body()
         return n
 
-    def _fetch_into(self, start: int, view: memoryview) -> None:
-        def sink(at: int, data: bytes) -> None:
-            view[at - start : at - start + len(data)] = data
+    def _fetch_direct(self, start: int, view: memoryview) -> None:
+        """One large read straight into the caller's buffer, in at most _PARALLEL parts at once
+        where bodies are streamed (each part at least _PART), in _PART parts where they are not."""
+        n = len(view)
+        part = max(_PART, -(-n // _PARALLEL)) if self._object.streams else _PART
+        self._object.fetch([(start + at, [view[at : at + part]]) for at in range(0, n, part)], self._what)
 
-        end = start + len(view)
-        self._object.fetch([(s, min(s + _PART, end)) for s in range(start, end, _PART)], self._what, sink)
-
-    def _cache_ranges(self, ranges: list[tuple[int, int]]) -> None:
-        parts = [(s, min(s + _PART, end)) for start, end in ranges for s in range(start, end, _PART)]
-        self._object.fetch(parts, self._what, lambda at, data: _CACHE.put(self._object.url, at, data))
+    def _fetch_spans(self, spans: list[tuple[int, int]], pos: int = -1, view: memoryview | None = None) -> int:
+        """Fetch each [start, end) span, one request each (parts of at most _PART where bodies
+        are not streamed), into the cache; the bytes of the caller's `view`, which starts at `pos`
+        in one of them, go straight into it. How many bytes of `view` were filled."""
+        if not self._object.streams:
+            spans = [(s, min(s + _PART, end)) for start, end in spans for s in range(start, end, _PART)]
+        requests, cached, filled = [], [], 0
+        for start, end in spans:
+            pieces: list[tuple[int, int, memoryview | None]] = [(start, end, None)]
+            if view is not None and start <= pos < end:
+                filled = min(len(view), end - pos)
+                pieces = [(start, pos, None), (pos, pos + filled, view[:filled]), (pos + filled, end, None)]
+            views = []
+            for piece_start, piece_end, target in pieces:
+                if target is None and piece_end > piece_start:
+                    buffer = bytearray(piece_end - piece_start)
+                    cached.append((piece_start, buffer))
+                    target = memoryview(buffer)
+                if target is not None:
+                    views.append(target)
+            requests.append((start, views))
+        self._object.fetch(requests, self._what)
+        for start, buffer in cached:
+            _CACHE.put(self._object.url, start, buffer)
+        return filled
 
     def _read_ahead(self, pos: int, want: int) -> None:
-        self._readahead = min(2 * self._readahead, _MAX_READAHEAD) if pos == self._fetched_to else _READAHEAD
+        sequential = pos == self._fetched_to
+        self._readahead = min(2 * self._readahead, _MAX_READAHEAD) if sequential else _READAHEAD
         length = max(want, self._readahead)
-        # From a 16 KiB boundary: HDF5 reads an object header, then the heap written just before it.
-        start = pos - pos % _ALIGN
-        end = min(self.remote_size, max(pos + want, start + length))
-        start = max(0, min(start, end - length))  # near the end, the last `length` bytes
-        self._cache_ranges([(start, end)])
+        if sequential:  # on from where the last read-ahead ended (a zip member's CRC-32, read through)
+            start, end = pos, min(self.remote_size, pos + length)
+        else:
+            # From a 16 KiB boundary: HDF5 reads an object header, then the heap written just before it.
+            start = pos - pos % _ALIGN
+            end = min(self.remote_size, max(pos + want, start + length))
+            start = max(0, min(start, end - length))  # near the end, the last `length` bytes
+        self._fetch_spans([(start, end)])
         self._fetched_to = end
 
-    def _fetch_planned(self, pos: int) -> bool:
-        """Fetch the advised ranges from the one holding `pos` on, up to _WINDOW bytes, coalesced."""
+    def _fetch_planned(self, pos: int, view: memoryview) -> int:
+        """Fetch the advised span holding `pos` (advised ranges joined across gaps of up to
+        _MAX_GAP), one request, with the advised spans after it up to _WINDOW bytes in all; the
+        caller's `view` (its read from `pos` on) is filled from it and the rest cached. How many
+        bytes of `view` it filled: 0 when no advised range holds `pos`, or when its span is too
+        large and the range holding `pos` is large (that is read directly)."""
         i = bisect.bisect_right(self._planned, (pos, self.remote_size + 1)) - 1
         if i < 0 or self._planned[i][1] <= pos:
-            return False
-        first = self._planned[i][0]
-        j = i
-        while j < len(self._planned) and self._planned[j][1] - first <= _WINDOW:
-            j += 1
-        merged: list[tuple[int, int]] = []
-        for start, end in self._planned[i : max(j, i + 1)]:
-            if merged and start - merged[-1][1] <= _MAX_GAP:
-                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            return 0
+        spans: list[list[int]] = []  # [start, end, first index, index past the last]
+        for k, (start, end) in enumerate(self._planned):
+            if spans and start - spans[-1][1] <= _MAX_GAP:
+                spans[-1][1], spans[-1][3] = max(end, spans[-1][1]), k + 1
             else:
-                merged.append((start, end))
-        del self._planned[i : max(j, i + 1)]
-        self._cache_ranges(merged)
-        return True
+                spans.append([start, end, k, k + 1])
+        j = next(j for j, span in enumerate(spans) if span[2] <= i < span[3])
+        if spans[j][1] - spans[j][0] > _WINDOW:
+            start, end = self._planned[i]
+            if end - start >= _DIRECT:
+                return 0
+            chosen, taken = [(start, end)], [i]
+        else:
+            chosen, taken, total = [], [], 0
+            for start, end, first, past in spans[j:]:
+                if chosen and total + end - start > _WINDOW:
+                    break
+                chosen.append((start, end))
+                taken += range(first, past)
+                total += end - start
+        for k in reversed(taken):
+            del self._planned[k]
+        return self._fetch_spans(chosen, pos, view)
 
     def _tell_whole_body(self) -> None:
         obj = self._object

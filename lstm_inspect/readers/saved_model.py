@@ -29,18 +29,20 @@ from __future__ import annotations
 import heapq
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptFile, FileNotFound, UnknownName, UnsupportedFormat
 from ..records import record
+from . import files
 from .base import LayerConfig, LayerHint, TensorFlowSource, TensorInfo
-from .files import open_regular, read_bounded
+from .files import is_url, open_regular, read_bounded
 from .formats.saved_model import GRAPH_FILES, VARIABLES_DIRECTORY, is_saved_model_dir
 from .protobuf import Malformed, decode, varint
 from .tf_bundle import TFCheckpoint, _crc32c, _mask
 from .tf_protos import ENUMS, SCHEMA
+from .urls import display_url
 
 if TYPE_CHECKING:  # tf_graph only for a SavedModel directory: a TF2 checkpoint's names need none of it
     import numpy as np
@@ -380,6 +382,9 @@ class RenamedStore:
             raise UnknownName(f"{self.path}: no tensor named {name!r}")
         return self._checkpoint.read(key)
 
+    def advise(self, names: Iterable[str]) -> None:
+        self._checkpoint.advise(self._keys[name] for name in names if name in self._keys)
+
     def files(self) -> list[str]:
         return [*self._checkpoint.files(), *self._beside]
 
@@ -494,8 +499,8 @@ def _keras_objects(directory: str, saved: SavedModel, nodes: list[dict[str, Any]
     their node_path (`root.layer_with_weights-0.cell`), or else the SavedUserObject metadata of
     saved_model.pb's object graph (TF < 2.5), whose nodes are the checkpoint's."""
     found: dict[int, _Keras] = {}
-    metadata_path = os.path.join(directory, _KERAS_METADATA)
-    if os.path.isfile(metadata_path) and nodes is not None:
+    metadata_path = files.join(directory, _KERAS_METADATA)
+    if nodes is not None and files.is_file(metadata_path):
         raw = read_bounded(metadata_path, _MAX_METADATA_BYTES, "Keras metadata file")
         try:
             entries = decode(raw, "SavedMetadata", SCHEMA).get("nodes", [])
@@ -568,18 +573,19 @@ def open_saved_model(
     SavedModel with neither is refused in one line.
     """
     directory = os.fspath(directory)
+    directory = display_url(directory).rstrip("/") if is_url(directory) else directory
     if saved_model_file is None:
-        names = [n for n in GRAPH_FILES if os.path.isfile(os.path.join(directory, n))]
-        if not names:
+        name = next((n for n in GRAPH_FILES if files.is_file(files.join(directory, n))), None)
+        if name is None:
             raise FileNotFound(f"{directory}: no saved_model.pb in this directory, so it is no SavedModel")
-        saved_model_file = os.path.join(directory, names[0])
+        saved_model_file = files.join(directory, name)
     saved = read_saved_model(saved_model_file)
-    prefix = os.path.join(directory, VARIABLES_DIRECTORY, "variables")
-    if not os.path.isfile(prefix + ".index"):
+    prefix = files.join(directory, VARIABLES_DIRECTORY, "variables")
+    if not files.is_file(prefix + ".index"):
         return _without_variables(directory, saved)
     # Keras' own saved metadata and the fingerprint belong with the graph (keras_metadata.pb since
     # TF 2.5, fingerprint.pb since TF 2.12: saved_model/constants.py).
-    beside = [saved_model_file, *(p for n in _SIDE_FILES if os.path.isfile(p := os.path.join(directory, n)))]
+    beside = [saved_model_file, *(p for n in _SIDE_FILES if files.is_file(p := files.join(directory, n)))]
     checkpoint = TFCheckpoint(prefix)
     try:
         nodes = read_object_graph(checkpoint)

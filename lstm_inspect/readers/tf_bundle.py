@@ -15,7 +15,7 @@ import os
 import re
 import struct
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -774,6 +774,26 @@ class TFCheckpoint:
         except LstmInspectError:
             self._shard_warnings.clear()
             raise
+
+    def advise(self, names: Iterable[str]) -> None:
+        """Say which tensors will be read next, so that a remote shard fetches the bytes of those
+        that lie together in one request (readers/remote.py); a local shard needs no telling. A
+        tensor that cannot be read is left out: reading it says why."""
+        if not is_url(self.path):
+            return
+        for name in names:
+            info, key = self._infos.get(name), self._keys.get(name)
+            entry = self._entries.get(key) if key is not None else None
+            dtype = _numpy_dtype(info.dtype) if info is not None else None
+            if key is None or entry is None or dtype is None:
+                continue
+            pieces = [self._entries.get(_slice_key(key, e)) for e in entry.slices] if entry.slices else [entry]
+            for piece in filter(None, pieces):
+                try:
+                    shard, _ = self._locate(name, piece, dtype)
+                except LstmInspectError:
+                    continue
+                files.advise(shard, [(piece.offset, piece.offset + piece.size)])
 
     def _assemble(self, name: str, key: bytes, entry: _Entry, dtype: np.dtype) -> np.ndarray:
         import numpy as np

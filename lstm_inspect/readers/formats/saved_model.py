@@ -1,12 +1,14 @@
-"""SavedModel directories (readers/saved_model.py): a `saved_model.pb` or `saved_model.pbtxt`
-beside `variables/` (tensorflow/python/saved_model/path_helpers.py, constants.py)."""
+"""SavedModel directories (readers/saved_model.py), local or remote: a `saved_model.pb` or
+`saved_model.pbtxt` beside `variables/` (tensorflow/python/saved_model/path_helpers.py, constants.py)."""
 
 from __future__ import annotations
 
 import os
 
 from ...errors import LstmInspectError, UnsupportedFormat
+from .. import files
 from ..base import TensorStore
+from ..urls import is_url
 from .probe import Probe
 
 __all__ = ["GRAPH_FILES", "READS", "VARIABLES_DIRECTORY", "accept", "is_saved_model_dir", "near_miss", "open_path"]
@@ -17,13 +19,17 @@ VARIABLES_DIRECTORY = "variables"  # constants.py VARIABLES_DIRECTORY
 
 
 def is_saved_model_dir(path: str) -> bool:
-    """Whether a local directory holds a SavedModel's graph."""
-    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, name)) for name in GRAPH_FILES)
+    """Whether a directory (local or remote) holds a SavedModel's graph."""
+    if not is_url(path):
+        return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, name)) for name in GRAPH_FILES)
+    # A remote directory's listing (one request, where the file system lists: S3, GCS) says
+    # which of the names are there; over HTTP, which lists nothing, each name is looked up.
+    listed = files.list_dir(path)
+    return any(files.is_file(files.join(path, name)) for name in GRAPH_FILES if not listed or name in listed)
 
 
 def accept(probe: Probe) -> bool:
-    # Local only: the SavedModel reader finds its files with os.path.
-    return probe.kind == "directory" and not probe.remote and is_saved_model_dir(probe.path)
+    return probe.kind == "directory" and is_saved_model_dir(probe.path)
 
 
 def open_path(probe: Probe, verify: bool) -> TensorStore:
