@@ -953,8 +953,11 @@ def _decode_strings(raw: memoryview, count: int, verify: bool) -> tuple[np.ndarr
 # A key with a number for a path component (`model/variables/3/.ATTRIBUTES/VARIABLE_VALUE`): TF2's
 # positional names, which only the object graph renames (saved_model.with_object_paths). Most TF2
 # checkpoints name every variable by attribute (`model/layer_with_weights-0/...`): their object
-# graph is not even read, nor its reader imported.
-POSITIONAL_KEY = re.compile(r"(?:^|/)[0-9]+(?:/|$)", re.M)
+# graph is not even read, nor its reader imported. Searched for in all the keys at once, each
+# after a "/" (see open_checkpoint): a pattern that starts with a literal is looked for by sre's
+# fast prefix scan, where "(?:^|/)" was tried at every position of the 3 MB of a 100,000-tensor
+# index (64 ms against 9).
+POSITIONAL_KEY = re.compile(r"/[0-9]+(?:/|$)", re.M)
 
 
 def open_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> TFCheckpoint | RenamedStore:
@@ -964,9 +967,9 @@ def open_checkpoint(path: str | os.PathLike[str], verify: bool = True) -> TFChec
     """
     path = os.fspath(path)
     checkpoint = TFCheckpoint(resolve_prefix(display_url(path) if is_url(path) else path), verify=verify)
-    # One search through all the keys, a line each. What follows .ATTRIBUTES is never a number
-    # (VARIABLE_VALUE, OBJECT_CONFIG_JSON), so the whole key may be searched.
-    if not POSITIONAL_KEY.search("\n".join(checkpoint.tensors())):
+    # One search through all the keys, a line each, each after a "/". What follows .ATTRIBUTES is
+    # never a number (VARIABLE_VALUE, OBJECT_CONFIG_JSON), so the whole key may be searched.
+    if not POSITIONAL_KEY.search("/" + "\n/".join(checkpoint.tensors())):
         return checkpoint
     from .saved_model import with_object_paths  # positional TF2 keys named by the object graph
 
