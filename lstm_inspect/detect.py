@@ -181,7 +181,7 @@ def categorize(
     """
     if name.startswith(_OPTIMIZER_PREFIXES) or ".OPTIMIZER_SLOT" in name:
         return "optimizer"
-    base = _base(name)
+    base = name.removesuffix(_TF2_VALUE_SUFFIX)
     if trainable is not None and base in trainable:
         return "bookkeeping" if dtype == "string" else "model"
     if _slot_leaf(base[base.rfind("/") + 1 :]):
@@ -199,13 +199,9 @@ def _slot_leaf(leaf: str) -> bool:
     return _SLOT_LEAF.match(leaf) is not None
 
 
-def _base(name: str) -> str:
-    return name[: -len(_TF2_VALUE_SUFFIX)] if name.endswith(_TF2_VALUE_SUFFIX) else name
-
-
 def base_shapes(tensors: Mapping[str, TensorInfo]) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape by its name without the TF2 object-checkpoint suffix."""
-    return {_base(name): info.shape for name, info in tensors.items()}
+    return {name.removesuffix(_TF2_VALUE_SUFFIX): info.shape for name, info in tensors.items()}
 
 
 def _shaped_like_its_variable(base: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
@@ -221,9 +217,7 @@ def _shaped_like_its_variable(base: str, shapes: Mapping[str, tuple[int, ...]]) 
 
 def _split_leaf(name: str) -> tuple[str, str]:
     """(scope, last name component) for a model tensor name, the TF2 object-checkpoint suffix undone."""
-    if name.endswith(_TF2_VALUE_SUFFIX):
-        name = name[: -len(_TF2_VALUE_SUFFIX)]
-    scope, _, leaf = name.rpartition("/")
+    scope, _, leaf = name.removesuffix(_TF2_VALUE_SUFFIX).rpartition("/")
     return scope, leaf
 
 

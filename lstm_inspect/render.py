@@ -15,7 +15,7 @@ from dataclasses import fields, is_dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from rich.cells import cell_len
+from rich.cells import cell_len as _rich_cell_len
 from rich.console import Console, ConsoleOptions, Group, JustifyMethod, RenderableType
 from rich.measure import Measurement
 from rich.segment import Segment
@@ -65,6 +65,13 @@ Columns = tuple[tuple[str, JustifyMethod], ...]
 #
 # Every table has forms for a wide screen and for 80 and 60 columns, and the widest that fits is
 # shown (_Fitted); text wraps with a hanging indent rather than at column 0; no line ends in spaces.
+
+
+def cell_len(text: str) -> int:
+    """The columns `text` takes on a terminal. Text here has been through terminal.safe (no control
+    characters), so ASCII is a column a character, as rich would say after a cache look-up: the
+    tables of a 100,000-tensor summary measure 80,000 strings."""
+    return len(text) if text.isascii() else _rich_cell_len(text)
 
 
 def output_width() -> int | None:
