@@ -231,3 +231,36 @@ def test_with_no_terminal_every_table_takes_its_widest_form(monkeypatch):
     row = next(line for line in out.splitlines() if line.lstrip().startswith("kernel"))
     assert "model/layer_with_weights-0/cell/kernel/.ATTRIBUTES/VARIABLE_VALUE[0:12, 32:48]" in row
     assert all(line == line.rstrip() for line in out.splitlines())
+
+
+def test_on_a_terminal_styled_lines_end_without_spaces():
+    # On a terminal rich styles the output (bold titles): the spaces it pads lines with sit before
+    # the codes that end a line, and are taken out there too (render._print's styled branch).
+    controller, terminal = _terminal(200)
+    env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "NO_COLOR", "TERM")}
+    env["TERM"] = "xterm-256color"
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lstm_inspect", "summary", "fixtures/tf1_bidi/model.ckpt"],
+            cwd=ROOT,
+            env=env,
+            stdout=terminal,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal's other end closed: the program is done
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=120) == 0
+    finally:
+        os.close(controller)
+    out = b"".join(chunks).decode()
+    assert "\x1b[" in out and "bidirectional_rnn" in out
+    lines = out.replace("\r\n", "\n").split("\n")
+    assert not [line for line in lines if re.sub(r"(?:\x1b\[[0-9;]*m)+$", "", line).endswith((" ", "\t"))]
