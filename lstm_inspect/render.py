@@ -1,4 +1,8 @@
-"""Renderers: result objects as rich tables (for people) and JSON (for scripts)."""
+"""Renderers: result objects as rich tables (for people) and JSON (for scripts).
+
+rich is imported where a table or text is drawn, not with this module: --json never loads it
+(some 25 ms of every command's start-up).
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,7 @@ import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields, is_dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, Any
-
-from rich.cells import cell_len as _rich_cell_len
-from rich.console import Console, ConsoleOptions, Group, JustifyMethod, RenderableType
-from rich.measure import Measurement
-from rich.segment import Segment
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .activations import shown
 from .records import record
@@ -30,6 +27,10 @@ from .terminal import safe
 
 if TYPE_CHECKING:  # verify pulls in the converters; summary and split need none of it
     import numpy as np
+    from rich.console import Console, ConsoleOptions, Group, JustifyMethod, RenderableType
+    from rich.measure import Measurement
+    from rich.segment import Segment
+    from rich.table import Table
 
     from .verify import VerifyResult
 
@@ -46,19 +47,37 @@ def json_text(data: dict[str, Any]) -> str:
     line, each member and element as json.dumps writes it in one line. json.dumps' C encoder
     writes no indentation; with indent=2 its Python encoder made the --json of a 100,000-tensor
     summary take 0.9 s, four times the table's rendering."""
+    dumps = _dumps()
     members = []
     for key, value in data.items():
-        head = "  " + json.dumps(key) + ": "
+        head = "  " + dumps(key) + ": "
         if isinstance(value, list) and value:
-            members.append(head + "[\n    " + ",\n    ".join(map(json.dumps, value)) + "\n  ]")
+            members.append(head + "[\n    " + ",\n    ".join(map(dumps, value)) + "\n  ]")
         else:
-            members.append(head + json.dumps(value))
+            members.append(head + dumps(value))
     return "{\n" + ",\n".join(members) + "\n}" if members else "{}"
+
+
+@functools.cache
+def _dumps() -> Callable[[object], str]:
+    """json.dumps with its defaults, its C encoder made once: json.dumps makes one per call
+    (json/encoder.py JSONEncoder.iterencode), half the cost of writing a summary's 28,000 rows
+    one by one. Plain data only (results.plain), so no object is looked for twice."""
+    import json.encoder
+
+    make = getattr(json.encoder, "c_make_encoder", None)  # None in a Python without the C accelerator
+    if make is None:
+        return json.dumps
+    # The arguments JSONEncoder.iterencode gives it for json.dumps' defaults, but no circular check.
+    encode = make(
+        None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+    return lambda value: "".join(encode(value, 0))
 
 
 _FRAMEWORK = {"tensorflow": "TF", "keras": "Keras", "lstm-inspect": "lstm-inspect"}
 # (header, justify) per column of a table.
-Columns = tuple[tuple[str, JustifyMethod], ...]
+Columns: TypeAlias = "tuple[tuple[str, JustifyMethod], ...]"
 
 
 # ---- widths and lines ------------------------------------------------------------------------------
@@ -71,7 +90,11 @@ def cell_len(text: str) -> int:
     """The columns `text` takes on a terminal. Text here has been through terminal.safe (no control
     characters), so ASCII is a column a character, as rich would say after a cache look-up: the
     tables of a 100,000-tensor summary measure 80,000 strings."""
-    return len(text) if text.isascii() else _rich_cell_len(text)
+    if text.isascii():
+        return len(text)
+    from rich.cells import cell_len as rich_cell_len
+
+    return rich_cell_len(text)
 
 
 def output_width() -> int | None:
@@ -97,6 +120,8 @@ _UNBOUNDED = 1000
 def _console() -> Console:
     # Names print as stored: with rich's markup and emoji codes on, a layer named "x[b]y:fire:"
     # would print as a bold "y" and an emoji.
+    from rich.console import Console
+
     return Console(width=output_width() or _UNBOUNDED, markup=False, emoji=False)
 
 
@@ -208,11 +233,15 @@ class _Lines:
         self.lines = lines
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        from rich.segment import Segment
+
         for line in self.lines:
             yield Segment(line)
             yield Segment.line()
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        from rich.measure import Measurement
+
         width = max((cell_len(line) for line in self.lines), default=0)
         return Measurement(width, width)
 
@@ -246,6 +275,8 @@ class _Fitted:
 
 def _rich_table(title: str, columns: Columns, rows: Sequence[Sequence[str]]) -> Table:
     """A heavy-box table whose cells never wrap: shown only where it fits (_Fitted)."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for column, justify in columns:
         table.add_column(column, justify=justify, no_wrap=True)
@@ -341,6 +372,9 @@ def _variant_text(name: str, value: bool) -> str:
 
 
 def summary_renderable(summary: Summary) -> Group:
+    from rich.console import Group
+    from rich.text import Text
+
     parts: list[RenderableType] = [Text(f"{safe(summary.path)} ({safe(summary.format)})", style="bold")]
     kinds = _kinds(summary.layers)
     if not summary.layers:
@@ -520,6 +554,8 @@ def _hint(commands: Sequence[str]) -> _Fitted:
 
 
 def _variables_table(variables: Sequence[VariableLine]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Other model variables", title_justify="left")
     for column, justify in (("name", "left"), ("shape", "left"), ("dtype", "left"), ("params", "right")):
         table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
@@ -538,6 +574,8 @@ def _variable_lines(variables: Sequence[VariableLine]) -> _Wrapped:
 
 
 def _variables_by_scope(variables: list[VariableLine]) -> Table:
+    from rich.table import Table
+
     groups: dict[str, list[VariableLine]] = {}
     for v in variables:
         groups.setdefault(v.name.split("/", 1)[0], []).append(v)
@@ -867,6 +905,8 @@ _VERDICT_MIN = 24
 def verify_renderable(result: VerifyResult) -> Group:
     """Per layer and target, the largest |difference| from the numpy cell (LSTM, GRU) on the split blocks, the
     tolerance and the verdict (or why the target did not run); then the overall verdict."""
+    from rich.console import Group
+
     title = (
         f"{safe(result.path)}: max |difference| from the numpy cell on the split blocks "
         f"(seed {result.seed}, {result.steps} steps, batch {result.batch})"
@@ -992,6 +1032,9 @@ def _diff_layer(layer: LayerDiff) -> list[RenderableType]:
 def diff_renderable(result: DiffResult) -> Group:
     """Per matched pair of layers a one-line verdict (and notes); a table of every block of a
     changed pair; layers only one file has; the overall verdict."""
+    from rich.console import Group
+    from rich.text import Text
+
     parts: list[RenderableType] = [
         Text(
             f"A: {safe(result.a)} ({result.format_a})\nB: {safe(result.b)} ({result.format_b})",

@@ -596,3 +596,18 @@ def test_verify_names_the_half_keras_could_not_run(monkeypatch):
         "bi/forward": "Keras could not run bi/forward: no GPU",
         "bi/backward": "Keras could not run bi/backward: no GPU",
     }
+
+
+def test_json_text_writes_what_json_dumps_writes():
+    # render._dumps reuses json's C encoder (one per call is half the cost of a large --json):
+    # each member and element must read as json.dumps spells it, escapes and non-finite floats too.
+    from lstm_inspect.render import _dumps, json_text
+
+    values = ["a\u00e9\n\x1b\\\"", "\ud800", 1, -0.0, 2.5, 1e300, 10**30, float("nan"), float("inf"), -float("inf")]
+    values += [None, True, [1, {"k": [None, "x"]}], {"nested": {"a": []}}, {3: "int key"}]
+    dumps = _dumps()
+    assert [dumps(v) for v in values] == [json.dumps(v) for v in values]
+    data = {"path": "p", "layers": [{"a": 1}, {"b": [1, 2]}], "empty": [], "none": None}
+    text = json_text(data)
+    assert json.loads(text) == data
+    assert text.splitlines()[2:4] == ['  "layers": [', '    {"a": 1},']
