@@ -16,6 +16,7 @@ request), so the same process can also serve moto unchanged.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 exact = threading.local()  # exact.on: this thread's GET reads only its range
@@ -54,10 +55,10 @@ class StoredBytes:
             return bytes(buffer.read(max(0, stop - start)))
 
     def __bytes__(self) -> bytes:
-        return _ORIGINAL["value"].fget(self.key)
+        return bytes(_whole_value[0](self.key))
 
 
-_ORIGINAL: dict[str, Any] = {}
+_whole_value: list[Callable[[Any], bytes]] = []  # moto's FakeKey.value getter, once installed
 
 
 def missing() -> list[str]:
@@ -106,14 +107,15 @@ def install() -> None:
                 "the exact-range patch cannot be applied (written against moto 5.x)"
             )
         value = FakeKey.__dict__["value"]
-        assert isinstance(value, property)
-        _ORIGINAL["value"] = value
+        assert isinstance(value, property) and value.fget is not None
+        whole = value.fget
+        _whole_value.append(whole)
         get_object, key_response = S3Response.get_object, S3Response.key_response
 
         def stored_value(key: Any) -> Any:
             if getattr(exact, "on", False) and getattr(exact, "in_get_object", False):
                 return StoredBytes(key)
-            return value.fget(key)
+            return whole(key)
 
         def exact_get_object(self: Any) -> Any:
             exact.in_get_object = True
@@ -127,7 +129,7 @@ def install() -> None:
             # A full GET, a 206 of partNumber=1, a multi-range or unparsable Range: moto sends it all.
             return status, headers, bytes(body) if isinstance(body, StoredBytes) else body
 
-        FakeKey.value = property(stored_value, value.fset, value.fdel, value.__doc__)  # type: ignore[method-assign]
+        FakeKey.value = property(stored_value, value.fset, value.fdel, value.__doc__)  # type: ignore[method-assign,assignment]
         S3Response.get_object = exact_get_object  # type: ignore[method-assign]
         S3Response.key_response = exact_key_response  # type: ignore[method-assign]
         _installed.append(True)
