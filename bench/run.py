@@ -24,7 +24,8 @@ cache), and prints a markdown table of the median wall time and peak RSS (GNU ti
 os.wait4), the ratios against the TensorFlow tools and PASS/FAIL against the issue's targets; the
 table is also written to bench/results.md.
 
-Then the same summary, one-layer split and export of the big checkpoint over S3 (moto's server)
+Then the same summary, one-layer split and export of the big checkpoint over S3 (moto's server,
+which tests/moto_ranges.py makes read only a ranged GET's bytes, as S3 does, not the whole object)
 and HTTP (tests/servers.py), both on 127.0.0.1 and started here, side by side with the local
 file: wall time, and the bytes and requests the server saw (issue #15's targets: summary fetches
 less than 2× the index, the split less than the layer's bytes + 1 MiB, the export runs at ≥ 50 %

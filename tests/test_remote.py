@@ -283,8 +283,8 @@ def test_s3_export_equals_the_local_export(root, s3_log, tmp_path):
     lstm += layer_bytes(root, BIG) + layer_bytes(root, "part/lstm_cell")
     assert lstm <= shard_bytes(s3_log, root) < lstm + 2 * MiB
     # One streaming GET per span of a layer's tensors lying together (a bias, the Adam slots of
-    # the bias, then the kernel: one span), not one per tensor or per 8 MiB part: moto reads the
-    # whole object to answer each (moto/s3/responses.py _key_response_get, FakeKey.value).
+    # the bias, then the kernel: one span), not one per tensor or per 8 MiB part: each GET costs a
+    # round trip (and moto as it comes reads the whole object for each: tests/moto_ranges.py).
     shard_gets = [r for r in s3_log.of(method="GET") if ".data-" in r.path]
     spans, tensors = layer_spans(root)
     assert len(shard_gets) == spans < tensors
