@@ -725,7 +725,7 @@ def plot_rows(work: Path, runs: int) -> list[str]:
             "  plot rows left out: no timed install has matplotlib (pip install 'lstm-inspect[plot]')", file=sys.stderr
         )
         return []
-    _, largest = lstm_bytes(prefix)
+    layers, largest = lstm_bytes(prefix)
     scratch = work / "scratch"
     scratch.mkdir(exist_ok=True)
     source = f"BasicLSTMCell({PLOT_UNITS}), {PLOT_INPUTS} inputs, kernel {largest / MiB:.0f} MiB"
@@ -734,6 +734,8 @@ def plot_rows(work: Path, runs: int) -> list[str]:
     for kind in ("png", "svg"):
         argv = [*install, "plot", str(prefix), "-o", str(scratch / f"gates.{kind}"), "--quiet"]
         m(("plot", kind), f"lstm-inspect plot -o X.{kind}", source, argv, warm=prefix)
+    # diff streams a layer of each file at a time (issue #16): the same file against itself.
+    m("diff", "lstm-inspect diff X X", source, [*LSTM_INSPECT, "diff", str(prefix), str(prefix)], warm=prefix)
     m.run()
     rows = []
     limit = largest / MiB + PLOT_MEMORY
@@ -744,6 +746,11 @@ def plot_rows(work: Path, runs: int) -> list[str]:
         )
         ok = x.wall <= PLOT_SECONDS and x.rss <= limit and x.anon <= PLOT_MEMORY
         rows.append(table_row(x, "4 gates, all panels, downsampled for display", target, ok))
+    layer = max(layers.values()) / MiB
+    limit = 2 * layer + PLOT_MEMORY
+    x = m["diff"]
+    target = f"anon ≤ {limit:.0f} MiB (the layer of each file, {layer:.0f} MiB, + {PLOT_MEMORY})"
+    rows.append(table_row(x, "identical: every gate block of both read and compared", target, x.anon <= limit))
     return rows
 
 
