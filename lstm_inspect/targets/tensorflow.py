@@ -230,6 +230,10 @@ class _Worker:
         except (OSError, EOFError, TimeoutError) as e:
             self.stop(kill=True)
             raise TensorFlowFailed(f"TensorFlow's worker {_failure(e)}{self._last_words()}") from None
+        except BaseException:
+            # Ctrl-C while the worker computes: its answer would come to the next question.
+            self.stop(kill=True)
+            raise
 
     def _last_words(self) -> str:
         """The last line the stopped worker wrote to its stderr, for the message."""
@@ -327,7 +331,9 @@ def _worker() -> _Worker:
     global _WORKER
     if _WORKER is None:
         _WORKER = _Worker()
-        atexit.register(_WORKER.stop)
+        # Killed, not asked to end: at exit (after Ctrl-C, too) a worker still importing TensorFlow
+        # or inside one of its ops reads its closed input only when done, seconds later.
+        atexit.register(_WORKER.stop, kill=True)
     return _WORKER
 
 
