@@ -265,12 +265,13 @@ def _npy_header(descr: str, shape: tuple[int, ...]) -> bytes:
 
 
 class _Gathered:
-    """The output file as zipfile sees it: small writes gathered in memory and written _GATHER_BYTES
-    at a time, and seeks within what is gathered done there. zipfile writes a member's header,
-    its data, then seeks back to the header to fill in its CRC-32 and size (Lib/zipfile.py
-    _ZipWriteFile.close); on a file, each seek writes out the buffer, so the 78,000 members of an
-    export of 6,000 small layers cost 234,000 seeks and as many writes (3.5 s). Writes of
-    _DIRECT_BYTES or more (pieces of large tensors) go to the file as they come."""
+    """The output file as zipfile sees it: small writes gathered in memory and written about
+    _GATHER_BYTES at a time, between members, and seeks within what is gathered done there.
+    zipfile writes a member's header, its data, then seeks back to the header to fill in its
+    CRC-32 and size (Lib/zipfile.py _ZipWriteFile.close); on a file, each seek writes out the
+    buffer, so the 78,000 members of an export of 6,000 small layers cost 234,000 seeks and as
+    many writes (3.5 s). Writes of _DIRECT_BYTES or more (pieces of large tensors) go to the file
+    as they come."""
 
     def __init__(self, f: IO[bytes]) -> None:
         self.f = f
@@ -293,8 +294,8 @@ class _Gathered:
         else:  # numpy adds itself to a bytearray as numbers: its bytes through a memoryview
             self.gathered += data if type(data) is bytes else memoryview(data).cast("B")
         self.position += size
-        if self.position >= _GATHER_BYTES and self.position == len(self.gathered):
-            self._spill()
+        if self.position >= 4 * _GATHER_BYTES and self.position == len(self.gathered):
+            self._spill()  # a member of many small writes (zipfile's central directory)
         return size
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
@@ -303,6 +304,10 @@ class _Gathered:
             raise io.UnsupportedOperation("seek from the end")
         if self.base <= target <= self.base + len(self.gathered):
             self.position = target - self.base
+            # Written out after a member, when zipfile seeks back to the end: a header it rewrites
+            # then never lies before what is gathered.
+            if self.position == len(self.gathered) >= _GATHER_BYTES:
+                self._spill()
         else:
             self._spill()
             self.f.seek(target)
