@@ -193,6 +193,7 @@ def packing(layout: schema.Layout, directions: Sequence[Blocks], sizes: Mapping[
             raise ValueError(f"layout {layout.key} holds one direction per layer")
         groups = [(suffix, [(0, blocks)]) for suffix, blocks in zip(suffixes, directions)]
     sizes = {**sizes, "direction": len(directions)}
+    sizes_key = tuple(sorted(sizes.items()))
     out: dict[str, Packed] = {}
     for suffix, group in groups:
         for role in layout.roles:
@@ -200,7 +201,7 @@ def packing(layout: schema.Layout, directions: Sequence[Blocks], sizes: Mapping[
                 (location, block)
                 for index, blocks in group
                 for (gate, part), block in blocks.items()
-                if (location := schema.locate(layout, role, gate, part, sizes, index)) is not None
+                if (location := _locate(layout, role, gate, part, sizes, sizes_key, index)) is not None
             )
             if not placed:
                 if role.optional:
@@ -209,6 +210,27 @@ def packing(layout: schema.Layout, directions: Sequence[Blocks], sizes: Mapping[
                     raise ValueError(f"layout {layout.key}: nothing to write into {role.key}")
             out[role.key + suffix] = Packed(schema.role_shape(role, sizes), dtype, placed)
     return out
+
+
+def _locate(
+    layout: schema.Layout,
+    role: schema.Role,
+    gate: str | None,
+    part: str,
+    sizes: Mapping[str, int],
+    sizes_key: tuple[tuple[str, int], ...],
+    direction: int,
+) -> schema.Location | None:
+    """schema.locate, once per layout, role, block, sizes and direction (see _PLACED): an export of
+    6,000 layers of one structure to a framework's layout asked it 480,000 times."""
+    key = (id(layout), role.key, gate, part, sizes_key, direction)
+    found = _LOCATED.get(key)
+    if found is None or found[0] is not layout:
+        found = _LOCATED[key] = (layout, schema.locate(layout, role, gate, part, sizes, direction))
+    return found[1]
+
+
+_LOCATED: dict[tuple[object, ...], tuple[schema.Layout, schema.Location | None]] = {}
 
 
 # A block whose rows are another array's columns (a transposed view) is copied this many of its

@@ -382,9 +382,7 @@ class _Member:
 def _pieces(arrays: Iterable[tuple[str, Streamable]]) -> Iterator[_Member | np.ndarray]:
     """Per array, its _Member, then its bytes in C order as new arrays of about _PIECE_BYTES each."""
     for key, array in arrays:
-        # An ndarray first: isinstance against the runtime-checkable Pieces protocol looks up each
-        # of its members, 30 µs a call, which 6,000 layers' arrays make seconds.
-        packed = not isinstance(array, np.ndarray) and isinstance(array, Pieces)
+        packed = _is_pieces(array)
         values = array if packed else np.asanyarray(array)
         dtype = stored_dtype(values.dtype)
         yield _Member(key, _descr(dtype), tuple(values.shape), math.prod(values.shape) * dtype.itemsize)
@@ -393,6 +391,19 @@ def _pieces(arrays: Iterable[tuple[str, Streamable]]) -> Iterator[_Member | np.n
             yield piece if piece.dtype == dtype else piece.astype(dtype)
         # Let go of the array before the next is made: a view holds its whole stored tensor.
         del array, values, pieces
+
+
+def _is_pieces(array: object) -> bool:
+    """Whether `array` is made a piece at a time (Pieces), asked once per type: isinstance against
+    the runtime-checkable protocol looks up each of its members, 30 µs a call, which the arrays of
+    6,000 layers make seconds."""
+    kind = type(array)
+    if kind not in _PIECES_TYPES:
+        _PIECES_TYPES[kind] = not isinstance(array, np.ndarray) and isinstance(array, Pieces)
+    return _PIECES_TYPES[kind]
+
+
+_PIECES_TYPES: dict[type, bool] = {}
 
 
 @functools.lru_cache(maxsize=64)
