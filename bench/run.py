@@ -1,7 +1,7 @@
 """Benchmark lstm-inspect against TensorFlow's own checkpoint tools (GitHub issue #5).
 
     python bench/run.py [--scale 0.1] [--runs 5] [--work bench/work] [--lstm-inspect PATH] [--remote-only]
-                        [--baseline PATH]
+                        [--baseline PATH] [--only layers6000]
 
 --baseline PATH times a second lstm-inspect (an install of an older commit) beside the first on
 every command both can run, in the same shuffled rounds, and adds a table of both and their ratios.
@@ -14,9 +14,10 @@ install's Python too.
 Makes its inputs under --work on first use and reuses them afterwards (--scale shrinks the big
 checkpoint and the Keras files; each scale gets its own folder): a small TF1 checkpoint, a ~2 GB
 sharded checkpoint of 21 LSTM layers with peepholes, projections, a partitioned variable and Adam
-slots (and the same at 1/1000 of its bytes), a Keras .h5 and .keras of a few hundred MB, and an
-index of 20,000 small variables. Making them needs TensorFlow and Keras 3; that runs in child
-processes so that this one stays small.
+slots (and the same at 1/1000 of its bytes), a Keras .h5 and .keras of a few hundred MB, an
+index of 20,000 small variables, and 6,000 small LSTM layers (issue 9: every command, and how long
+each takes to end after a Ctrl-C; --only layers6000 runs just those). Making them needs TensorFlow
+and Keras 3; that runs in child processes so that this one stays small.
 
 Then runs every command as a whole process, in rounds of one run each (the first untimed, then
 --runs timed; each run after an untimed read of its input files, so that they are in the page
@@ -283,6 +284,24 @@ def make_graph(out: Path, scale: float) -> None:
             shutil.copy(path, out / "no_meta" / path.name)
 
 
+LAYERS6000 = 6000
+
+
+def make_layers6000(out: Path, scale: float) -> None:
+    """LAYERS6000 LSTMCell(2) layers on 3 inputs (issue 9), kernel [5, 8] and bias [8] each, written
+    by the SaveV2 op directly, as make_many's: whatever --scale, the count is the point."""
+    import tensorflow as tf
+
+    rng, names, tensors = np.random.default_rng(6), [], []
+    for k in range(LAYERS6000):
+        for leaf, shape in (("kernel", (5, 8)), ("bias", (8,))):
+            names.append(f"rnn/multi_rnn_cell/cell_{k}/lstm_cell/{leaf}")
+            tensors.append(tf.constant((rng.standard_normal(shape) * 0.5).astype(np.float32)))
+    tf.raw_ops.SaveV2(
+        prefix=str(out / "model.ckpt"), tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors
+    )
+
+
 MAKERS = {
     "small": make_small,
     "big": make_big,
@@ -292,6 +311,7 @@ MAKERS = {
     "wide": make_wide,
     "graph": make_graph,
     "plot4096": make_plot4096,
+    "layers6000": make_layers6000,
 }
 SCALED = {"big", "keras"}  # --scale shrinks these; the small and the 20,000-tensor inputs never change
 
@@ -947,17 +967,107 @@ def server_floors(
     return floors
 
 
+# Issue 9: every command on LAYERS6000 small layers within this; Ctrl-C ends any within INTERRUPTED_S.
+LAYERS6000_S = 10.0
+INTERRUPTED_S = 1.0
+
+
+def interrupt_latency(argv: list[str], env: dict[str, str], after: float) -> float | None:
+    """Seconds from a SIGINT, sent `after` seconds into a run of `argv`, to its exit (None: it had
+    ended before). Anything but exit 130 stops the benchmark."""
+    import signal
+
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    time.sleep(after)
+    if child.poll() is not None:
+        return None
+    sent = time.perf_counter()
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate()
+    latency = time.perf_counter() - sent
+    if child.returncode != 130:
+        sys.exit(f"{' '.join(argv)} exited {child.returncode} on SIGINT:\n{err.decode(errors='replace')[-3000:]}")
+    return latency
+
+
+def layers6000_rows(work: Path, runs: int) -> list[str]:
+    """Issue 9's targets on LAYERS6000 small layers: each command's wall time (≤ LAYERS6000_S), then
+    how long each takes to end after a SIGINT sent halfway through its median run (≤ INTERRUPTED_S);
+    verify once more 1 s in, while TensorFlow's worker imports."""
+    path = ensure_input(work, "layers6000", 1.0) / "model.ckpt"
+    scratch = work / "scratch"
+    scratch.mkdir(exist_ok=True)
+    source = f"{LAYERS6000:,} LSTMCell(2) layers"
+    commands = {
+        "summary": ["summary", str(path)],
+        "split": ["split", str(path)],
+        "split --json": ["split", str(path), "--json"],
+        "split --values": ["split", str(path), "--values"],
+        **{
+            f"export --layout {layout}": ["export", str(path), "--layout", layout, "-o", str(scratch / "out.npz")]
+            for layout in LAYOUTS
+        },
+        "verify (every framework installed)": ["verify", str(path), "--quiet"],
+        "diff (the file against itself)": ["diff", str(path), str(path)],
+    }
+    print(f"measuring {source} (median of {runs} rounds after one untimed round):", file=sys.stderr)
+    m = Bench(runs, scratch)
+    for label, argv in commands.items():
+        executable = LSTM_WITH_FRAMEWORKS if label.startswith("verify") else LSTM_INSPECT
+        m(label, f"lstm-inspect {label}", source, [*executable, *argv], warm=path)
+    m.run()
+    rows = []
+    for label in commands:
+        x = m[label]
+        result = "PASS" if x.wall <= LAYERS6000_S else "**FAIL**"
+        rows.append(
+            f"| `{x.label}` | {source} | {x.wall:.3f} | {x.user:.2f} | {x.system:.2f} | {x.rss:.0f} | {x.anon:.0f} "
+            f"| | ≤ {LAYERS6000_S:g} s (issue 9) | {result} |"
+        )
+    moments = {label: m[label].wall / 2 for label in commands}
+    moments["verify, 1 s in"] = 1.0
+    commands["verify, 1 s in"] = commands["verify (every framework installed)"]
+    print("measuring Ctrl-C: a SIGINT halfway through each command", file=sys.stderr)
+    for label, after in moments.items():
+        executable = LSTM_WITH_FRAMEWORKS if label.startswith("verify") else LSTM_INSPECT
+        latencies = []
+        for _ in range(runs):
+            latency = interrupt_latency([*executable, *commands[label]], LSTM_ENV, after)
+            for leftover in scratch.iterdir():
+                leftover.unlink()
+            if latency is not None:
+                latencies.append(latency)
+        if not latencies:
+            rows.append(f"| `lstm-inspect {label}`: Ctrl-C | {source} | | | | | | ended within {after:.2f} s | | |")
+            continue
+        worst, median = max(latencies), statistics.median(latencies)
+        result = "PASS" if worst <= INTERRUPTED_S else "**FAIL**"
+        print(f"  {median:7.3f} s median, {worst:.3f} s worst: Ctrl-C of {label}", file=sys.stderr)
+        rows.append(
+            f"| `lstm-inspect {label}`: Ctrl-C latency | {source} | {median:.3f} | | | | "
+            f"| SIGINT {after:.2f} s in; worst of {len(latencies)}: {worst:.3f} s; exit 130 "
+            f"| ≤ {INTERRUPTED_S:g} s from SIGINT to exit (issue 9) | {result} |"
+        )
+    return rows
+
+
 def floor_python() -> str:
     """The Python that runs the timed lstm-inspect, for the start-up floor."""
     beside = os.path.join(os.path.dirname(LSTM_INSPECT[0]), "python")
     return beside if os.access(beside, os.X_OK) else sys.executable
 
 
-def report(work: Path, scale: float, runs: int, remote_only: bool = False, remote: bool = True) -> str:
+def report(
+    work: Path, scale: float, runs: int, remote_only: bool = False, remote: bool = True, only: str | None = None
+) -> str:
     load_before = os.getloadavg()[0]
     global CRC32_NOTE
     CRC32_NOTE = crc32_note(LSTM_INSPECT)
-    rows, baseline_rows = ([], []) if remote_only else benchmark(work, scale, runs)
+    if only == "layers6000":
+        rows, baseline_rows, remote_only, remote = layers6000_rows(work, runs), [], False, False
+    else:
+        rows, baseline_rows = ([], []) if remote_only else benchmark(work, scale, runs)
+        rows += [] if remote_only else layers6000_rows(work, runs)
     remote_table = remote_rows(work, scale, runs) if remote or remote_only else []
     revision = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=BENCH)
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
@@ -1013,6 +1123,9 @@ def main() -> None:
     parser.add_argument("--remote-only", action="store_true", help="only the S3 and HTTP rows; results.md unchanged")
     parser.add_argument("--no-remote", action="store_true", help="without the S3 and HTTP rows")
     parser.add_argument(
+        "--only", choices=["layers6000"], help="only these rows (issue 9's 6,000 layers); results.md unchanged"
+    )
+    parser.add_argument(
         "--lstm-inspect-frameworks",
         help="the lstm-inspect that times verify with torch and onnxruntime (default: --lstm-inspect's)",
     )
@@ -1038,8 +1151,10 @@ def main() -> None:
         print("\n".join(plot_rows(args.work.resolve(), args.runs)))
         return
     table = report(args.work.resolve(), args.scale, args.runs, args.remote_only, not args.no_remote)
+
+    table = report(args.work.resolve(), args.scale, args.runs, args.remote_only, not args.no_remote, args.only)
     print(table)
-    if not args.remote_only:
+    if not (args.remote_only or args.only):
         (BENCH / "results.md").write_text(table)
 
 

@@ -250,8 +250,11 @@ def compare_block(gate: str | None, part: str, a: np.ndarray, b: np.ndarray, ato
         slab_a = np.asarray(a[start : start + step], np.float64)
         slab_b = np.asarray(b[start : start + step], np.float64)
         delta = slab_b - slab_a
-        identical = identical and bool(np.array_equal(slab_a, slab_b, equal_nan=True))
-        within = within and bool(np.isclose(slab_b, slab_a, rtol=rtol, atol=atol, equal_nan=True).all())
+        same = bool(np.array_equal(slab_a, slab_b, equal_nan=True))
+        identical = identical and same
+        # Equal values (NaN for NaN) are close whatever the tolerance: np.isclose, 25 µs a call, only
+        # for slabs that differ (a diff of 6,000 small layers against themselves spent 2 s in it).
+        within = within and (same or bool(np.isclose(slab_b, slab_a, rtol=rtol, atol=atol, equal_nan=True).all()))
         if delta.size:
             max_abs = max(max_abs, float(np.nanmax(np.abs(delta))))
         flat_a, flat_b, flat_delta = slab_a.ravel(), slab_b.ravel(), delta.ravel()

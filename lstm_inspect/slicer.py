@@ -86,16 +86,28 @@ class Block:
         return text
 
 
-def _block(
-    layer: str, gate: str | None, part: str, tensor: Stored, location: schema.Location, sizes: Mapping[str, int]
-) -> Block:
-    full = all(region == (0, length) for region, length in zip(location.region, tensor.shape))
-    return Block(
-        layer,
+# A block's fields but its layer's and tensor's names, with the role key naming the tensor.
+_Placed = tuple[
+    str | None,
+    str,
+    tuple[int, ...],
+    str,
+    "tuple[tuple[int, int], ...] | None",
+    tuple[int, ...],
+    "tuple[int, ...] | None",
+    str | None,
+]
+
+
+def _place(
+    gate: str | None, part: str, shape: tuple[int, ...], location: schema.Location, sizes: Mapping[str, int]
+) -> _Placed:
+    full = all(region == (0, length) for region, length in zip(location.region, shape))
+    return (
         gate,
         part,
         schema.block_shape(part, sizes, location),
-        tensor.name,
+        location.role.key,
         None if full else location.region,
         location.squeeze,
         None if location.order == tuple(range(len(location.order))) else location.order,
@@ -103,12 +115,33 @@ def _block(
     )
 
 
+# Where the blocks sit depends on the layout, the sizes and the stored tensors' roles and shapes,
+# never on the layer's name: a file of 6,000 layers of one structure locates its blocks once
+# (schema.locate costs half a millisecond a layer, which split, export, verify and diff all pay).
+# The layout is kept beside its placements, so that an id reused by another layout misses.
+_PLACED: dict[tuple[object, ...], tuple[schema.Layout, tuple[_Placed, ...]]] = {}
+
+
+def _placed(layer: Planned) -> tuple[_Placed, ...]:
+    sizes, tensors = layer.sizes, layer.tensors
+    shapes = tuple(sorted((key, tuple(tensor.shape)) for key, tensor in tensors.items()))
+    key = (id(layer.layout), tuple(sorted(sizes.items())), shapes)
+    found = _PLACED.get(key)
+    if found is None or found[0] is not layer.layout:
+        placed = tuple(
+            _place(gate, part, tuple(tensors[location.role.key].shape), location, sizes)
+            for gate, part, location in schema.locations(layer.layout, sizes, set(tensors))
+        )
+        found = _PLACED[key] = (layer.layout, placed)
+    return found[1]
+
+
 def plan(layer: Planned) -> list[Block]:
     """Every block of `layer`: gate by gate in canonical order, then the layer parts."""
-    sizes = layer.sizes
+    tensors = layer.tensors
     return [
-        _block(layer.name, gate, part, layer.tensors[location.role.key], location, sizes)
-        for gate, part, location in schema.locations(layer.layout, sizes, set(layer.tensors))
+        Block(layer.name, gate, part, shape, tensors[role].name, region, squeeze, order, transform)
+        for gate, part, shape, role, region, squeeze, order, transform in _placed(layer)
     ]
 
 
@@ -160,6 +193,7 @@ def packing(layout: schema.Layout, directions: Sequence[Blocks], sizes: Mapping[
             raise ValueError(f"layout {layout.key} holds one direction per layer")
         groups = [(suffix, [(0, blocks)]) for suffix, blocks in zip(suffixes, directions)]
     sizes = {**sizes, "direction": len(directions)}
+    sizes_key = tuple(sorted(sizes.items()))
     out: dict[str, Packed] = {}
     for suffix, group in groups:
         for role in layout.roles:
@@ -167,7 +201,7 @@ def packing(layout: schema.Layout, directions: Sequence[Blocks], sizes: Mapping[
                 (location, block)
                 for index, blocks in group
                 for (gate, part), block in blocks.items()
-                if (location := schema.locate(layout, role, gate, part, sizes, index)) is not None
+                if (location := _locate(layout, role, gate, part, sizes, sizes_key, index)) is not None
             )
             if not placed:
                 if role.optional:
@@ -176,6 +210,27 @@ def packing(layout: schema.Layout, directions: Sequence[Blocks], sizes: Mapping[
                     raise ValueError(f"layout {layout.key}: nothing to write into {role.key}")
             out[role.key + suffix] = Packed(schema.role_shape(role, sizes), dtype, placed)
     return out
+
+
+def _locate(
+    layout: schema.Layout,
+    role: schema.Role,
+    gate: str | None,
+    part: str,
+    sizes: Mapping[str, int],
+    sizes_key: tuple[tuple[str, int], ...],
+    direction: int,
+) -> schema.Location | None:
+    """schema.locate, once per layout, role, block, sizes and direction (see _PLACED): an export of
+    6,000 layers of one structure to a framework's layout asked it 480,000 times."""
+    key = (id(layout), role.key, gate, part, sizes_key, direction)
+    found = _LOCATED.get(key)
+    if found is None or found[0] is not layout:
+        found = _LOCATED[key] = (layout, schema.locate(layout, role, gate, part, sizes, direction))
+    return found[1]
+
+
+_LOCATED: dict[tuple[object, ...], tuple[schema.Layout, schema.Location | None]] = {}
 
 
 # A block whose rows are another array's columns (a transposed view) is copied this many of its
@@ -299,13 +354,6 @@ def unpack(layout: schema.Layout, arrays: Mapping[str, np.ndarray]) -> list[dict
             blocks = {}
             for gate, part, location in schema.locations(layout, sizes, set(present), d):
                 value = present[location.role.key]
-                tensor = _Shaped(location.role.key, tuple(value.shape))
-                blocks[(gate, part)] = view(_block("", gate, part, tensor, location, sizes), value)
+                blocks[(gate, part)] = view(Block("", *_place(gate, part, tuple(value.shape), location, sizes)), value)
             result.append(blocks)
     return result
-
-
-@frozen_record
-class _Shaped:
-    name: str
-    shape: tuple[int, ...]

@@ -603,7 +603,7 @@ def test_json_text_writes_what_json_dumps_writes():
     # each member and element must read as json.dumps spells it, escapes and non-finite floats too.
     from lstm_inspect.render import _dumps, json_text
 
-    values = ["a\u00e9\n\x1b\\\"", "\ud800", 1, -0.0, 2.5, 1e300, 10**30, float("nan"), float("inf"), -float("inf")]
+    values = ['a\u00e9\n\x1b\\"', "\ud800", 1, -0.0, 2.5, 1e300, 10**30, float("nan"), float("inf"), -float("inf")]
     values += [None, True, [1, {"k": [None, "x"]}], {"nested": {"a": []}}, {3: "int key"}]
     dumps = _dumps()
     assert [dumps(v) for v in values] == [json.dumps(v) for v in values]

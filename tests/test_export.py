@@ -118,8 +118,11 @@ def test_an_error_while_writing_stops_the_reading(tmp_path, monkeypatch):
     monkeypatch.setattr(zipfile._ZipWriteFile, "write", disk_full)
     with pytest.raises(OutputError, match="No space left on device"):
         write_npz(str(tmp_path / "out.npz"), endless())
-    # The reading thread runs at most _PIECES_AHEAD pieces ahead (an array here is two: its header and data).
-    assert len(produced) <= export._PIECES_AHEAD + 2
+    # The reading thread runs at most _PIECES_AHEAD batches ahead, each of _PIECE_BYTES of pieces or
+    # _BATCH_ITEMS items at most (an array here is two, its header and its 8,000 bytes), besides the
+    # batch it is making and the one being written.
+    per_batch = min(export._PIECE_BYTES // 8000, export._BATCH_ITEMS // 2)
+    assert len(produced) <= (export._PIECES_AHEAD + 2) * per_batch
     assert list(tmp_path.iterdir()) == []
     assert no_export_thread()
 

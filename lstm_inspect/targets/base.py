@@ -63,6 +63,8 @@ class Target:
     activations, recurrent_activations: the cell and gate activations it computes (None: any).
     settable:     settings of the target's own cell that the user may choose (--target-forget-bias).
     check:        the name of verify's check that runs the framework ("torch").
+    prepare:      called once before verify's first unit when it will run the framework: one that
+                  runs in a worker process starts it then, so that its import overlaps verify's work.
     needs:        the modules `run` imports (verify says which are missing).
     run:          runs the framework on this target's arrays (one mapping per exported layer of a
                   unit) for verify: per direction (h in processing order, final c); None: no framework.
@@ -87,6 +89,7 @@ class Target:
     needs: tuple[str, ...] = ()
     run: Runner | None = field(default=None, compare=False)
     cell_layouts: tuple[schema.Layout, ...] = ()
+    prepare: Callable[[], None] | None = field(default=None, compare=False)
 
     @property
     def layouts(self) -> tuple[schema.Layout, ...]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import activations, schema
+from . import tensorflow as tensorflow_target
 from .base import Target
 from .pytorch import compute_dtype
 
@@ -87,19 +88,36 @@ def outputs(
 
 def run(arrays: Sequence[Mapping[str, np.ndarray]], directions: Sequence[Weights], x: np.ndarray) -> list[Outputs]:
     """A Keras 3 layer of each direction's cell kind (LSTM, GRU, ConvLSTM2D, ...), given its export
-    by set_weights, over its own processing order."""
-    return [
-        outputs(
+    by set_weights, over its own processing order: in TensorFlow's worker where TensorFlow is
+    installed (Keras' default backend, which the worker imports anyway), else here."""
+    calls: list[tuple[list[np.ndarray], np.ndarray, dict[str, Any]]] = [
+        (
             [layer_arrays[role.key] for role in TARGET.weights_layout(weights).roles if role.key in layer_arrays],
             x if index == 0 else x[::-1],
-            weights.activation,
-            weights.recurrent_activation,
-            weights.cell.name,
-            dict(weights.conv) if weights.conv else None,
-            **weights.variants,
+            {
+                "activation": weights.activation,
+                "recurrent_activation": weights.recurrent_activation,
+                "cell": weights.cell.name,
+                "conv": dict(weights.conv) if weights.conv else None,
+                **weights.variants,
+            },
         )
         for index, (layer_arrays, weights) in enumerate(zip(arrays, directions))
     ]
+    if _in_worker():
+        return tensorflow_target.run_keras(calls)
+    return [outputs(values, xi, **arguments) for values, xi, arguments in calls]
+
+
+def _in_worker() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def _prepare() -> None:
+    if _in_worker():
+        tensorflow_target.prepare()
 
 
 # keras/src/layers/rnn/lstm.py and gru.py: no peepholes, no projection; any activation, since the
@@ -117,6 +135,7 @@ TARGET = Target(
     check="keras",
     needs=("keras",),
     run=run,
+    prepare=_prepare,
     cell_layouts=(
         schema.LAYOUTS["keras-gru"],
         schema.LAYOUTS["keras-gru-reset-before"],

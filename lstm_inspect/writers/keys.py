@@ -21,6 +21,10 @@ def encode_key(key: str) -> str:
     """`key` as an npz member name that stays inside any folder it is extracted to: `%`, `\\` and
     control characters, the dots of a `..` component, a leading `/` and a drive's `:` become
     `%XX` (their code in hex). Ordinary names come back unchanged; decode_key undoes it."""
+    if not (
+        _ESCAPED_CHARACTERS.search(key) or ".." in key.replace(" ", "") or key.startswith("/") or _DRIVE.match(key)
+    ):
+        return key  # nothing below changes it: the usual name, at a glance (an export of 6,000 layers has 78,000)
 
     def percent(match: re.Match[str]) -> str:
         return f"%{ord(match[0]):02X}"

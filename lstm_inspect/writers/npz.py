@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import io
 import math
 import os
 import sys
@@ -62,19 +63,22 @@ _T = TypeVar("_T")
 
 def _member_name(path: str, key: str) -> str:
     name = encode_key(key) + ".npy"
-    shown = repr(key if len(key) <= 80 else key[:50] + "…" + key[-30:])
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
         raise OutputError(
-            f"{path}: the array {shown} has a name that is not valid text; an .npz cannot hold it"
+            f"{path}: the array {_shown(key)} has a name that is not valid text; an .npz cannot hold it"
         ) from None
     if size > _MAX_MEMBER_NAME_BYTES:
         raise OutputError(
-            f"{path}: the array {shown} has a {size:,}-byte name, and a zip member's name holds at most "
+            f"{path}: the array {_shown(key)} has a {size:,}-byte name, and a zip member's name holds at most "
             f"{_MAX_MEMBER_NAME_BYTES:,}; its layer cannot be exported to an .npz (export the others with --layer)"
         )
     return name
+
+
+def _shown(key: str) -> str:
+    return repr(key if len(key) <= 80 else key[:50] + "…" + key[-30:])
 
 
 def stored_dtype(dtype: np.dtype) -> np.dtype:
@@ -178,11 +182,13 @@ def _write_members(
     written: set[str] = set()
     writeback = _Writeback(f)
     # zipfile writes to an unseekable stream too (a pipe), with a data descriptor after each member.
-    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        with _in_background(_pieces(arrays), _PIECES_AHEAD) as items, ExitStack() as member_file:
+    output = cast(IO[bytes], f if isinstance(f, _WriteOnly) else _Gathered(f))
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        batches = _in_background(_batches(_pieces(arrays), _PIECE_BYTES), _PIECES_AHEAD)
+        with batches as items, ExitStack() as member_file:
             member: _Member | None = None
             out: IO[bytes] | None = None
-            for item in items:  # each _Member is followed by its pieces
+            for item in (item for batch in items for item in batch):  # each _Member is followed by its pieces
                 if isinstance(item, _Member):
                     if out is not None:
                         member_file.close()
@@ -194,7 +200,7 @@ def _write_members(
                         )
                     written.add(name)
                     out = member_file.enter_context(archive.open(name, "w", force_zip64=True))
-                    np.lib.format.write_array_header_2_0(out, member.header)
+                    out.write(_npy_header(member.descr, member.shape))
                     continue
                 assert out is not None and member is not None
                 out.write(item)  # type: ignore[call-overload]
@@ -249,6 +255,104 @@ _SYNC_FILE_RANGE_WRITE = 2  # linux/fs.h
 _WRITEBACK = 32 << 20
 
 
+@functools.lru_cache(maxsize=256)
+def _npy_header(descr: str, shape: tuple[int, ...]) -> bytes:
+    """The .npy header of an array (format 2.0, as the members always were): numpy builds it from
+    a dict's repr, 20 µs a member, which the same few shapes of thousands of layers need once."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_2_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    return header.getvalue()
+
+
+class _Gathered:
+    """The output file as zipfile sees it: small writes gathered in memory and written about
+    _GATHER_BYTES at a time, between members, and seeks within what is gathered done there.
+    zipfile writes a member's header, its data, then seeks back to the header to fill in its
+    CRC-32 and size (Lib/zipfile.py _ZipWriteFile.close); on a file, each seek writes out the
+    buffer, so the 78,000 members of an export of 6,000 small layers cost 234,000 seeks and as
+    many writes (3.5 s). Writes of _DIRECT_BYTES or more (pieces of large tensors) go to the file
+    as they come."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.base = f.tell()  # where the gathered bytes go in the file, and where `f` stands
+        self.gathered = bytearray()
+        self.position = 0  # within the gathered bytes
+
+    def tell(self) -> int:
+        return self.base + self.position
+
+    def write(self, data: bytes) -> int:  # or a numpy piece: anything with the buffer protocol
+        size = len(data) if type(data) is bytes else memoryview(data).nbytes
+        if self.position != len(self.gathered):  # over what is gathered (a member's header)
+            self.gathered[self.position : self.position + size] = memoryview(data).cast("B")
+        elif size >= _DIRECT_BYTES:
+            self._spill()
+            self.f.write(data)
+            self.base += size
+            return size
+        else:  # numpy adds itself to a bytearray as numbers: its bytes through a memoryview
+            self.gathered += data if type(data) is bytes else memoryview(data).cast("B")
+        self.position += size
+        if self.position >= 4 * _GATHER_BYTES and self.position == len(self.gathered):
+            self._spill()  # a member of many small writes (zipfile's central directory)
+        return size
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        target = offset if whence == os.SEEK_SET else self.tell() + offset
+        if whence not in (os.SEEK_SET, os.SEEK_CUR):
+            raise io.UnsupportedOperation("seek from the end")
+        if self.base <= target <= self.base + len(self.gathered):
+            self.position = target - self.base
+            # Written out after a member, when zipfile seeks back to the end: a header it rewrites
+            # then never lies before what is gathered.
+            if self.position == len(self.gathered) >= _GATHER_BYTES:
+                self._spill()
+        else:
+            self._spill()
+            self.f.seek(target)
+            self.base = target
+        return target
+
+    def flush(self) -> None:
+        self._spill()
+        self.f.flush()
+
+    def _spill(self) -> None:
+        """Write what is gathered and stand where `position` is."""
+        if self.gathered:
+            self.f.write(self.gathered)
+            if self.position != len(self.gathered):
+                self.f.seek(self.base + self.position)
+        self.base += self.position
+        self.gathered = bytearray()
+        self.position = 0
+
+
+_GATHER_BYTES = 1 << 16
+_DIRECT_BYTES = 1 << 12
+
+
+def _batches(items: Iterator[_T], piece_bytes: int) -> Iterator[list[_T]]:
+    """`items` in lists holding about `piece_bytes` of pieces at most (or one larger piece): the
+    reading thread hands over a list at a time, as a thread switch per item of a small layer's
+    thirteen arrays cost more than making them."""
+    batch: list[_T] = []
+    size = 0
+    for item in items:
+        nbytes = item.nbytes if isinstance(item, np.ndarray) else 0
+        if batch and (size + nbytes > piece_bytes or len(batch) >= _BATCH_ITEMS):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += nbytes
+    if batch:
+        yield batch
+
+
+_BATCH_ITEMS = 512
+
+
 def _done(result: ExportResult, member: _Member | None) -> None:
     assert member is not None
     result.arrays += 1
@@ -270,22 +374,41 @@ class _Member:
     """The .npy member of one array, whose bytes follow as arrays, up to the next _Member."""
 
     key: str
-    header: dict
+    descr: str
+    shape: tuple[int, ...]
     nbytes: int
 
 
 def _pieces(arrays: Iterable[tuple[str, Streamable]]) -> Iterator[_Member | np.ndarray]:
     """Per array, its _Member, then its bytes in C order as new arrays of about _PIECE_BYTES each."""
     for key, array in arrays:
-        values = array if isinstance(array, Pieces) else np.asanyarray(array)
+        packed = _is_pieces(array)
+        values = array if packed else np.asanyarray(array)
         dtype = stored_dtype(values.dtype)
-        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(values.shape)}
-        yield _Member(key, header, math.prod(values.shape) * dtype.itemsize)
-        pieces = values.pieces(_PIECE_BYTES) if isinstance(values, Pieces) else _rows(values, _PIECE_BYTES)
+        yield _Member(key, _descr(dtype), tuple(values.shape), math.prod(values.shape) * dtype.itemsize)
+        pieces = cast(Pieces, values).pieces(_PIECE_BYTES) if packed else _rows(cast(np.ndarray, values), _PIECE_BYTES)
         for piece in pieces:
             yield piece if piece.dtype == dtype else piece.astype(dtype)
         # Let go of the array before the next is made: a view holds its whole stored tensor.
         del array, values, pieces
+
+
+def _is_pieces(array: object) -> bool:
+    """Whether `array` is made a piece at a time (Pieces), asked once per type: isinstance against
+    the runtime-checkable protocol looks up each of its members, 30 µs a call, which the arrays of
+    6,000 layers make seconds."""
+    kind = type(array)
+    if kind not in _PIECES_TYPES:
+        _PIECES_TYPES[kind] = not isinstance(array, np.ndarray) and isinstance(array, Pieces)
+    return _PIECES_TYPES[kind]
+
+
+_PIECES_TYPES: dict[type, bool] = {}
+
+
+@functools.lru_cache(maxsize=64)
+def _descr(dtype: np.dtype) -> str:
+    return cast(str, np.lib.format.dtype_to_descr(dtype))
 
 
 def _rows(array: np.ndarray, piece_bytes: int) -> Iterator[np.ndarray]:
