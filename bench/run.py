@@ -1123,7 +1123,9 @@ def main() -> None:
     parser.add_argument("--remote-only", action="store_true", help="only the S3 and HTTP rows; results.md unchanged")
     parser.add_argument("--no-remote", action="store_true", help="without the S3 and HTTP rows")
     parser.add_argument(
-        "--only", choices=["layers6000"], help="only these rows (issue 9's 6,000 layers); results.md unchanged"
+        "--only",
+        choices=["layers6000", "plot4096"],
+        help="only these rows (issue 9's 6,000 layers, or plot and diff of a 4096-unit layer); results.md unchanged",
     )
     parser.add_argument(
         "--lstm-inspect-frameworks",
@@ -1133,7 +1135,6 @@ def main() -> None:
         "--baseline",
         help="another lstm-inspect (an install of an older commit) timed beside it on every command both have",
     )
-    parser.add_argument("--only", choices=["plot4096"], help="only these rows (printed; results.md unchanged)")
     parser.add_argument("--make", nargs=2, metavar=("KIND", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make:
@@ -1150,8 +1151,6 @@ def main() -> None:
     if args.only == "plot4096":
         print("\n".join(plot_rows(args.work.resolve(), args.runs)))
         return
-    table = report(args.work.resolve(), args.scale, args.runs, args.remote_only, not args.no_remote)
-
     table = report(args.work.resolve(), args.scale, args.runs, args.remote_only, not args.no_remote, args.only)
     print(table)
     if not (args.remote_only or args.only):
