@@ -17,7 +17,7 @@ import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields, is_dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from .activations import shown
 from .records import record
@@ -802,17 +802,12 @@ def _json_parts(value: object, indent: str, parts: list[str | Iterator[str]]) ->
     names = _record_fields(type(value))
     if names is not None:
         value = {name: getattr(value, name) for name in names}
-    if isinstance(value, dict):
-        if any(isinstance(item, _Deferred) for item in value.values()):
-            parts.append(_json_members(value, indent))
-            return
-        inner = indent + "  "
-        opening = "{\n" + inner
-        for key, item in value.items():
-            parts.append(opening + json.dumps(key) + ": ")
-            opening = ",\n" + inner
-            _json_parts(item, inner, parts)
-        parts.append("{}" if not value else "\n" + indent + "}")
+    # A split's 72,000 blocks, each a dozen numbers and names: one piece each.
+    flat = _json_flat(value, indent) if type(value) is dict else None
+    if flat is not None:
+        parts.append(flat)
+    elif isinstance(value, dict):
+        _json_dict_parts(value, indent, parts)
     elif isinstance(value, np.ndarray):
         parts.append(_json_array(value, indent))
     elif isinstance(value, Iterator):
@@ -833,6 +828,42 @@ def _json_parts(value: object, indent: str, parts: list[str | Iterator[str]]) ->
         parts.append(json.dumps(value))
 
 
+def _json_dict_parts(value: dict[object, object], indent: str, parts: list[str | Iterator[str]]) -> None:
+    if any(isinstance(item, _Deferred) for item in value.values()):
+        parts.append(_json_members(value, indent))
+        return
+    inner = indent + "  "
+    opening = "{\n" + inner
+    for key, item in value.items():
+        parts.append(opening + _json_key(key) + ": ")
+        opening = ",\n" + inner
+        _json_parts(item, inner, parts)
+    parts.append("{}" if not value else "\n" + indent + "}")
+
+
+def _json_flat(members: dict[object, object], indent: str) -> str | None:
+    """`members` as json.dumps(members, indent=2) writes it at nesting `indent`, when each is a
+    string, a number, True, False, None or a list of those; else None. One join for what
+    _json_parts makes in a call per member."""
+    inner = indent + "  "
+    deeper = inner + "  "
+    lines = []
+    for key, item in members.items():
+        kind = type(item)
+        if kind is list:
+            elements = cast("list[object]", item)
+            texts = [_JSON_SCALARS[type(e)](e) for e in elements if type(e) in _JSON_SCALARS]
+            if len(texts) != len(elements):
+                return None
+            text = "[\n" + deeper + (",\n" + deeper).join(texts) + "\n" + inner + "]" if texts else "[]"
+        elif kind in _JSON_SCALARS:
+            text = _JSON_SCALARS[kind](item)
+        else:
+            return None
+        lines.append(inner + _json_key(key) + ": " + text)
+    return "{\n" + ",\n".join(lines) + "\n" + indent + "}" if lines else "{}"
+
+
 def _json_items(items: Iterator[object], indent: str) -> Iterator[str]:
     inner = indent + "  "
     empty = True
@@ -851,7 +882,7 @@ def _json_members(members: dict[object, object], indent: str) -> Iterator[str]:
             item = item.make()
             if item is None:
                 continue
-        yield ("{\n" if first else ",\n") + inner + json.dumps(key) + ": "
+        yield ("{\n" if first else ",\n") + inner + _json_key(key) + ": "
         first = False
         yield from _json_chunks(item, inner)
     yield "{}" if first else "\n" + indent + "}"
@@ -870,6 +901,22 @@ _FIELDS: dict[type, tuple[str, ...] | None] = {}
 # json.dumps' own spelling of a string with its default ensure_ascii (json/encoder.py), without its
 # encoder made anew per call.
 _json_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+
+def _json_key(key: object) -> str:
+    """A member's name as json.dumps writes it: a string as it is, a number, True, False or None as
+    its JSON text in quotes."""
+    return _json_string(key if type(key) is str else json.dumps(key))
+
+
+# Each scalar type as json.dumps spells it (bool before int: True is an int too, but its own type).
+_JSON_SCALARS: dict[type, Callable[[Any], str]] = {
+    str: _json_string,
+    float: lambda value: _json_float(value),
+    int: int.__repr__,
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda value: "null",
+}
 
 
 def _json_array(array: np.ndarray, indent: str) -> Iterator[str]:

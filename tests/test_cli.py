@@ -611,3 +611,18 @@ def test_json_text_writes_what_json_dumps_writes():
     text = json_text(data)
     assert json.loads(text) == data
     assert text.splitlines()[2:4] == ['  "layers": [', '    {"a": 1},']
+
+
+def test_split_json_writer_spells_flat_members_as_json_dumps_indent_2():
+    # render._json_flat writes a member whose items are all scalars or lists of scalars in one
+    # piece; what it writes must be json.dumps(..., indent=2), and anything else must fall through.
+    from lstm_inspect.render import _json_chunks
+
+    value = {
+        "flat": {"s": "é\n\"", "i": 3, "f": -0.5, "t": True, "n": None, "nan": float("nan"), "inf": float("inf")},
+        "lists": {"shape": [4, 8], "empty": [], "mixed": [1, 2.5, None, False, "x"]},
+        "nested": {"inner": {"a": 1}, "list": [{"b": 2}]},
+        "keys": {1: "int key", None: "none key", True: "bool key"},
+        "empty": {},
+    }
+    assert "".join(_json_chunks(value, "")) == json.dumps(value, indent=2)
