@@ -644,8 +644,16 @@ def export(
                 message = f"Wrote an ONNX model of {result.layers[0]} (one {node}) to {where}"
             else:
                 size = result.bytes / 2**20
-                message = f"Wrote {result.arrays} arrays ({size:.2f} MiB) for {', '.join(result.layers)} to {where}"
+                message = f"Wrote {result.arrays:,} arrays ({size:.2f} MiB) for {_layer_list(result.layers)} to {where}"
             click.echo(safe(message), err=to_stdout)  # stdout holds the npz itself
+
+
+def _layer_list(names: Sequence[str], shown: int = 4) -> str:
+    """The layers a command wrote, by name; of many (a file of 6,000 layers), the count and the
+    first and last few, in a line a person reads."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{len(names):,} layers ({', '.join(names[: shown - 1])}, …, {names[-1]})"
 
 
 @contextmanager
@@ -845,8 +853,10 @@ def plot_command(
         if not quiet:
             shrunk = ", downsampled for display" if result.downsampled else ""
             click.echo(
-                f"Wrote {len(result.panels)} panels for {', '.join(result.layers)} "
-                f"({result.width}×{result.height} px{shrunk}) to {os.path.abspath(output)}"
+                safe(
+                    f"Wrote {len(result.panels)} panels for {_layer_list(result.layers)} "
+                    f"({result.width}×{result.height} px{shrunk}) to {os.path.abspath(output)}"
+                )
             )
 
 

@@ -626,3 +626,11 @@ def test_split_json_writer_spells_flat_members_as_json_dumps_indent_2():
         "empty": {},
     }
     assert "".join(_json_chunks(value, "")) == json.dumps(value, indent=2)
+
+
+def test_the_wrote_line_of_many_layers_names_a_few_and_counts_them():
+    from lstm_inspect.cli import _layer_list
+
+    assert _layer_list(["a", "b"]) == "a, b"
+    names = [f"layer_{i}" for i in range(6000)]
+    assert _layer_list(names) == "6,000 layers (layer_0, layer_1, layer_2, …, layer_5999)"
