@@ -619,10 +619,10 @@ def test_split_json_writer_spells_flat_members_as_json_dumps_indent_2():
     from lstm_inspect.render import _json_chunks
 
     value = {
-        "flat": {"s": "é\n\"", "i": 3, "f": -0.5, "t": True, "n": None, "nan": float("nan"), "inf": float("inf")},
+        "flat": {"s": 'é\n"', "i": 3, "f": -0.5, "t": True, "n": None, "nan": float("nan"), "inf": float("inf")},
         "lists": {"shape": [4, 8], "empty": [], "mixed": [1, 2.5, None, False, "x"]},
         "nested": {"inner": {"a": 1}, "list": [{"b": 2}]},
-        "keys": {1: "int key", None: "none key", True: "bool key"},
+        "keys": {1: "int key", None: "none key", 2.5: "float key", False: "bool key"},
         "empty": {},
     }
     assert "".join(_json_chunks(value, "")) == json.dumps(value, indent=2)
