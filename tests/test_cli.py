@@ -634,3 +634,18 @@ def test_the_wrote_line_of_many_layers_names_a_few_and_counts_them():
     assert _layer_list(["a", "b"]) == "a, b"
     names = [f"layer_{i}" for i in range(6000)]
     assert _layer_list(names) == "6,000 layers (layer_0, layer_1, layer_2, …, layer_5999)"
+
+
+def test_summary_json_streamed_member_by_member_is_its_to_dict(capsys):
+    # render.show writes a summary's members (each row made plain as it is written, not all rows
+    # at once) and must write exactly json_text(summary.to_dict()).
+    import lstm_inspect
+    from lstm_inspect.render import json_text, show
+
+    for path in (BASIC, str(FIXTURES / "tf1_adam" / "model.ckpt"), str(FIXTURES / "keras3_forms" / "model.keras")):
+        with lstm_inspect.load(path) as ckpt:
+            summary = ckpt.summary()
+            show(summary, as_json=True, stats=lambda: {"requests": 3})
+            data = summary.to_dict()
+            data["stats"] = {"requests": 3}
+            assert capsys.readouterr().out == json_text(data) + "\n"
