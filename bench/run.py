@@ -427,8 +427,10 @@ class Bench:
     out what was not read for a while (this machine's DAMON pageout scheme takes page-cache pages
     idle for 60 s), and a round lasts about that long."""
 
-    def __init__(self, runs: int, scratch: Path, seed: int = 13) -> None:
-        self.runs, self.scratch, self.seed = runs, scratch, seed
+    def __init__(self, runs: int, scratch: Path, seed: int = 13, baseline: bool = True) -> None:
+        """baseline: time --baseline's twin of each command too (the main table's rounds only: the
+        rows of their own, plot's and the 6,000 layers', would wait minutes on the old code)."""
+        self.runs, self.scratch, self.seed, self.baseline = runs, scratch, seed, baseline
         self.commands: dict[object, tuple[str, str, list[str], dict[str, str], list[Path]]] = {}
         self.results: dict[object, Measure] = {}
         self.may_fail: set[object] = set()  # the baseline's twins: an older version may lack a flag
@@ -478,7 +480,7 @@ class Bench:
 
     def twin_baseline(self) -> None:
         """With --baseline, each lstm-inspect command once more with the baseline's executable."""
-        if not BASELINE:
+        if not BASELINE or not self.baseline:
             return
         for key, (label, source, argv, env, warm) in list(self.commands.items()):
             if argv[: len(LSTM_INSPECT)] == LSTM_INSPECT:
@@ -750,7 +752,7 @@ def plot_rows(work: Path, runs: int) -> list[str]:
     scratch.mkdir(exist_ok=True)
     source = f"BasicLSTMCell({PLOT_UNITS}), {PLOT_INPUTS} inputs, kernel {largest / MiB:.0f} MiB"
     print(f"measuring plot (median of {runs} rounds after one untimed round):", file=sys.stderr)
-    m = Bench(runs, scratch)
+    m = Bench(runs, scratch, baseline=False)
     for kind in ("png", "svg"):
         argv = [*install, "plot", str(prefix), "-o", str(scratch / f"gates.{kind}"), "--quiet"]
         m(("plot", kind), f"lstm-inspect plot -o X.{kind}", source, argv, warm=prefix)
@@ -1011,7 +1013,7 @@ def layers6000_rows(work: Path, runs: int) -> list[str]:
         "diff (the file against itself)": ["diff", str(path), str(path)],
     }
     print(f"measuring {source} (median of {runs} rounds after one untimed round):", file=sys.stderr)
-    m = Bench(runs, scratch)
+    m = Bench(runs, scratch, baseline=False)
     for label, argv in commands.items():
         executable = LSTM_WITH_FRAMEWORKS if label.startswith("verify") else LSTM_INSPECT
         m(label, f"lstm-inspect {label}", source, [*executable, *argv], warm=path)
