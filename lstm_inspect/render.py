@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from .activations import shown
 from .records import record
-from .results import LayerSplit, LayerSummary, SplitResult, SplitStream, Summary, VariableLine, block_title, plain
+from .results import LayerSplit, LayerSummary, SplitResult, SplitStream, Summary, VariableLine, block_title
 from .schema import KIND_NAMES, LAYOUTS, variant_words
 from .terminal import safe
 
@@ -48,11 +48,11 @@ def json_text(data: dict[str, Any]) -> str:
     line, each member and element as json.dumps writes it in one line. json.dumps' C encoder
     writes no indentation; with indent=2 its Python encoder made the --json of a 100,000-tensor
     summary take 0.9 s, four times the table's rendering."""
-    return "".join(_json_object(data.items(), lambda value: value))
+    return "".join(_json_object(data.items()))
 
 
-def _json_object(members: Iterable[tuple[str, object]], plain: Callable[[object], object]) -> Iterator[str]:
-    """json_text's pieces, each member and element made plain (results.plain) as it is written:
+def _json_object(members: Iterable[tuple[str, object]]) -> Iterator[str]:
+    """json_text's pieces. Records among the members are written as their fields as they come:
     a summary's 28,000 rows are never all dicts at once (40 MiB of a 100,000-tensor summary)."""
     dumps = _dumps()
     opening = "{\n"
@@ -60,30 +60,38 @@ def _json_object(members: Iterable[tuple[str, object]], plain: Callable[[object]
         yield opening + "  " + dumps(key) + ": "
         opening = ",\n"
         if isinstance(value, list) and value:
-            yield "[\n    " + dumps(plain(value[0]))
+            yield "[\n    " + dumps(value[0])
             for item in value[1:]:
-                yield ",\n    " + dumps(plain(item))
+                yield ",\n    " + dumps(item)
             yield "\n  ]"
         else:
-            yield dumps(plain(value))
+            yield dumps(value)
     yield "{}" if opening == "{\n" else "\n}"
 
 
 @functools.cache
 def _dumps() -> Callable[[object], str]:
-    """json.dumps with its defaults, its C encoder made once: json.dumps makes one per call
-    (json/encoder.py JSONEncoder.iterencode), half the cost of writing a summary's 28,000 rows
-    one by one. Plain data only (results.plain), so no object is looked for twice."""
+    """json.dumps with its defaults, its C encoder made once (json.dumps makes one per call,
+    json/encoder.py JSONEncoder.iterencode), and result records written as their fields, as
+    dataclasses.asdict gives them: a summary's 28,000 rows are never made dicts in Python first.
+    No circular check: results are trees."""
     import json.encoder
 
     make = getattr(json.encoder, "c_make_encoder", None)  # None in a Python without the C accelerator
     if make is None:
-        return json.dumps
-    # The arguments JSONEncoder.iterencode gives it for json.dumps' defaults, but no circular check.
-    encode = make(
-        None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
-    )
+        return functools.partial(json.dumps, default=_record_members)
+    # The arguments JSONEncoder.iterencode gives it for json.dumps' defaults, bar the check.
+    encode = make(None, _record_members, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True)
     return lambda value: "".join(encode(value, 0))
+
+
+def _record_members(value: object) -> dict[str, object]:
+    """A result record's fields, for the JSON encoder (which comes back for the records in them);
+    anything else is not JSON, in json's words."""
+    names = _record_fields(type(value))
+    if names is None:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    return {name: getattr(value, name) for name in names}
 
 
 _FRAMEWORK = {"tensorflow": "TF", "keras": "Keras", "lstm-inspect": "lstm-inspect"}
@@ -1072,14 +1080,12 @@ def show(
     if isinstance(result, (SplitResult, SplitStream)):
         show_split(result, as_json, console, stats)
     elif as_json:
-        if isinstance(result, Summary):  # to_dict() is its fields made plain: each made as written
-            members: Iterable[tuple[str, object]] = [(f.name, getattr(result, f.name)) for f in fields(result)]
-            made: Callable[[object], object] = plain
-        else:
-            members, made = result.to_dict().items(), lambda value: value
+        # A summary's to_dict() is its fields as asdict gives them: written as they are.
+        data = _record_members(result) if isinstance(result, Summary) else result.to_dict()
         extra = stats() if stats is not None else None
-        members = [*members, ("stats", extra)] if extra is not None else members
-        sys.stdout.writelines(_json_object(members, made))
+        if extra is not None:
+            data["stats"] = extra
+        sys.stdout.writelines(_json_object(data.items()))
         sys.stdout.write("\n")
     else:
         _print(console or _console(), _RENDERERS[type(result).__name__](result))
