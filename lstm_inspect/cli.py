@@ -112,14 +112,13 @@ def _own_process() -> bool:
 def _errors() -> Iterator[None]:
     """Known input problems become one line on stderr and exit 1; bugs keep their traceback.
     The library's warnings (LstmInspectWarning) print as one line each, "Warning: …"."""
-    from .readers.files import reset_transfers
-    from .readers.urls import mask_secrets
-
-    warnings.showwarning = _show_warning
-    warnings.simplefilter("always", LstmInspectWarning)
-    reset_transfers()
     interrupted = False
-    try:
+    try:  # a Ctrl-C from the first import on ends as "Interrupted." (what came before: __main__.run)
+        from .readers.files import reset_transfers
+
+        warnings.showwarning = _show_warning
+        warnings.simplefilter("always", LstmInspectWarning)
+        reset_transfers()
         yield
     except UsageError as e:
         raise click.UsageError(safe(str(e))) from None

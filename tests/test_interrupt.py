@@ -152,3 +152,20 @@ def test_verify_while_tensorflow_computes_ends_its_worker(tmp_path, layers):
     args = ["verify", layers[0], "--framework", "tensorflow"]
     _, note = interrupted(tmp_path, args, point, note="module._worker().process.pid")
     assert _gone(int(note))
+
+
+def test_ctrl_c_while_the_cli_imports_is_one_line_and_130():
+    # The CLI's imports are a tenth of a second of every command: a Ctrl-C then (here a
+    # KeyboardInterrupt raised as lstm_inspect.cli is imported) ends as one later does.
+    code = (
+        "import sys\n"
+        "class Interrupting:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'lstm_inspect.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupting())\n"
+        "from lstm_inspect.__main__ import run\n"
+        "run()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130 and done.stderr == "Interrupted.\n" and done.stdout == "", done
