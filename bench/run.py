@@ -979,7 +979,15 @@ def interrupt_latency(argv: list[str], env: dict[str, str], after: float) -> flo
     ended before; -1.0: it exited otherwise than with 130, which is printed)."""
     import signal
 
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    # SIGINT as a terminal gives it: a benchmark started in the background (`nohup … &`) has it
+    # ignored, which its children would inherit, and Python leaves an ignored SIGINT ignored.
+    child = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     time.sleep(after)
     if child.poll() is not None:
         return None
