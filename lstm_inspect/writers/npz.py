@@ -183,7 +183,8 @@ def _write_members(
     writeback = _Writeback(f)
     # zipfile writes to an unseekable stream too (a pipe), with a data descriptor after each member.
     output = cast(IO[bytes], f if isinstance(f, _WriteOnly) else _Gathered(f))
-    with zipfile.ZipFile(output, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+    archive = zipfile.ZipFile(output, "w", zipfile.ZIP_STORED, allowZip64=True)
+    try:
         batches = _in_background(_batches(_pieces(arrays), _PIECE_BYTES), _PIECES_AHEAD)
         with batches as items, ExitStack() as member_file:
             member: _Member | None = None
@@ -210,6 +211,13 @@ def _write_members(
             if out is not None:
                 member_file.close()
                 _done(result, member)
+    except BaseException:
+        # What failed (a Ctrl-C among them) is what the user is told: the half-written archive goes
+        # with its .part file, unclosed, since zipfile refuses to close one with a member still open
+        # (a ValueError in place of the KeyboardInterrupt that left it open); no fp, no close.
+        archive.fp = None
+        raise
+    archive.close()
 
 
 class _Writeback:
