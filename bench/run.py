@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -210,14 +211,21 @@ def make_wide(out: Path, scale: float) -> None:
                 v1.get_variable(f"{scope}/kernel", (2 * units, 4 * units), initializer=v1.zeros_initializer())
             )
             variables.append(v1.get_variable(f"{scope}/bias", (4 * units,), initializer=v1.zeros_initializer()))
-        v1.train.get_or_create_global_step()
-        value = v1.placeholder(tf.float32)
-        assigns = [v.assign(value) for v in variables]
-        with v1.Session() as sess:
-            sess.run(v1.global_variables_initializer())
-            for variable, assign in zip(variables, assigns):
-                sess.run(assign, {value: rng.standard_normal(variable.shape.as_list(), np.float32) * 0.02})
-            v1.train.Saver().save(sess, str(out / "model.ckpt"), write_meta_graph=False)
+        _save_random(tf, variables, rng, out)
+
+
+def _save_random(tf: Any, variables: list[Any], rng: np.random.Generator, out: Path) -> None:
+    """Give the TF1 graph's `variables` random weights (N(0, 0.02²)) and save them, with a global
+    step and no graph, as out/model.ckpt."""
+    v1 = tf.compat.v1
+    v1.train.get_or_create_global_step()
+    value = v1.placeholder(tf.float32)
+    assigns = [v.assign(value) for v in variables]
+    with v1.Session() as sess:
+        sess.run(v1.global_variables_initializer())
+        for variable, assign in zip(variables, assigns):
+            sess.run(assign, {value: rng.standard_normal(variable.shape.as_list(), np.float32) * 0.02})
+        v1.train.Saver().save(sess, str(out / "model.ckpt"), write_meta_graph=False)
 
 
 # plot's rows (issue 16): one BasicLSTMCell of PLOT_UNITS units on PLOT_INPUTS inputs, whose kernel
@@ -237,14 +245,7 @@ def make_plot4096(out: Path, scale: float) -> None:
     }
     with tf.Graph().as_default():
         variables = [v1.get_variable(name, shape, initializer=v1.zeros_initializer()) for name, shape in shapes.items()]
-        v1.train.get_or_create_global_step()
-        value = v1.placeholder(tf.float32)
-        assigns = [v.assign(value) for v in variables]
-        with v1.Session() as sess:
-            sess.run(v1.global_variables_initializer())
-            for variable, assign in zip(variables, assigns):
-                sess.run(assign, {value: rng.standard_normal(variable.shape.as_list(), np.float32) * 0.02})
-            v1.train.Saver().save(sess, str(out / "model.ckpt"), write_meta_graph=False)
+        _save_random(tf, variables, rng, out)
 
 
 # A training graph of this many bytes beside a checkpoint: summary reads all of it (issue 11).
