@@ -435,7 +435,9 @@ def test_remote_export_memory_is_the_layer_and_a_few_chunks(root, http, tmp_path
         tracemalloc.stop()
     assert result.exit_code == 0, result.output
     assert len(http.log.of(".data-00001-of-00002", "GET")) == 1
-    assert needed <= peak < needed + 6 * MiB, peak - needed
+    # Beside the layer: the 1 MiB chunks in flight, and the npz writer's batch of pieces handed
+    # over from its reading thread (writers/npz.py, at most 1 MiB ahead) with its gathered writes.
+    assert needed <= peak < needed + 8 * MiB, peak - needed
 
 
 def test_http_server_ignoring_range_small_file_is_read_whole_with_a_warning(root, http):
