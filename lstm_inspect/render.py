@@ -930,7 +930,7 @@ def _json_key(key: object) -> str:
 # Each scalar type as json.dumps spells it (bool before int: True is an int too, but its own type).
 _JSON_SCALARS: dict[type, Callable[[Any], str]] = {
     str: _json_string,
-    float: lambda value: _json_float(value),
+    float: _json_float,
     int: int.__repr__,
     bool: lambda value: "true" if value else "false",
     type(None): lambda value: "null",
