@@ -243,30 +243,46 @@ def compare_block(gate: str | None, part: str, a: np.ndarray, b: np.ndarray, ato
 
     axis = unit_axis(part, a.ndim)
     per_unit = np.zeros(a.shape[axis])  # Σ Δ² over each unit's weights
-    sums = np.zeros(4)  # Σ a², Σ b², Σ Δ², Σ a·b
+    sum_aa = sum_bb = sum_dd = sum_ab = 0.0  # Σ a², Σ b², Σ Δ², Σ a·b
     max_abs, identical, within = 0.0, True, True
     step = max(1, _SLAB_ELEMENTS // max(1, math.prod(a.shape[1:])))
-    for start in range(0, a.shape[0], step):
-        slab_a = np.asarray(a[start : start + step], np.float64)
-        slab_b = np.asarray(b[start : start + step], np.float64)
-        delta = slab_b - slab_a
-        same = bool(np.array_equal(slab_a, slab_b, equal_nan=True))
-        identical = identical and same
-        # Equal values (NaN for NaN) are close whatever the tolerance: np.isclose, 25 µs a call, only
-        # for slabs that differ (a diff of 6,000 small layers against themselves spent 2 s in it).
-        within = within and (same or bool(np.isclose(slab_b, slab_a, rtol=rtol, atol=atol, equal_nan=True).all()))
-        if delta.size:
-            max_abs = max(max_abs, float(np.nanmax(np.abs(delta))))
-        flat_a, flat_b, flat_delta = slab_a.ravel(), slab_b.ravel(), delta.ravel()
-        sums += (flat_a @ flat_a, flat_b @ flat_b, flat_delta @ flat_delta, flat_a @ flat_b)
-        squared = delta * delta
-        if axis == 0:
-            per_unit[start : start + len(delta)] += squared.reshape(len(delta), -1).sum(axis=1)
-        else:
-            per_unit += squared.sum(axis=tuple(i for i in range(delta.ndim) if i != axis))
-    norm_a, norm_b, norm_delta = (math.sqrt(x) for x in sums[:3])
+    # A damaged file's values: inf − inf, squares past float64's range; what they give is the result.
+    with np.errstate(invalid="ignore", over="ignore"):
+        for start in range(0, a.shape[0], step):
+            slab_a = np.asarray(a[start : start + step], np.float64)
+            slab_b = np.asarray(b[start : start + step], np.float64)
+            flat_a, flat_b = slab_a.ravel(), slab_b.ravel()
+            same = bool(np.array_equal(slab_a, slab_b, equal_nan=True))
+            squares = float(flat_a @ flat_a)
+            if same and math.isfinite(squares):
+                # Equal and finite (no NaN or infinity, whose differences are NaN): Δ is 0, and b is a.
+                # A diff of a file against its own export is mostly such slabs.
+                sum_aa, sum_bb, sum_ab = sum_aa + squares, sum_bb + squares, sum_ab + squares
+                continue
+            identical = identical and same
+            delta = slab_b - slab_a
+            squared = delta * delta
+            # Equal values (NaN for NaN) are close whatever the tolerance: np.isclose, 25 µs a call, only
+            # for slabs that differ (a diff of 6,000 small layers against themselves spent 2 s in it).
+            within = within and (same or bool(np.isclose(slab_b, slab_a, rtol=rtol, atol=atol, equal_nan=True).all()))
+            if delta.size:
+                max_abs = max(max_abs, float(np.nanmax(np.abs(delta))))
+            flat_delta = delta.ravel()
+            sum_aa += squares
+            sum_bb += float(flat_b @ flat_b)
+            sum_dd += float(flat_delta @ flat_delta)
+            sum_ab += float(flat_a @ flat_b)
+            if axis == 0:
+                per_unit[start : start + len(delta)] += squared.reshape(len(delta), -1).sum(axis=1)
+            else:
+                per_unit += squared.sum(axis=tuple(i for i in range(delta.ndim) if i != axis))
+    norm_a, norm_b, norm_delta = math.sqrt(sum_aa), math.sqrt(sum_bb), math.sqrt(sum_dd)
     relative = norm_delta / norm_a if norm_a else (0.0 if not norm_delta else None)
-    cosine = float(np.clip(sums[3] / (norm_a * norm_b), -1.0, 1.0)) if norm_a and norm_b else None
+    # NaN stays NaN, as np.clip keeps it.
+    cosine = None
+    if norm_a and norm_b:
+        cosine = sum_ab / (norm_a * norm_b)
+        cosine = cosine if math.isnan(cosine) else min(1.0, max(-1.0, cosine))
     top: list[UnitChange] = []
     if not identical:
         norms = np.sqrt(per_unit)

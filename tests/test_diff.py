@@ -407,3 +407,53 @@ def test_blocks_compared_in_slabs_give_what_the_whole_block_gives(part, shape, m
     axis = diff_module.unit_axis(part, len(shape))
     per_unit = np.sqrt((delta**2).sum(axis=1 - axis)) if delta.ndim == 2 else np.abs(delta)
     assert [u.unit for u in slabs.top_units] == list(np.argsort(-per_unit)[:3])
+
+
+@pytest.mark.parametrize("special", [None, np.nan, np.inf])
+def test_slabs_equal_and_unequal_in_one_block_give_the_statistics_of_the_whole(special, monkeypatch):
+    """Equal finite slabs take a short way (Δ = 0); equal slabs holding NaN or infinity (whose Δ is
+    NaN) and unequal ones the long way: the block's statistics are those of numpy on the whole."""
+    from lstm_inspect import diff as diff_module
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(6, 4))
+    b = a.copy()
+    b[4] += rng.normal(scale=0.1, size=4)  # one slab of the six differs
+    if special is not None:
+        a[1, 2] = b[1, 2] = special  # an equal slab with a NaN or an infinity
+    monkeypatch.setattr(diff_module, "_SLAB_ELEMENTS", 4)  # a row per slab
+    got = diff_module.compare_block("input", "kernel", a, b, 1e-6, 0.0)
+    with np.errstate(invalid="ignore"):
+        delta = b - a
+    assert not got.identical and not got.within_tolerance
+    assert got.max_abs_diff == np.nanmax(np.abs(delta))
+    norm_a, norm_b, norm_delta = (float(np.sqrt((x * x).sum())) for x in (a, b, delta))
+    if special is None:
+        assert got.relative_change == pytest.approx(norm_delta / norm_a, rel=1e-12)
+        assert got.cosine == pytest.approx(float((a * b).sum()) / (norm_a * norm_b), rel=1e-12)
+        assert [u.unit for u in got.top_units] == list(np.argsort(-np.sqrt((delta**2).sum(axis=0)), kind="stable")[:3])
+    else:  # NaN where numpy's whole-block sums are NaN
+        assert np.isnan(got.relative_change) and (got.cosine is None or np.isnan(got.cosine))
+    same = diff_module.compare_block("input", "kernel", a, a.copy(), 1e-6, 0.0)
+    assert same.identical and same.within_tolerance and same.top_units == [] and same.max_abs_diff == 0.0
+    if special is None:
+        assert same.relative_change == 0.0 and same.cosine == 1.0
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_infinite_and_huge_weights_are_compared_without_numpy_warnings(tmp_path):
+    """inf − inf and squares past float64's range warn in numpy: not on the user's terminal."""
+    with lstm_inspect.load(BASIC) as ckpt:
+        arrays = TARGETS["gates"].arrays([weights_of(ckpt.layers[0])])
+    kernel = "cell/input/kernel"
+    a = {f"cell/{key}": np.array(value, np.float64) for key, value in arrays.items()}
+    b = dict(a)
+    a[kernel].flat[:3] = np.inf, 1e300, -1e300
+    b[kernel] = a[kernel].copy()
+    b[kernel].flat[1:3] = -1e300, 1e300
+    write_npz(str(tmp_path / "a.npz"), list(a.items()))
+    write_npz(str(tmp_path / "b.npz"), list(b.items()))
+    result = run(tmp_path / "a.npz", tmp_path / "b.npz")
+    assert result.exit_code == 1, result.stderr  # as diff(1): the files differ
+    assert "changed (largest |Δ| 2e+300" in result.stdout
+    assert "RuntimeWarning" not in result.stderr
