@@ -11,17 +11,17 @@ import gc
 import math
 import os
 import sys
-import textwrap
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import IO, TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
 from .errors import LstmInspectError, LstmInspectWarning, UsageError
-from .targets import NAMES as TARGET_NAMES
 from .terminal import safe
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -71,6 +71,8 @@ def _export_epilog() -> str:
 
 
 def _verify_epilog() -> str:
+    import textwrap  # here, not at the top: importing it compiles its regular expressions
+
     from .targets import TARGETS
 
     checks = [*(t.check for t in TARGETS.values() if t.check), "keras-model", "tf-cell"]
@@ -217,6 +219,9 @@ FINITE_FLOAT = _FiniteFloat()
 
 
 _VERBOSE_HELP = "For a URL: say on stderr how many requests and bytes crossed the network, per file."
+# One instance for every path parameter: making a click.Path looks up gettext's catalogues (its
+# name is translated), a tenth of --help's own work for the ten of them.
+_PATH = click.Path(path_type=str)
 
 
 def _common(f: Callable[..., Any], verbose_help: str = _VERBOSE_HELP) -> Callable[..., Any]:
@@ -239,7 +244,7 @@ def _common(f: Callable[..., Any], verbose_help: str = _VERBOSE_HELP) -> Callabl
         callback=_remember_verbose,
         help=verbose_help,
     )(f)
-    f = click.argument("path", type=click.Path(path_type=str))(f)
+    f = click.argument("path", type=_PATH)(f)
     return f
 
 
@@ -330,6 +335,20 @@ def _part_names() -> tuple[str, ...]:
     from .schema import PARTS
 
     return PARTS
+
+
+def _layout_option(f: _F) -> _F:
+    """export's --layout, whose choices are the export targets' registry (imported when export is used)."""
+    from .targets import NAMES
+
+    return click.option(
+        "--layout",
+        type=click.Choice(NAMES),
+        default="gates",
+        show_default=True,
+        metavar="LAYOUT",
+        help=f"{', '.join(NAMES)}: the canonical gate blocks, or the weights ready for that framework (keys below).",
+    )(f)
 
 
 _gate_option = click.option(
@@ -463,7 +482,76 @@ def _open(path: str, forget_bias: float | None, no_verify: bool) -> Any:
     return load(path, forget_bias=forget_bias, verify=not no_verify)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(MutableMapping[str, click.Command]):
+    """A group's commands by name, each made when first looked up, from the function and
+    decorators it was declared with: listing the names makes none of them."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, click.Command | tuple[Callable[[], click.Command], str | None]] = {}
+
+    def declare(self, name: str, make: Callable[[], click.Command], doc: str | None) -> None:
+        self._entries[name] = (make, doc)
+
+    def listed(self, name: str) -> click.Command:
+        """What the group's help shows of `name`: the command if it is made, else one made of its
+        docstring alone, whose first sentence click shortens alike."""
+        entry = self._entries[name]
+        return entry if isinstance(entry, click.Command) else click.Command(name, help=entry[1])
+
+    def __getitem__(self, name: str) -> click.Command:
+        entry = self._entries[name]
+        if not isinstance(entry, click.Command):
+            entry = self._entries[name] = entry[0]()
+        return entry
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._entries[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands' options are made when the command is used or its help shown: their
+    click objects (7 commands, 44 parameters) were most of `lstm-inspect --help`'s own work, and
+    every command paid for all the others'."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: _Commands = _Commands()
+
+    def lazy_command(
+        self, *decorators: Callable[[Any], Any], name: str | None = None, **attrs: Any
+    ) -> Callable[[_F], _F]:
+        """As `@group.command(**attrs)` over `decorators` stacked in this order, applied when the
+        command is first looked up; returns the function itself."""
+
+        def declare(f: _F) -> _F:
+            command_name = name or f.__name__
+
+            def make() -> click.Command:
+                made: Any = f
+                for decorator in reversed(decorators):  # the lowest first, as stacked decorators
+                    made = decorator(made)
+                return click.command(command_name, **attrs)(made)
+
+            self.commands.declare(command_name, make, f.__doc__)
+            return f
+
+        return declare
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        listing = click.Group(commands=[self.commands.listed(name) for name in self.list_commands(ctx)])
+        listing.format_commands(ctx, formatter)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lstm-inspect")
 def main() -> None:
     """Find the LSTM and GRU layers in a TensorFlow checkpoint or Keras file and explain their fused weights.
@@ -475,9 +563,11 @@ def main() -> None:
     """
 
 
-@main.command(epilog=_EPILOG_SUMMARY)
-@_common
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@main.lazy_command(
+    _common,
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables."),
+    epilog=_EPILOG_SUMMARY,
+)
 def summary(path: str, forget_bias: float | None, no_verify: bool, as_json: bool) -> None:
     """Every LSTM and GRU layer: sizes, gate order, how its fused tensors decompose, parameter counts;
     then the other variables, optimizer state and totals."""
@@ -498,38 +588,40 @@ def summary(path: str, forget_bias: float | None, no_verify: bool, as_json: bool
             gc.enable()
 
 
-@main.command(epilog=_EPILOG_SPLIT)
-@_common
-@_layer_option
-@_gate_option
-@click.option(
-    "--part",
-    "parts",
-    multiple=True,
-    cls=_SchemaOption,
-    type=_SchemaChoice(_part_names),
-    metavar="PART",
-    help_text=lambda: f"Only this part (repeatable): {', '.join(_part_names())}.",
-)
-@click.option(
-    "--values",
-    is_flag=True,
-    help="Print every number too, none elided (6 significant digits; --json gives them exactly).",
-)
-@click.option(
-    "--max-elements",
-    type=click.IntRange(min=0),
-    default=MAX_VALUES,
-    show_default=True,
-    metavar="N",
-    help="With --values: refuse to print more than N numbers in all (for bulk values, use export).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-@click.option(
-    "--sparkline/--no-sparkline",
-    default=None,
-    help="Below each layer, per gate a line of its units' weight norms in block characters "
-    "(default: when stdout is a terminal, and not with --json or --values).",
+@main.lazy_command(
+    _common,
+    _layer_option,
+    _gate_option,
+    click.option(
+        "--part",
+        "parts",
+        multiple=True,
+        cls=_SchemaOption,
+        type=_SchemaChoice(_part_names),
+        metavar="PART",
+        help_text=lambda: f"Only this part (repeatable): {', '.join(_part_names())}.",
+    ),
+    click.option(
+        "--values",
+        is_flag=True,
+        help="Print every number too, none elided (6 significant digits; --json gives them exactly).",
+    ),
+    click.option(
+        "--max-elements",
+        type=click.IntRange(min=0),
+        default=MAX_VALUES,
+        show_default=True,
+        metavar="N",
+        help="With --values: refuse to print more than N numbers in all (for bulk values, use export).",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables."),
+    click.option(
+        "--sparkline/--no-sparkline",
+        default=None,
+        help="Below each layer, per gate a line of its units' weight norms in block characters "
+        "(default: when stdout is a terminal, and not with --json or --values).",
+    ),
+    epilog=_EPILOG_SPLIT,
 )
 def split(
     path: str,
@@ -560,42 +652,38 @@ def split(
                 _show(ckpt.split(layers, gates, parts, values, max_elements), as_json)
 
 
-@main.command(cls=_LazyEpilogCommand, epilog_from=_export_epilog)
-@_common
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=str),
-    default=None,
-    metavar="OUT",
-    help="Output .npz (default: <input file name>.<layout>.npz in the current directory), or - for "
-    "stdout; with --layout onnx, a name ending in .onnx writes a runnable ONNX model instead.",
+@main.lazy_command(
+    _common,
+    click.option(
+        "-o",
+        "--output",
+        type=_PATH,
+        default=None,
+        metavar="OUT",
+        help="Output .npz (default: <input file name>.<layout>.npz in the current directory), or - for "
+        "stdout; with --layout onnx, a name ending in .onnx writes a runnable ONNX model instead.",
+    ),
+    _layer_option,
+    _gate_option,
+    _layout_option,
+    click.option(
+        "--target-forget-bias",
+        type=FINITE_FLOAT,
+        default=None,
+        metavar="FLOAT",
+        help="With --layout tensorflow: the forget_bias the TF1 cell will add at run time "
+        "(default 1.0, its own); the exported bias is adjusted for it.",
+    ),
+    click.option(
+        "--force",
+        is_flag=True,
+        help="Replace an existing file of the default output name (a file that -o names is always replaced).",
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="Print nothing on success."),
+    click.option("--json", "as_json", is_flag=True, help="Print what was written as one JSON object."),
+    cls=_LazyEpilogCommand,
+    epilog_from=_export_epilog,
 )
-@_layer_option
-@_gate_option
-@click.option(
-    "--layout",
-    type=click.Choice(TARGET_NAMES),
-    default="gates",
-    show_default=True,
-    metavar="LAYOUT",
-    help=f"{', '.join(TARGET_NAMES)}: the canonical gate blocks, or the weights ready for that framework (keys below).",
-)
-@click.option(
-    "--target-forget-bias",
-    type=FINITE_FLOAT,
-    default=None,
-    metavar="FLOAT",
-    help="With --layout tensorflow: the forget_bias the TF1 cell will add at run time "
-    "(default 1.0, its own); the exported bias is adjusted for it.",
-)
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Replace an existing file of the default output name (a file that -o names is always replaced).",
-)
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as one JSON object.")
 def export(
     path: str,
     forget_bias: float | None,
@@ -669,30 +757,34 @@ def _stdout_binary() -> Iterator[IO[bytes]]:
         raise
 
 
-@main.command(name="verify", cls=_LazyEpilogCommand, epilog_from=_verify_epilog)
-@functools.partial(
-    _common,
-    verbose_help="Also print the frameworks' own logs (TensorFlow, oneDNN, torch warnings), hidden otherwise; "
-    "for a URL, say how many requests and bytes crossed the network, per file.",
+@main.lazy_command(
+    functools.partial(
+        _common,
+        verbose_help="Also print the frameworks' own logs (TensorFlow, oneDNN, torch warnings), hidden otherwise; "
+        "for a URL, say how many requests and bytes crossed the network, per file.",
+    ),
+    _layer_option,
+    click.option(
+        "--seed",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Seed of the random input sequence (numpy's: 0 or more).",
+    ),
+    click.option(
+        "--framework",
+        "frameworks",
+        multiple=True,
+        metavar="NAME",
+        help="Run only this framework's check (repeatable; the names are listed below); none for numpy's "
+        "checks only (default: every installed one).",
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="Show no progress bar."),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table."),
+    name="verify",
+    cls=_LazyEpilogCommand,
+    epilog_from=_verify_epilog,
 )
-@_layer_option
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seed of the random input sequence (numpy's: 0 or more).",
-)
-@click.option(
-    "--framework",
-    "frameworks",
-    multiple=True,
-    metavar="NAME",
-    help="Run only this framework's check (repeatable; the names are listed below); none for numpy's "
-    "checks only (default: every installed one).",
-)
-@click.option("-q", "--quiet", is_flag=True, help="Show no progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 def verify_command(
     path: str,
     forget_bias: float | None,
@@ -752,21 +844,24 @@ def _map_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     return click.option("--map", "mapping", multiple=True, metavar="A_NAME=B_NAME", callback=_parse_mapping, help=help)
 
 
-@main.command(name="diff", epilog=_EPILOG_DIFF)
-@click.argument("a", metavar="A", type=click.Path(path_type=str))
-@click.argument("b", metavar="B", type=click.Path(path_type=str))
-@_map_option(
-    "Pair layer (or bidirectional pair) A_NAME of A with B_NAME of B (repeatable); the rest pair "
-    "by name, then in file order where their sizes agree."
+@main.lazy_command(
+    click.argument("a", metavar="A", type=_PATH),
+    click.argument("b", metavar="B", type=_PATH),
+    _map_option(
+        "Pair layer (or bidirectional pair) A_NAME of A with B_NAME of B (repeatable); the rest pair "
+        "by name, then in file order where their sizes agree."
+    ),
+    click.option("--atol", type=click.FloatRange(min=0), default=1e-6, show_default=True, help="Absolute tolerance."),
+    click.option(
+        "--rtol", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Relative tolerance (of |A|)."
+    ),
+    click.option(
+        "--no-verify", is_flag=True, help="Do not check checksums (a TF checkpoint's CRC-32C, a .keras file's CRC-32)."
+    ),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables."),
+    name="diff",
+    epilog=_EPILOG_DIFF,
 )
-@click.option("--atol", type=click.FloatRange(min=0), default=1e-6, show_default=True, help="Absolute tolerance.")
-@click.option(
-    "--rtol", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Relative tolerance (of |A|)."
-)
-@click.option(
-    "--no-verify", is_flag=True, help="Do not check checksums (a TF checkpoint's CRC-32C, a .keras file's CRC-32)."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def diff_command(
     a: str, b: str, mapping: dict[str, str], atol: float, rtol: float, no_verify: bool, as_json: bool
 ) -> None:
@@ -799,28 +894,31 @@ Needs matplotlib: pip install 'lstm-inspect[plot]'.
 """
 
 
-@main.command(name="plot", epilog=_EPILOG_PLOT)
-@_common
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=str),
-    help="The picture to write: a name ending in .png, .svg or .pdf (replaced atomically if it exists).",
+@main.lazy_command(
+    _common,
+    click.option(
+        "-o",
+        "--output",
+        required=True,
+        type=_PATH,
+        help="The picture to write: a name ending in .png, .svg or .pdf (replaced atomically if it exists).",
+    ),
+    _layer_option,
+    _gate_option,
+    click.option(
+        "--diff",
+        "against",
+        metavar="B",
+        type=_PATH,
+        default=None,
+        help="Draw the change B − A of each layer instead (layers matched as `diff` matches them).",
+    ),
+    _map_option("With --diff: pair layer A_NAME of PATH with B_NAME of B (repeatable)."),
+    click.option("--dpi", type=click.IntRange(20, 600), default=100, show_default=True, help="Pixels per inch."),
+    click.option("-q", "--quiet", is_flag=True, help="Print nothing on success."),
+    name="plot",
+    epilog=_EPILOG_PLOT,
 )
-@_layer_option
-@_gate_option
-@click.option(
-    "--diff",
-    "against",
-    metavar="B",
-    type=click.Path(path_type=str),
-    default=None,
-    help="Draw the change B − A of each layer instead (layers matched as `diff` matches them).",
-)
-@_map_option("With --diff: pair layer A_NAME of PATH with B_NAME of B (repeatable).")
-@click.option("--dpi", type=click.IntRange(20, 600), default=100, show_default=True, help="Pixels per inch.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 def plot_command(
     path: str,
     forget_bias: float | None,

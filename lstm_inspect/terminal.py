@@ -13,7 +13,7 @@ import re
 # text after them (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069), the line and paragraph
 # separators, and lone surrogates (which cannot even be encoded to print). Backslashes are
 # doubled, so that an escaped name never reads as another name.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\\\\]")
+_UNSAFE = "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\\\\]"
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
@@ -30,4 +30,15 @@ def safe(text: str) -> str:
     """`text` with every character that can move the cursor, rewrite the screen or reorder what
     follows written as Python writes it in a string literal (\\x1b, \\u202e, \\n) and backslashes
     doubled: one line, shown as stored, and reversible. Ordinary text comes back as it is."""
-    return _UNSAFE.sub(_escape, text) if _UNSAFE.search(text) else text
+    unsafe = _compiled or _compile()
+    return unsafe.sub(_escape, text) if unsafe.search(text) else text
+
+
+# Compiled on first use: the class of ranges costs as much to compile as `--help` spends on its own.
+_compiled: re.Pattern[str] | None = None
+
+
+def _compile() -> re.Pattern[str]:
+    global _compiled
+    _compiled = re.compile(_UNSAFE)
+    return _compiled

@@ -408,6 +408,27 @@ def test_help_does_not_import_heavy_modules():
     assert re.search(r"HEAVY \[\]", out), out
 
 
+def test_help_lists_the_commands_without_making_them_and_as_made():
+    """`--help` lists each command from its docstring, without making its options (their click
+    objects were most of --help's own work); the lines are those of the made commands."""
+    code = (
+        "import click; from lstm_inspect.cli import main\n"
+        "def listing():\n"
+        "    ctx = click.Context(main, info_name='lstm-inspect', terminal_width=80)\n"
+        "    formatter = ctx.make_formatter()\n"
+        "    main.format_commands(ctx, formatter)\n"
+        "    return formatter.getvalue()\n"
+        "lazy = listing()\n"
+        "made_by_listing = sum(isinstance(e, click.Command) for e in main.commands._entries.values())\n"
+        "commands = dict(main.commands)  # every command made\n"
+        "print(made_by_listing, len(commands), lazy == listing(), repr(lazy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    made, count, same, listing = out.split(" ", 3)
+    assert made == "0" and int(count) >= 6 and same == "True", out
+    assert "summary  Every LSTM and GRU layer" in listing and "verify   Run each layer" in listing
+
+
 def test_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "lstm_inspect", "--help"], capture_output=True, text=True, check=True)
     assert "summary" in out.stdout and "Usage: lstm-inspect" in out.stdout
