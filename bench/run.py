@@ -418,6 +418,32 @@ def run_once(argv: list[str], env: dict[str, str], may_fail: bool = False) -> Sa
     return Sample(wall, peak_kib / 1024, usage.ru_utime, usage.ru_stime, sampler.peak_kib / 1024)
 
 
+VALGRIND = shutil.which("valgrind")
+# Counts vary between runs by a few hundredths of a percent (addresses, the order of stat calls);
+# within this is "no more work".
+INSTRUCTION_SLACK = 1.005
+
+
+def instructions(argv: list[str], env: dict[str, str]) -> int | None:
+    """The instructions one run executes in user space (valgrind's callgrind, which counts every
+    instruction the process runs): the same count whatever the machine's load, where wall and CPU
+    time here drift by ±25 %. None when the run fails (an older version may lack a flag)."""
+    assert VALGRIND is not None
+    # A fixed hash seed: set and dict orders, and so the work, are the same in every run.
+    counted = subprocess.run(
+        [VALGRIND, "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        env={**env, "PYTHONHASHSEED": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
+    found = [line for line in counted.stderr.splitlines() if "Collected :" in line]
+    if counted.returncode or not found:
+        return None
+    return int(found[-1].split()[-1])
+
+
 class Bench:
     """Commands registered by key, then run in rounds: each round runs every command once, in an
     order shuffled anew each round (seeded: a fixed cyclic order let one command's page-cache
@@ -489,6 +515,29 @@ class Bench:
                 self.commands[twin] = (label, source, [*BASELINE, *argv[len(LSTM_INSPECT) :]], env, warm)
                 self.may_fail.add(twin)
 
+    def instruction_rows(self) -> list[str]:
+        """Each command that has a baseline twin (twin_baseline), counted once under callgrind, then
+        its twin: instructions in millions, their ratio, and whether this one does no more work."""
+        self.twin_baseline()
+        rows = []
+        for key, (label, source, argv, env, _) in self.commands.items():
+            twin = self.commands.get(("baseline", key))
+            if twin is None:
+                continue
+            print(f"  counting instructions: {label} [{source}]", file=sys.stderr, flush=True)
+            ours, theirs = instructions(argv, env), instructions(twin[2], twin[3])
+            for leftover in self.scratch.iterdir():  # outputs of export
+                leftover.unlink()
+            if ours is None or theirs is None:
+                print(f"  left out, {'it' if ours is None else 'the baseline'} cannot run it", file=sys.stderr)
+                continue
+            ratio = ours / theirs
+            ok = "PASS" if ratio <= INSTRUCTION_SLACK else "**FAIL**"
+            if key in self.beyond_baseline:
+                ok = f"not compared: {self.beyond_baseline[key]}"
+            rows.append(f"| `{label}` | {source} | {ours / 1e6:,.1f} | {theirs / 1e6:,.1f} | {ratio:.3f}× | {ok} |")
+        return rows
+
     def baseline_rows(self) -> list[str]:
         """Each command both ran: this install's and the baseline's medians, their ratios, and whether
         this one is no slower and no heavier (within BASELINE_SLACK, for the VM's noise)."""
@@ -525,9 +574,10 @@ def lstm_bytes(prefix: Path) -> tuple[dict[str, int], int]:
         return layers, max(info.size * 4 for info in ckpt.store.tensors().values())
 
 
-def benchmark(work: Path, scale: float, runs: int) -> tuple[list[str], list[str]]:
+def benchmark(work: Path, scale: float, runs: int, count_only: bool = False) -> tuple[list[str], list[str]]:
     """Makes the inputs, runs every command, and returns the table's rows and, with --baseline,
-    those of the table against the baseline."""
+    those of the table against the baseline; count_only: no timing, only the instruction counts
+    of each command against the baseline's (the second list)."""
     inputs = {kind: ensure_input(work, kind, scale) for kind in MAKERS}
     small, big, many, huge, wide = (inputs[kind] / "model.ckpt" for kind in ("small", "big", "many", "huge", "wide"))
     # The big checkpoint's layers and tensors at 1/1000 of its bytes: what a summary shows is the
@@ -587,6 +637,14 @@ def benchmark(work: Path, scale: float, runs: int) -> tuple[list[str], list[str]
     m("cat", f"cat {len(shards)} data shards > /dev/null", on_big, ["cat", *map(str, shards)], warm=big)
     m("cp", f"cp {largest_shard.name}", copied, ["cp", str(largest_shard), str(scratch)], warm=largest_shard)
     wide_commands(m, wide, names[wide], scratch)
+    # Issue 11: the graph beside a checkpoint is read for its settings, side by side with the same
+    # checkpoint without it.
+    for path in (small_meta, meta10):
+        m.beyond_baseline["summary", path] = (
+            "reads the .meta beside the checkpoint (issue #11); the baseline ignores it"
+        )
+    if count_only:
+        return [], m.instruction_rows()
     m.run()
 
     rows = []
@@ -622,12 +680,6 @@ def benchmark(work: Path, scale: float, runs: int) -> tuple[list[str], list[str]
     row(("summary", tiny), "the big checkpoint's 21 layers and tensors, 1/1000 of its bytes")
     for path in (h5, keras_v3):
         row(("summary", path), "(no TensorFlow tool)", "< 0.3 s", m["summary", path].wall < 0.3)
-    # Issue 11: the graph beside a checkpoint is read for its settings, side by side with the same
-    # checkpoint without it.
-    for path in (small_meta, meta10):
-        m.beyond_baseline["summary", path] = (
-            "reads the .meta beside the checkpoint (issue #11); the baseline ignores it"
-        )
     small_ok = m["summary", small_meta].wall < 0.3
     row(("summary", small_meta), "the forget bias and activations read from the graph", "< 0.3 s", small_ok)
     extra = m["summary", meta10].wall - m["summary", no_meta].wall
@@ -1073,6 +1125,12 @@ def layers6000_rows(work: Path, runs: int) -> list[str]:
     return rows
 
 
+def _valgrind_version() -> str:
+    assert VALGRIND is not None
+    version = subprocess.run([VALGRIND, "--version"], capture_output=True, text=True).stdout
+    return version.strip().removeprefix("valgrind-")
+
+
 def floor_python() -> str:
     """The Python that runs the timed lstm-inspect, for the start-up floor."""
     beside = os.path.join(os.path.dirname(LSTM_INSPECT[0]), "python")
@@ -1087,6 +1145,9 @@ def report(
     CRC32_NOTE = crc32_note(LSTM_INSPECT)
     if only == "layers6000":
         rows, baseline_rows, remote_only, remote = layers6000_rows(work, runs), [], False, False
+    elif only == "instructions":
+        rows, baseline_rows = benchmark(work, scale, runs, count_only=True)
+        remote_only, remote = False, False
     else:
         rows, baseline_rows = ([], []) if remote_only else benchmark(work, scale, runs)
         rows += [] if remote_only else layers6000_rows(work, runs)
@@ -1118,7 +1179,17 @@ def report(
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
     ]
     table = [*header, *rows] if rows else []
-    if baseline_rows:
+    if baseline_rows and only == "instructions":
+        baseline_header = [
+            f"Instructions executed (valgrind {VALGRIND and _valgrind_version()} callgrind, user space, "
+            f"millions) against the baseline `{BASELINE[0]}`, each command counted once (the counts do not "
+            f"drift with the machine's load; no more work: within {INSTRUCTION_SLACK:.3f}×):",
+            "",
+            "| command | input | instructions (M) | baseline (M) | ratio | result |",
+            "| --- | --- | ---: | ---: | ---: | --- |",
+        ]
+        table += [*baseline_header, *baseline_rows]
+    elif baseline_rows:
         baseline_header = [
             f"Against the baseline `{BASELINE[0]}`, in the same rounds (no slower and no heavier: within "
             f"{BASELINE_SLACK:.2f}×):",
@@ -1146,8 +1217,9 @@ def main() -> None:
     parser.add_argument("--no-remote", action="store_true", help="without the S3 and HTTP rows")
     parser.add_argument(
         "--only",
-        choices=["layers6000", "plot4096"],
-        help="only these rows (issue 9's 6,000 layers, or plot and diff of a 4096-unit layer); results.md unchanged",
+        choices=["layers6000", "plot4096", "instructions"],
+        help="only these rows (issue 9's 6,000 layers, plot and diff of a 4096-unit layer, or, with --baseline, "
+        "the instructions each command executes against the baseline's, under valgrind); results.md unchanged",
     )
     parser.add_argument(
         "--lstm-inspect-frameworks",
@@ -1168,6 +1240,8 @@ def main() -> None:
     LSTM_WITH_FRAMEWORKS[:] = (
         [os.path.abspath(args.lstm_inspect_frameworks)] if args.lstm_inspect_frameworks else LSTM_INSPECT
     )
+    if args.only == "instructions" and not (BASELINE and VALGRIND):
+        parser.error("--only instructions needs --baseline and valgrind")
     args.work.mkdir(parents=True, exist_ok=True)
     LSTM_ENV["PYTHONPYCACHEPREFIX"] = str(args.work.resolve() / "pycache")
     if args.only == "plot4096":
