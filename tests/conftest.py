@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,13 @@ UNREADABLE = {"tf1_v1_format"}
 # What a user passes for a setting that no file of a fixture says: tf1_forget0_no_meta is a
 # BasicLSTMCell(forget_bias=0.0) saved without its .meta, so only --forget-bias 0 makes it right.
 SAID_BY_THE_USER = {"tf1_forget0_no_meta": {"forget_bias": 0.0}}
+
+
+def sigint_by_default() -> None:
+    """preexec_fn of a child a test sends SIGINT: Ctrl-C's default disposition, which a shell gives
+    a foreground command. A test run started in the background of a non-interactive shell
+    (`pytest &`) ignores SIGINT, and its children, Python among them, would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def load_options(entry: dict) -> dict:

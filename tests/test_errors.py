@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from lstm_inspect.cli import main
 from lstm_inspect.writers.npz import decode_key
 
-from .conftest import FIXTURES, no_recurrent_layers
+from .conftest import FIXTURES, no_recurrent_layers, sigint_by_default
 from .test_cli import assert_clean_error
 from .test_hdf5 import damage_layout, keras3_weights
 from .test_keras_reader import TINY_CONFIG, _keras_zip, _set_declared_size, _tiny_weights_h5
@@ -627,6 +627,7 @@ def test_sigint_to_a_running_export_leaves_nothing(tmp_path, slowed):
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        preexec_fn=sigint_by_default,
     )
     deadline = time.monotonic() + 60  # a safety net only: the export holds until signalled
     while time.monotonic() < deadline:

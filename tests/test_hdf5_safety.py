@@ -30,7 +30,7 @@ from lstm_inspect.readers import open_store
 from lstm_inspect.readers.hdf5 import Damaged, H5pyWorker, NotUnderstood, OutsideFile, read_tree
 from lstm_inspect.readers.hdf5 import worker as hdf5_module
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, sigint_by_default
 from .test_cli import assert_clean_error
 from .test_fuzz import LIBHDF5_HANGS, mutate
 from .test_hdf5 import KERAS_HDF5, hdf5_bytes, header_messages
@@ -431,7 +431,9 @@ def test_ctrl_c_stops_a_command_inside_a_libhdf5_loop(tmp_path):
     path = libhdf5_hang(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "lstm_inspect", "summary", str(path)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, preexec_fn=sigint_by_default
+    )
     try:
         while not (workers := children(process.pid)) or cpu_seconds(workers[0]) < 0.5:
             assert process.poll() is None  # the worker is inside libhdf5's loop (it spins)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from lstm_inspect.targets import TARGETS
+from tests.conftest import sigint_by_default
 from tests.test_values import cell, write_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +79,7 @@ def interrupted(tmp_path: Path, args: list[str], point: dict, note: str = "os.ge
         text=True,
         cwd=ROOT,
         env=env,
+        preexec_fn=sigint_by_default,
     )
     deadline = time.monotonic() + 120  # a safety net only: the command holds until signalled
     while not sentinel.exists():
