@@ -9,6 +9,7 @@ back. Where a block sits comes from the layout's declaration (schema.locate), no
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -315,7 +316,7 @@ class Packed:
                 target = target.squeeze(axis=dropped)
             # The block's axes in the tensor's order, cut to what this piece holds of it; an axis
             # before `first` is one index, which the piece does not have.
-            source = np.transpose(block, np.argsort(location.order))
+            source = block.transpose(_inverse(location.order))
             kept = [i for i in range(len(bounds)) if i not in location.squeeze]
             source = source[
                 tuple(slice(common[i][0] - location.region[i][0], common[i][1] - location.region[i][0]) for i in kept)
@@ -325,6 +326,13 @@ class Packed:
                 source = source.squeeze(axis=leading)
             _assign(target, source)
         return piece
+
+
+@functools.cache
+def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
+    """The permutation that undoes `order` (np.argsort of it, without numpy's call per piece: an
+    export of 6,000 small layers fills 18,000 pieces from 96,000 blocks)."""
+    return tuple(sorted(range(len(order)), key=order.__getitem__))
 
 
 def _assign(target: np.ndarray, source: np.ndarray) -> None:
