@@ -525,11 +525,13 @@ class Bench:
             if twin is None:
                 continue
             print(f"  counting instructions: {label} [{source}]", file=sys.stderr, flush=True)
-            ours, theirs = instructions(argv, env), instructions(twin[2], twin[3])
+            # The baseline's first: an older version may lack a flag, which it says at once.
+            theirs = instructions(twin[2], twin[3])
+            ours = instructions(argv, env) if theirs is not None else None
             for leftover in self.scratch.iterdir():  # outputs of export
                 leftover.unlink()
             if ours is None or theirs is None:
-                print(f"  left out, {'it' if ours is None else 'the baseline'} cannot run it", file=sys.stderr)
+                print(f"  left out, {'the baseline' if theirs is None else 'it'} cannot run it", file=sys.stderr)
                 continue
             ratio = ours / theirs
             ok = "PASS" if ratio <= INSTRUCTION_SLACK else "**FAIL**"
