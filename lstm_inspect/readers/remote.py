@@ -32,9 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import errno
 import os
+import socket
+import sys
 import threading
+import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import field
@@ -59,6 +64,8 @@ _CHUNK = MiB  # a streamed body is copied into its buffer this much at a time
 _MAX_GAP = 64 * KiB
 _CACHE_BYTES = 64 * MiB
 _WHOLE_BODY_LIMIT = 64 * MiB
+_SIGNED_FOR = 3600  # seconds a presigned S3 URL is good for
+_SIGNED_REUSE = 600  # seconds one is used for: every request it signs has most of its hour left
 
 # The extra that installs each scheme's fsspec implementation (pyproject.toml).
 _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "http": "http", "https": "http"}
@@ -227,6 +234,7 @@ def _filesystem(url: str) -> tuple[Any, str]:
         import fsspec.core  # type: ignore[import-untyped]
     except ImportError:
         raise RemoteError(f"{url}: reading {scheme}:// URLs needs fsspec: {hint}") from None
+    _skip_exit_collections()
     try:
         fs, path = fsspec.core.url_to_fs(real_url(url), **_options(scheme))
     except ImportError as e:
@@ -243,6 +251,30 @@ def _filesystem(url: str) -> tuple[Any, str]:
         # retries are this module's, counted and bounded in time.
         fs.retries = 1
     return fs, path
+
+
+_EXIT_HOOKED = threading.Event()
+
+
+def _skip_exit_collections() -> None:
+    """In the lstm-inspect command, once a file system is imported: no garbage collection at
+    exit, as cli.py's summary has. The interpreter's last collections walk every object still
+    alive (Py_FinalizeEx, finalize_modules), and s3fs, botocore and aiohttp leave some 70,000 (the
+    S3 service model's dicts, their modules' functions): 0.15 s of a command's exit, for memory
+    the process is about to give back whole. Only in the command (its script, or `python -m`),
+    whose files are written and closed before it exits: a program using the library may rely on
+    its cycles' finalizers running at exit."""
+    if _EXIT_HOOKED.is_set():
+        return
+    _EXIT_HOOKED.set()
+    main = sys.modules.get("__main__")
+    if "lstm_inspect.__main__" in sys.modules or getattr(getattr(main, "__spec__", None), "name", "") == (
+        "lstm_inspect.__main__"
+    ):
+        import atexit
+        import gc
+
+        atexit.register(gc.freeze)
 
 
 def _options(scheme: str) -> dict[str, Any]:
@@ -462,9 +494,7 @@ class _HTTPObject(_Object):
             async with await self._request("GET", {"Range": f"bytes={start}-{start + sink.size - 1}"}) as r:
                 self._check(r.status, r.reason)
                 if r.status == 206:
-                    async for chunk in r.content.iter_chunked(_CHUNK):
-                        _count(self.url, nbytes=len(chunk))
-                        sink.write(chunk)
+                    await _stream_into(self.url, r.content, sink)
                     return
                 await self._take_whole(r)
         assert self.whole is not None
@@ -487,13 +517,84 @@ class _HTTPObject(_Object):
         return []  # HTTP has no listing; fsspec's scrapes a page's links, which says nothing here
 
 
+async def _stream_into(url: str, content: Any, sink: _Sink) -> None:
+    """An aiohttp response's body (its `content`) into sink as it comes, counted."""
+    async for chunk in content.iter_chunked(_CHUNK):
+        _count(url, nbytes=len(chunk))
+        sink.write(chunk)
+
+
+# s3fs file systems whose store refused a presigned URL, or whose requests take a way of their own
+# (a proxy, a client certificate, another HTTP client): read through their client alone.
+_UNSIGNED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 class _S3Object(_Object):
-    """s3fs's cat_file holds a whole body before it returns (s3fs/core.py _cat_file): a ranged GET
-    here goes through the same client call, its body streamed into the buffer."""
+    """A ranged GET through s3fs's client costs some 3 ms of botocore's Python (validating,
+    serializing, resolving the endpoint, signing, parsing the answer: aiobotocore/client.py
+    _make_api_call), and its body comes through aiohttp's protocol a socket read (256 KiB) at a
+    time, copied once more into the buffer: twice the CPU of the same bytes read into their
+    buffer by a blocking socket (recv_into), the GIL let go meanwhile. So a ranged GET is made of
+    a presigned URL of the object (s3fs's `url`: signed locally, once per object and
+    _SIGNED_REUSE seconds), by http.client in a thread of its own, with the TLS verification the
+    client's own HTTP session has (botocore's `verify`: AWS_CA_BUNDLE, ca_bundle, certifi's), its
+    body read straight into the buffer. An answer other than 206 (an error, whose reason is in a
+    body this leaves unread) is asked again through the client, whose errors say why (s3fs's
+    _error_wrapper, errors.py translate_boto_error). A file system is read through its client
+    alone once its store refused a presigned URL that the client could read (botocore signs them
+    with SigV2 in the older regions, which a bucket may refuse: botocore/client.py
+    _default_s3_presign_to_sigv2), and always where its requests need more than that: extra
+    arguments (requester pays, server-side encryption keys), a proxy, a client certificate."""
 
     streams = True
 
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._signed: tuple[str, float] | None = None  # a presigned URL, and when it was made
+        self._signing = asyncio.Lock()
+
     async def _get_into(self, start: int, sink: _Sink) -> None:
+        url = await self._signed_url()
+        if url is not None:
+            tls = await self._tls(url)
+            if tls is not False and await _get_into_by_socket(self.url, url, tls, start, sink):
+                return
+            sink.restart()
+            await self._get_through_client(start, sink)
+            _UNSIGNED.add(self.fs)  # the client read what the presigned URL could not
+            return
+        await self._get_through_client(start, sink)
+
+    async def _signed_url(self) -> str | None:
+        fs = self.fs
+        if fs in _UNSIGNED or getattr(fs, "req_kw", None) or getattr(fs, "s3_additional_kwargs", None):
+            return None
+        async with self._signing:
+            if self._signed is None or time.monotonic() - self._signed[1] > _SIGNED_REUSE:
+                self._signed = (await fs._url(self.fs_path, expires=_SIGNED_FOR), time.monotonic())
+            return self._signed[0]
+
+    async def _tls(self, url: str) -> Any:
+        """The SSL context for `url` as the client's HTTP session verifies (None for http://);
+        False where its requests take a way of their own (aiobotocore/httpsession.py)."""
+        client = await self.fs.get_s3(self.fs.split_path(self.fs_path)[0])
+        session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+        verify = getattr(session, "_verify", None)
+        proxies = getattr(session, "_proxy_config", None)
+        if (
+            type(session).__name__ != "AIOHTTPSession"
+            or verify is None
+            or getattr(session, "_cert_file", None)
+            or proxies is None
+            or proxies.proxy_url_for(url)
+        ):
+            _UNSIGNED.add(self.fs)
+            return False
+        if not url.startswith("https:"):
+            return None
+        return _ssl_context(verify)
+
+    async def _get_through_client(self, start: int, sink: _Sink) -> None:
         from s3fs.core import version_id_kw  # type: ignore[import-untyped]
 
         bucket, key, version = self.fs.split_path(self.fs_path)
@@ -514,6 +615,105 @@ class _S3Object(_Object):
                 sink.write(chunk)
         finally:
             body.close()
+
+
+_SSL_CONTEXTS: dict[Any, Any] = {}
+
+
+def _ssl_context(verify: bool | str) -> Any:
+    """An SSL context verifying as botocore does with `verify` (botocore/httpsession.py
+    get_cert_path, aiobotocore/httpsession.py _build_verify_context), made once."""
+    with _TRANSFERS_LOCK:
+        found = _SSL_CONTEXTS.get(verify)
+    if found is None:
+        import ssl
+
+        from botocore.httpsession import get_cert_path  # type: ignore[import-untyped]
+
+        if verify is False:
+            found = ssl.create_default_context()
+            found.check_hostname, found.verify_mode = False, ssl.CERT_NONE
+        else:
+            found = ssl.create_default_context(cafile=get_cert_path(verify))
+        with _TRANSFERS_LOCK:
+            found = _SSL_CONTEXTS.setdefault(verify, found)
+    return found
+
+
+async def _get_into_by_socket(shown: str, url: str, tls: Any, start: int, sink: _Sink) -> bool:
+    """GET bytes [start, start + sink.size) of `url` by http.client, in a thread of its own, the
+    body read straight into sink's buffers; counted as a read of `shown`. False, the body unread,
+    when the answer is not those bytes (not 206, or another length)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bool] = loop.create_future()
+    connection: list[Any] = []  # the thread's, to close when the request is given up
+
+    def settle(result: bool, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        result, error = False, None
+        try:
+            result = _ranged_get(shown, url, tls, start, sink, connection)
+        except BaseException as e:  # handed to the loop, which raises it in the awaiting request
+            error = e
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    _count(shown, reads=1)
+    # A daemon thread, not the loop's executor: the executor's threads are waited for at exit,
+    # and one given up (a timeout, a Ctrl-C) must not hold the process until its read ends.
+    threading.Thread(target=run, name="lstm-inspect GET", daemon=True).start()
+    try:
+        return await asyncio.shield(done)
+    except BaseException:
+        for c in connection:  # given up (a timeout, another part failed): the thread's read ends now
+            with contextlib.suppress(OSError, AttributeError):
+                c.sock.shutdown(socket.SHUT_RDWR)  # close() would not wake a blocked recv
+        raise
+
+
+def _ranged_get(shown: str, url: str, tls: Any, start: int, sink: _Sink, connection: list[Any]) -> bool:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    timeout = _settings().timeout
+    if parts.scheme == "https":
+        c: Any = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout, context=tls)
+    else:
+        c = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    connection.append(c)
+    try:
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        end = start + sink.size - 1
+        c.request("GET", target, headers={"Range": f"bytes={start}-{end}", "Accept-Encoding": "identity"})
+        r = c.getresponse()
+        if r.status >= 500 or r.status in (408, 429):
+            raise _Transient(f"HTTP {r.status} {r.reason or ''}".strip())
+        if r.status != 206 or r.length != sink.size:
+            return False
+        for view in sink.views:
+            got = 0
+            while got < len(view):
+                n = r.readinto(view[got:])
+                if not n:
+                    return True  # short: _fetch_into sees how many bytes came, and tries again
+                got += n
+                sink.got += n
+                _count(shown, nbytes=n)
+        return True
+    except http.client.HTTPException as e:  # a garbled or cut answer: IncompleteRead, BadStatusLine...
+        raise _Transient(f"{type(e).__name__}: {e}") from None
+    finally:
+        c.close()
 
 
 class _Sink:
