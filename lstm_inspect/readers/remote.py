@@ -62,6 +62,7 @@ _PARALLEL = 8
 _WINDOW = 32 * MiB
 _CHUNK = MiB  # a streamed body is copied into its buffer this much at a time
 _MAX_GAP = 64 * KiB
+_BESIDE = 2 * MiB  # what a span larger than _WINDOW may hold beside the read that fetches it whole
 _CACHE_BYTES = 64 * MiB
 _WHOLE_BODY_LIMIT = 64 * MiB
 _SIGNED_FOR = 3600  # seconds a presigned S3 URL is good for
@@ -881,31 +882,41 @@ class RemoteFile(Seekable):
         part = max(_PART, -(-n // _PARALLEL)) if self._object.streams else _PART
         self._object.fetch([(start + at, [view[at : at + part]]) for at in range(0, n, part)], self._what)
 
-    def _fetch_spans(self, spans: list[tuple[int, int]], pos: int = -1, view: memoryview | None = None) -> int:
-        """Fetch each [start, end) span, one request each (parts of at most _PART where bodies
-        are not streamed), into the cache; the bytes of the caller's `view`, which starts at `pos`
-        in one of them, go straight into it. How many bytes of `view` were filled."""
-        if not self._object.streams:
-            spans = [(s, min(s + _PART, end)) for start, end in spans for s in range(start, end, _PART)]
-        requests, cached, filled = [], [], 0
+    def _fetch_spans(
+        self, spans: list[tuple[int, int]], pos: int = -1, view: memoryview | None = None, part: int = 0
+    ) -> int:
+        """Fetch each [start, end) span into the cache, one request each, or one per `part` bytes
+        of it (at most _PART where bodies are not streamed); the caller's `view`, which starts at
+        `pos` in one of them, is filled straight from the requests, as far as that span goes. How
+        many bytes of `view` were filled."""
+        part = part or (0 if self._object.streams else _PART)
+        holder = next((end for start, end in spans if start <= pos < end), pos) if view is not None else pos
+        wanted_end = min(pos + len(view), holder) if view is not None else pos  # [pos, wanted_end) into view
+        requests, cached = [], []
         for start, end in spans:
-            pieces: list[tuple[int, int, memoryview | None]] = [(start, end, None)]
-            if view is not None and start <= pos < end:
-                filled = min(len(view), end - pos)
-                pieces = [(start, pos, None), (pos, pos + filled, view[:filled]), (pos + filled, end, None)]
-            views = []
-            for piece_start, piece_end, target in pieces:
-                if target is None and piece_end > piece_start:
-                    buffer = bytearray(piece_end - piece_start)
-                    cached.append((piece_start, buffer))
-                    target = memoryview(buffer)
-                if target is not None:
-                    views.append(target)
-            requests.append((start, views))
+            for piece_start in range(start, end, part or end - start):
+                piece_end = min(end, piece_start + (part or end - start))
+                low, high = max(piece_start, pos), min(piece_end, wanted_end)
+                cuts: list[tuple[int, int, memoryview | None]] = [(piece_start, piece_end, None)]
+                if view is not None and low < high:
+                    cuts = [
+                        (piece_start, low, None),
+                        (low, high, view[low - pos : high - pos]),
+                        (high, piece_end, None),
+                    ]
+                views = []
+                for cut_start, cut_end, target in cuts:
+                    if target is None and cut_end > cut_start:
+                        buffer = bytearray(cut_end - cut_start)
+                        cached.append((cut_start, buffer))
+                        target = memoryview(buffer)
+                    if target is not None:
+                        views.append(target)
+                requests.append((piece_start, views))
         self._object.fetch(requests, self._what)
         for start, buffer in cached:
             _CACHE.put(self._object.url, start, buffer)
-        return filled
+        return wanted_end - pos if view is not None else 0
 
     def _read_ahead(self, pos: int, want: int) -> None:
         sequential = pos == self._fetched_to
@@ -924,9 +935,11 @@ class RemoteFile(Seekable):
     def _fetch_planned(self, pos: int, view: memoryview) -> int:
         """Fetch the advised span holding `pos` (advised ranges joined across gaps of up to
         _MAX_GAP), one request, with the advised spans after it up to _WINDOW bytes in all; the
-        caller's `view` (its read from `pos` on) is filled from it and the rest cached. How many
-        bytes of `view` it filled: 0 when no advised range holds `pos`, or when its span is too
-        large and the range holding `pos` is large (that is read directly)."""
+        caller's `view` (its read from `pos` on) is filled from it and the rest cached. A span
+        larger than _WINDOW is fetched whole, in parallel parts, when the read takes all of it
+        but _BESIDE bytes. How many bytes of `view` it filled: 0 when no advised range holds
+        `pos`, or when its span is too large and the range holding `pos` is large (that is read
+        directly)."""
         i = bisect.bisect_right(self._planned, (pos, self.remote_size + 1)) - 1
         if i < 0 or self._planned[i][1] <= pos:
             return 0
@@ -937,11 +950,22 @@ class RemoteFile(Seekable):
             else:
                 spans.append([start, end, k, k + 1])
         j = next(j for j, span in enumerate(spans) if span[2] <= i < span[3])
-        if spans[j][1] - spans[j][0] > _WINDOW:
-            start, end = self._planned[i]
-            if end - start >= _DIRECT:
-                return 0
-            chosen, taken = [(start, end)], [i]
+        span_start, span_end, first, past = spans[j]
+        part = 0
+        if span_end - span_start > _WINDOW:
+            beside = span_end - span_start - (min(pos + len(view), span_end) - pos)
+            if beside <= _BESIDE:
+                # One large tensor and little else (a kernel, and its bias and the bias's
+                # optimizer slots before it): the span in parallel parts, one request fewer than
+                # the tensor alone and then the rest, the tensor straight into the caller's buffer.
+                chosen, taken = [(span_start, span_end)], list(range(first, past))
+                size = span_end - span_start  # in as many parts of _PART or more as it fills, _PARALLEL at most
+                part = -(-size // min(_PARALLEL, size // _PART)) if self._object.streams else _PART
+            else:
+                start, end = self._planned[i]
+                if end - start >= _DIRECT:
+                    return 0
+                chosen, taken = [(start, end)], [i]
         else:
             chosen, taken, total = [], [], 0
             for start, end, first, past in spans[j:]:
@@ -952,7 +976,7 @@ class RemoteFile(Seekable):
                 total += end - start
         for k in reversed(taken):
             del self._planned[k]
-        return self._fetch_spans(chosen, pos, view)
+        return self._fetch_spans(chosen, pos, view, part)
 
     def _tell_whole_body(self) -> None:
         obj = self._object
