@@ -276,3 +276,27 @@ def test_exit_collections_are_skipped_in_the_command_only(command):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ("1" if command else "0")
+
+
+def test_a_kept_connection_is_used_again_and_one_the_server_closed_is_replaced(tmp_path):
+    import socket
+    from urllib.parse import urlsplit
+
+    from .servers import HTTPFileServer
+
+    (tmp_path / "blob").write_bytes(bytes(range(256)) * 64)
+    with HTTPFileServer(tmp_path) as http:  # keep-alive, as S3 is (moto closes every connection)
+        url = f"{http.url}/blob"
+        used = []
+        for start in (0, 100, 5000):
+            buffer = bytearray(1000)
+            sink, connection = remote._Sink([memoryview(buffer)]), []
+            assert remote._ranged_get(url, url, None, start, sink, connection)
+            assert bytes(buffer) == (bytes(range(256)) * 64)[start : start + 1000] and sink.got == 1000
+            used.append(connection[0])
+            if start == 100:  # the server's side goes: the next request finds it closed
+                connection[0].sock.shutdown(socket.SHUT_WR)
+        assert used[0] is used[1] is not used[2]  # kept, then replaced, and no retry counted for it
+        assert [r.range for r in http.log.of("/blob", "GET")] == ["bytes=0-999", "bytes=100-1099", "bytes=5000-5999"]
+        parts = urlsplit(url)
+        remote._IDLE.pop((parts.scheme, parts.hostname, parts.port, id(None)), None)

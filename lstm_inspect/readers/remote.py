@@ -619,12 +619,13 @@ class _S3Object(_Object):
 
 
 _SSL_CONTEXTS: dict[Any, Any] = {}
+_SSL_LOCK = threading.Lock()
 
 
 def _ssl_context(verify: bool | str) -> Any:
     """An SSL context verifying as botocore does with `verify` (botocore/httpsession.py
     get_cert_path, aiobotocore/httpsession.py _build_verify_context), made once."""
-    with _TRANSFERS_LOCK:
+    with _SSL_LOCK:
         found = _SSL_CONTEXTS.get(verify)
     if found is None:
         import ssl
@@ -636,7 +637,7 @@ def _ssl_context(verify: bool | str) -> Any:
             found.check_hostname, found.verify_mode = False, ssl.CERT_NONE
         else:
             found = ssl.create_default_context(cafile=get_cert_path(verify))
-        with _TRANSFERS_LOCK:
+        with _SSL_LOCK:
             found = _SSL_CONTEXTS.setdefault(verify, found)
     return found
 
@@ -681,22 +682,58 @@ async def _get_into_by_socket(shown: str, url: str, tls: Any, start: int, sink: 
         raise
 
 
+# Connections kept open between requests, by (scheme, host, port, SSL context): a TLS handshake
+# costs round trips of its own. At most _PARALLEL each.
+_IDLE: dict[tuple[Any, ...], list[Any]] = {}
+_IDLE_LOCK = threading.Lock()
+
+
+def _connection(parts: Any, tls: Any) -> tuple[Any, bool]:
+    """A kept connection to the URL's server, or a new one; and whether it was kept."""
+    import http.client
+
+    key = (parts.scheme, parts.hostname, parts.port, id(tls))
+    with _IDLE_LOCK:
+        idle = _IDLE.get(key)
+        if idle:
+            return idle.pop(), True
+    timeout = _settings().timeout
+    if parts.scheme == "https":
+        return http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout, context=tls), False
+    return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout), False
+
+
+def _keep(parts: Any, tls: Any, c: Any) -> None:
+    key = (parts.scheme, parts.hostname, parts.port, id(tls))
+    with _IDLE_LOCK:
+        idle = _IDLE.setdefault(key, [])
+        if len(idle) < _PARALLEL:
+            idle.append(c)
+            return
+    c.close()
+
+
 def _ranged_get(shown: str, url: str, tls: Any, start: int, sink: _Sink, connection: list[Any]) -> bool:
     import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    timeout = _settings().timeout
-    if parts.scheme == "https":
-        c: Any = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout, context=tls)
-    else:
-        c = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
-    connection.append(c)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    headers = {"Range": f"bytes={start}-{start + sink.size - 1}", "Accept-Encoding": "identity"}
+    c, reusable = None, False
     try:
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        end = start + sink.size - 1
-        c.request("GET", target, headers={"Range": f"bytes={start}-{end}", "Accept-Encoding": "identity"})
-        r = c.getresponse()
+        while True:
+            c, kept = _connection(parts, tls)
+            connection[:] = [c]
+            try:
+                c.request("GET", target, headers=headers)
+                r = c.getresponse()
+                break
+            except ConnectionError:  # RemoteDisconnected, a reset, a broken pipe
+                c.close()
+                if not kept:
+                    raise
+                # A kept connection that the server closed meanwhile: again on a new one, not a retry.
         if r.status >= 500 or r.status in (408, 429):
             raise _Transient(f"HTTP {r.status} {r.reason or ''}".strip())
         if r.status != 206 or r.length != sink.size:
@@ -710,11 +747,15 @@ def _ranged_get(shown: str, url: str, tls: Any, start: int, sink: _Sink, connect
                 got += n
                 sink.got += n
                 _count(shown, nbytes=n)
+        reusable = r.isclosed() and not r.will_close  # all of the body read, and the server keeps it open
         return True
     except http.client.HTTPException as e:  # a garbled or cut answer: IncompleteRead, BadStatusLine...
         raise _Transient(f"{type(e).__name__}: {e}") from None
     finally:
-        c.close()
+        if c is not None and reusable:
+            _keep(parts, tls, c)
+        elif c is not None:
+            c.close()
 
 
 class _Sink:
