@@ -5,10 +5,11 @@ A `RemoteFile` is a seekable binary file object (seek, tell, read, readinto), so
 as they use a local file; under it:
 
 - Reads of 4 MiB or more go straight into the caller's buffer, fetched as at most 8 parts at once
-  (8 MiB each at least). Over HTTP and S3 each part is one streaming GET whose body is copied into
-  the buffer 1 MiB at a time as it arrives, so that a tensor costs its own bytes and a few MiB of
-  body in flight whatever its size; other file systems answer a request with its whole body, so
-  there the parts are 8 MiB, and at most 64 MiB of them are in flight.
+  (8 MiB each at least). Over HTTP each part is one streaming GET whose body is copied into the
+  buffer 1 MiB at a time as it arrives, and over S3 one GET of a presigned URL whose body is read
+  straight into it (`_S3Object`), so that a tensor costs its own bytes and a few MiB of body in
+  flight whatever its size; other file systems answer a request with its whole body, so there
+  the parts are 8 MiB, and at most 64 MiB of them are in flight.
 - Smaller reads (index blocks, HDF5 metadata, zip directories) go through a read-ahead cache of
   64 MiB in all: a miss fetches 64 KiB from the 16 KiB boundary below it (a read near the end
   fetches the last 64 KiB, where a table's footer and a zip's directory are), doubling up to
@@ -19,8 +20,9 @@ as they use a local file; under it:
   advised spans after it, up to 32 MiB in all, in parallel) into the cache: a layer whose bias
   and kernel lie together costs one request, not one per tensor or per 8 MiB. Servers that
   answer each request at a cost of their own (moto reads the whole object for every ranged GET)
-  and networks with a long round trip both pay per request. A span larger than that is read as
-  any large read is.
+  and networks with a long round trip both pay per request. A span larger than that is read
+  whole in parallel parts when it is the read's tensor and at most 2 MiB beside it (a large
+  kernel, and its bias and the bias's slots), else as any large read is.
 - Every request is bounded in time (LSTM_INSPECT_TIMEOUT seconds, default 60), tried again on a
   transient failure (a 5xx, a cut connection, a stall, a short body; LSTM_INSPECT_RETRIES more
   times, default 3), and counted (`transfers()`), so that the CLI can say what crossed the network.
