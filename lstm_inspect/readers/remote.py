@@ -5,10 +5,11 @@ A `RemoteFile` is a seekable binary file object (seek, tell, read, readinto), so
 as they use a local file; under it:
 
 - Reads of 4 MiB or more go straight into the caller's buffer, fetched as at most 8 parts at once
-  (8 MiB each at least). Over HTTP and S3 each part is one streaming GET whose body is copied into
-  the buffer 1 MiB at a time as it arrives, so that a tensor costs its own bytes and a few MiB of
-  body in flight whatever its size; other file systems answer a request with its whole body, so
-  there the parts are 8 MiB, and at most 64 MiB of them are in flight.
+  (8 MiB each at least). Over HTTP each part is one streaming GET whose body is copied into the
+  buffer 1 MiB at a time as it arrives, and over S3 one GET of a presigned URL whose body is read
+  straight into it (`_S3Object`), so that a tensor costs its own bytes and a few MiB of body in
+  flight whatever its size; other file systems answer a request with its whole body, so there
+  the parts are 8 MiB, and at most 64 MiB of them are in flight.
 - Smaller reads (index blocks, HDF5 metadata, zip directories) go through a read-ahead cache of
   64 MiB in all: a miss fetches 64 KiB from the 16 KiB boundary below it (a read near the end
   fetches the last 64 KiB, where a table's footer and a zip's directory are), doubling up to
@@ -19,8 +20,9 @@ as they use a local file; under it:
   advised spans after it, up to 32 MiB in all, in parallel) into the cache: a layer whose bias
   and kernel lie together costs one request, not one per tensor or per 8 MiB. Servers that
   answer each request at a cost of their own (moto reads the whole object for every ranged GET)
-  and networks with a long round trip both pay per request. A span larger than that is read as
-  any large read is.
+  and networks with a long round trip both pay per request. A span larger than that is read
+  whole in parallel parts when it is the read's tensor and at most 2 MiB beside it (a large
+  kernel, and its bias and the bias's slots), else as any large read is.
 - Every request is bounded in time (LSTM_INSPECT_TIMEOUT seconds, default 60), tried again on a
   transient failure (a 5xx, a cut connection, a stall, a short body; LSTM_INSPECT_RETRIES more
   times, default 3), and counted (`transfers()`), so that the CLI can say what crossed the network.
@@ -32,9 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import errno
 import os
+import socket
+import sys
 import threading
+import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import field
@@ -57,8 +64,11 @@ _PARALLEL = 8
 _WINDOW = 32 * MiB
 _CHUNK = MiB  # a streamed body is copied into its buffer this much at a time
 _MAX_GAP = 64 * KiB
+_BESIDE = 2 * MiB  # what a span larger than _WINDOW may hold beside the read that fetches it whole
 _CACHE_BYTES = 64 * MiB
 _WHOLE_BODY_LIMIT = 64 * MiB
+_SIGNED_FOR = 3600  # seconds a presigned S3 URL is good for
+_SIGNED_REUSE = 600  # seconds one is used for: every request it signs has most of its hour left
 
 # The extra that installs each scheme's fsspec implementation (pyproject.toml).
 _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "http": "http", "https": "http"}
@@ -227,6 +237,7 @@ def _filesystem(url: str) -> tuple[Any, str]:
         import fsspec.core  # type: ignore[import-untyped]
     except ImportError:
         raise RemoteError(f"{url}: reading {scheme}:// URLs needs fsspec: {hint}") from None
+    _skip_exit_collections()
     try:
         fs, path = fsspec.core.url_to_fs(real_url(url), **_options(scheme))
     except ImportError as e:
@@ -243,6 +254,30 @@ def _filesystem(url: str) -> tuple[Any, str]:
         # retries are this module's, counted and bounded in time.
         fs.retries = 1
     return fs, path
+
+
+_EXIT_HOOKED = threading.Event()
+
+
+def _skip_exit_collections() -> None:
+    """In the lstm-inspect command, once a file system is imported: no garbage collection at
+    exit, as cli.py's summary has. The interpreter's last collections walk every object still
+    alive (Py_FinalizeEx, finalize_modules), and s3fs, botocore and aiohttp leave some 70,000 (the
+    S3 service model's dicts, their modules' functions): 0.15 s of a command's exit, for memory
+    the process is about to give back whole. Only in the command (its script, or `python -m`),
+    whose files are written and closed before it exits: a program using the library may rely on
+    its cycles' finalizers running at exit."""
+    if _EXIT_HOOKED.is_set():
+        return
+    _EXIT_HOOKED.set()
+    main = sys.modules.get("__main__")
+    if "lstm_inspect.__main__" in sys.modules or getattr(getattr(main, "__spec__", None), "name", "") == (
+        "lstm_inspect.__main__"
+    ):
+        import atexit
+        import gc
+
+        atexit.register(gc.freeze)
 
 
 def _options(scheme: str) -> dict[str, Any]:
@@ -462,9 +497,7 @@ class _HTTPObject(_Object):
             async with await self._request("GET", {"Range": f"bytes={start}-{start + sink.size - 1}"}) as r:
                 self._check(r.status, r.reason)
                 if r.status == 206:
-                    async for chunk in r.content.iter_chunked(_CHUNK):
-                        _count(self.url, nbytes=len(chunk))
-                        sink.write(chunk)
+                    await _stream_into(self.url, r.content, sink)
                     return
                 await self._take_whole(r)
         assert self.whole is not None
@@ -487,13 +520,84 @@ class _HTTPObject(_Object):
         return []  # HTTP has no listing; fsspec's scrapes a page's links, which says nothing here
 
 
+async def _stream_into(url: str, content: Any, sink: _Sink) -> None:
+    """An aiohttp response's body (its `content`) into sink as it comes, counted."""
+    async for chunk in content.iter_chunked(_CHUNK):
+        _count(url, nbytes=len(chunk))
+        sink.write(chunk)
+
+
+# s3fs file systems whose store refused a presigned URL, or whose requests take a way of their own
+# (a proxy, a client certificate, another HTTP client): read through their client alone.
+_UNSIGNED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 class _S3Object(_Object):
-    """s3fs's cat_file holds a whole body before it returns (s3fs/core.py _cat_file): a ranged GET
-    here goes through the same client call, its body streamed into the buffer."""
+    """A ranged GET through s3fs's client costs some 3 ms of botocore's Python (validating,
+    serializing, resolving the endpoint, signing, parsing the answer: aiobotocore/client.py
+    _make_api_call), and its body comes through aiohttp's protocol a socket read (256 KiB) at a
+    time, copied once more into the buffer: twice the CPU of the same bytes read into their
+    buffer by a blocking socket (recv_into), the GIL let go meanwhile. So a ranged GET is made of
+    a presigned URL of the object (s3fs's `url`: signed locally, once per object and
+    _SIGNED_REUSE seconds), by http.client in a thread of its own, with the TLS verification the
+    client's own HTTP session has (botocore's `verify`: AWS_CA_BUNDLE, ca_bundle, certifi's), its
+    body read straight into the buffer. An answer other than 206 (an error, whose reason is in a
+    body this leaves unread) is asked again through the client, whose errors say why (s3fs's
+    _error_wrapper, errors.py translate_boto_error). A file system is read through its client
+    alone once its store refused a presigned URL that the client could read (botocore signs them
+    with SigV2 in the older regions, which a bucket may refuse: botocore/client.py
+    _default_s3_presign_to_sigv2), and always where its requests need more than that: extra
+    arguments (requester pays, server-side encryption keys), a proxy, a client certificate."""
 
     streams = True
 
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._signed: tuple[str, float] | None = None  # a presigned URL, and when it was made
+        self._signing = asyncio.Lock()
+
     async def _get_into(self, start: int, sink: _Sink) -> None:
+        url = await self._signed_url()
+        if url is not None:
+            tls = await self._tls(url)
+            if tls is not False and await _get_into_by_socket(self.url, url, tls, start, sink):
+                return
+            sink.restart()
+            await self._get_through_client(start, sink)
+            _UNSIGNED.add(self.fs)  # the client read what the presigned URL could not
+            return
+        await self._get_through_client(start, sink)
+
+    async def _signed_url(self) -> str | None:
+        fs = self.fs
+        if fs in _UNSIGNED or getattr(fs, "req_kw", None) or getattr(fs, "s3_additional_kwargs", None):
+            return None
+        async with self._signing:
+            if self._signed is None or time.monotonic() - self._signed[1] > _SIGNED_REUSE:
+                self._signed = (await fs._url(self.fs_path, expires=_SIGNED_FOR), time.monotonic())
+            return self._signed[0]
+
+    async def _tls(self, url: str) -> Any:
+        """The SSL context for `url` as the client's HTTP session verifies (None for http://);
+        False where its requests take a way of their own (aiobotocore/httpsession.py)."""
+        client = await self.fs.get_s3(self.fs.split_path(self.fs_path)[0])
+        session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+        verify = getattr(session, "_verify", None)
+        proxies = getattr(session, "_proxy_config", None)
+        if (
+            type(session).__name__ != "AIOHTTPSession"
+            or verify is None
+            or getattr(session, "_cert_file", None)
+            or proxies is None
+            or proxies.proxy_url_for(url)
+        ):
+            _UNSIGNED.add(self.fs)
+            return False
+        if not url.startswith("https:"):
+            return None
+        return _ssl_context(verify)
+
+    async def _get_through_client(self, start: int, sink: _Sink) -> None:
         from s3fs.core import version_id_kw  # type: ignore[import-untyped]
 
         bucket, key, version = self.fs.split_path(self.fs_path)
@@ -514,6 +618,146 @@ class _S3Object(_Object):
                 sink.write(chunk)
         finally:
             body.close()
+
+
+_SSL_CONTEXTS: dict[Any, Any] = {}
+_SSL_LOCK = threading.Lock()
+
+
+def _ssl_context(verify: bool | str) -> Any:
+    """An SSL context verifying as botocore does with `verify` (botocore/httpsession.py
+    get_cert_path, aiobotocore/httpsession.py _build_verify_context), made once."""
+    with _SSL_LOCK:
+        found = _SSL_CONTEXTS.get(verify)
+    if found is None:
+        import ssl
+
+        from botocore.httpsession import get_cert_path  # type: ignore[import-untyped]
+
+        if verify is False:
+            found = ssl.create_default_context()
+            found.check_hostname, found.verify_mode = False, ssl.CERT_NONE
+        else:
+            found = ssl.create_default_context(cafile=get_cert_path(verify))
+        with _SSL_LOCK:
+            found = _SSL_CONTEXTS.setdefault(verify, found)
+    return found
+
+
+async def _get_into_by_socket(shown: str, url: str, tls: Any, start: int, sink: _Sink) -> bool:
+    """GET bytes [start, start + sink.size) of `url` by http.client, in a thread of its own, the
+    body read straight into sink's buffers; counted as a read of `shown`. False, the body unread,
+    when the answer is not those bytes (not 206, or another length)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bool] = loop.create_future()
+    connection: list[Any] = []  # the thread's, to close when the request is given up
+
+    def settle(result: bool, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        result, error = False, None
+        try:
+            result = _ranged_get(shown, url, tls, start, sink, connection)
+        except BaseException as e:  # handed to the loop, which raises it in the awaiting request
+            error = e
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    _count(shown, reads=1)
+    # A daemon thread, not the loop's executor: the executor's threads are waited for at exit,
+    # and one given up (a timeout, a Ctrl-C) must not hold the process until its read ends.
+    threading.Thread(target=run, name="lstm-inspect GET", daemon=True).start()
+    try:
+        return await asyncio.shield(done)
+    except BaseException:
+        for c in connection:  # given up (a timeout, another part failed): the thread's read ends now
+            with contextlib.suppress(OSError, AttributeError):
+                c.sock.shutdown(socket.SHUT_RDWR)  # close() would not wake a blocked recv
+        raise
+
+
+# Connections kept open between requests, by (scheme, host, port, SSL context): a TLS handshake
+# costs round trips of its own. At most _PARALLEL each.
+_IDLE: dict[tuple[Any, ...], list[Any]] = {}
+_IDLE_LOCK = threading.Lock()
+
+
+def _connection(parts: Any, tls: Any) -> tuple[Any, bool]:
+    """A kept connection to the URL's server, or a new one; and whether it was kept."""
+    import http.client
+
+    key = (parts.scheme, parts.hostname, parts.port, id(tls))
+    with _IDLE_LOCK:
+        idle = _IDLE.get(key)
+        if idle:
+            return idle.pop(), True
+    timeout = _settings().timeout
+    if parts.scheme == "https":
+        return http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout, context=tls), False
+    return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout), False
+
+
+def _keep(parts: Any, tls: Any, c: Any) -> None:
+    key = (parts.scheme, parts.hostname, parts.port, id(tls))
+    with _IDLE_LOCK:
+        idle = _IDLE.setdefault(key, [])
+        if len(idle) < _PARALLEL:
+            idle.append(c)
+            return
+    c.close()
+
+
+def _ranged_get(shown: str, url: str, tls: Any, start: int, sink: _Sink, connection: list[Any]) -> bool:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    headers = {"Range": f"bytes={start}-{start + sink.size - 1}", "Accept-Encoding": "identity"}
+    c, reusable = None, False
+    try:
+        while True:
+            c, kept = _connection(parts, tls)
+            connection[:] = [c]
+            try:
+                c.request("GET", target, headers=headers)
+                r = c.getresponse()
+                break
+            except ConnectionError:  # RemoteDisconnected, a reset, a broken pipe
+                c.close()
+                if not kept:
+                    raise
+                # A kept connection that the server closed meanwhile: again on a new one, not a retry.
+        if r.status >= 500 or r.status in (408, 429):
+            raise _Transient(f"HTTP {r.status} {r.reason or ''}".strip())
+        if r.status != 206 or r.length != sink.size:
+            return False
+        for view in sink.views:
+            got = 0
+            while got < len(view):
+                n = r.readinto(view[got:])
+                if not n:
+                    return True  # short: _fetch_into sees how many bytes came, and tries again
+                got += n
+                sink.got += n
+                _count(shown, nbytes=n)
+        reusable = r.isclosed() and not r.will_close  # all of the body read, and the server keeps it open
+        return True
+    except http.client.HTTPException as e:  # a garbled or cut answer: IncompleteRead, BadStatusLine...
+        raise _Transient(f"{type(e).__name__}: {e}") from None
+    finally:
+        if c is not None and reusable:
+            _keep(parts, tls, c)
+        elif c is not None:
+            c.close()
 
 
 class _Sink:
@@ -681,31 +925,41 @@ class RemoteFile(Seekable):
         part = max(_PART, -(-n // _PARALLEL)) if self._object.streams else _PART
         self._object.fetch([(start + at, [view[at : at + part]]) for at in range(0, n, part)], self._what)
 
-    def _fetch_spans(self, spans: list[tuple[int, int]], pos: int = -1, view: memoryview | None = None) -> int:
-        """Fetch each [start, end) span, one request each (parts of at most _PART where bodies
-        are not streamed), into the cache; the bytes of the caller's `view`, which starts at `pos`
-        in one of them, go straight into it. How many bytes of `view` were filled."""
-        if not self._object.streams:
-            spans = [(s, min(s + _PART, end)) for start, end in spans for s in range(start, end, _PART)]
-        requests, cached, filled = [], [], 0
+    def _fetch_spans(
+        self, spans: list[tuple[int, int]], pos: int = -1, view: memoryview | None = None, part: int = 0
+    ) -> int:
+        """Fetch each [start, end) span into the cache, one request each, or one per `part` bytes
+        of it (at most _PART where bodies are not streamed); the caller's `view`, which starts at
+        `pos` in one of them, is filled straight from the requests, as far as that span goes. How
+        many bytes of `view` were filled."""
+        part = part or (0 if self._object.streams else _PART)
+        holder = next((end for start, end in spans if start <= pos < end), pos) if view is not None else pos
+        wanted_end = min(pos + len(view), holder) if view is not None else pos  # [pos, wanted_end) into view
+        requests, cached = [], []
         for start, end in spans:
-            pieces: list[tuple[int, int, memoryview | None]] = [(start, end, None)]
-            if view is not None and start <= pos < end:
-                filled = min(len(view), end - pos)
-                pieces = [(start, pos, None), (pos, pos + filled, view[:filled]), (pos + filled, end, None)]
-            views = []
-            for piece_start, piece_end, target in pieces:
-                if target is None and piece_end > piece_start:
-                    buffer = bytearray(piece_end - piece_start)
-                    cached.append((piece_start, buffer))
-                    target = memoryview(buffer)
-                if target is not None:
-                    views.append(target)
-            requests.append((start, views))
+            for piece_start in range(start, end, part or end - start):
+                piece_end = min(end, piece_start + (part or end - start))
+                low, high = max(piece_start, pos), min(piece_end, wanted_end)
+                cuts: list[tuple[int, int, memoryview | None]] = [(piece_start, piece_end, None)]
+                if view is not None and low < high:
+                    cuts = [
+                        (piece_start, low, None),
+                        (low, high, view[low - pos : high - pos]),
+                        (high, piece_end, None),
+                    ]
+                views = []
+                for cut_start, cut_end, target in cuts:
+                    if target is None and cut_end > cut_start:
+                        buffer = bytearray(cut_end - cut_start)
+                        cached.append((cut_start, buffer))
+                        target = memoryview(buffer)
+                    if target is not None:
+                        views.append(target)
+                requests.append((piece_start, views))
         self._object.fetch(requests, self._what)
         for start, buffer in cached:
             _CACHE.put(self._object.url, start, buffer)
-        return filled
+        return wanted_end - pos if view is not None else 0
 
     def _read_ahead(self, pos: int, want: int) -> None:
         sequential = pos == self._fetched_to
@@ -724,9 +978,11 @@ class RemoteFile(Seekable):
     def _fetch_planned(self, pos: int, view: memoryview) -> int:
         """Fetch the advised span holding `pos` (advised ranges joined across gaps of up to
         _MAX_GAP), one request, with the advised spans after it up to _WINDOW bytes in all; the
-        caller's `view` (its read from `pos` on) is filled from it and the rest cached. How many
-        bytes of `view` it filled: 0 when no advised range holds `pos`, or when its span is too
-        large and the range holding `pos` is large (that is read directly)."""
+        caller's `view` (its read from `pos` on) is filled from it and the rest cached. A span
+        larger than _WINDOW is fetched whole, in parallel parts, when the read takes all of it
+        but _BESIDE bytes. How many bytes of `view` it filled: 0 when no advised range holds
+        `pos`, or when its span is too large and the range holding `pos` is large (that is read
+        directly)."""
         i = bisect.bisect_right(self._planned, (pos, self.remote_size + 1)) - 1
         if i < 0 or self._planned[i][1] <= pos:
             return 0
@@ -737,11 +993,22 @@ class RemoteFile(Seekable):
             else:
                 spans.append([start, end, k, k + 1])
         j = next(j for j, span in enumerate(spans) if span[2] <= i < span[3])
-        if spans[j][1] - spans[j][0] > _WINDOW:
-            start, end = self._planned[i]
-            if end - start >= _DIRECT:
-                return 0
-            chosen, taken = [(start, end)], [i]
+        span_start, span_end, first, past = spans[j]
+        part = 0
+        if span_end - span_start > _WINDOW:
+            beside = span_end - span_start - (min(pos + len(view), span_end) - pos)
+            if beside <= _BESIDE:
+                # One large tensor and little else (a kernel, and its bias and the bias's
+                # optimizer slots before it): the span in parallel parts, one request fewer than
+                # the tensor alone and then the rest, the tensor straight into the caller's buffer.
+                chosen, taken = [(span_start, span_end)], list(range(first, past))
+                size = span_end - span_start  # in as many parts of _PART or more as it fills, _PARALLEL at most
+                part = -(-size // min(_PARALLEL, size // _PART)) if self._object.streams else _PART
+            else:
+                start, end = self._planned[i]
+                if end - start >= _DIRECT:
+                    return 0
+                chosen, taken = [(start, end)], [i]
         else:
             chosen, taken, total = [], [], 0
             for start, end, first, past in spans[j:]:
@@ -752,7 +1019,7 @@ class RemoteFile(Seekable):
                 total += end - start
         for k in reversed(taken):
             del self._planned[k]
-        return self._fetch_spans(chosen, pos, view)
+        return self._fetch_spans(chosen, pos, view, part)
 
     def _tell_whole_body(self) -> None:
         obj = self._object
