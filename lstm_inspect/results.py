@@ -372,22 +372,37 @@ def statistics(array: np.ndarray) -> tuple[float, float, float, float, float]:
 
     count, mean, squared_deviations, squares = 0, 0.0, 0.0, 0.0
     low, high = math.inf, -math.inf
+    work = None  # one float64 buffer for every piece's deviations: no fresh pages per piece
     # Non-finite values (already reported by Layer's value check) make NaN and inf statistics,
     # which is what they are: no warning about inf - inf on top. The reductions are numpy's
     # ufuncs themselves: a split of thousands of small layers spends its time in these calls.
     with np.errstate(invalid="ignore", over="ignore"):
         for piece in _pieces(array):
-            x = piece.astype(np.float64).reshape(-1)
-            n = x.size
+            n = piece.size
             if not n:
                 continue
-            piece_mean = float(np.add.reduce(x)) / n
-            deviations = x - piece_mean
+            if work is None:
+                work = np.empty(min(array.size, _STATS_CHUNK + piece.shape[-1]), np.float64)
+            deviations = work[:n].reshape(piece.shape)
+            # Summed and subtracted in float64 as numpy casts, a buffer at a time: no float64 copy.
+            piece_mean = float(np.add.reduce(piece, axis=None, dtype=np.float64)) / n
+            np.subtract(piece, piece_mean, out=deviations, dtype=np.float64)
+            piece_deviations = float(np.vdot(deviations, deviations))
             delta, total = piece_mean - mean, count + n
             mean += delta * n / total
-            squared_deviations += float(deviations @ deviations) + delta * delta * count * n / total
-            squares += float(x @ x)
-            piece_low, piece_high = float(np.minimum.reduce(x)), float(np.maximum.reduce(x))
+            squared_deviations += piece_deviations + delta * delta * count * n / total
+            # Σ x² = Σ (x − m)² + n m², both terms at least 0: no cancellation. An infinite value's
+            # deviation is NaN, its square is not: those pieces sum their squares themselves.
+            if math.isfinite(piece_mean):
+                squares += piece_deviations + n * piece_mean * piece_mean
+            else:
+                flat = piece.reshape(-1).astype(np.float64)
+                squares += float(flat @ flat)
+            # Minimum and maximum are exact in the stored dtype.
+            piece_low, piece_high = (
+                float(np.minimum.reduce(piece, axis=None)),
+                float(np.maximum.reduce(piece, axis=None)),
+            )
             # As numpy's min and max: a NaN, once seen, stays.
             if low == low and not piece_low >= low:
                 low = piece_low
