@@ -389,7 +389,10 @@ def statistics(array: np.ndarray) -> tuple[float, float, float, float, float]:
             np.subtract(piece, piece_mean, out=deviations, dtype=np.float64)
             piece_deviations = float(np.vdot(deviations, deviations))
             delta, total = piece_mean - mean, count + n
-            mean += delta * n / total
+            if math.isfinite(delta):
+                mean += delta * n / total
+            else:  # an infinity, which the update would subtract from itself: inf stays inf
+                mean = (mean * count + piece_mean * n) / total
             squared_deviations += piece_deviations + delta * delta * count * n / total
             # Σ x² = Σ (x − m)² + n m², both terms at least 0: no cancellation. An infinite value's
             # deviation is NaN, its square is not: those pieces sum their squares themselves.

@@ -500,3 +500,36 @@ def test_an_unknown_layer_lists_a_few_of_thousands(tmp_path):
 def test_non_float_refusal_is_the_reader_agnostic_api(tmp_path):
     with Checkpoint(MemoryStore(cell(dtype=np.int8))) as ckpt, pytest.raises(UnsupportedFormat, match="int8"):
         ckpt.layer("rnn/lstm_cell").gates()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: rng.normal(1.0, 0.01, (300, 1000)).astype(np.float32),  # many pieces, mean far from 0
+        lambda rng: rng.normal(size=(3, 70_000)).astype(np.float16),  # rows longer than a piece
+        lambda rng: rng.normal(size=70_001).astype(np.float64)[::2],  # not contiguous
+        lambda rng: rng.normal(size=(200, 300)).astype(np.float32).T,
+        lambda rng: rng.normal(size=(5, 4)).astype(ml_dtypes.bfloat16),
+        lambda rng: np.full(100_000, 0.25, np.float32),
+    ],
+)
+def test_split_statistics_are_numpys_in_float64(make):
+    from lstm_inspect.results import statistics
+
+    array = make(np.random.default_rng(3))
+    exact = array.astype(np.float64)
+    expected = (exact.mean(), exact.std(), exact.min(), exact.max(), np.sqrt((exact * exact).sum()))
+    assert statistics(array) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"), [(np.inf, (np.inf, np.nan, -3.0, np.inf, np.inf)), (np.nan, (np.nan,) * 5)]
+)
+def test_split_statistics_of_non_finite_values_are_what_numpy_gives(bad, expected):
+    from lstm_inspect.results import statistics
+
+    array = np.linspace(-3.0, 3.0, 200_000, dtype=np.float32)
+    array[150_000] = bad
+    got = statistics(array)
+    for value, want in zip(got, expected):
+        assert (np.isnan(value) and np.isnan(want)) or value == want, (got, expected)
