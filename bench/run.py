@@ -629,6 +629,10 @@ def benchmark(work: Path, scale: float, runs: int, count_only: bool = False) -> 
     m("python", "python -c pass", "-", [floor_python(), "-c", "pass"])
     m("python -S", "python -S -c pass", "-", [floor_python(), "-S", "-c", "pass"])
     m("help", "lstm-inspect --help", "-", [*LSTM_INSPECT, "--help"])
+    m.beyond_baseline["help"] = (
+        "prints 1,010 bytes: 6 commands and what a PATH may be, URLs included (issues #15, #16); the "
+        "baseline's help 745 bytes, 4 commands"
+    )
     for path in (small, big, tiny, many, huge, h5, keras_v3, small_meta, meta10, no_meta):
         m(("summary", path), "lstm-inspect summary", names[path], [*LSTM_INSPECT, "summary", str(path)], warm=path)
     for path in (many, huge):
