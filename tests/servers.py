@@ -226,6 +226,21 @@ def _handler(server: HTTPFileServer) -> type[BaseHTTPRequestHandler]:
 # --- S3 --------------------------------------------------------------------------------------
 
 
+def aws_environment(env: Any, endpoint: str, *, unset: tuple[str, ...] = ()) -> None:
+    """Point every AWS client of this process at `endpoint` with fake credentials (env: a
+    pytest MonkeyPatch), read from nowhere else: no profile, config file or instance metadata;
+    `unset`: other variables to remove (proxies)."""
+    env.setenv("AWS_ENDPOINT_URL", endpoint)
+    env.setenv("AWS_ACCESS_KEY_ID", "testing")
+    env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        env.setenv(name, os.devnull)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", *unset):
+        env.delenv(name, raising=False)
+
+
 def _s3_error(code: str, message: str, status: str) -> tuple[str, list[tuple[str, str]], bytes]:
     body = f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
     return status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))], body.encode()

@@ -28,7 +28,7 @@ from lstm_inspect.errors import FileNotFound, RemoteError
 from lstm_inspect.readers import remote, urls
 
 from .conftest import FIXTURES
-from .servers import Faults, HTTPFileServer, S3Server
+from .servers import Faults, HTTPFileServer, S3Server, aws_environment
 
 BUCKET = "models"
 BIG = "big/lstm_cell"  # a 9 MB kernel: larger than remote._DIRECT, so read as parallel parts
@@ -152,15 +152,7 @@ def s3(root):
     """moto's S3 on 127.0.0.1 holding root/ under s3://models/, and the AWS_* variables every
     client here finds its endpoint and (fake) credentials in; nothing may reach further."""
     with pytest.MonkeyPatch.context() as env, S3Server() as server:
-        env.setenv("AWS_ENDPOINT_URL", server.url)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-            env.setenv(name, os.devnull)
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            env.delenv(name, raising=False)
+        aws_environment(env, server.url)
         import boto3
 
         client = boto3.client("s3")

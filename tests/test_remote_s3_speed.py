@@ -25,7 +25,7 @@ from lstm_inspect.cli import main
 from lstm_inspect.readers import remote
 
 from .conftest import FIXTURES
-from .servers import S3Server, _s3_error
+from .servers import S3Server, _s3_error, aws_environment
 
 BUCKET = "speed"
 ADAM = "tf1_adam/model.ckpt"  # one LSTM: its bias, the bias's two Adam slots, then its kernel
@@ -98,15 +98,7 @@ def _fresh_s3fs() -> None:
 @pytest.fixture(scope="module")
 def server() -> Iterator[SigningS3Server]:
     with pytest.MonkeyPatch.context() as env, SigningS3Server() as s3:
-        env.setenv("AWS_ENDPOINT_URL", s3.url)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-            env.setenv(name, "/dev/null")
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-            env.delenv(name, raising=False)
+        aws_environment(env, s3.url, unset=("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"))
         import boto3
 
         client = boto3.client("s3")
