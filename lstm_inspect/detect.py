@@ -225,9 +225,9 @@ def _categories(
         if said[0]:
             found[name] = "optimizer"
             continue
-        if cut < 0:
-            scope, above, kept = "", (), False
-        else:
+        above: tuple[tuple[int, ...] | None, ...] = ()
+        scope, kept = "", False
+        if cut >= 0:
             scope = base[:cut]
             above, kept = scopes.get(scope) or _scope_facts(scope, scopes, shapes)
         if shapes is not None and shapes.get(base) in above:
