@@ -179,40 +179,95 @@ def categorize(
     trainable: the model's variables as the file declares them (a TF graph's trainable_variables
     collection): never a slot, whatever their names.
     """
-    if name.startswith(_OPTIMIZER_PREFIXES) or ".OPTIMIZER_SLOT" in name:
-        return "optimizer"
-    base = name.removesuffix(_TF2_VALUE_SUFFIX)
-    if trainable is not None and base in trainable:
-        return "bookkeeping" if dtype == "string" else "model"
-    if _slot_leaf(base[base.rfind("/") + 1 :]):
-        return "optimizer"
-    if shapes is not None and _shaped_like_its_variable(base, shapes):
-        return "optimizer"
-    if dtype == "string" or _BOOKKEEPING.search(base):
-        return "bookkeeping"
-    return "model"
+    return _categories({name: TensorInfo(name, (), dtype)}, shapes, trainable)[0][name]
 
 
-# A file's tens of thousands of slots have a handful of leaf names ("Adam", "Adam_1").
-@functools.lru_cache(maxsize=4096)
-def _slot_leaf(leaf: str) -> bool:
-    return _SLOT_LEAF.match(leaf) is not None
+# A scope's facts (_scope_facts): the shapes of the tensors named as it and as each scope above it,
+# and whether a component of it is a bookkeeping name.
+_ScopeFacts = tuple[tuple[tuple[int, ...] | None, ...], bool]
+
+
+def _categories(
+    tensors: Mapping[str, TensorInfo],
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
+    trainable: Collection[str] | None = None,
+) -> tuple[dict[str, str], list[tuple[TensorInfo, str, str]]]:
+    """categorize() of every tensor; and the model tensors, in order, each with its scope and leaf
+    name (_split_leaf). What a leaf name or a scope says is asked once: a file's 100,000 tensors have
+    a handful of leaf names ("kernel", "Adam_1") and a few tensors per scope."""
+    # What only a few names have is looked for in all of them at once, and then only in each name
+    # when some has it: each name follows a "\n" in `joined` (a name holding one only makes a false hit).
+    joined = "\n" + "\n".join(tensors)
+    optimizer_named = ".OPTIMIZER_SLOT" in joined or any("\n" + prefix in joined for prefix in _OPTIMIZER_PREFIXES)
+    suffixed = _TF2_VALUE_SUFFIX in joined
+    found: dict[str, str] = {}
+    model: list[tuple[TensorInfo, str, str]] = []
+    leaves: dict[str, tuple[bool, bool]] = {}  # leaf -> (an optimizer's slot name, a bookkeeping name)
+    scopes: dict[str, _ScopeFacts] = {}
+    for name, info in tensors.items():
+        if optimizer_named and (name.startswith(_OPTIMIZER_PREFIXES) or ".OPTIMIZER_SLOT" in name):
+            found[name] = "optimizer"
+            continue
+        base = name.removesuffix(_TF2_VALUE_SUFFIX) if suffixed else name
+        if trainable is not None and base in trainable:
+            if info.dtype == "string":
+                found[name] = "bookkeeping"
+            else:
+                found[name] = "model"
+                model.append((info, *_split_leaf(name)))
+            continue
+        # _split_leaf's, the scope made only for a tensor that is no slot by its leaf name.
+        cut = base.rfind("/")
+        leaf = base[cut + 1 :]
+        said = leaves.get(leaf)
+        if said is None:
+            said = leaves[leaf] = (_SLOT_LEAF.match(leaf) is not None, _BOOKKEEPING.search(leaf) is not None)
+        if said[0]:
+            found[name] = "optimizer"
+            continue
+        above: tuple[tuple[int, ...] | None, ...] = ()
+        scope, kept = "", False
+        if cut >= 0:
+            scope = base[:cut]
+            above, kept = scopes.get(scope) or _scope_facts(scope, scopes, shapes)
+        if shapes is not None and shapes.get(base) in above:
+            found[name] = "optimizer"
+        elif info.dtype == "string" or said[1] or kept:
+            found[name] = "bookkeeping"
+        else:
+            found[name] = "model"
+            model.append((info, scope, leaf))
+    return found, model
+
+
+def _scope_facts(
+    scope: str, scopes: dict[str, _ScopeFacts], shapes: Mapping[str, tuple[int, ...]] | None
+) -> _ScopeFacts:
+    """What a scope says of the tensors in it, kept in `scopes` for it and each scope above it: the
+    shapes of the tensors named as it and as each scope above it (None where there is none), any of
+    which a tensor in it that is an optimizer slot has; and whether a component of it is a
+    bookkeeping name. Made from the nearest scope above that is known, so that each is made once."""
+    missing = []
+    above = scope
+    while above not in scopes:
+        missing.append(above)
+        cut = above.rfind("/")
+        if cut < 0:
+            facts: _ScopeFacts = ((), False)
+            break
+        above = above[:cut]
+    else:
+        facts = scopes[above]
+    for name in reversed(missing):
+        # A component is a bookkeeping name followed by "/" exactly when it is one inside a tensor's name.
+        kept = facts[1] or _BOOKKEEPING.search(name[name.rfind("/") + 1 :] + "/") is not None
+        facts = scopes[name] = ((shapes.get(name) if shapes is not None else None, *facts[0]), kept)
+    return facts
 
 
 def base_shapes(tensors: Mapping[str, TensorInfo]) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape by its name without the TF2 object-checkpoint suffix."""
     return {name.removesuffix(_TF2_VALUE_SUFFIX): info.shape for name, info in tensors.items()}
-
-
-def _shaped_like_its_variable(base: str, shapes: Mapping[str, tuple[int, ...]]) -> bool:
-    shape = shapes.get(base)
-    # Each scope above the name, the nearest first.
-    end = base.rfind("/")
-    while end >= 0:
-        if shapes.get(base[:end], None) == shape:
-            return True
-        end = base.rfind("/", 0, end)
-    return False
 
 
 def _split_leaf(name: str) -> tuple[str, str]:
@@ -280,13 +335,8 @@ def detect(
     hints = hints or {}
     shapes = base_shapes(tensors)
     trainable = None if trainable is None else set(trainable)
-    categories: dict[str, str] = {}
-    model: list[TensorInfo] = []
-    for name, info in tensors.items():
-        category = categories[name] = categorize(name, info.dtype, shapes, trainable)
-        if category == "model":
-            model.append(info)
-    placed = [(info, *_split_leaf(info.name)) for info in model]
+    categories, placed = _categories(tensors, shapes, trainable)
+    model = [info for info, _, _ in placed]
     result = Detection()
     result.unknown = _unmodelled(model, dict.fromkeys(scope for _, scope, _ in placed))
     used: set[str] = {t.name for layer in result.unknown for t in layer.tensors}

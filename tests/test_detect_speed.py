@@ -3,6 +3,7 @@ thousands of layers are a few structures, and each question about a structure is
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -11,7 +12,9 @@ from lstm_inspect import detect as detect_module
 from lstm_inspect import results
 from lstm_inspect.api import Checkpoint
 from lstm_inspect.detect import detect
+from lstm_inspect.readers import tf_bundle
 from lstm_inspect.readers.base import TensorInfo
+from lstm_inspect.readers.protobuf import Malformed
 from lstm_inspect.schema import SOURCE_LAYOUTS
 
 CELLS = 200
@@ -142,3 +145,99 @@ def test_each_layer_structure_is_explained_once(monkeypatch):
 )
 def test_bookkeeping_names_are_whole_components(name, category):
     assert detect_module.categorize(name, "float32") == category
+
+
+# ---- an index entry, read by tf_bundle's path for what TF writes and by the general decoder ---------
+
+
+def _varint(number: int, padding: int = 0) -> bytes:
+    """Base-128, with `padding` redundant continuation bytes (a longer encoding of the same number)."""
+    out = bytearray()
+    while True:
+        out.append(number & 0x7F | (0x80 if number > 0x7F or padding else 0))
+        number >>= 7
+        if not number:
+            break
+    out[-1:] = bytes([out[-1] | 0x80 if padding else out[-1]]) + b"\x80" * (padding - 1) + b"\x00" * bool(padding)
+    return bytes(out)
+
+
+def _field(number: int, wire: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | wire) + payload
+
+
+_NUMBERS = [
+    0,
+    1,
+    5,
+    127,
+    128,
+    300,
+    2**14,
+    2**21 - 1,
+    2**28 + 3,
+    2**49,
+    2**56 - 1,
+    2**56,
+    2**62,
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+]
+
+
+def _random_entry(rng: random.Random) -> bytes:
+    """A BundleEntryProto as TF writes one, or one of the records near that form."""
+    dims = b"".join(
+        _field(2, 2, _varint(len(d)) + d)
+        for d in (_field(1, 0, _varint(n)) for n in rng.sample(_NUMBERS[:9], rng.randrange(4)))
+    )
+    fields = [
+        _field(1, 0, _varint(rng.choice([1, 3, 19, 101, 127, 128, 300]))),
+        _field(2, 2, _varint(len(dims)) + dims),
+        *(_field(number, 0, _varint(rng.choice(_NUMBERS), rng.choice([0] * 6 + [1, 2, 5]))) for number in (3, 4, 5)),
+        _field(6, 5, rng.randbytes(4)),
+    ]
+    fields = [f for f in fields if rng.random() < 0.9]  # proto3 leaves a field of 0 out
+    kind = rng.randrange(8)
+    if kind == 0:
+        rng.shuffle(fields)
+    elif kind == 1 and fields:
+        fields.insert(rng.randrange(len(fields) + 1), rng.choice(fields))
+    elif kind == 2:
+        fields.insert(
+            rng.randrange(len(fields) + 1), rng.choice([_field(9, 0, b"\x05"), _field(7, 2, b"\x02\x0a\x00")])
+        )
+    record = b"".join(fields)
+    if kind == 3:
+        record = record[: rng.randrange(len(record) + 1)]
+    elif kind == 4 and record:
+        at = rng.randrange(len(record))
+        record = record[:at] + bytes([rng.randrange(256)]) + record[at + 1 :]
+    return record
+
+
+def _outcome(parse, record: bytes) -> tuple:
+    try:
+        entry = parse(record)
+    except Malformed:  # which problem it names may differ: _parse_entry reads the shape first
+        return ("malformed",)
+    return (entry.dtype, entry.shape, entry.shard_id, entry.offset, entry.size, entry.crc32c, entry.slices)
+
+
+def test_an_index_entry_reads_the_same_on_either_path(monkeypatch):
+    """_parse_entry reads the records TF writes itself and leaves every other to the general decoder:
+    the two read the same from records of that form and of the forms near it (numbers of 1 to 11
+    bytes, 0s left out, fields repeated, out of order or unknown, slices, records cut short or
+    damaged), and refuse the same."""
+    rng = random.Random(13)
+    records = [_random_entry(rng) for _ in range(4000)]
+    general = Counted(tf_bundle._parse_entry_fields)
+    monkeypatch.setattr(tf_bundle, "_parse_entry_fields", general)
+    outcomes = [_outcome(tf_bundle._parse_entry, record) for record in records]
+    read_alone = len(records) - general.calls
+    monkeypatch.undo()
+    assert outcomes == [_outcome(tf_bundle._parse_entry_fields, record) for record in records]
+    # Both paths are taken, and both succeed and refuse.
+    assert 400 < read_alone < 3600
+    assert 500 < sum(outcome[0] == "malformed" for outcome in outcomes) < 3500

@@ -7,6 +7,7 @@ and everything after it see only this interface.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,10 +41,7 @@ class TensorInfo:
 
     @property
     def size(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)  # in C: a summary asks it of 100,000 tensors
 
 
 @record

@@ -140,47 +140,62 @@ class _Entry:
 
 
 def _parse_entry(buf: bytes) -> _Entry:
-    """A BundleEntryProto. This loop reads the fields as TF writes them (dtype, shape, shard_id,
-    offset, size, crc32c: one-byte tags, dtype and shape first, numbers in short varints, a shape
-    under 128 bytes) in half the time of the general decoder, which reads anything else (slices,
-    long or negative numbers, unknown fields, a damaged record) and says what is wrong with it."""
+    """A BundleEntryProto. This path reads the fields as TF writes them (dtype, shape, shard_id,
+    offset, size, crc32c, in field order and each once: one-byte tags, a one-byte dtype, a shape
+    under 128 bytes, numbers of at most 9 bytes) in a third of the time of the general decoder,
+    which reads anything else (slices, long or negative numbers, fields in another order, unknown
+    fields, a damaged record) and says what is wrong with it."""
     end = len(buf)
     if end < 4 or buf[0] != 0x08 or buf[1] >= 0x80 or buf[2] != 0x12 or buf[3] >= 0x80:
         return _parse_entry_fields(buf)
     # 1: dtype, one byte; 2: shape, length-delimited.
     pos = 4 + buf[3]
     shape = _parse_shape(buf[4:pos])
-    crc = 0
-    numbers = [buf[1], 0, 0, 0]  # dtype, shard_id, offset, size
-    while pos < end:
-        tag = buf[pos]
-        if tag == 0x35:  # 6: crc32c, fixed32
-            crc = int.from_bytes(buf[pos + 1 : pos + 5], "little")
-            pos += 5
-        elif (index := _NUMBER_TAGS.get(tag)) is not None:
-            value = shift = 0
-            pos += 1
-            while True:
-                if pos >= end or shift > 56:  # cut short, or 9 bytes and more: a negative number
-                    return _parse_entry_fields(buf)
-                byte = buf[pos]
-                pos += 1
-                value |= (byte & 0x7F) << shift
-                if byte < 0x80:
-                    break
-                shift += 7
-            numbers[index] = value
-        else:
-            return _parse_entry_fields(buf)
+    # 3: shard_id, 4: offset, 5: size: varints, each left out when 0 (proto3), one byte or more.
+    shard_id = offset = size = crc = 0
+    try:
+        if pos < end and buf[pos] == 0x18:
+            shard_id = buf[pos + 1]
+            pos += 2
+            if shard_id >= 0x80:
+                shard_id, pos = _varint_rest(buf, pos, shard_id)
+        if pos < end and buf[pos] == 0x20:
+            offset = buf[pos + 1]
+            pos += 2
+            if offset >= 0x80:
+                offset, pos = _varint_rest(buf, pos, offset)
+        if pos < end and buf[pos] == 0x28:
+            size = buf[pos + 1]
+            pos += 2
+            if size >= 0x80:
+                size, pos = _varint_rest(buf, pos, size)
+    except IndexError:
+        return _parse_entry_fields(buf)
+    if pos + 5 == end and buf[pos] == 0x35:  # 6: crc32c, fixed32
+        crc = _UINT32(buf, pos + 1)[0]
+        pos = end
     if pos != end:
         return _parse_entry_fields(buf)
-    dtype, shard_id, offset, size = numbers
-    return _Entry(dtype, shape, shard_id, offset, size, crc)
+    return _Entry(buf[1], shape, shard_id, offset, size, crc)
 
 
-# The varint fields of BundleEntryProto by tag: dtype (1), shard_id (3), offset (4), size (5),
-# each to its place in _parse_entry's numbers.
-_NUMBER_TAGS = {0x08: 0, 0x18: 1, 0x20: 2, 0x28: 3}
+_UINT32 = struct.Struct("<I").unpack_from
+
+
+def _varint_rest(buf: bytes, pos: int, first: int) -> tuple[int, int]:
+    """A varint whose first byte, `first`, says more follow from pos; and the position after it.
+    IndexError where the record ends inside it or it runs past 9 bytes (a negative number, or one
+    the general decoder is left to measure)."""
+    value, shift = first & 0x7F, 7
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 56:
+            raise IndexError
 
 
 def _parse_entry_fields(buf: bytes) -> _Entry:
