@@ -385,9 +385,11 @@ def _progress_bar(enabled: bool, doing: str = "exporting") -> Iterator[Callable[
 
 
 def _one_blas_thread() -> None:
-    """Ask numpy's BLAS for one thread, before numpy loads, in this process only: an export does
-    no linear algebra, and OpenBLAS starts a thread per core at load (which costs start-up time
-    and memory). A limit the user set is kept; children get the environment as it was."""
+    """Ask numpy's BLAS for one thread, before numpy loads, in this process only, for a command
+    whose BLAS calls are dot products of vectors at most (export, split, diff, plot): OpenBLAS
+    starts a thread per core at load (start-up time and memory), and its threads spin a while
+    after each call (under valgrind, one split counted 216 G instructions of spinning against its
+    0.8 G of work). A limit the user set is kept; children get the environment as it was."""
     if "numpy" in sys.modules:
         return
     limits = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -641,6 +643,7 @@ def split(
     if sparkline and (as_json or values):
         raise click.UsageError("--sparkline goes with the tables: not with --json or --values")
     with _errors():
+        _one_blas_thread()
         with _open(path, forget_bias, no_verify) as ckpt:
             if sparkline or (sparkline is None and sys.stdout.isatty() and not (as_json or values)):
                 from .render import show_split
@@ -870,6 +873,7 @@ def diff_command(
     that changed most; a verdict per layer."""
     try:
         with _errors():
+            _one_blas_thread()
             from .diff import diff
             from .render import show
 
@@ -937,6 +941,7 @@ def plot_command(
     with _errors():
         if mapping and against is None:
             raise click.UsageError("--map applies to --diff only")
+        _one_blas_thread()
         from .plot import output_format, plot, require_matplotlib
 
         output_format(output)
