@@ -482,6 +482,11 @@ def test_verify_checks_each_structure_and_reads_the_rest(tmp_path):
     covered = {layer.name: layer.covered_by for layer in result.layers if layer.covered_by}
     assert covered == {f"a/cell_{k}/lstm_cell": "a/cell_00/lstm_cell" for k in range(16, 20)}
     assert set(store.reads) == set(arrays)
+    # The layers only read go first (while a framework's worker would import), the report keeps
+    # the file's order.
+    assert [layer.name for layer in result.layers] == [layer.name for layer in ckpt.layers]
+    first_full = store.reads.index("a/cell_00/lstm_cell/kernel")
+    assert {name.rsplit("/", 1)[0] for name in store.reads[:first_full]} == set(covered)
     text = io.StringIO()
     show(result, console=Console(file=text, width=200))
     assert "4 layer(s) not run: each has the structure of a layer checked above" in text.getvalue()
