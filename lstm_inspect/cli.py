@@ -220,7 +220,7 @@ FINITE_FLOAT = _FiniteFloat()
 
 _VERBOSE_HELP = "For a URL: say on stderr how many requests and bytes crossed the network, per file."
 # One instance for every path parameter: making a click.Path looks up gettext's catalogues (its
-# name is translated), a tenth of --help's own work for the ten of them.
+# name is translated), once here instead of once per parameter.
 _PATH = click.Path(path_type=str)
 
 
