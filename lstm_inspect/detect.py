@@ -32,10 +32,22 @@ _SLOT_LEAF = re.compile(
 _OPTIMIZER_PREFIXES = ("optimizer_weights/", "optimizer/", "training/")
 # A whole name component; "not after anything but /" rather than "(^|/)", which is tried as two
 # branches at every position of every model tensor's name (a third slower).
-_BOOKKEEPING = re.compile(
-    r"(?<![^/])(?:global_step|beta1_power(?:_\d+)?|beta2_power(?:_\d+)?|save_counter|_CHECKPOINTABLE_OBJECT_GRAPH|"
-    r"iterations|iter|step|seed_generator_state|keras_api)(?:/|$)"
+_BOOKKEEPING_NAMES = (
+    "global_step",
+    r"beta1_power(?:_\d+)?",
+    r"beta2_power(?:_\d+)?",
+    "save_counter",
+    "_CHECKPOINTABLE_OBJECT_GRAPH",
+    "iterations",
+    "iter",
+    "step",
+    "seed_generator_state",
+    "keras_api",
 )
+_BOOKKEEPING = re.compile(rf"(?<![^/])(?:{'|'.join(_BOOKKEEPING_NAMES)})(?:/|$)")
+# What each of them starts with: a scope component that starts with none is none (str.startswith
+# answers in a tenth of a regex search, for the thousands of scopes a file has).
+_BOOKKEEPING_HEADS = tuple(re.match(r"\w*", name)[0] for name in _BOOKKEEPING_NAMES)  # type: ignore[index]
 
 # The settings every layer has, and those it has only when the file says (TF1 LSTMCell's
 # cell_clip, proj_clip: clip_by_value of the new cell state and of the projected output).
@@ -191,13 +203,14 @@ def _categories(
     tensors: Mapping[str, TensorInfo],
     shapes: Mapping[str, tuple[int, ...]] | None = None,
     trainable: Collection[str] | None = None,
+    joined: str | None = None,
 ) -> tuple[dict[str, str], list[tuple[TensorInfo, str, str]]]:
     """categorize() of every tensor; and the model tensors, in order, each with its scope and leaf
     name (_split_leaf). What a leaf name or a scope says is asked once: a file's 100,000 tensors have
     a handful of leaf names ("kernel", "Adam_1") and a few tensors per scope."""
     # What only a few names have is looked for in all of them at once, and then only in each name
     # when some has it: each name follows a "\n" in `joined` (a name holding one only makes a false hit).
-    joined = "\n" + "\n".join(tensors)
+    joined = _joined(tensors) if joined is None else joined
     optimizer_named = ".OPTIMIZER_SLOT" in joined or any("\n" + prefix in joined for prefix in _OPTIMIZER_PREFIXES)
     suffixed = _TF2_VALUE_SUFFIX in joined
     found: dict[str, str] = {}
@@ -240,6 +253,11 @@ def _categories(
     return found, model
 
 
+def _joined(tensors: Iterable[str]) -> str:
+    """The names, each after a "\n": one string to search for what few names hold."""
+    return "\n" + "\n".join(tensors)
+
+
 def _scope_facts(
     scope: str, scopes: dict[str, _ScopeFacts], shapes: Mapping[str, tuple[int, ...]] | None
 ) -> _ScopeFacts:
@@ -260,7 +278,10 @@ def _scope_facts(
         facts = scopes[above]
     for name in reversed(missing):
         # A component is a bookkeeping name followed by "/" exactly when it is one inside a tensor's name.
-        kept = facts[1] or _BOOKKEEPING.search(name[name.rfind("/") + 1 :] + "/") is not None
+        component = name[name.rfind("/") + 1 :]
+        kept = facts[1] or (
+            component.startswith(_BOOKKEEPING_HEADS) and _BOOKKEEPING.search(component + "/") is not None
+        )
         facts = scopes[name] = ((shapes.get(name) if shapes is not None else None, *facts[0]), kept)
     return facts
 
@@ -335,16 +356,17 @@ def detect(
     hints = hints or {}
     shapes = base_shapes(tensors)
     trainable = None if trainable is None else set(trainable)
-    categories, placed = _categories(tensors, shapes, trainable)
+    joined = _joined(tensors)
+    categories, placed = _categories(tensors, shapes, trainable, joined)
     model = [info for info, _, _ in placed]
     result = Detection()
-    result.unknown = _unmodelled(model, dict.fromkeys(scope for _, scope, _ in placed))
+    asked = _Asked(joined)
+    result.unknown = _unmodelled(model, (scope for _, scope, _ in placed), asked)
     used: set[str] = {t.name for layer in result.unknown for t in layer.tensors}
     scopes: dict[str, dict[str, TensorInfo]] = {}
     for info, scope, leaf in placed:
         if info.name not in used:
             scopes.setdefault(scope, {})[leaf] = info
-    asked = _Asked()
     scopes = _lift_long_leaves(scopes, asked)
 
     for scope, leaves in scopes.items():
@@ -371,11 +393,18 @@ def _under(scope: str, infos: list[TensorInfo]) -> list[TensorInfo]:
     return [info for info in infos if _split_leaf(info.name)[0] == scope or info.name.startswith(scope + "/")]
 
 
-def _unmodelled(model: list[TensorInfo], scopes: Iterable[str]) -> list[UnknownLayer]:
+def _unmodelled(model: list[TensorInfo], scopes: Iterable[str], asked: _Asked) -> list[UnknownLayer]:
     """Scopes of the cells schema.UNMODELLED names (by the scope name each gives itself), with every
     tensor in or below them: what each holds, said by its declaration, never claimed by a layout.
-    scopes: the model tensors' scopes, each once, in file order."""
-    patterns = [(cell, re.compile(cell.layout.scope_required or "$^")) for cell in UNMODELLED]
+    scopes: the model tensors' scopes, in file order."""
+    patterns = [
+        (cell, _pattern(cell.layout.scope_required))
+        for cell in UNMODELLED
+        if cell.layout.scope_required is not None and asked.possible(cell.layout.scope_required)
+    ]
+    if not patterns:  # what nearly every file says: no name of it holds such a cell's scope name
+        return []
+    scopes = dict.fromkeys(scopes)
     # The cell whose scope a name is, per name asked: scopes share the names above them.
     cell_of: dict[str, Unmodelled | None] = {}
     tops: dict[str, tuple[str, Unmodelled] | None] = {}
@@ -481,14 +510,14 @@ def _detect_scope(
     for claim in asked.claims(leaves):
         layout = claim.layout
         # Every rule must hold; the one that fails for most scopes is asked first.
-        if layout.scope_required is not None and not _pattern(layout.scope_required).search(scope):
+        if layout.scope_required is not None and not asked.matches(layout.scope_required, scope):
             continue
         foreign = layout.cell.foreign_scope
-        if foreign is not None and _pattern(foreign).search(scope):
+        if foreign is not None and asked.matches(foreign, scope):
             continue
         if config is not None and not (layout.config_class and _pattern(layout.config_class).search(config.class_name)):
             continue
-        if layout.scope_pattern is not None and not (claim.evidence or _pattern(layout.scope_pattern).search(scope)):
+        if layout.scope_pattern is not None and not (claim.evidence or asked.matches(layout.scope_pattern, scope)):
             continue
         tensors = {key: leaves[leaf] for key, leaf in claim.roles}
         sizes = asked.solve(layout, tuple((key, info.shape) for key, info in tensors.items()))
@@ -503,19 +532,16 @@ def _detect_scope(
             cell = hint.cell  # the class the graph shows (BasicLSTMCell, LSTMBlockFusedCell, …)
         else:
             cell = claim.cell_name
-        return LayerSpec(
-            name=name,
-            cell=cell,
-            layout=layout,
-            sizes=sizes,
-            tensors=tensors,
-            settings=_settings(layout, name, config, hint, unsaid),
-            conflicts={
+        if config is None and hint is None:  # what the layout says alone: the same for each such layer
+            settings, conflicts = dict(asked.settings(layout, unsaid)), {}
+        else:
+            settings = _settings(layout, name, config, hint, unsaid)
+            conflicts = {
                 name: readings
                 for name, readings in (hint.conflicts.items() if hint is not None else ())
                 if name in layout.cell.settings or name in CLIP_SETTINGS
-            },
-        )
+            }
+        return LayerSpec(name, cell, layout, sizes, tensors, settings, None, None, conflicts)
     return None
 
 
@@ -535,9 +561,44 @@ class _Asked:
     file's thousands of layers are a handful of distinct leaf-name sets and shapes, and neither the
     claiming (names only) nor the solving (shapes only) depends on anything else."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: str = "") -> None:
         self._claims: dict[frozenset[str], list[_Claim]] = {}
         self._sizes: dict[tuple[str, tuple[tuple[str, tuple[int, ...]], ...]], dict[str, int] | None] = {}
+        self._names = names  # every tensor name of the file, one a line
+        self._possible: dict[str, bool] = {}
+        self._lower: str | None = None
+        self._settings: dict[tuple[str, str | None], dict[str, Setting]] = {}
+
+    def settings(self, layout: Layout, unsaid: str | None) -> dict[str, Setting]:
+        """_settings of a layer of `layout` that has no config and no hint (do not change it: copy it)."""
+        key = (layout.key, unsaid)
+        found = self._settings.get(key)
+        if found is None:
+            found = self._settings[key] = _settings(layout, "", None, None, unsaid)
+        return found
+
+    def possible(self, expression: str) -> bool:
+        """Whether some scope of the file's names may match `expression` (False: none does)."""
+        found = self._possible.get(expression)
+        if found is None:
+            texts, ignore_case = _required_text(expression)
+            names = self._names
+            if ignore_case and names.isascii() and all(text.isascii() for text in texts):
+                # ASCII's cases are one to one: lower-case both (sre, ignoring case, tries every position).
+                texts, names = tuple(text.lower() for text in texts), self._lowered()
+            elif ignore_case:
+                names = ""  # other cases fold otherwise (U+017F is an "s" to sre): every scope is searched
+            found = self._possible[expression] = not texts or not names or any(text in names for text in texts)
+        return found
+
+    def _lowered(self) -> str:
+        if self._lower is None:
+            self._lower = self._names.lower()
+        return self._lower
+
+    def matches(self, expression: str, scope: str) -> bool:
+        """_pattern(expression).search(scope), for a scope of the file's names."""
+        return self.possible(expression) and _pattern(expression).search(scope) is not None
 
     def claims(self, leaves: Collection[str]) -> list[_Claim]:
         """Each source layout, in order, whose roles are these leaf names."""
@@ -568,6 +629,43 @@ class _Asked:
 @functools.cache
 def _pattern(expression: str) -> re.Pattern[str]:
     return re.compile(expression)
+
+
+@functools.cache
+def _required_text(expression: str) -> tuple[tuple[str, ...], bool]:
+    """Text every match of `expression` holds, as alternatives one of which it holds (the longest
+    run of characters it spells out, or a group's alternatives); () where none is found. And
+    whether the expression ignores case. Where none of them is in any of a file's names, no
+    scope of the file matches: one look at all the names answers for its thousands of scopes."""
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+    except ImportError:  # Python 3.10
+        import sre_parse as _parser  # type: ignore[no-redef]
+
+    def needed(items: Iterable[tuple[object, object]]) -> list[str]:
+        items = list(items)
+        runs, run = [], ""
+        for op, value in items:
+            if op is _parser.LITERAL:
+                run += chr(value)  # type: ignore[arg-type]
+            else:
+                runs.append(run)
+                run = ""
+        longest = max([*runs, run], key=len)
+        if longest:
+            return [longest]
+        for op, value in items:
+            found: list[str] = []
+            if op is _parser.SUBPATTERN and not any(value[1:3]):  # type: ignore[index]
+                found = needed(value[3])  # type: ignore[index]  # a group; one with flags of its own is not read
+            elif op is _parser.BRANCH:
+                alternatives = [needed(branch) for branch in value[1]]  # type: ignore[index]
+                found = [text for texts in alternatives for text in texts] if all(alternatives) else []
+            if found:
+                return found
+        return []
+
+    return tuple(needed(_parser.parse(expression))), bool(re.compile(expression).flags & re.IGNORECASE)
 
 
 def _check_config_sizes(

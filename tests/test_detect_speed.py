@@ -93,8 +93,69 @@ def test_scope_rules_are_searched_only_for_the_layouts_that_claim_a_scope(monkey
     found = detect(many_layers())
     assert len(found.layers) == CELLS
     # Two layouts claim {kernel, bias} (TF1's and CudnnCompatibleLSTMCell's), of the 17 tried:
-    # the latter's required scope name, then TF1's foreign names and scope pattern.
-    assert searches == 3 * (CELLS + HEADS)
+    # the latter's required scope name, then TF1's foreign names and scope pattern. Only the last is
+    # searched scope by scope: the other two need text no name holds ("cudnn_compatible_lstm_cell";
+    # "gru", "gates" or "candidate"), which one search of all the names finds nowhere.
+    assert searches == CELLS + HEADS
+    # A name holding "gru" anywhere: TF1's foreign names are searched in every scope again.
+    searches = 0
+    found = detect({**many_layers(), "gru_counter": TensorInfo("gru_counter", (), "int64")})
+    assert len(found.layers) == CELLS
+    assert searches == 2 * (CELLS + HEADS)
+
+
+def test_the_text_a_scope_rule_needs_is_in_every_name_it_matches():
+    # Each rule detection searches scopes with, and names made to match them or nearly.
+    expressions = {
+        expression
+        for layout in [*SOURCE_LAYOUTS, *(cell.layout for cell in detect_module.UNMODELLED)]
+        for expression in (layout.scope_required, layout.scope_pattern, layout.cell.foreign_scope)
+        if expression is not None
+    }
+    names = [
+        "rnn/cudnn_compatible_lstm_cell",
+        "a/CudnnCompatibleLSTMCell_1",
+        "x/GRU",
+        "Gru_cell",
+        "enc/gates",
+        "enc/Gates/Linear",
+        "candidate",
+        "LSTM",
+        "bi/lstM_2",
+        "a/layer_norm_basic_lstm_cell_3",
+        "coupled_input_forget_gate_lstm_cell/x",
+        "dense",
+        "ſtep",  # U+017F, which IGNORECASE takes for "s"
+        "lſtm",
+    ]
+    assert len(expressions) >= 4
+    for expression in expressions:
+        texts, ignore_case = detect_module._required_text(expression)
+        for name in names:
+            if re.search(expression, name):
+                flags = re.IGNORECASE if ignore_case else 0
+                assert not texts or any(re.search(re.escape(text), name, flags) for text in texts), (expression, name)
+    required = detect_module._required_text
+    assert required(r"(^|/)cudnn_compatible_lstm_cell[^/]*$") == (("cudnn_compatible_lstm_cell",), False)
+    assert required(r"(?i)(gru|(^|/)(gates|candidate)$)") == (("gru", "gates", "candidate"), True)
+    # A group with flags of its own, and alternatives of which one needs nothing, are not read.
+    assert required(r"(?i:lstm)") == ((), False)
+    assert required(r"(gru|x*)") == ((), False)
+
+
+@pytest.mark.parametrize(
+    "name, searched",
+    [
+        ("enc/GRU_counter", True),  # another case: ASCII names are compared lower-cased
+        ("enc/gru", True),
+        ("enc/gatez", False),  # no text it needs
+        ("enc/ſtep", True),  # not ASCII: no shortcut, every scope searched
+    ],
+)
+def test_names_holding_the_needed_text_in_any_case_make_every_scope_searched(name, searched):
+    asked = detect_module._Asked(detect_module._joined(["enc/lstm_cell/kernel", name]))
+    assert asked.possible(r"(?i)(gru|(^|/)(gates|candidate)$)") is searched
+    assert asked.possible(r"(^|/)cudnn_compatible_lstm_cell[^/]*$") is False
 
 
 class _Store:
