@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .export import Progress
+    from .readers.base import TensorInfo
     from .results import ExportResult, SplitStream, Summary, VerifyResult
     from .targets import Features
     from .weights import Weights
@@ -398,7 +399,7 @@ class Checkpoint:
             where=store.path,
         )
         self.layers = [Layer(spec, store) for spec in detection.layers]
-        self.variables: list[Variable] = detection.variables
+        self._detection = detection
         # Recurrent layers no layout computes (summary lists them; no command takes them for an LSTM).
         self.unknown: list[UnknownLayer] = detection.unknown
         # What --layer can name, each to its layers' positions: a layer's name, a bidirectional
@@ -416,6 +417,15 @@ class Checkpoint:
         for key, positions in shown.items():
             self._positions.setdefault(key, positions)
         self._by_name = {layer.name: layer for layer in self.layers}
+
+    @property
+    def variables(self) -> list[Variable]:
+        """Every stored tensor that is no part of a layer, with what it is, in file order."""
+        return self._detection.variables
+
+    def each_variable(self) -> Iterator[tuple[TensorInfo, str]]:
+        """(tensor, category) of each of `variables`, made as asked."""
+        return self._detection.each_variable()
 
     def __enter__(self) -> Checkpoint:
         return self

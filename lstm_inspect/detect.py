@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from . import activations
@@ -173,8 +173,23 @@ class UnknownLayer:
 @record
 class Detection:
     layers: list[LayerSpec] = field(default_factory=list)
-    variables: list[Variable] = field(default_factory=list)
     unknown: list[UnknownLayer] = field(default_factory=list)
+    # Every tensor, what each is ("model", "optimizer", "bookkeeping") and the names the layers and
+    # unknown layers hold: what `variables` is made of.
+    tensors: dict[str, TensorInfo] = field(default_factory=dict)
+    categories: dict[str, str] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+
+    def each_variable(self) -> Iterator[tuple[TensorInfo, str]]:
+        """(tensor, category) of every tensor no layer holds, in file order, making nothing per tensor."""
+        categories, used = self.categories, self.used
+        return ((info, categories[name]) for name, info in self.tensors.items() if name not in used)
+
+    @functools.cached_property
+    def variables(self) -> list[Variable]:
+        """Every tensor no layer holds, with what it is, in file order: made when first asked (a
+        summary counts 100,000 of them without)."""
+        return [Variable(info, category) for info, category in self.each_variable()]
 
 
 def categorize(
@@ -384,7 +399,7 @@ def detect(
     used.update(t.name for layer in result.unknown for t in layer.tensors)
     _pair_directions(result.layers)
     result.layers = _forward_first(result.layers)
-    result.variables = [Variable(info, categories[name]) for name, info in tensors.items() if name not in used]
+    result.tensors, result.categories, result.used = tensors, categories, used
     return result
 
 

@@ -11,7 +11,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, cast
 
 from .api import Checkpoint, Layer, is_float_dtype
-from .detect import LayerSpec, UnknownLayer, Variable
+from .detect import LayerSpec, UnknownLayer
 from .errors import LstmInspectError, warn
 from .records import record
 from .schema import SPATIAL_SIZES, Setting
@@ -204,62 +204,96 @@ def variant_settings(layer: Layer) -> dict[str, Setting]:
 
 
 def summarize(ckpt: Checkpoint) -> Summary:
+    said: dict[tuple, str] = {}
+    # What a layer's structure and settings give (a file's thousands of layers are a few of each),
+    # worked out once per structure; every layer gets lists and dicts of its own.
+    shared: dict[tuple, tuple] = {}
+    layers = []
     for layer in ckpt.layers:
-        if not is_float_dtype(layer.spec.dtype):
+        s = layer.spec
+        dtype = next(iter(s.tensors.values())).dtype
+        if not is_float_dtype(dtype):
             warn(
-                f"{ckpt.path}: LSTM layer {layer.name!r} stores {layer.spec.dtype} weights, which no framework "
+                f"{ckpt.path}: LSTM layer {layer.name!r} stores {dtype} weights, which no framework "
                 "trains; split, export and verify refuse them"
             )
-    said: dict[tuple, str] = {}
-    layers = [
-        LayerSummary(
-            name=s.name,
-            cell=s.cell,
-            framework=s.layout.framework,
-            layout=s.layout.key,
-            gate_order=s.layout.letters,
-            gates=list(s.layout.order),
-            input_size=s.input_size,
-            units=s.units,
-            recurrent_size=s.recurrent_size,
-            projection=s.projection_size,
-            peepholes=s.peepholes,
-            forget_bias=None if s.layout.cell.forget_gate is None else s.forget_bias,
-            activation=s.activation,
-            recurrent_activation=s.recurrent_activation,
-            activation_source=s.activation_source,
-            params=s.params,
-            dtype=s.dtype,
-            pair=s.pair,
-            direction=s.direction,
-            tensors=explain(s, said),
-            settings={
-                name: SettingLine(list(v.value) if isinstance(v.value, tuple) else v.value, v.source, v.assumed)
-                for name, v in s.settings.items()
-            },
-            kind=s.layout.cell.name,
-            variants=variant_settings(layer),
-            convolution=_convolution(layer),
+        structure = (
+            s.layout.key,
+            *s.sizes.items(),
+            *((role, info.shape) for role, info in s.tensors.items()),
+            *s.settings,
+            *map(id, s.settings.values()),  # the same Setting objects: detect makes them once per layout
         )
-        for layer, s in ((layer, layer.spec) for layer in ckpt.layers)
-    ]
-
-    def line(v: Variable) -> VariableLine:
-        info = v.info
-        return VariableLine(info.name, list(info.shape), info.dtype, info.size, v.category)
+        made = shared.get(structure)
+        if made is None:
+            layout = s.layout
+            made = shared[structure] = (
+                layout.framework,
+                layout.key,
+                layout.letters,
+                layout.order,
+                s.input_size,
+                s.units,
+                s.recurrent_size,
+                s.projection_size,
+                s.peepholes,
+                None if layout.cell.forget_gate is None else s.forget_bias,
+                s.activation,
+                s.recurrent_activation,
+                s.activation_source,
+                s.params,
+                [line.explanation for line in explain(s, said)],
+                layout.cell.name,
+                variant_settings(layer),
+                _convolution(layer) is not None,
+            )
+        (framework, key, letters, order, input_size, units, recurrent, projection, peepholes, forget_bias) = made[:10]
+        activation, recurrent_activation, activation_source, params, explained, kind, variants, conv = made[10:]
+        layers.append(
+            LayerSummary(
+                s.name,
+                s.cell,
+                framework,
+                key,
+                letters,
+                list(order),
+                input_size,
+                units,
+                recurrent,
+                projection,
+                peepholes,
+                forget_bias,
+                activation,
+                recurrent_activation,
+                activation_source,
+                params,
+                dtype,
+                s.pair,
+                s.direction,
+                [TensorLine(info.name, list(info.shape), text) for info, text in zip(s.tensors.values(), explained)],
+                {
+                    name: SettingLine(list(v.value) if isinstance(v.value, tuple) else v.value, v.source, v.assumed)
+                    for name, v in s.settings.items()
+                },
+                kind,
+                dict(variants),
+                _convolution(layer) if conv else None,
+            )
+        )
 
     # One pass over what may be 100,000 variables, two thirds of them optimizer slots.
     model: list[VariableLine] = []
     bookkeeping: list[VariableLine] = []
     optimizer_tensors = optimizer_params = 0
-    for v in ckpt.variables:
-        if v.category == "model":
-            model.append(line(v))
-        elif v.category == "optimizer":
+    size = math.prod
+    for info, category in ckpt.each_variable():
+        if category == "optimizer":
             optimizer_tensors += 1
-            optimizer_params += v.info.size
-        elif v.category == "bookkeeping":
-            bookkeeping.append(line(v))
+            optimizer_params += size(info.shape)
+        elif category == "model":
+            model.append(VariableLine(info.name, list(info.shape), info.dtype, size(info.shape), category))
+        elif category == "bookkeeping":
+            bookkeeping.append(VariableLine(info.name, list(info.shape), info.dtype, size(info.shape), category))
     lstm_params = sum(layer.params for layer in layers)
     unknown = [_unknown_summary(u) for u in ckpt.unknown]
     return Summary(
