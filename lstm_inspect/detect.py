@@ -200,34 +200,40 @@ def categorize(
 ) -> str:
     """ "optimizer", "bookkeeping" or "model" for a tensor that is not part of an LSTM.
 
-    shapes: every stored tensor's shape by name (the TF2 suffix undone, see `base_shapes`): a
-    tensor `X/<anything>` of X's shape is an optimizer slot, whatever the optimizer was called
-    (slot_creator.py names a slot `<variable>/<optimizer name>`, `…_1` for the second).
+    shapes: every stored tensor's shape by name (the TF2 suffix undone): a tensor `X/<anything>`
+    of X's shape is an optimizer slot, whatever the optimizer was called (slot_creator.py names a
+    slot `<variable>/<optimizer name>`, `…_1` for the second).
     trainable: the model's variables as the file declares them (a TF graph's trainable_variables
     collection): never a slot, whatever their names.
     """
-    return _categories({name: TensorInfo(name, (), dtype)}, shapes, trainable)[0][name]
+    shapes = shapes or {}
+    info = TensorInfo(name, shapes.get(name.removesuffix(_TF2_VALUE_SUFFIX), ()), dtype)
+    named = {other: TensorInfo(other, shape, "") for other, shape in shapes.items()}
+    return _categories({name: info}, named, trainable)[0][name]
 
 
 # A scope's facts (_scope_facts): the shapes of the tensors named as it and as each scope above it,
 # and whether a component of it is a bookkeeping name.
-_ScopeFacts = tuple[tuple[tuple[int, ...] | None, ...], bool]
+_ScopeFacts = tuple[tuple[tuple[int, ...], ...], bool]
 
 
 def _categories(
     tensors: Mapping[str, TensorInfo],
-    shapes: Mapping[str, tuple[int, ...]] | None = None,
+    named: Mapping[str, TensorInfo] | None = None,
     trainable: Collection[str] | None = None,
     joined: str | None = None,
 ) -> tuple[dict[str, str], list[tuple[TensorInfo, str, str]]]:
     """categorize() of every tensor; and the model tensors, in order, each with its scope and leaf
     name (_split_leaf). What a leaf name or a scope says is asked once: a file's 100,000 tensors have
-    a handful of leaf names ("kernel", "Adam_1") and a few tensors per scope."""
+    a handful of leaf names ("kernel", "Adam_1") and a few tensors per scope. named: the tensors by
+    name without the TF2 suffix, where a scope's name is looked up (None: `tensors`' own)."""
     # What only a few names have is looked for in all of them at once, and then only in each name
     # when some has it: each name follows a "\n" in `joined` (a name holding one only makes a false hit).
     joined = _joined(tensors) if joined is None else joined
     optimizer_named = ".OPTIMIZER_SLOT" in joined or any("\n" + prefix in joined for prefix in _OPTIMIZER_PREFIXES)
     suffixed = _TF2_VALUE_SUFFIX in joined
+    if named is None:
+        named = {name.removesuffix(_TF2_VALUE_SUFFIX): info for name, info in tensors.items()} if suffixed else tensors
     found: dict[str, str] = {}
     model: list[tuple[TensorInfo, str, str]] = []
     leaves: dict[str, tuple[bool, bool]] = {}  # leaf -> (an optimizer's slot name, a bookkeeping name)
@@ -253,12 +259,12 @@ def _categories(
         if said[0]:
             found[name] = "optimizer"
             continue
-        above: tuple[tuple[int, ...] | None, ...] = ()
+        above: tuple[tuple[int, ...], ...] = ()
         scope, kept = "", False
         if cut >= 0:
             scope = base[:cut]
-            above, kept = scopes.get(scope) or _scope_facts(scope, scopes, shapes)
-        if shapes is not None and shapes.get(base) in above:
+            above, kept = scopes.get(scope) or _scope_facts(scope, scopes, named)
+        if above and info.shape in above:
             found[name] = "optimizer"
         elif info.dtype == "string" or said[1] or kept:
             found[name] = "bookkeeping"
@@ -273,13 +279,11 @@ def _joined(tensors: Iterable[str]) -> str:
     return "\n" + "\n".join(tensors)
 
 
-def _scope_facts(
-    scope: str, scopes: dict[str, _ScopeFacts], shapes: Mapping[str, tuple[int, ...]] | None
-) -> _ScopeFacts:
+def _scope_facts(scope: str, scopes: dict[str, _ScopeFacts], named: Mapping[str, TensorInfo]) -> _ScopeFacts:
     """What a scope says of the tensors in it, kept in `scopes` for it and each scope above it: the
-    shapes of the tensors named as it and as each scope above it (None where there is none), any of
-    which a tensor in it that is an optimizer slot has; and whether a component of it is a
-    bookkeeping name. Made from the nearest scope above that is known, so that each is made once."""
+    shapes of the tensors named as it and as each scope above it, any of which a tensor in it that
+    is an optimizer slot has; and whether a component of it is a bookkeeping name. Made from the
+    nearest scope above that is known, so that each is made once."""
     missing = []
     above = scope
     while above not in scopes:
@@ -297,13 +301,9 @@ def _scope_facts(
         kept = facts[1] or (
             component.startswith(_BOOKKEEPING_HEADS) and _BOOKKEEPING.search(component + "/") is not None
         )
-        facts = scopes[name] = ((shapes.get(name) if shapes is not None else None, *facts[0]), kept)
+        info = named.get(name)  # a scope that is a tensor's name too (a variable, its slots below it)
+        facts = scopes[name] = ((info.shape, *facts[0]) if info is not None else facts[0], kept)
     return facts
-
-
-def base_shapes(tensors: Mapping[str, TensorInfo]) -> dict[str, tuple[int, ...]]:
-    """Every tensor's shape by its name without the TF2 object-checkpoint suffix."""
-    return {name.removesuffix(_TF2_VALUE_SUFFIX): info.shape for name, info in tensors.items()}
 
 
 def _split_leaf(name: str) -> tuple[str, str]:
@@ -369,10 +369,9 @@ def detect(
     """
     configs = configs or {}
     hints = hints or {}
-    shapes = base_shapes(tensors)
     trainable = None if trainable is None else set(trainable)
     joined = _joined(tensors)
-    categories, placed = _categories(tensors, shapes, trainable, joined)
+    categories, placed = _categories(tensors, None, trainable, joined)
     model = [info for info, _, _ in placed]
     result = Detection()
     asked = _Asked(joined)
