@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from . import activations
@@ -524,14 +524,13 @@ def _detect_scope(
     for claim in asked.claims(leaves):
         layout = claim.layout
         # Every rule must hold; the one that fails for most scopes is asked first.
-        if layout.scope_required is not None and not asked.matches(layout.scope_required, scope):
+        if claim.never or (claim.required is not None and not claim.required(scope)):
             continue
-        foreign = layout.cell.foreign_scope
-        if foreign is not None and asked.matches(foreign, scope):
+        if claim.foreign is not None and claim.foreign(scope):
             continue
         if config is not None and not (layout.config_class and _pattern(layout.config_class).search(config.class_name)):
             continue
-        if layout.scope_pattern is not None and not (claim.evidence or asked.matches(layout.scope_pattern, scope)):
+        if claim.pattern is not None and not claim.pattern(scope):
             continue
         tensors = {key: leaves[leaf] for key, leaf in claim.roles}
         sizes = asked.solve(layout, tuple((key, info.shape) for key, info in tensors.items()))
@@ -568,6 +567,12 @@ class _Claim:
     roles: tuple[tuple[str, str], ...]
     evidence: bool
     cell_name: str
+    # The layout's scope rules as this file's scopes are searched: None where a rule is not searched
+    # (it has none, or it needs text no name of the file holds); `never` where no scope can pass them.
+    required: Callable[[str], object] | None = None
+    foreign: Callable[[str], object] | None = None
+    pattern: Callable[[str], object] | None = None
+    never: bool = False
 
 
 class _Asked:
@@ -610,26 +615,32 @@ class _Asked:
             self._lower = self._names.lower()
         return self._lower
 
-    def matches(self, expression: str, scope: str) -> bool:
-        """_pattern(expression).search(scope), for a scope of the file's names."""
-        return self.possible(expression) and _pattern(expression).search(scope) is not None
-
     def claims(self, leaves: Collection[str]) -> list[_Claim]:
         """Each source layout, in order, whose roles are these leaf names."""
         names = frozenset(leaves)
         found = self._claims.get(names)
         if found is None:
             found = self._claims[names] = [
-                _Claim(
-                    layout,
-                    roles,
-                    any(layout.role(key).evidence for key, _ in roles),
-                    layout.cell_name({key for key, _ in roles}),
-                )
+                self._ruled(layout, roles, any(layout.role(key).evidence for key, _ in roles))
                 for layout in SOURCE_LAYOUTS
                 if (roles := _claim(layout, names)) is not None
             ]
         return found
+
+    def _ruled(self, layout: Layout, roles: tuple[tuple[str, str], ...], evidence: bool) -> _Claim:
+        """A claim with the searches its scope rules need in this file."""
+        required, foreign = layout.scope_required, layout.cell.foreign_scope
+        pattern = None if evidence else layout.scope_pattern
+        return _Claim(
+            layout,
+            roles,
+            evidence,
+            layout.cell_name({key for key, _ in roles}),
+            _pattern(required).search if required is not None and self.possible(required) else None,
+            _pattern(foreign).search if foreign is not None and self.possible(foreign) else None,
+            _pattern(pattern).search if pattern is not None and self.possible(pattern) else None,
+            any(rule is not None and not self.possible(rule) for rule in (required, pattern)),
+        )
 
     def solve(self, layout: Layout, shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> dict[str, int] | None:
         """schema.solve of (role key, shape) pairs, a fresh dict for each layer."""
