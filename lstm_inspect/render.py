@@ -221,6 +221,13 @@ def _pad(cell: str, width: int, justify: str) -> str:
 
 def _columns(rows: Sequence[Sequence[str]], justify: Sequence[str], indent: str = "") -> list[str]:
     """Rows as aligned columns two spaces apart, each line without trailing spaces."""
+    text = "".join(chain.from_iterable(rows))
+    if rows and text.isascii() and text.isprintable():
+        # Printable ASCII (what terminal.safe leaves of nearly every name) is as wide as it is long:
+        # each row is one str.format, its cells measured and padded in C (a 5,000-layer table).
+        widths = [max(map(len, column)) for column in zip(*rows)]
+        aligned = "  ".join(f"{{:{'>' if how == 'right' else '<'}{width}}}" for width, how in zip(widths, justify))
+        return [(indent + aligned.format(*row)).rstrip() for row in rows]
     widths = [max((cell_len(row[i]) for row in rows), default=0) for i in range(len(justify))]
     return [
         (indent + "  ".join(_pad(cell, width, how) for cell, width, how in zip(row, widths, justify))).rstrip()

@@ -173,3 +173,27 @@ def test_ordinary_names_print_unchanged():
 
     show(summarize(Checkpoint(MemoryStore(arrays))), console=console)
     assert f"│ {scope} │" in console.file.getvalue()
+
+
+def test_every_ascii_character_is_shown_as_the_escaping_pattern_says():
+    # safe() answers printable ASCII without its pattern: the answer must be the pattern's.
+    from lstm_inspect import terminal
+
+    for code in range(128):
+        text = f"a{chr(code)}b"
+        assert safe(text) == terminal._compile().sub(terminal._escape, text), code
+
+
+@given(st.lists(st.tuples(st.text(max_size=6), st.text(max_size=6), st.text(max_size=6)), min_size=1, max_size=6))
+def test_columns_align_alike_whether_or_not_every_cell_is_printable_ascii(rows):
+    # _columns pads printable ASCII by str.format; anything else by each cell's terminal width.
+    from lstm_inspect import render
+
+    rows = [tuple(safe(cell) for cell in row) for row in rows]
+    justify = ("left", "right", "left")
+    widths = [max(render.cell_len(row[i]) for row in rows) for i in range(3)]
+    expected = [
+        "  ".join(render._pad(cell, width, how) for cell, width, how in zip(row, widths, justify)).rstrip()
+        for row in rows
+    ]
+    assert render._columns(rows, justify) == expected
