@@ -27,7 +27,7 @@ from .terminal import safe
 
 if TYPE_CHECKING:  # verify pulls in the converters; summary and split need none of it
     import numpy as np
-    from rich.console import Console, ConsoleOptions, Group, JustifyMethod, RenderableType
+    from rich.console import Console, ConsoleOptions, JustifyMethod, RenderableType
     from rich.measure import Measurement
     from rich.segment import Segment
     from rich.table import Table
@@ -258,6 +258,9 @@ class _Lines:
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
 
+    def text_lines(self, width: int) -> list[str]:
+        return self.lines
+
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
         from rich.segment import Segment
 
@@ -278,8 +281,24 @@ class _Wrapped:
     def __init__(self, lines: Sequence[Line], hanging: int = 4) -> None:
         self.lines, self.hanging = lines, hanging
 
+    def text_lines(self, width: int) -> list[str]:
+        return _wrapped(self.lines, width, self.hanging)
+
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
-        yield from _Lines(_wrapped(self.lines, options.max_width, self.hanging)).__rich_console__(console, options)
+        yield from _Lines(self.text_lines(options.max_width)).__rich_console__(console, options)
+
+
+class _Bold(_Wrapped):
+    """Wrapped lines in bold where styles show: a heading."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        from rich.segment import Segment
+        from rich.style import Style
+
+        bold = Style(bold=True)
+        for line in self.text_lines(options.max_width):
+            yield Segment(line, bold)
+            yield Segment.line()
 
 
 class _Fitted:
@@ -297,6 +316,37 @@ class _Fitted:
                 yield renderable
                 return
         yield self.forms[-1](width)
+
+    def text_lines(self, width: int) -> list[str] | None:
+        """The lines rich would print, where every form tried is one of this module's (None otherwise).
+        rich measures _Lines by their widest line, and other renderables of this module, which
+        have no measure, as wider than any screen (rich/measure.py Measurement.get)."""
+        for form in self.forms[:-1]:
+            renderable = form(width)
+            if isinstance(renderable, _Lines):
+                if max((cell_len(line) for line in renderable.lines), default=0) <= width:
+                    return renderable.lines
+            elif not isinstance(renderable, _Wrapped):
+                return None
+        return _text_lines(self.forms[-1](width), width)
+
+
+def _text_lines(renderable: RenderableType, width: int) -> list[str] | None:
+    """The lines rich prints of `renderable` in `width` columns without styles, where it is made
+    of this module's renderables alone; None otherwise (rich must lay it out)."""
+    lines = getattr(renderable, "text_lines", None)
+    return None if lines is None else cast("list[str] | None", lines(width))
+
+
+def _unstyled() -> bool:
+    """Whether rich would print to stdout without styles: not to a terminal, and no environment
+    variable or notebook saying otherwise (rich/console.py Console.is_terminal)."""
+    if "FORCE_COLOR" in os.environ or "TTY_COMPATIBLE" in os.environ or "ipykernel" in sys.modules:
+        return False
+    try:
+        return not sys.stdout.isatty()
+    except (AttributeError, ValueError):  # closed, or no isatty: rich's own answer is then "no terminal" too
+        return True
 
 
 def _rich_table(title: str, columns: Columns, rows: Sequence[Sequence[str]]) -> Table:
@@ -397,20 +447,17 @@ def _variant_text(name: str, value: bool) -> str:
     return f"the cell {variant_words(name, value)} ({name}={value})"
 
 
-def summary_renderable(summary: Summary) -> Group:
-    from rich.console import Group
-    from rich.text import Text
-
-    parts: list[RenderableType] = [Text(f"{safe(summary.path)} ({safe(summary.format)})", style="bold")]
+def summary_parts(summary: Summary) -> list[RenderableType]:
+    parts: list[RenderableType] = [_Bold([f"{safe(summary.path)} ({safe(summary.format)})"], hanging=0)]
     kinds = _kinds(summary.layers)
     if not summary.layers:
-        parts.append(Text(f"No {kinds} layers found."))
+        parts.append(_Wrapped([f"No {kinds} layers found."], hanging=0))
     else:
         parts += _layer_parts(summary, kinds)
     if summary.unknown:
         parts.append(_Wrapped(_unknown_lines(summary)))
     if len(summary.variables) > MAX_VARIABLE_ROWS:
-        parts.append(_variables_by_scope(summary.variables))
+        parts += _variables_by_scope(summary.variables)
     elif summary.variables:
         parts.append(
             _Fitted(lambda width: _variables_table(summary.variables), lambda width: _variable_lines(summary.variables))
@@ -432,7 +479,7 @@ def summary_renderable(summary: Summary) -> Group:
     commands = _next_commands(summary)
     if commands:
         parts.append(_hint(commands))
-    return Group(*parts)
+    return parts
 
 
 def _unknown_lines(summary: Summary) -> list[Line]:
@@ -599,21 +646,19 @@ def _variable_lines(variables: Sequence[VariableLine]) -> _Wrapped:
     )
 
 
-def _variables_by_scope(variables: list[VariableLine]) -> Table:
-    from rich.table import Table
-
+def _variables_by_scope(variables: list[VariableLine]) -> list[RenderableType]:
+    """Many variables: a line per top-level scope, in plain columns as a table of many layers is."""
     groups: dict[str, list[VariableLine]] = {}
     for v in variables:
         groups.setdefault(v.name.split("/", 1)[0], []).append(v)
-    table = Table(
-        title=f"Other model variables: {len(variables)}, by top-level scope (--json lists each)", title_justify="left"
-    )
-    table.add_column("scope", overflow="fold")
-    table.add_column("tensors", justify="right")
-    table.add_column("params", justify="right")
-    for scope, members in groups.items():
-        table.add_row(safe(scope), _num(len(members)), _num(sum(v.params for v in members)))
-    return table
+    rows = [
+        (safe(scope), _num(len(members)), _num(sum(v.params for v in members))) for scope, members in groups.items()
+    ]
+    columns = (("scope", "left"), ("tensors", "right"), ("params", "right"))
+    return [
+        _Wrapped([f"Other model variables: {_num(len(variables))}, by top-level scope (--json lists each)"]),
+        _Lines(_columns([tuple(header for header, _ in columns), *rows], [justify for _, justify in columns])),
+    ]
 
 
 # ---- split -----------------------------------------------------------------------------------------
@@ -1039,11 +1084,9 @@ def _verify_blocks(title: str, layers: Sequence[_VerifyLayer], width: int) -> _L
 _VERDICT_MIN = 24
 
 
-def verify_renderable(result: VerifyResult) -> Group:
+def verify_parts(result: VerifyResult) -> list[RenderableType]:
     """Per layer and target, the largest |difference| from the numpy cell (LSTM, GRU) on the split blocks, the
     tolerance and the verdict (or why the target did not run); then the overall verdict."""
-    from rich.console import Group
-
     title = (
         f"{safe(result.path)}: max |difference| from the numpy cell on the split blocks "
         f"(seed {result.seed}, {result.steps} steps, batch {result.batch})"
@@ -1066,12 +1109,13 @@ def verify_renderable(result: VerifyResult) -> Group:
             f" {covered:,} layer(s) not run: each has the structure of a layer checked above"
             " (name them with --layer to run them)."
         )
-    return Group(table, _Wrapped([verdict]))
+    return [table, _Wrapped([verdict])]
 
 
-_RENDERERS: dict[str, Callable[..., RenderableType]] = {
-    "Summary": summary_renderable,
-    "VerifyResult": verify_renderable,
+# Each result type's renderables, printed one after another.
+_RENDERERS: dict[str, Callable[..., list[RenderableType]]] = {
+    "Summary": summary_parts,
+    "VerifyResult": verify_parts,
 }
 
 
@@ -1095,7 +1139,18 @@ def show(
         sys.stdout.writelines(_json_object(data.items()))
         sys.stdout.write("\n")
     else:
-        _print(console or _console(), _RENDERERS[type(result).__name__](result))
+        parts = _RENDERERS[type(result).__name__](result)
+        if console is None and _unstyled():
+            # What rich would print, without loading it (a tenth of a 20,001-tensor summary) where
+            # every part is this module's: a pipe or a file gets the same bytes either way.
+            width = output_width() or _UNBOUNDED
+            lines = [_text_lines(part, width) for part in parts]
+            if all(part is not None for part in lines):
+                sys.stdout.write("".join(line.rstrip(" \t") + "\n" for part in lines for line in part or ()))
+                return
+        from rich.console import Group
+
+        _print(console or _console(), Group(*parts))
 
 
 # ---- diff ------------------------------------------------------------------------------------------
@@ -1168,17 +1223,11 @@ def _diff_layer(layer: LayerDiff) -> list[RenderableType]:
     return parts
 
 
-def diff_renderable(result: DiffResult) -> Group:
+def diff_parts(result: DiffResult) -> list[RenderableType]:
     """Per matched pair of layers a one-line verdict (and notes); a table of every block of a
     changed pair; layers only one file has; the overall verdict."""
-    from rich.console import Group
-    from rich.text import Text
-
     parts: list[RenderableType] = [
-        Text(
-            f"A: {safe(result.a)} ({result.format_a})\nB: {safe(result.b)} ({result.format_b})",
-            style="bold",
-        )
+        _Bold([f"A: {safe(result.a)} ({result.format_a})", f"B: {safe(result.b)} ({result.format_b})"], hanging=0)
     ]
     for layer in result.layers:
         parts += _diff_layer(layer)
@@ -1197,7 +1246,7 @@ def diff_renderable(result: DiffResult) -> Group:
         reasons += [f"{unmatched} layer(s) in one file only"] if unmatched else []
         verdict = "Different: " + "; ".join(reasons) + "."
     parts.append(_Wrapped([verdict]))
-    return Group(*parts)
+    return parts
 
 
 def _tolerance(result: DiffResult) -> str:
@@ -1206,4 +1255,4 @@ def _tolerance(result: DiffResult) -> str:
     return tolerance_text(result.atol, result.rtol)
 
 
-_RENDERERS["DiffResult"] = diff_renderable
+_RENDERERS["DiffResult"] = diff_parts

@@ -264,3 +264,75 @@ def test_on_a_terminal_styled_lines_end_without_spaces():
     assert "\x1b[" in out and "bidirectional_rnn" in out
     lines = out.replace("\r\n", "\n").split("\n")
     assert not [line for line in lines if re.sub(r"(?:\x1b\[[0-9;]*m)+$", "", line).endswith((" ", "\t"))]
+
+
+def _many_layer_checkpoint(tmp_path: Path, cells: int = 220, heads: int = 60) -> str:
+    # More layers than a boxed table shows (render.MAX_TABLE_ROWS), more variables than are listed
+    # one by one (MAX_VARIABLE_ROWS), a bookkeeping tensor, in two top-level scopes.
+    import numpy as np
+
+    from .test_values import cell, write_checkpoint
+
+    arrays: dict[str, np.ndarray] = {"global_step": np.array(7, np.float32)}
+    for k in range(cells):
+        arrays |= cell(f"encoder/cell_{k}/lstm_cell", seed=k)
+    for k in range(heads):
+        arrays |= {f"heads/head_{k}/dense/kernel": np.ones((4, 2), np.float32), f"dense_{k}/b": np.ones(2, np.float32)}
+    return write_checkpoint(str(tmp_path / "model.ckpt"), arrays)
+
+
+@pytest.mark.parametrize("width", (60, 80, None))
+@pytest.mark.parametrize(
+    "path",
+    ["many", "tf1_bidi/model.ckpt", "keras2_h5/model.h5", "tf2_object/", "keras3/model.keras", "tf1_gru/model.ckpt"],
+)
+def test_output_without_rich_is_what_rich_prints(monkeypatch, tmp_path, path, width):
+    # A summary made of this module's renderables alone is printed to a pipe or a file without
+    # rich (render.show); a console given to show() is rich's. Both must give the same bytes.
+    from rich.console import Console
+
+    from lstm_inspect import render
+
+    if width is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", str(width))
+    where = _many_layer_checkpoint(tmp_path) if path == "many" else str(FIXTURES / path)
+    summary = api.load(where).summary()
+    plain = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", plain)
+    render.show(summary)
+    ruled = io.StringIO()
+    render.show(summary, console=Console(file=ruled, width=width or render._UNBOUNDED, markup=False, emoji=False))
+    assert plain.getvalue() == ruled.getvalue()
+    assert plain.getvalue().count("\n") > 3
+
+
+def test_a_summary_of_many_layers_to_a_pipe_loads_no_rich(tmp_path):
+    # A large summary is plain columns and wrapped lines: rich's layout (a tenth of a 20,001-tensor
+    # summary's time) is not imported to print them, only its table of character widths. The scope
+    # table is plain columns too.
+    where = _many_layer_checkpoint(tmp_path)
+    code = (
+        "import sys\nfrom lstm_inspect.cli import main\n"
+        f"try:\n    main(['summary', {where!r}])\nexcept SystemExit:\n    pass\n"
+        "print('RICH', [m for m in ('rich.console', 'rich.table', 'rich.text', 'rich.segment') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "RICH []" in out, out
+    lines = out.splitlines()
+    at = lines.index("Other model variables: 120, by top-level scope (--json lists each)")
+    assert lines[at + 1].split() == ["scope", "tensors", "params"]
+    rows = {row[0]: row[1:] for row in (line.split() for line in lines[at + 2 : at + 63])}
+    assert len(rows) == 61 and rows["heads"] == ["60", "480"] and rows["dense_59"] == ["1", "2"]
+    assert lines[lines.index("LSTM layers") + 1].split() == [
+        "layer",
+        "cell",
+        "gates",
+        "input",
+        "units",
+        "extras",
+        "forget",
+        "bias",
+        "params",
+    ]
