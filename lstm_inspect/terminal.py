@@ -30,8 +30,10 @@ def safe(text: str) -> str:
     """`text` with every character that can move the cursor, rewrite the screen or reorder what
     follows written as Python writes it in a string literal (\\x1b, \\u202e, \\n) and backslashes
     doubled: one line, shown as stored, and reversible. Ordinary text comes back as it is."""
-    if text.isascii() and text.isprintable() and "\\" not in text:
-        return text  # the unsafe ASCII characters are the controls, DEL and the backslash; three C calls
+    if text.isprintable() and "\\" not in text:
+        # Every character _UNSAFE names but the backslash is one str.isprintable refuses (categories
+        # Cc, Cf, Cs, Zl): two C calls answer for what nearly every name is, "×" and "—" included.
+        return text
     unsafe = _compiled or _compile()
     return unsafe.sub(_escape, text) if unsafe.search(text) else text
 

@@ -175,13 +175,15 @@ def test_ordinary_names_print_unchanged():
     assert f"│ {scope} │" in console.file.getvalue()
 
 
-def test_every_ascii_character_is_shown_as_the_escaping_pattern_says():
-    # safe() answers printable ASCII without its pattern: the answer must be the pattern's.
+def test_every_character_is_shown_as_the_escaping_pattern_says():
+    # safe() answers printable text without its pattern: the answer must be the pattern's, for
+    # every code point (surrogates included).
     from lstm_inspect import terminal
 
-    for code in range(128):
+    unsafe = terminal._compile()
+    for code in range(0x110000):
         text = f"a{chr(code)}b"
-        assert safe(text) == terminal._compile().sub(terminal._escape, text), code
+        assert safe(text) == unsafe.sub(terminal._escape, text), hex(code)
 
 
 @given(st.lists(st.tuples(st.text(max_size=6), st.text(max_size=6), st.text(max_size=6)), min_size=1, max_size=6))
