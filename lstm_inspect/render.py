@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import sys
-import textwrap
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields, is_dataclass
 from itertools import chain
@@ -170,6 +169,8 @@ def _wrap(text: str, width: int, hanging: int = 4) -> list[str]:
     a line of its own and stays whole: the terminal wraps it, and a copy of it is the name."""
     if cell_len(text) <= width:
         return [text]
+    import textwrap  # only for a line too long: most are not
+
     body = text.lstrip(" ")
     lead = len(text) - len(body)
     wrapper = textwrap.TextWrapper(
@@ -1070,6 +1071,8 @@ def _verify_blocks(title: str, layers: Sequence[_VerifyLayer], width: int) -> _L
         for _, _, verdict in layer.checks:
             line = next(aligned)
             if beside:
+                import textwrap
+
                 text = textwrap.wrap(verdict, width - start, break_long_words=False, break_on_hyphens=False)
                 text = text or [verdict]
                 lines.append(_pad(line, start, "left") + text[0])
