@@ -423,9 +423,10 @@ class Checkpoint:
         """Every stored tensor that is no part of a layer, with what it is, in file order."""
         return self._detection.variables
 
-    def each_variable(self) -> Iterator[tuple[TensorInfo, str]]:
-        """(tensor, category) of each of `variables`, made as asked."""
-        return self._detection.each_variable()
+    def variable_groups(self) -> tuple[list[TensorInfo], list[TensorInfo], list[TensorInfo]]:
+        """The tensors of `variables` as (model, optimizer, bookkeeping) lists, in file order, made
+        without a Variable each."""
+        return self._detection.variable_groups()
 
     def __enter__(self) -> Checkpoint:
         return self

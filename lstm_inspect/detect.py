@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import activations
@@ -179,17 +179,21 @@ class Detection:
     tensors: dict[str, TensorInfo] = field(default_factory=dict)
     categories: dict[str, str] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
-
-    def each_variable(self) -> Iterator[tuple[TensorInfo, str]]:
-        """(tensor, category) of every tensor no layer holds, in file order, making nothing per tensor."""
-        categories, used = self.categories, self.used
-        return ((info, categories[name]) for name, info in self.tensors.items() if name not in used)
+    # The tensors of each category, in file order; only model tensors are ever a layer's.
+    model: list[TensorInfo] = field(default_factory=list)
+    slots: list[TensorInfo] = field(default_factory=list)
+    kept: list[TensorInfo] = field(default_factory=list)
 
     @functools.cached_property
     def variables(self) -> list[Variable]:
         """Every tensor no layer holds, with what it is, in file order: made when first asked (a
         summary counts 100,000 of them without)."""
-        return [Variable(info, category) for info, category in self.each_variable()]
+        categories, used = self.categories, self.used
+        return [Variable(info, categories[name]) for name, info in self.tensors.items() if name not in used]
+
+    def variable_groups(self) -> tuple[list[TensorInfo], list[TensorInfo], list[TensorInfo]]:
+        """The tensors no layer holds, as (model, optimizer, bookkeeping) lists in file order."""
+        return [info for info in self.model if info.name not in self.used], self.slots, self.kept
 
 
 def categorize(
@@ -222,11 +226,12 @@ def _categories(
     named: Mapping[str, TensorInfo] | None = None,
     trainable: Collection[str] | None = None,
     joined: str | None = None,
-) -> tuple[dict[str, str], list[tuple[TensorInfo, str, str]]]:
-    """categorize() of every tensor; and the model tensors, in order, each with its scope and leaf
-    name (_split_leaf). What a leaf name or a scope says is asked once: a file's 100,000 tensors have
-    a handful of leaf names ("kernel", "Adam_1") and a few tensors per scope. named: the tensors by
-    name without the TF2 suffix, where a scope's name is looked up (None: `tensors`' own)."""
+) -> tuple[dict[str, str], list[tuple[TensorInfo, str, str]], list[TensorInfo], list[TensorInfo]]:
+    """categorize() of every tensor; the model tensors, in order, each with its scope and leaf
+    name (_split_leaf); the optimizer's tensors and the bookkeeping ones, in order. What a leaf name
+    or a scope says is asked once: a file's 100,000 tensors have a handful of leaf names ("kernel",
+    "Adam_1") and a few tensors per scope. named: the tensors by name without the TF2 suffix, where
+    a scope's name is looked up (None: `tensors`' own)."""
     # What only a few names have is looked for in all of them at once, and then only in each name
     # when some has it: each name follows a "\n" in `joined` (a name holding one only makes a false hit).
     joined = _joined(tensors) if joined is None else joined
@@ -236,16 +241,20 @@ def _categories(
         named = {name.removesuffix(_TF2_VALUE_SUFFIX): info for name, info in tensors.items()} if suffixed else tensors
     found: dict[str, str] = {}
     model: list[tuple[TensorInfo, str, str]] = []
+    slots: list[TensorInfo] = []
+    kept: list[TensorInfo] = []
     leaves: dict[str, tuple[bool, bool]] = {}  # leaf -> (an optimizer's slot name, a bookkeeping name)
     scopes: dict[str, _ScopeFacts] = {}
     for name, info in tensors.items():
         if optimizer_named and (name.startswith(_OPTIMIZER_PREFIXES) or ".OPTIMIZER_SLOT" in name):
             found[name] = "optimizer"
+            slots.append(info)
             continue
         base = name.removesuffix(_TF2_VALUE_SUFFIX) if suffixed else name
         if trainable is not None and base in trainable:
             if info.dtype == "string":
                 found[name] = "bookkeeping"
+                kept.append(info)
             else:
                 found[name] = "model"
                 model.append((info, *_split_leaf(name)))
@@ -258,20 +267,23 @@ def _categories(
             said = leaves[leaf] = (_SLOT_LEAF.match(leaf) is not None, _BOOKKEEPING.search(leaf) is not None)
         if said[0]:
             found[name] = "optimizer"
+            slots.append(info)
             continue
         above: tuple[tuple[int, ...], ...] = ()
-        scope, kept = "", False
+        scope, in_kept = "", False
         if cut >= 0:
             scope = base[:cut]
-            above, kept = scopes.get(scope) or _scope_facts(scope, scopes, named)
+            above, in_kept = scopes.get(scope) or _scope_facts(scope, scopes, named)
         if above and info.shape in above:
             found[name] = "optimizer"
-        elif info.dtype == "string" or said[1] or kept:
+            slots.append(info)
+        elif info.dtype == "string" or said[1] or in_kept:
             found[name] = "bookkeeping"
+            kept.append(info)
         else:
             found[name] = "model"
             model.append((info, scope, leaf))
-    return found, model
+    return found, model, slots, kept
 
 
 def _joined(tensors: Iterable[str]) -> str:
@@ -371,7 +383,7 @@ def detect(
     hints = hints or {}
     trainable = None if trainable is None else set(trainable)
     joined = _joined(tensors)
-    categories, placed = _categories(tensors, None, trainable, joined)
+    categories, placed, slots, kept = _categories(tensors, None, trainable, joined)
     model = [info for info, _, _ in placed]
     result = Detection()
     asked = _Asked(joined)
@@ -399,6 +411,7 @@ def detect(
     _pair_directions(result.layers)
     result.layers = _forward_first(result.layers)
     result.tensors, result.categories, result.used = tensors, categories, used
+    result.model, result.slots, result.kept = model, slots, kept
     return result
 
 

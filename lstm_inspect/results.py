@@ -281,19 +281,12 @@ def summarize(ckpt: Checkpoint) -> Summary:
             )
         )
 
-    # One pass over what may be 100,000 variables, two thirds of them optimizer slots.
-    model: list[VariableLine] = []
-    bookkeeping: list[VariableLine] = []
-    optimizer_tensors = optimizer_params = 0
+    # What may be 100,000 variables, two thirds of them optimizer slots: those are counted in C.
+    model_tensors, slots, kept = ckpt.variable_groups()
     size = math.prod
-    for info, category in ckpt.each_variable():
-        if category == "optimizer":
-            optimizer_tensors += 1
-            optimizer_params += size(info.shape)
-        elif category == "model":
-            model.append(VariableLine(info.name, list(info.shape), info.dtype, size(info.shape), category))
-        elif category == "bookkeeping":
-            bookkeeping.append(VariableLine(info.name, list(info.shape), info.dtype, size(info.shape), category))
+    model = [VariableLine(i.name, list(i.shape), i.dtype, size(i.shape), "model") for i in model_tensors]
+    bookkeeping = [VariableLine(i.name, list(i.shape), i.dtype, size(i.shape), "bookkeeping") for i in kept]
+    optimizer_tensors, optimizer_params = len(slots), sum(map(size, map(attrgetter("shape"), slots)))
     lstm_params = sum(layer.params for layer in layers)
     unknown = [_unknown_summary(u) for u in ckpt.unknown]
     return Summary(
