@@ -66,6 +66,8 @@ _LONG_LEAVES: set[str] = {
 _LONGEST_LEAF = max(leaf.count("/") for leaf in _LONG_LEAVES)
 # The components a long leaf starts with ("Linear", "Gates", "Gates/Linear"): the only heads to lift.
 _LONG_HEADS = {leaf.rsplit("/", depth)[0] for leaf in _LONG_LEAVES for depth in range(1, leaf.count("/") + 1)}
+# The last components of those: a scope ending in none of them has no head to lift.
+_LONG_HEAD_ENDS = {head.rpartition("/")[2] for head in _LONG_HEADS}
 
 
 @record
@@ -334,7 +336,9 @@ def _lift_long_leaves(scopes: dict[str, dict[str, TensorInfo]], asked: _Asked) -
     # parent -> [(scope below it, the components between them)], for every depth that fits.
     children: dict[str, list[tuple[str, str]]] = {}
     for scope, leaves in scopes.items():
-        components = scope.split("/") if scope else []
+        if scope[scope.rfind("/") + 1 :] not in _LONG_HEAD_ENDS:
+            continue
+        components = scope.split("/")
         for depth in range(1, min(_LONGEST_LEAF, len(components)) + 1):
             head = "/".join(components[-depth:])
             if head in _LONG_HEADS and all(f"{head}/{leaf}" in _LONG_LEAVES for leaf in leaves):
