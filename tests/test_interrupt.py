@@ -49,8 +49,9 @@ main()
 # The second layer's first tensor read: every command that reads values is busy there, with the
 # first layer done (printed, written into the temporary file, verified).
 READ = dict(module="lstm_inspect.readers.tf_bundle", owner="TFCheckpoint", method="_read_entry", hold_at=3)
-# summary reads no values: held as it explains the second layer's tensors.
-EXPLAIN = dict(module="lstm_inspect.results", owner="", method="explain", hold_at=2)
+# summary reads no values: held as it lists the second layer's first tensor (each layer holds two;
+# what they hold is explained once per layer structure, so explain() itself runs once here).
+EXPLAIN = dict(module="lstm_inspect.results", owner="", method="TensorLine", hold_at=3)
 
 
 @pytest.fixture(scope="module")
