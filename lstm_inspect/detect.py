@@ -176,12 +176,11 @@ class UnknownLayer:
 class Detection:
     layers: list[LayerSpec] = field(default_factory=list)
     unknown: list[UnknownLayer] = field(default_factory=list)
-    # Every tensor, what each is ("model", "optimizer", "bookkeeping") and the names the layers and
-    # unknown layers hold: what `variables` is made of.
+    # Every tensor, and the names the layers and unknown layers hold: what `variables` is made of.
     tensors: dict[str, TensorInfo] = field(default_factory=dict)
-    categories: dict[str, str] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
-    # The tensors of each category, in file order; only model tensors are ever a layer's.
+    # The tensors of each category ("model", "optimizer", "bookkeeping"), in file order; only model
+    # tensors are ever a layer's.
     model: list[TensorInfo] = field(default_factory=list)
     slots: list[TensorInfo] = field(default_factory=list)
     kept: list[TensorInfo] = field(default_factory=list)
@@ -190,8 +189,8 @@ class Detection:
     def variables(self) -> list[Variable]:
         """Every tensor no layer holds, with what it is, in file order: made when first asked (a
         summary counts 100,000 of them without)."""
-        categories, used = self.categories, self.used
-        return [Variable(info, categories[name]) for name, info in self.tensors.items() if name not in used]
+        categories = _category_names(self.model, self.slots, self.kept)
+        return [Variable(info, categories[name]) for name, info in self.tensors.items() if name not in self.used]
 
     def variable_groups(self) -> tuple[list[TensorInfo], list[TensorInfo], list[TensorInfo]]:
         """The tensors no layer holds, as (model, optimizer, bookkeeping) lists in file order."""
@@ -215,7 +214,16 @@ def categorize(
     shapes = shapes or {}
     info = TensorInfo(name, shapes.get(name.removesuffix(_TF2_VALUE_SUFFIX), ()), dtype)
     named = {other: TensorInfo(other, shape, "") for other, shape in shapes.items()}
-    return _categories({name: info}, named, trainable)[0][name]
+    model, slots, kept = _categories({name: info}, named, trainable)
+    return _category_names([info for info, _, _ in model], slots, kept)[name]
+
+
+def _category_names(model: list[TensorInfo], slots: list[TensorInfo], kept: list[TensorInfo]) -> dict[str, str]:
+    """Each tensor's category by its name, from the lists _categories makes."""
+    found = dict.fromkeys((info.name for info in model), "model")
+    found.update(dict.fromkeys((info.name for info in slots), "optimizer"))
+    found.update(dict.fromkeys((info.name for info in kept), "bookkeeping"))
+    return found
 
 
 # A scope's facts (_scope_facts): the shapes of the tensors named as it and as each scope above it,
@@ -228,8 +236,8 @@ def _categories(
     named: Mapping[str, TensorInfo] | None = None,
     trainable: Collection[str] | None = None,
     joined: str | None = None,
-) -> tuple[dict[str, str], list[tuple[TensorInfo, str, str]], list[TensorInfo], list[TensorInfo]]:
-    """categorize() of every tensor; the model tensors, in order, each with its scope and leaf
+) -> tuple[list[tuple[TensorInfo, str, str]], list[TensorInfo], list[TensorInfo]]:
+    """categorize() of every tensor, as the model tensors, in order, each with its scope and leaf
     name (_split_leaf); the optimizer's tensors and the bookkeeping ones, in order. What a leaf name
     or a scope says is asked once: a file's 100,000 tensors have a handful of leaf names ("kernel",
     "Adam_1") and a few tensors per scope. named: the tensors by name without the TF2 suffix, where
@@ -241,25 +249,22 @@ def _categories(
     suffixed = _TF2_VALUE_SUFFIX in joined
     if named is None:
         named = {name.removesuffix(_TF2_VALUE_SUFFIX): info for name, info in tensors.items()} if suffixed else tensors
-    found: dict[str, str] = {}
     model: list[tuple[TensorInfo, str, str]] = []
     slots: list[TensorInfo] = []
     kept: list[TensorInfo] = []
+    slot, keep, place = slots.append, kept.append, model.append
     leaves: dict[str, tuple[bool, bool]] = {}  # leaf -> (an optimizer's slot name, a bookkeeping name)
     scopes: dict[str, _ScopeFacts] = {}
     for name, info in tensors.items():
         if optimizer_named and (name.startswith(_OPTIMIZER_PREFIXES) or ".OPTIMIZER_SLOT" in name):
-            found[name] = "optimizer"
-            slots.append(info)
+            slot(info)
             continue
         base = name.removesuffix(_TF2_VALUE_SUFFIX) if suffixed else name
         if trainable is not None and base in trainable:
             if info.dtype == "string":
-                found[name] = "bookkeeping"
-                kept.append(info)
+                keep(info)
             else:
-                found[name] = "model"
-                model.append((info, *_split_leaf(name)))
+                place((info, *_split_leaf(name)))
             continue
         # _split_leaf's, the scope made only for a tensor that is no slot by its leaf name.
         cut = base.rfind("/")
@@ -268,8 +273,7 @@ def _categories(
         if said is None:
             said = leaves[leaf] = (_SLOT_LEAF.match(leaf) is not None, _BOOKKEEPING.search(leaf) is not None)
         if said[0]:
-            found[name] = "optimizer"
-            slots.append(info)
+            slot(info)
             continue
         above: tuple[tuple[int, ...], ...] = ()
         scope, in_kept = "", False
@@ -277,15 +281,12 @@ def _categories(
             scope = base[:cut]
             above, in_kept = scopes.get(scope) or _scope_facts(scope, scopes, named)
         if above and info.shape in above:
-            found[name] = "optimizer"
-            slots.append(info)
+            slot(info)
         elif info.dtype == "string" or said[1] or in_kept:
-            found[name] = "bookkeeping"
-            kept.append(info)
+            keep(info)
         else:
-            found[name] = "model"
-            model.append((info, scope, leaf))
-    return found, model, slots, kept
+            place((info, scope, leaf))
+    return model, slots, kept
 
 
 def _joined(tensors: Iterable[str]) -> str:
@@ -387,7 +388,7 @@ def detect(
     hints = hints or {}
     trainable = None if trainable is None else set(trainable)
     joined = _joined(tensors)
-    categories, placed, slots, kept = _categories(tensors, None, trainable, joined)
+    placed, slots, kept = _categories(tensors, None, trainable, joined)
     model = [info for info, _, _ in placed]
     result = Detection()
     asked = _Asked(joined)
@@ -414,7 +415,7 @@ def detect(
     used.update(t.name for layer in result.unknown for t in layer.tensors)
     _pair_directions(result.layers)
     result.layers = _forward_first(result.layers)
-    result.tensors, result.categories, result.used = tensors, categories, used
+    result.tensors, result.used = tensors, used
     result.model, result.slots, result.kept = model, slots, kept
     return result
 
