@@ -15,8 +15,8 @@ import os
 import re
 import struct
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from ..errors import CorruptFile, FileNotFound, LstmInspectError, UnknownName, UnsupportedFormat, warn
@@ -182,20 +182,23 @@ def _parse_entry(buf: bytes) -> _Entry:
 _UINT32 = struct.Struct("<I").unpack_from
 
 
+# The value of each byte of a varint after its first, by its place: looked up, not computed, as
+# numbers in Python cost an object each.
+_VARINT_DIGITS = tuple(tuple((byte & 0x7F) << shift for byte in range(256)) for shift in range(7, 63, 7))
+
+
 def _varint_rest(buf: bytes, pos: int, first: int) -> tuple[int, int]:
     """A varint whose first byte, `first`, says more follow from pos; and the position after it.
     IndexError where the record ends inside it or it runs past 9 bytes (a negative number, or one
     the general decoder is left to measure)."""
-    value, shift = first & 0x7F, 7
-    while True:
+    value = first & 0x7F
+    for digits in _VARINT_DIGITS:
         byte = buf[pos]
         pos += 1
-        value |= (byte & 0x7F) << shift
+        value += digits[byte]
         if byte < 0x80:
             return value, pos
-        shift += 7
-        if shift > 56:
-            raise IndexError
+    raise IndexError
 
 
 def _parse_entry_fields(buf: bytes) -> _Entry:
@@ -324,7 +327,18 @@ def _read_block(f: BinaryIO, file_size: int, offset: int, size: int, where: str,
     return block[:size]
 
 
-def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
+def _block_records(  # noqa: C901  # one loop, as each call or object per entry costs a large index dearly
+    block: bytes, ordered: bool = False, previous: bytes | None = None, index: _Index | None = None
+) -> tuple[list[bytes], list[bytes], Malformed | None]:
+    """A block's keys and values, in order, and what is wrong with the entry that ends them early
+    (None when nothing is), which the caller raises once it has read the entries before it: a
+    damaged index is refused for its first problem. ordered: the keys must grow from entry to entry
+    (a table's data blocks), from previous, the key before the block's first (None: there is none).
+
+    index: a bundle's entries are read into it instead of listed. A BundleEntryProto as TF writes it
+    is read here, field by field as _parse_entry's fast path reads it, with no call or object of its
+    own (its _Entry is made when the tensor is read, which a summary never does); _parse_entry reads
+    any other record (_read_record), and says what is wrong with it."""
     # Entries are (shared key prefix length, rest of key length, value length, rest of key,
     # value); a uint32 array of restart offsets and its count end the block (block.cc).
     if len(block) < 4:
@@ -332,32 +346,120 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
     restarts_at = len(block) - 4 - 4 * int.from_bytes(block[-4:], "little")
     if restarts_at < 0:
         raise Malformed("a block's restart array is larger than the block")
+    keys: list[bytes] = []
+    values: list[bytes] = []
+    if index is not None:
+        infos, names, needed_from_shard, heads = index.infos, index.keys, index.needed_from_shard, index.heads
     pos, key = 0, b""
     key_budget = _MAX_KEY_EXPANSION * len(block)
     while pos < restarts_at:
         # The three lengths nearly always fit one byte each: read so, they need no varint calls.
-        shared, unshared, value_size = block[pos : pos + 3]
+        shared, unshared, value_size = block[pos], block[pos + 1], block[pos + 2]
         if shared < 0x80 and unshared < 0x80 and value_size < 0x80:
             pos += 3
         else:
-            shared, pos = varint(block, pos)
-            unshared, pos = varint(block, pos)
-            value_size, pos = varint(block, pos)
+            try:
+                shared, pos = varint(block, pos)
+                unshared, pos = varint(block, pos)
+                value_size, pos = varint(block, pos)
+            except Malformed as e:
+                return keys, values, e
         if shared > len(key) or pos + unshared + value_size > restarts_at:
-            raise Malformed("a block entry runs past its block")
+            return keys, values, Malformed("a block entry runs past its block")
         key_budget -= shared + unshared
         if key_budget < 0:
-            raise Malformed(f"the keys of a block expand to more than {_MAX_KEY_EXPANSION} times its size")
+            problem = f"the keys of a block expand to more than {_MAX_KEY_EXPANSION} times its size"
+            return keys, values, Malformed(problem)
         key = key[:shared] + block[pos : pos + unshared]
+        if ordered:
+            if previous is not None and key <= previous:
+                return keys, values, Malformed("the table's keys are out of order")
+            previous = key
         pos += unshared
-        yield key, block[pos : pos + value_size]
-        pos += value_size
+        end = pos + value_size
+        if index is None:
+            keys.append(key)
+            values.append(block[pos:end])
+            pos = end
+            continue
+        if not index.num_shards:  # the table's first entry
+            _read_header(key, block[pos:end], index)
+            pos = end
+            continue
+        try:
+            # 1: dtype, 2: shape, as in a record read before (KeyError otherwise; IndexError: a short one).
+            dtype, shape, at, size_field, size = heads[block[pos : pos + block[pos + 3] + 4]]
+            at += pos
+            # 3: shard_id, 4: offset, 5: size: varints, each left out when 0; then 6: crc32c, fixed32.
+            # Read here as _varint_rest reads them: a call costs more than the loop.
+            shard_id = offset = 0
+            if block[at] == 0x18:
+                shard_id = block[at + 1]
+                at += 2
+                if shard_id >= 0x80:
+                    shard_id, at = _varint_rest(block, at, shard_id)
+            if block[at] == 0x20:
+                offset = block[at + 1]
+                at += 2
+                if offset >= 0x80:
+                    offset -= 0x80
+                    for digits in _VARINT_DIGITS:
+                        byte = block[at]
+                        at += 1
+                        offset += digits[byte]
+                        if byte < 0x80:
+                            break
+                    else:
+                        raise IndexError
+            # A tensor's size follows from its dtype and shape: the last one met with this head is
+            # nearly always this one's, and its bytes, compared, need not be decoded again.
+            if block.startswith(size_field, at):
+                at += len(size_field)
+            else:
+                size_at, size = at, 0
+                if block[at] == 0x28:
+                    size = block[at + 1]
+                    at += 2
+                    if size >= 0x80:
+                        size, at = _varint_rest(block, at, size)
+                if block[at] != 0x35:
+                    raise IndexError
+                at += 1
+                head_size = block[pos + 3] + 4
+                heads[block[pos : pos + head_size]] = (dtype, shape, head_size, block[size_at:at], size)
+            if at + 4 != end:
+                raise IndexError
+        except (KeyError, IndexError):
+            entry = _read_record(key, block[pos:end], index)
+            if entry.slices:
+                # A partitioned tensor's own entry has no data: its pieces do (tensor_bundle.cc
+                # AddSlice). It is described with them (TFCheckpoint._describe).
+                pos = end
+                continue
+            dtype, shape = dtype_name(entry.dtype), entry.shape
+            shard_id, offset, size = entry.shard_id, entry.offset, entry.size
+        pos = end
+        data_end = offset + size
+        if data_end >= needed_from_shard.get(shard_id, 0):
+            needed_from_shard[shard_id] = data_end
+        # Names are UTF-8; a stray byte shows as \xNN, so that names print and export as text.
+        try:
+            name = key.decode()  # what nearly every key is: read without naming an error handler
+        except UnicodeDecodeError:
+            name = key.decode("utf-8", "backslashreplace")
+        if name in infos:
+            index.name_met_twice = True
+        names[name] = key
+        infos[name] = TensorInfo(name, shape, dtype, name)
+    if index is not None:
+        index.last_key = previous
+    return keys, values, None
 
 
-def _table_entries(f: BinaryIO, where: str, verify: bool) -> Iterator[tuple[bytes, bytes]]:
-    """The (key, value) records of a table file, in order. The footer is read first, and every
-    block handle checked against the file's size before any block is read: a sparse file that
-    claims gigabytes fails at its footer."""
+def _table_blocks(f: BinaryIO, where: str, verify: bool) -> Iterator[bytes]:
+    """The data blocks of a table file, in order. The footer is read first, and every block handle
+    checked against the file's size before any block is read: a sparse file that claims gigabytes
+    fails at its footer."""
     file_size = f.seek(0, os.SEEK_END)
     footer = b""
     if file_size >= _FOOTER_SIZE:
@@ -369,7 +471,8 @@ def _table_entries(f: BinaryIO, where: str, verify: bool) -> Iterator[tuple[byte
     _, pos = varint(footer, pos)
     # The index block's keys are only separators between data blocks, never tensor names.
     handles, read_up_to = [], 0
-    for _, handle in _block_entries(_read_block(f, file_size, *_block_handle(footer[pos:]), where, verify)):
+    _, index_handles, problem = _block_records(_read_block(f, file_size, *_block_handle(footer[pos:]), where, verify))
+    for handle in index_handles:
         offset, size = _block_handle(handle)
         # Data blocks follow one another (table_builder.cc), so no byte is read twice.
         if offset < read_up_to:
@@ -377,14 +480,22 @@ def _table_entries(f: BinaryIO, where: str, verify: bool) -> Iterator[tuple[byte
         _check_handle(offset, size, file_size)
         read_up_to = offset + size + _TRAILER_SIZE
         handles.append((offset, size))
+    if problem is not None:
+        raise problem
     files.advise(f, [(offset, offset + size + _TRAILER_SIZE) for offset, size in handles])
-    previous = None
     for offset, size in handles:
-        for key, value in _block_entries(_read_block(f, file_size, offset, size, where, verify)):
-            if previous is not None and key <= previous:
-                raise Malformed("the table's keys are out of order")
-            previous = key
-            yield key, value
+        yield _read_block(f, file_size, offset, size, where, verify)
+
+
+def _table_entries(f: BinaryIO, where: str, verify: bool) -> Iterator[tuple[bytes, bytes]]:
+    """The (key, value) records of a table file, in order."""
+    previous = None
+    for block in _table_blocks(f, where, verify):
+        keys, values, problem = _block_records(block, True, previous)
+        yield from zip(keys, values)
+        if problem is not None:
+            raise problem
+        previous = keys[-1] if keys else previous
 
 
 def _check_header(buf: bytes, where: str) -> int:
@@ -611,6 +722,78 @@ def _numpy_dtype(name: str) -> np.dtype | None:
         return None
 
 
+@dataclass(slots=True)
+class _Index:
+    """What opening reads from a bundle's index (_block_records), block by block."""
+
+    where: str
+    num_shards: int = 0  # 0 until the header is read
+    parsed: dict[bytes, _Entry] = field(default_factory=dict)  # the entries read as _Entry at open
+    infos: dict[str, TensorInfo] = field(default_factory=dict)
+    keys: dict[str, bytes] = field(default_factory=dict)  # each tensor's key, by name
+    needed_from_shard: dict[int, int] = field(default_factory=dict)  # the furthest byte a tensor ends at
+    # By the head of a record as TF writes it (dtype, then shape): the dtype's name, the shape, the
+    # head's size, and the size field of the last such record (0x35 alone for none) and its number.
+    heads: dict[bytes, tuple[str, tuple[int, ...], int, bytes, int]] = field(default_factory=dict)
+    partitioned: list[bytes] = field(default_factory=list)  # the keys of entries with slices
+    name_met_twice: bool = False
+    last_key: bytes | None = None  # of the blocks read so far
+
+
+def _read_header(key: bytes, value: bytes, index: _Index) -> None:
+    if key != b"":
+        raise Malformed("the first entry is not the bundle header")
+    index.num_shards = _check_header(value, index.where)
+
+
+def _read_record(key: bytes, value: bytes, index: _Index) -> _Entry:
+    """An entry _block_records does not read itself, read by _parse_entry; its head noted when it is
+    one as TF writes it, so that the records after it with the same head are read in the loop."""
+    entry = index.parsed[key] = _parse_entry(value)
+    if entry.slices:
+        index.partitioned.append(key)
+    elif len(value) >= 4 and value[0] == 0x08 and value[1] < 0x80 and value[2] == 0x12 and value[3] < 0x80:
+        # The head as _parse_entry's fast path reads it: any record with this head and the rest as
+        # TF writes it reads alike in either.
+        head_size = value[3] + 4
+        if head_size <= len(value):
+            shape = _parse_shape(value[4:head_size])
+            index.heads[value[:head_size]] = (dtype_name(value[1]), shape, head_size, b"\x35", 0)
+    return entry
+
+
+class _Entries(Mapping[bytes, _Entry]):
+    """A bundle's entries by key, each read into an _Entry when first asked for (a read asks), from
+    the index's blocks, kept as they are; a summary asks for none."""
+
+    def __init__(self, blocks: list[bytes], parsed: dict[bytes, _Entry]) -> None:
+        self._blocks, self._parsed = blocks, parsed
+
+    @functools.cached_property
+    def _records(self) -> dict[bytes, bytes]:
+        records: dict[bytes, bytes] = {}
+        for block in self._blocks:  # read whole before: nothing is wrong with them
+            keys, values, _ = _block_records(block)
+            records.update(zip(keys, values))
+        del records[b""]  # the header
+        return records
+
+    def __getitem__(self, key: bytes) -> _Entry:
+        entry = self._parsed.get(key)
+        if entry is None:  # a record _block_records read whole, which _parse_entry reads alike
+            entry = self._parsed[key] = _parse_entry(self._records[key])
+        return entry
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._records
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
 class TFCheckpoint:
     """An open V2 checkpoint; a TensorStore. Opening reads the .index file only."""
 
@@ -623,45 +806,32 @@ class TFCheckpoint:
         self._verify = verify
         self._index_path = prefix + ".index"
         self._shards: dict[int, tuple[BinaryIO, int]] = {}
+        index = _Index(self._index_path)
+        blocks = []
         with open_regular(self._index_path, "checkpoint index") as f:
             if opened_size(f) < 1024:  # as small as a Git LFS pointer
                 check_lfs_pointer(self._index_path, f.read(64))
             try:
-                entries = _table_entries(f, self._index_path, verify)
-                key, header = next(entries, (None, b""))
-                if key != b"":
+                for block in _table_blocks(f, self._index_path, verify):
+                    blocks.append(block)
+                    _, _, problem = _block_records(block, True, index.last_key, index)
+                    if problem is not None:
+                        raise problem
+                if not index.num_shards:
                     raise Malformed("the first entry is not the bundle header")
-                self._num_shards = _check_header(header, self._index_path)
-                self._entries = {key: _parse_entry(value) for key, value in entries}
             except Malformed as e:
                 raise self._corrupt(self._index_path, str(e)) from None
-        pieces = self._pieces()
-        needed_from_shard: dict[int, int] = {}  # the furthest byte any tensor's data ends at, per shard
-        dtype_names: dict[int, str] = {}  # a file has a few dtypes: each named once
-        self._infos: dict[str, TensorInfo] = {}
-        self._keys: dict[str, bytes] = {}
-        for key, entry in self._entries.items():
-            if not entry.slices:
-                # A partitioned tensor's own entry has no data: its pieces do (tensor_bundle.cc AddSlice).
-                end = entry.offset + entry.size
-                if end >= needed_from_shard.get(entry.shard_id, 0):
-                    needed_from_shard[entry.shard_id] = end
-            if key in pieces:
-                continue
-            # Names are UTF-8; a stray byte shows as \xNN, so that names print and export as text.
-            name = key.decode("utf-8", "backslashreplace")
-            if name in self._keys:
-                raise self._corrupt(self._index_path, f"two tensors are both named {name!r}")
-            self._keys[name] = key
-            dtype = dtype_names.get(entry.dtype)
-            if dtype is None:
-                dtype = dtype_names[entry.dtype] = dtype_name(entry.dtype)
-            self._infos[name] = TensorInfo(name, entry.shape, dtype, name)
+        self._num_shards = index.num_shards
+        self._entries = _Entries(blocks, index.parsed)
+        self._partitioned = index.partitioned
+        self._infos, self._keys = index.infos, index.keys
+        if index.partitioned or index.name_met_twice:
+            self._describe(self._pieces())
         # A checkpoint without (all of) its data is still worth listing: the shards are checked now,
         # and what is wrong with them is warned of when the store closes, unless a read has failed
         # by then, whose error says it (one line, not a warning and an error saying the same).
-        self._used_shards = sorted(needed_from_shard)
-        self._shard_warnings = self._check_shards(needed_from_shard)
+        self._used_shards = sorted(index.needed_from_shard)
+        self._shard_warnings = self._check_shards(index.needed_from_shard)
         self._graph: GraphHints | None = None
         self._graph_read = False
         self._unsaid = "no graph beside the checkpoint"
@@ -671,13 +841,27 @@ class TFCheckpoint:
         hides them. A tensor whose pieces are missing fails when read; looking no further than its
         first missing piece keeps the keys built here within those the index holds."""
         pieces = set()
-        for key in [key for key, entry in self._entries.items() if entry.slices]:
+        for key in self._partitioned:
             for extents in dict.fromkeys(self._entries[key].slices):
                 piece = _slice_key(key, extents)
                 if piece not in self._entries:
                     break
                 pieces.add(piece)
         return pieces
+
+    def _describe(self, pieces: set[bytes]) -> None:
+        """The TensorInfo of every tensor but the pieces, read from its entry: for an index with
+        partitioned tensors, or two keys whose names read alike; _block_records describes the others."""
+        self._infos, self._keys = {}, {}
+        for key in self._entries:
+            if key in pieces:
+                continue
+            name = key.decode("utf-8", "backslashreplace")
+            if name in self._keys:
+                raise self._corrupt(self._index_path, f"two tensors are both named {name!r}")
+            self._keys[name] = key
+            entry = self._entries[key]
+            self._infos[name] = TensorInfo(name, entry.shape, dtype_name(entry.dtype), name)
 
     @staticmethod
     def _corrupt(path: str, problem: str) -> CorruptFile:
