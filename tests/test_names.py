@@ -199,3 +199,19 @@ def test_columns_align_alike_whether_or_not_every_cell_is_printable_ascii(rows):
         for row in rows
     ]
     assert render._columns(rows, justify) == expected
+
+
+@given(
+    st.text(),
+    st.lists(st.integers(min_value=0, max_value=1 << 70), max_size=5),
+    st.text(max_size=10),
+    st.integers(min_value=0, max_value=1 << 80),
+    st.sampled_from(["model", "bookkeeping", "optimizer"]),
+)
+def test_a_variable_is_written_as_the_json_encoder_writes_it(name, shape, dtype, params, category):
+    # summary --json writes its variables by one format each, the encoder's text exactly.
+    from lstm_inspect import render
+    from lstm_inspect.results import VariableLine
+
+    v = VariableLine(name, shape, dtype, params, category)
+    assert render._variable_json(v) == render._dumps()(v) == json.dumps(json.loads(render._dumps()(v)))
