@@ -3,6 +3,7 @@ and one test per error a user can hit (one line on stderr, non-zero exit, no tra
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -37,6 +38,20 @@ def run(*args: str, cwd: Path | None = None):
         return runner.invoke(main, list(args), catch_exceptions=False)
     finally:
         os.chdir(old)
+
+
+def run_fresh(args: list[str], modules: tuple[str, ...], strict: bool = False) -> tuple[str, list[str]]:
+    """main(args) in an interpreter of its own, stdout a pipe: what it printed, and which of
+    `modules` it imported. strict: the command must exit 0."""
+    ending = "assert not e.code, e.code" if strict else "pass"
+    code = (
+        "import sys\nfrom lstm_inspect.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit as e:\n    {ending}\n"
+        f"print('\\nLOADED', [m for m in {modules!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    printed, _, loaded = out.rpartition("\nLOADED ")
+    return printed, ast.literal_eval(loaded)
 
 
 def golden(name: str, text: str) -> None:

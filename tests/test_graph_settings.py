@@ -25,7 +25,7 @@ from lstm_inspect.targets import tensorflow as tensorflow_target
 from lstm_inspect.verify import verify
 
 from .conftest import FIXTURES, manifest
-from .test_cli import assert_clean_error, golden, run
+from .test_cli import assert_clean_error, golden, run, run_fresh
 from .test_slicer import MemoryStore
 from .test_tf_graph import field, fields, graph_def, graph_of, with_graph
 
@@ -151,13 +151,8 @@ def test_a_meta_given_as_path_opens_its_checkpoint():
 
 
 def test_summary_with_a_graph_imports_neither_numpy_nor_tensorflow():
-    code = (
-        "import sys\nfrom lstm_inspect.cli import main\n"
-        f"try:\n    main(['summary', {str(RELU)!r}])\nexcept SystemExit:\n    pass\n"
-        "print('HEAVY', [m for m in ('numpy', 'h5py', 'tensorflow') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "activation relu (graph:" in out and "HEAVY []" in out, out
+    out, loaded = run_fresh(["summary", str(RELU)], ("numpy", "h5py", "tensorflow"))
+    assert "activation relu (graph:" in out and loaded == [], (out, loaded)
 
 
 @pytest.mark.parametrize(
@@ -172,13 +167,8 @@ def test_summary_with_a_graph_imports_neither_numpy_nor_tensorflow():
 def test_split_and_export_of_graphs_never_import_tensorflow(args, tmp_path):
     # TensorFlow is verify's framework only: every other command reads graphs and SavedModels itself.
     args = [str(tmp_path / "out.npz") if a == "OUT" else a for a in args]
-    code = (
-        "import sys\nfrom lstm_inspect.cli import main\n"
-        f"try:\n    main({args!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        "print('HEAVY', [m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "HEAVY []" in out, out
+    out, loaded = run_fresh(args, ("tensorflow", "keras", "tf_keras"), strict=True)
+    assert loaded == [], (out, loaded)
 
 
 # --- a graph that is not the checkpoint's, or is damaged, or says two things ----------------------

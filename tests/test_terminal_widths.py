@@ -24,6 +24,7 @@ from lstm_inspect.results import Check, LayerCheck, VerifyResult
 
 from .conftest import FIXTURES
 from .test_cli import run as cli
+from .test_cli import run_fresh
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REGEN = os.environ.get("LSTM_INSPECT_REGEN") == "1"
@@ -313,13 +314,8 @@ def test_a_summary_of_many_layers_to_a_pipe_loads_no_rich(tmp_path):
     # summary's time) is not imported to print them, only its table of character widths. The scope
     # table is plain columns too.
     where = _many_layer_checkpoint(tmp_path)
-    code = (
-        "import sys\nfrom lstm_inspect.cli import main\n"
-        f"try:\n    main(['summary', {where!r}])\nexcept SystemExit:\n    pass\n"
-        "print('RICH', [m for m in ('rich.console', 'rich.table', 'rich.text', 'rich.segment') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "RICH []" in out, out
+    out, loaded = run_fresh(["summary", where], ("rich.console", "rich.table", "rich.text", "rich.segment"), True)
+    assert loaded == [], (out, loaded)
     lines = out.splitlines()
     at = lines.index("Other model variables: 120, by top-level scope (--json lists each)")
     assert lines[at + 1].split() == ["scope", "tensors", "params"]
