@@ -155,7 +155,12 @@ def _console() -> Console:
     # would print as a bold "y" and an emoji.
     from rich.console import Console
 
-    return Console(width=output_width() or _UNBOUNDED, markup=False, emoji=False)
+    return Console(width=_width(), markup=False, emoji=False)
+
+
+def _width() -> int:
+    """The width output is laid out in, by rich or without it: the screen's, else unbounded."""
+    return output_width() or _UNBOUNDED
 
 
 # Spaces at the end of a line, before the style codes that may close it: tried only where a run of
@@ -277,6 +282,10 @@ class _Lines:
     def text_lines(self, width: int) -> list[str]:
         return self.lines
 
+    def widest(self) -> int:
+        """The columns the widest line takes: what rich measures them by (__rich_measure__)."""
+        return max((cell_len(line) for line in self.lines), default=0)
+
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
         from rich.segment import Segment
 
@@ -287,7 +296,7 @@ class _Lines:
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         from rich.measure import Measurement
 
-        width = max((cell_len(line) for line in self.lines), default=0)
+        width = self.widest()
         return Measurement(width, width)
 
 
@@ -340,7 +349,7 @@ class _Fitted:
         for form in self.forms[:-1]:
             renderable = form(width)
             if isinstance(renderable, _Lines):
-                if max((cell_len(line) for line in renderable.lines), default=0) <= width:
+                if renderable.widest() <= width:
                     return renderable.lines
             elif not isinstance(renderable, _Wrapped):
                 return None
@@ -377,10 +386,11 @@ def _rich_table(title: str, columns: Columns, rows: Sequence[Sequence[str]]) -> 
     return table
 
 
-def _plain(title: str, columns: Columns, rows: Sequence[tuple[str, ...]]) -> _Lines:
-    """A title, then the header and rows as plain aligned columns; columns: (header, justify)."""
+def _plain(title: str, columns: Columns, rows: Sequence[tuple[str, ...]]) -> list[RenderableType]:
+    """A title, wrapped where it is wider than the screen, then the header and rows as plain
+    aligned columns; columns: (header, justify)."""
     header = tuple(header for header, _ in columns)
-    return _Lines([title, *_columns([header, *rows], [justify for _, justify in columns])])
+    return [_Wrapped([title]), _Lines(_columns([header, *rows], [justify for _, justify in columns]))]
 
 
 def _ordinal(n: int) -> str:
@@ -543,7 +553,7 @@ def _layer_parts(summary: Summary, kinds: str) -> list[RenderableType]:
     ]
     parts: list[RenderableType] = []
     if len(rows) > MAX_TABLE_ROWS:
-        parts.append(_plain(f"{kinds} layers", _LAYER_COLUMNS, rows))
+        parts += _plain(f"{kinds} layers", _LAYER_COLUMNS, rows)
     else:
         # A table narrower than its rows (an 80-column terminal and TF1 scope names) would fold
         # each layer name into pieces, and layer names are what users pass to --layer.
@@ -670,11 +680,8 @@ def _variables_by_scope(variables: list[VariableLine]) -> list[RenderableType]:
     rows = [
         (safe(scope), _num(len(members)), _num(sum(v.params for v in members))) for scope, members in groups.items()
     ]
-    columns = (("scope", "left"), ("tensors", "right"), ("params", "right"))
-    return [
-        _Wrapped([f"Other model variables: {_num(len(variables))}, by top-level scope (--json lists each)"]),
-        _Lines(_columns([tuple(header for header, _ in columns), *rows], [justify for _, justify in columns])),
-    ]
+    title = f"Other model variables: {_num(len(variables))}, by top-level scope (--json lists each)"
+    return _plain(title, (("scope", "left"), ("tensors", "right"), ("params", "right")), rows)
 
 
 # ---- split -----------------------------------------------------------------------------------------
@@ -1161,7 +1168,7 @@ def show(
         if console is None and _unstyled():
             # What rich would print, without loading it (a tenth of a 20,001-tensor summary) where
             # every part is this module's: a pipe or a file gets the same bytes either way.
-            width = output_width() or _UNBOUNDED
+            width = _width()
             lines = [_text_lines(part, width) for part in parts]
             if all(part is not None for part in lines):
                 sys.stdout.write("".join(line.rstrip(" \t") + "\n" for part in lines for line in part or ()))

@@ -211,7 +211,7 @@ def summarize(ckpt: Checkpoint) -> Summary:
     layers = []
     for layer in ckpt.layers:
         s = layer.spec
-        dtype = next(iter(s.tensors.values())).dtype
+        dtype = s.dtype
         if not is_float_dtype(dtype):
             warn(
                 f"{ckpt.path}: LSTM layer {layer.name!r} stores {dtype} weights, which no framework "

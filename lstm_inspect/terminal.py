@@ -6,6 +6,7 @@ them exact (JSON escapes control characters itself).
 
 from __future__ import annotations
 
+import functools
 import re
 
 # C0 controls (ESC starts CSI and OSC sequences; \n and \r make fake rows), DEL, C1 controls
@@ -34,15 +35,11 @@ def safe(text: str) -> str:
         # Every character _UNSAFE names but the backslash is one str.isprintable refuses (categories
         # Cc, Cf, Cs, Zl): two C calls answer for what nearly every name is, "×" and "—" included.
         return text
-    unsafe = _compiled or _compile()
+    unsafe = _compile()
     return unsafe.sub(_escape, text) if unsafe.search(text) else text
 
 
 # Compiled on first use: the class of ranges costs as much to compile as `--help` spends on its own.
-_compiled: re.Pattern[str] | None = None
-
-
+@functools.cache
 def _compile() -> re.Pattern[str]:
-    global _compiled
-    _compiled = re.compile(_UNSAFE)
-    return _compiled
+    return re.compile(_UNSAFE)
