@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
@@ -186,6 +186,7 @@ def test_every_character_is_shown_as_the_escaping_pattern_says():
         assert safe(text) == unsafe.sub(terminal._escape, text), hex(code)
 
 
+@settings(deadline=None)  # bound by work, not by the clock of a busy machine
 @given(st.lists(st.tuples(st.text(max_size=6), st.text(max_size=6), st.text(max_size=6)), min_size=1, max_size=6))
 def test_columns_align_alike_whether_or_not_every_cell_is_printable_ascii(rows):
     # _columns pads printable ASCII by str.format; anything else by each cell's terminal width.
@@ -208,6 +209,7 @@ def test_columns_align_alike_whether_or_not_every_cell_is_printable_ascii(rows):
     st.integers(min_value=0, max_value=1 << 80),
     st.sampled_from(["model", "bookkeeping", "optimizer"]),
 )
+@settings(deadline=None)
 def test_a_variable_is_written_as_the_json_encoder_writes_it(name, shape, dtype, params, category):
     # summary --json writes its variables by one format each, the encoder's text exactly.
     from lstm_inspect import render
