@@ -16,11 +16,12 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields, is_dataclass
 from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from .activations import shown
 from .records import record
-from .results import LayerSplit, LayerSummary, SplitResult, SplitStream, Summary, VariableLine, block_title
+from .results import LayerSplit, LayerSummary, SplitResult, SplitStream, Summary, TensorLine, VariableLine, block_title
 from .schema import KIND_NAMES, LAYOUTS, variant_words
 from .terminal import safe
 
@@ -60,7 +61,8 @@ def _json_object(members: Iterable[tuple[str, object]]) -> Iterator[str]:
         opening = ",\n"
         if isinstance(value, list) and value:
             # In pieces of a few hundred elements: a write per element cost as much as its encoding.
-            spell = _variable_json if set(map(type, value)) == {VariableLine} else dumps
+            kinds = set(map(type, value))
+            spell = _variable_json if kinds == {VariableLine} else _LayerText() if kinds == {LayerSummary} else dumps
             for at in range(0, len(value), _JSON_BATCH):
                 yield ("[\n    " if at == 0 else ",\n    ") + ",\n    ".join(map(spell, value[at : at + _JSON_BATCH]))
             yield "\n  ]"
@@ -81,6 +83,94 @@ def _variable_json(v: VariableLine) -> str:
         f'{{"name": {_json_string(v.name)}, "shape": [{shape}], "dtype": {_json_string(v.dtype)}, '
         f'"params": {v.params}, "category": {_json_string(v.category)}}}'
     )
+
+
+class _LayerText:
+    """LayerSummary records as dumps() writes them, for the thousands of layers a summary may list
+    (5,000 of a 100,000-tensor file: two thirds of its --json). A file has few structures: the text
+    of the fields between cell and pair (framework … dtype), and of those after tensors (settings …
+    convolution), is made once per set of values and kept.
+
+    Fields declared str, int, bool or None are keyed by value and type, which give their text, as
+    are gates' names; settings' and variants' keys (str) by value. forget_bias (a float: -0.0 == 0.0), the
+    convolution dict and the records in settings and variants (frozen, and shared by summarize
+    between the layers of one structure) are keyed by identity: the layers being written hold
+    every such object for as long as the texts are kept, so no identity passes to another object
+    meanwhile, and one made anew per layer only misses. A layer's own fields (name, cell, pair,
+    direction, tensors) are written each time; a record whose fields are not of the types it is
+    declared with goes to the encoder whole."""
+
+    # LayerSummary's fields as this writes them (tests/test_names.py holds the two alike).
+    HEAD = ("name", "cell")
+    MIDDLE = (
+        "framework",
+        "layout",
+        "gate_order",
+        "gates",
+        "input_size",
+        "units",
+        "recurrent_size",
+        "projection",
+        "peepholes",
+        "forget_bias",
+        "activation",
+        "recurrent_activation",
+        "activation_source",
+        "params",
+        "dtype",
+    )
+    OWN = ("pair", "direction", "tensors")
+    TAIL = ("settings", "kind", "variants", "convolution")
+
+    def __init__(self) -> None:
+        self.dumps = _dumps()
+        self.middles: dict[tuple[object, ...], str] = {}
+        self.tails: dict[tuple[object, ...], str] = {}
+        # The middle's fields declared str, int, bool or None, keyed by value; gates (list[str])
+        # and forget_bias (float) apart.
+        self.scalars = attrgetter(*(name for name in self.MIDDLE if name not in ("gates", "forget_bias")))
+        self.known = _record_fields(LayerSummary) == self.HEAD + self.MIDDLE + self.OWN + self.TAIL
+
+    def __call__(self, layer: object) -> str:
+        if type(layer) is not LayerSummary or not self.known:
+            return self.dumps(layer)
+        gates, tensors, settings, variants = layer.gates, layer.tensors, layer.settings, layer.variants
+        if not (type(gates) is list and type(tensors) is list and set(map(type, tensors)) <= {TensorLine}):
+            return self.dumps(layer)
+        if not (type(settings) is dict and type(variants) is dict):
+            return self.dumps(layer)
+        scalars = self.scalars(layer)
+        key: tuple[object, ...] = (scalars, tuple(map(type, scalars)), tuple(gates), tuple(map(type, gates)))
+        key += (id(layer.forget_bias),)
+        middle = self.middles.get(key)
+        if middle is None:
+            middle = self.middles[key] = self._members(layer, self.MIDDLE)
+        kind = layer.kind
+        key = (kind, type(kind), id(layer.convolution), tuple(settings), tuple(map(id, settings.values())))
+        key += (tuple(variants), tuple(map(id, variants.values())))
+        tail = self.tails.get(key)
+        if tail is None:
+            tail = self.tails[key] = self._members(layer, self.TAIL)
+        js, dumps = _json_string, self.dumps
+        name, cell, pair, direction = layer.name, layer.cell, layer.pair, layer.direction
+        return (
+            f'{{"name": {js(name) if type(name) is str else dumps(name)}, '
+            f'"cell": {js(cell) if type(cell) is str else dumps(cell)}, {middle}, '
+            f'"pair": {js(pair) if type(pair) is str else dumps(pair)}, '
+            f'"direction": {js(direction) if type(direction) is str else dumps(direction)}, "tensors": ['
+            + ", ".join(
+                [
+                    f'{{"name": {js(t.name)}, "shape": [{", ".join(map(str, t.shape))}], '
+                    f'"explanation": {js(t.explanation)}}}'
+                    for t in tensors
+                ]
+            )
+            + f"], {tail}}}"
+        )
+
+    def _members(self, layer: LayerSummary, names: tuple[str, ...]) -> str:
+        """These fields as dumps() writes them in the record, without the braces."""
+        return self.dumps({name: getattr(layer, name) for name in names})[1:-1]
 
 
 @functools.cache

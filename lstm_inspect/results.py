@@ -70,7 +70,7 @@ class TensorLine:
     explanation: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)  # the layers of one structure share them
 class SettingLine:
     """One setting of a layer as summary reports it: its value, where it was read (or why it is
     assumed and how to override it), and whether it is assumed (the file does not say)."""
@@ -203,10 +203,18 @@ def variant_settings(layer: Layer) -> dict[str, Setting]:
     return found
 
 
+def _setting_lines(settings: Mapping[str, Setting]) -> dict[str, SettingLine]:
+    return {
+        name: SettingLine(list(v.value) if isinstance(v.value, tuple) else v.value, v.source, v.assumed)
+        for name, v in settings.items()
+    }
+
+
 def summarize(ckpt: Checkpoint) -> Summary:
     said: dict[tuple, str] = {}
     # What a layer's structure and settings give (a file's thousands of layers are a few of each),
-    # worked out once per structure; every layer gets lists and dicts of its own.
+    # worked out once per structure; every layer gets lists and dicts of its own, of frozen
+    # SettingLines that the layers of a structure share (summary --json writes their text once).
     shared: dict[tuple, tuple] = {}
     layers = []
     for layer in ckpt.layers:
@@ -246,9 +254,11 @@ def summarize(ckpt: Checkpoint) -> Summary:
                 layout.cell.name,
                 variant_settings(layer),
                 _convolution(layer) is not None,
+                # A value that is a list is each layer's own; the rest are frozen and shared.
+                None if any(isinstance(v.value, tuple) for v in s.settings.values()) else _setting_lines(s.settings),
             )
         (framework, key, letters, order, input_size, units, recurrent, projection, peepholes, forget_bias) = made[:10]
-        activation, recurrent_activation, activation_source, params, explained, kind, variants, conv = made[10:]
+        activation, recurrent_activation, activation_source, params, explained, kind, variants, conv, lines = made[10:]
         layers.append(
             LayerSummary(
                 s.name,
@@ -271,10 +281,7 @@ def summarize(ckpt: Checkpoint) -> Summary:
                 s.pair,
                 s.direction,
                 [TensorLine(info.name, list(info.shape), text) for info, text in zip(s.tensors.values(), explained)],
-                {
-                    name: SettingLine(list(v.value) if isinstance(v.value, tuple) else v.value, v.source, v.assumed)
-                    for name, v in s.settings.items()
-                },
+                dict(lines) if lines is not None else _setting_lines(s.settings),
                 kind,
                 dict(variants),
                 _convolution(layer) if conv else None,

@@ -678,7 +678,10 @@ def test_summary_json_streamed_member_by_member_is_its_to_dict(capsys):
     import lstm_inspect
     from lstm_inspect.render import json_text, show
 
-    for path in (BASIC, str(FIXTURES / "tf1_adam" / "model.ckpt"), str(FIXTURES / "keras3_forms" / "model.keras")):
+    # Layers with a pair, variants (a GRU's reset_after) and convolutions among them.
+    names = ["tf1_adam/model.ckpt", "keras3_forms/model.keras", "tf1_gru_bidi/model.ckpt", "keras3_gru/model.keras"]
+    paths = [BASIC, *(str(FIXTURES / name) for name in [*names, "keras3_conv/model.keras"])]
+    for path in paths:
         with lstm_inspect.load(path) as ckpt:
             summary = ckpt.summary()
             show(summary, as_json=True, stats=lambda: {"requests": 3})

@@ -217,3 +217,98 @@ def test_a_variable_is_written_as_the_json_encoder_writes_it(name, shape, dtype,
 
     v = VariableLine(name, shape, dtype, params, category)
     assert render._variable_json(v) == render._dumps()(v) == json.dumps(json.loads(render._dumps()(v)))
+
+
+# Values a summary's layers may hold, a few of each so that layers share them: what JSON tells
+# apart and Python calls equal (1, 1.0, True; 0.0, -0.0) among them.
+_NUMBERS = st.sampled_from([0, 1, 2, 0.0, -0.0, 1.0, 2.5, float("nan"), float("inf"), True, False])
+_VALUES = st.one_of(st.none(), _NUMBERS, st.text(max_size=4), st.lists(_NUMBERS, max_size=2))
+
+
+@given(st.data())
+@settings(deadline=None, max_examples=200)
+def test_layers_are_written_as_the_json_encoder_writes_them(data):
+    # summary --json writes a layer's shared fields once per set of values (render._LayerText);
+    # every layer must read as the encoder writes it, whatever the layers before it were.
+    from lstm_inspect import render
+    from lstm_inspect.results import LayerSummary, SettingLine, TensorLine
+    from lstm_inspect.schema import Setting
+
+    def pool(strategy, size=2):
+        return st.sampled_from(data.draw(st.lists(strategy, min_size=1, max_size=size)))
+
+    texts = pool(st.text(max_size=4))
+    # Fields declared int, bool or str are keyed by value and type: 1, 1.0 and True among them.
+    ints = pool(st.sampled_from([0, 1, 2, 1.0, 2.5, True, False]))
+    floats = pool(st.one_of(st.none(), st.sampled_from([0.0, -0.0, 1.0, float("nan")])))
+    lines = pool(st.builds(SettingLine, _VALUES, st.text(max_size=4), st.booleans()), 3)
+    variants = pool(st.builds(Setting, _VALUES, st.text(max_size=4), st.booleans()))
+    shape = st.lists(st.integers(min_value=0, max_value=1 << 40), max_size=2)  # ints, as a variable's
+    tensors = st.lists(st.builds(TensorLine, st.text(max_size=4), shape, texts), max_size=2)
+    convolution = st.one_of(st.none(), st.dictionaries(st.text(max_size=2), _VALUES, max_size=2))
+    layer = st.builds(
+        LayerSummary,
+        texts,
+        st.one_of(st.none(), texts),  # name, cell
+        texts,
+        texts,
+        texts,
+        st.lists(texts, max_size=4),  # framework, layout, gate_order, gates
+        ints,
+        ints,
+        ints,
+        st.one_of(st.none(), ints),
+        ints,
+        floats,
+        texts,
+        texts,
+        texts,
+        ints,
+        texts,  # activations, activation_source, params, dtype
+        st.one_of(st.none(), texts),
+        st.one_of(st.none(), texts),
+        tensors,  # pair, direction
+        st.dictionaries(texts, lines, max_size=3),
+        texts,
+        st.dictionaries(texts, variants, max_size=2),
+        convolution,
+    )
+    layers = data.draw(st.lists(layer, min_size=1, max_size=6))
+    spell, dumps = render._LayerText(), render._dumps()
+    assert spell.known  # the fields it writes are LayerSummary's
+    for one in layers:
+        assert spell(one) == dumps(one) == json.dumps(render._record_members(one), default=render._record_members)
+
+
+def test_layers_equal_in_python_but_not_in_json_are_written_apart():
+    from lstm_inspect import render
+    from lstm_inspect.results import LayerSummary
+
+    def layer(forget_bias, units):
+        return LayerSummary(
+            "l",
+            None,
+            "tensorflow",
+            "tf1",
+            "ijfo",
+            ["i"],
+            1,
+            units,
+            1,
+            None,
+            False,
+            forget_bias,
+            "tanh",
+            "sigmoid",
+            "default",
+            8,
+            "float32",
+            None,
+            None,
+            [],
+        )
+
+    layers = [layer(0.0, 2), layer(-0.0, 2), layer(0.0, 2.0), layer(0.0, True), layer(0.0, 1)]
+    spell = render._LayerText()
+    assert [spell(one) for one in layers] == [render._dumps()(one) for one in layers]
+    assert len({spell(one) for one in layers}) == 5
