@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 from .api import Checkpoint, Layer, is_float_dtype
 from .detect import LayerSpec, UnknownLayer
 from .errors import LstmInspectError, warn
-from .records import record
+from .records import frozen_record, record
 from .schema import SPATIAL_SIZES, Setting
 from .schema import explain as explain_role
 from .slicer import Block
@@ -61,8 +61,8 @@ def as_dict(result: object) -> dict:
     return data
 
 
-# A line per tensor and per setting: the two result types made in their thousands for a large
-# file, compiled dataclasses (a faster __init__ than a record's, for a fixed cost at import).
+# A line per tensor: made in its thousands for a large file, a compiled dataclass (a faster
+# __init__ than a record's, for a fixed cost at import).
 @dataclass(slots=True)
 class TensorLine:
     name: str
@@ -70,7 +70,7 @@ class TensorLine:
     explanation: str
 
 
-@dataclass(slots=True, frozen=True)  # the layers of one structure share them
+@frozen_record  # made once per layer structure, and shared by its layers
 class SettingLine:
     """One setting of a layer as summary reports it: its value, where it was read (or why it is
     assumed and how to override it), and whether it is assumed (the file does not say)."""
