@@ -15,7 +15,7 @@ import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields, is_dataclass
-from itertools import chain
+from itertools import chain, repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
@@ -62,7 +62,9 @@ def _json_object(members: Iterable[tuple[str, object]]) -> Iterator[str]:
         if isinstance(value, list) and value:
             # In pieces of a few hundred elements: a write per element cost as much as its encoding.
             kinds = set(map(type, value))
-            spell = _variable_json if kinds == {VariableLine} else _LayerText() if kinds == {LayerSummary} else dumps
+            spell = (
+                _variable_json if kinds == {VariableLine} else _LayerText(value) if kinds == {LayerSummary} else dumps
+            )
             for at in range(0, len(value), _JSON_BATCH):
                 yield ("[\n    " if at == 0 else ",\n    ") + ",\n    ".join(map(spell, value[at : at + _JSON_BATCH]))
             yield "\n  ]"
@@ -96,9 +98,10 @@ class _LayerText:
     convolution dict and the records in settings and variants (frozen, and shared by summarize
     between the layers of one structure) are keyed by identity: the layers being written hold
     every such object for as long as the texts are kept, so no identity passes to another object
-    meanwhile, and one made anew per layer only misses. A layer's own fields (name, cell, pair,
-    direction, tensors) are written each time; a record whose fields are not of the types it is
-    declared with goes to the encoder whole."""
+    meanwhile, and one made anew per layer only misses; an explanation's JSON string is kept by
+    identity too. A layer's own fields (name, cell, pair, direction, tensors) are written each
+    time. The types this spells by itself are checked once for the whole list; a list where any
+    is not as declared goes to the encoder whole."""
 
     # LayerSummary's fields as this writes them (tests/test_names.py holds the two alike).
     HEAD = ("name", "cell")
@@ -122,55 +125,75 @@ class _LayerText:
     OWN = ("pair", "direction", "tensors")
     TAIL = ("settings", "kind", "variants", "convolution")
 
-    def __init__(self) -> None:
+    def __init__(self, layers: list[LayerSummary]) -> None:
         self.dumps = _dumps()
-        self.middles: dict[tuple[object, ...], str] = {}
-        self.tails: dict[tuple[object, ...], str] = {}
+        self.texts: dict[tuple[object, ...], tuple[str, str]] = {}  # key -> (middle, tail)
+        self.spelled: dict[int, str] = {}  # an explanation's identity -> its JSON string
         # The middle's fields declared str, int, bool or None, keyed by value; gates (list[str])
         # and forget_bias (float) apart.
         self.scalars = attrgetter(*(name for name in self.MIDDLE if name not in ("gates", "forget_bias")))
-        self.known = _record_fields(LayerSummary) == self.HEAD + self.MIDDLE + self.OWN + self.TAIL
+        # The types this writes by itself, checked once for all the layers (in C, not per layer):
+        # strings or None for the layer's own fields, str for a tensor's name and explanation,
+        # int for its dimensions (which str() then spells as JSON does).
+        tensors = list(chain.from_iterable(map(attrgetter("tensors"), layers)))
+        containers = attrgetter("gates", "tensors", "settings", "variants")
+        self.typed = (
+            _record_fields(LayerSummary) == self.HEAD + self.MIDDLE + self.OWN + self.TAIL
+            and set(map(type, layers)) == {LayerSummary}
+            and set(map(tuple, map(map, repeat(type), map(containers, layers)))) <= {(list, list, dict, dict)}
+            and set(map(type, chain.from_iterable(map(_OWN_STRINGS, layers)))) <= {str, type(None)}
+            and set(map(type, tensors)) <= {TensorLine}
+            and set(map(type, chain.from_iterable(map(_TENSOR_STRINGS, tensors)))) <= {str}
+            and set(map(type, map(_SHAPE, tensors))) <= {list}
+            and set(map(type, chain.from_iterable(map(_SHAPE, tensors)))) <= {int}
+        )
 
-    def __call__(self, layer: object) -> str:
-        if type(layer) is not LayerSummary or not self.known:
+    def __call__(self, layer: LayerSummary) -> str:
+        if not self.typed:
             return self.dumps(layer)
-        gates, tensors, settings, variants = layer.gates, layer.tensors, layer.settings, layer.variants
-        if not (type(gates) is list and type(tensors) is list and set(map(type, tensors)) <= {TensorLine}):
-            return self.dumps(layer)
-        if not (type(settings) is dict and type(variants) is dict):
-            return self.dumps(layer)
-        scalars = self.scalars(layer)
-        key: tuple[object, ...] = (scalars, tuple(map(type, scalars)), tuple(gates), tuple(map(type, gates)))
-        key += (id(layer.forget_bias),)
-        middle = self.middles.get(key)
-        if middle is None:
-            middle = self.middles[key] = self._members(layer, self.MIDDLE)
+        scalars, gates, settings, variants = self.scalars(layer), layer.gates, layer.settings, layer.variants
         kind = layer.kind
-        key = (kind, type(kind), id(layer.convolution), tuple(settings), tuple(map(id, settings.values())))
-        key += (tuple(variants), tuple(map(id, variants.values())))
-        tail = self.tails.get(key)
-        if tail is None:
-            tail = self.tails[key] = self._members(layer, self.TAIL)
-        js, dumps = _json_string, self.dumps
-        name, cell, pair, direction = layer.name, layer.cell, layer.pair, layer.direction
+        key = (
+            scalars,
+            tuple(map(type, scalars)),
+            tuple(gates),
+            tuple(map(type, gates)),
+            id(layer.forget_bias),
+            kind,
+            type(kind),
+            id(layer.convolution),
+            tuple(settings),
+            tuple(map(id, settings.values())),
+            tuple(variants),
+            tuple(map(id, variants.values())),
+        )
+        texts = self.texts.get(key)
+        if texts is None:
+            texts = self.texts[key] = (self._members(layer, self.MIDDLE), self._members(layer, self.TAIL))
+        js, spelled = _json_string, self.spelled
+        tensors = []
+        for t in layer.tensors:
+            explanation = spelled.get(id(t.explanation))
+            if explanation is None:
+                explanation = spelled[id(t.explanation)] = js(t.explanation)
+            shape = ", ".join(map(str, t.shape))
+            tensors.append(f'{{"name": {js(t.name)}, "shape": [{shape}], "explanation": {explanation}}}')
+        cell, pair, direction = layer.cell, layer.pair, layer.direction
         return (
-            f'{{"name": {js(name) if type(name) is str else dumps(name)}, '
-            f'"cell": {js(cell) if type(cell) is str else dumps(cell)}, {middle}, '
-            f'"pair": {js(pair) if type(pair) is str else dumps(pair)}, '
-            f'"direction": {js(direction) if type(direction) is str else dumps(direction)}, "tensors": ['
-            + ", ".join(
-                [
-                    f'{{"name": {js(t.name)}, "shape": [{", ".join(map(str, t.shape))}], '
-                    f'"explanation": {js(t.explanation)}}}'
-                    for t in tensors
-                ]
-            )
-            + f"], {tail}}}"
+            f'{{"name": {js(layer.name)}, "cell": {"null" if cell is None else js(cell)}, {texts[0]}, '
+            f'"pair": {"null" if pair is None else js(pair)}, '
+            f'"direction": {"null" if direction is None else js(direction)}, '
+            f'"tensors": [{", ".join(tensors)}], {texts[1]}}}'
         )
 
     def _members(self, layer: LayerSummary, names: tuple[str, ...]) -> str:
         """These fields as dumps() writes them in the record, without the braces."""
         return self.dumps({name: getattr(layer, name) for name in names})[1:-1]
+
+
+_OWN_STRINGS = attrgetter("name", "cell", "pair", "direction")
+_TENSOR_STRINGS = attrgetter("name", "explanation")
+_SHAPE = attrgetter("shape")
 
 
 @functools.cache
