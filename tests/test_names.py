@@ -280,35 +280,19 @@ def test_layers_are_written_as_the_json_encoder_writes_them(data):
         assert spell(one) == dumps(one) == json.dumps(render._record_members(one), default=render._record_members)
 
 
+def _layer(forget_bias: object = 1.0, units: object = 2, tensors: tuple = ()):
+    from lstm_inspect.results import LayerSummary, TensorLine
+
+    return LayerSummary(
+        *("l", None, "tensorflow", "tf1", "ijfo", ["i"], 1, units, 1, None, False, forget_bias),
+        *("tanh", "sigmoid", "default", 8, "float32", None, None, [TensorLine(*t) for t in tensors]),
+    )
+
+
 def test_layers_equal_in_python_but_not_in_json_are_written_apart():
     from lstm_inspect import render
-    from lstm_inspect.results import LayerSummary
 
-    def layer(forget_bias, units):
-        return LayerSummary(
-            "l",
-            None,
-            "tensorflow",
-            "tf1",
-            "ijfo",
-            ["i"],
-            1,
-            units,
-            1,
-            None,
-            False,
-            forget_bias,
-            "tanh",
-            "sigmoid",
-            "default",
-            8,
-            "float32",
-            None,
-            None,
-            [],
-        )
-
-    layers = [layer(0.0, 2), layer(-0.0, 2), layer(0.0, 2.0), layer(0.0, True), layer(0.0, 1)]
+    layers = [_layer(0.0, 2), _layer(-0.0, 2), _layer(0.0, 2.0), _layer(0.0, True), _layer(0.0, 1)]
     spell = render._LayerText(layers)
     assert spell.typed and [spell(one) for one in layers] == [render._dumps()(one) for one in layers]
     assert len({spell(one) for one in layers}) == 5
@@ -322,30 +306,8 @@ def test_layers_whose_own_fields_are_not_as_declared_go_to_the_encoder(tensor):
     # A dimension that is a bool or a float, a shape that is a tuple, a name of bytes (not JSON:
     # the encoder says so): the whole list is the encoder's.
     from lstm_inspect import render
-    from lstm_inspect.results import LayerSummary, TensorLine
 
-    one = LayerSummary(
-        "l",
-        None,
-        "tensorflow",
-        "tf1",
-        "ijfo",
-        ["i"],
-        1,
-        2,
-        1,
-        None,
-        False,
-        1.0,
-        "tanh",
-        "sigmoid",
-        "default",
-        8,
-        "float32",
-        None,
-        None,
-        [TensorLine(*tensor)],
-    )
+    one = _layer(tensors=(tensor,))
     spell = render._LayerText([one])
     assert not spell.typed
     try:
