@@ -94,14 +94,15 @@ class _LayerText:
     convolution), is made once per set of values and kept.
 
     Fields declared str, int, bool or None are keyed by value and type, which give their text, as
-    are gates' names; settings' and variants' keys (str) by value. forget_bias (a float: -0.0 == 0.0), the
-    convolution dict and the records in settings and variants (frozen, and shared by summarize
-    between the layers of one structure) are keyed by identity: the layers being written hold
-    every such object for as long as the texts are kept, so no identity passes to another object
-    meanwhile, and one made anew per layer only misses; an explanation's JSON string is kept by
-    identity too. A layer's own fields (name, cell, pair, direction, tensors) are written each
-    time. The types this spells by itself are checked once for the whole list; a list where any
-    is not as declared goes to the encoder whole."""
+    are gates' names; settings' and variants' keys (str) by value. forget_bias (a float: -0.0 ==
+    0.0), the convolution dict and the records in settings and variants (frozen, and shared by
+    summarize between the layers of one structure) are keyed by identity: the layers being written
+    hold every such object for as long as the texts are kept, so no identity passes to another
+    object meanwhile, and one made anew per layer only misses; an explanation's JSON string is kept
+    by identity too. A layer's own fields (name, cell, pair, direction, tensors) are written each
+    time. The types this spells by itself are checked once for the whole list; a list where any is
+    not as declared goes to the encoder whole. `layers`: LayerSummary records only (_json_object
+    sends no other list here)."""
 
     # LayerSummary's fields as this writes them (tests/test_names.py holds the two alike).
     HEAD = ("name", "cell")
@@ -139,7 +140,6 @@ class _LayerText:
         containers = attrgetter("gates", "tensors", "settings", "variants")
         self.typed = (
             _record_fields(LayerSummary) == self.HEAD + self.MIDDLE + self.OWN + self.TAIL
-            and set(map(type, layers)) == {LayerSummary}
             and set(map(tuple, map(map, repeat(type), map(containers, layers)))) <= {(list, list, dict, dict)}
             and set(map(type, chain.from_iterable(map(_OWN_STRINGS, layers)))) <= {str, type(None)}
             and set(map(type, tensors)) <= {TensorLine}
